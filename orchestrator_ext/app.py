@@ -1,0 +1,195 @@
+"""The orchestrator jupyter-server extension: configuration, start-up and shutdown.
+
+``jupyter orchestrator`` launches a jupyter-server with this extension (and
+JupyterLab): the personal mode. Every setting is a trait here, with ``help``;
+the environment variables named in ``.env.example`` give their defaults.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+from pathlib import Path
+from typing import Any
+
+from jupyter_core.paths import jupyter_data_dir
+from jupyter_server.extension.application import ExtensionApp
+from sqlalchemy.engine import make_url
+from traitlets import Bool, CaselessStrEnum, Float, Int, Unicode, default
+
+from . import __version__
+from .db.embedded import EmbeddedPostgres
+from .db.engine import Database, PoolSettings, migrate, provision_app_role, warn_if_rls_bypassed
+from .handlers import all_handlers
+from .observability import logging as ologging
+from .observability.metrics import Metrics
+from .security.crypto import KeyRing, load_or_create_keyring
+from .services.container import Services, ServiceSettings
+
+
+def _env(name: str, fallback: str = "") -> str:
+    return os.environ.get(name, fallback)
+
+
+class OrchestratorApp(ExtensionApp):
+    """Orchestrator: build, run and operate AI agents from Jupyter."""
+
+    name = "orchestrator"
+    version = __version__
+    description = "Orchestrator: a Jupyter-native platform for AI agents (REST API under /orchestrator/api/v1/)."
+    load_other_extensions = True
+    open_browser = False
+    # Personal mode on a machine where the only account is root (containers, CI):
+    # the server is the user's own, as with `jupyter lab --allow-root`.
+    serverapp_config = {"allow_root": os.geteuid() == 0}  # noqa: RUF012
+
+    database_url = Unicode(
+        help="""PostgreSQL URL the server connects with (e.g. postgresql://orchestrator_app:pw@db:5432/orchestrator).
+        Empty: start the embedded PostgreSQL server under data_dir. Env: ORCHESTRATOR_DATABASE_URL.""",
+    ).tag(config=True)
+
+    database_admin_url = Unicode(
+        help="""URL of the role that owns the tables, used for migrations and to grant the server's role
+        its privileges. Empty: database_url. Env: ORCHESTRATOR_DATABASE_ADMIN_URL.""",
+    ).tag(config=True)
+
+    app_role = Unicode(
+        "orchestrator_app",
+        help="The non-superuser role the server uses on the embedded PostgreSQL (row-level security applies to it).",
+    ).tag(config=True)
+
+    data_dir = Unicode(
+        help="Where the personal mode keeps its database and generated keys. Env: ORCHESTRATOR_DATA_DIR.",
+    ).tag(config=True)
+
+    encryption_keys = Unicode(
+        help="""AES-256-GCM key ring, 'id:base64key[,id:base64key...]'; the first key encrypts, all decrypt.
+        Empty: a key ring generated once and kept in data_dir/keys.json (mode 0600).
+        Env: ORCHESTRATOR_ENCRYPTION_KEYS.""",
+    ).tag(config=True)
+
+    owner = Unicode(
+        help="""On a single-user server (no hub), the user name that every caller holding the server's
+        token or password acts as. Default: the operating-system user running the server.""",
+    ).tag(config=True)
+
+    @default("owner")
+    def _default_owner(self) -> str:
+        return getpass.getuser()
+
+    migrate_on_start = Bool(True, help="Apply database migrations at start-up.").tag(config=True)
+    pool_size = Int(10, help="Database connections kept open by the server.").tag(config=True)
+    pool_max_overflow = Int(10, help="Extra connections allowed above pool_size under load.").tag(config=True)
+    pool_timeout = Float(10.0, help="Seconds to wait for a free connection before answering 503.").tag(config=True)
+    statement_timeout_ms = Int(30_000, help="PostgreSQL statement_timeout for the server's queries.").tag(config=True)
+    max_body_bytes = Int(5 * 1024 * 1024, help="Largest accepted request body, in bytes (larger: 413).").tag(
+        config=True
+    )
+    log_style = CaselessStrEnum(
+        ["json", "text"], "json", help="Format of the orchestrator's own logs: JSON lines, or text for a terminal."
+    ).tag(config=True)
+    log_requests = Bool(True, help="Log one JSON line per API request.").tag(config=True)
+    authenticate_metrics = Bool(
+        True, help="Require authentication for /orchestrator/metrics (like ServerApp.authenticate_prometheus)."
+    ).tag(config=True)
+
+    @default("database_url")
+    def _default_database_url(self) -> str:
+        return _env("ORCHESTRATOR_DATABASE_URL")
+
+    @default("database_admin_url")
+    def _default_database_admin_url(self) -> str:
+        return _env("ORCHESTRATOR_DATABASE_ADMIN_URL")
+
+    @default("data_dir")
+    def _default_data_dir(self) -> str:
+        return _env("ORCHESTRATOR_DATA_DIR", str(Path(jupyter_data_dir()) / "orchestrator"))
+
+    @default("encryption_keys")
+    def _default_encryption_keys(self) -> str:
+        return _env("ORCHESTRATOR_ENCRYPTION_KEYS")
+
+    @default("default_url")
+    def _default_default_url(self) -> str:
+        try:
+            import jupyterlab  # noqa: F401
+        except ImportError:  # pragma: no cover - jupyterlab is a dependency
+            return "/orchestrator/docs"
+        return "/lab"
+
+    embedded: EmbeddedPostgres | None = None
+    services: Services | None = None
+
+    # ---- start-up -------------------------------------------------------------
+
+    def initialize_settings(self) -> None:
+        ologging.configure(fmt=self.log_style)
+        app_url = self._prepare_database()
+        self.services = Services(
+            db=Database(app_url, self._pool_settings()),
+            keyring=self._keyring(),
+            metrics=Metrics(),
+            settings=ServiceSettings(
+                max_body_bytes=self.max_body_bytes,
+                log_requests=self.log_requests,
+                root_dir=Path(self.serverapp.root_dir if self.serverapp else os.getcwd()),
+                authenticate_metrics=self.authenticate_metrics,
+                owner=self.owner,
+            ),
+        )
+        self.services.metrics.watch_pool(self.services.db.pool_status)
+        self.settings["orchestrator_services"] = self.services
+        self.log.info("Orchestrator API at %sorchestrator/api/v1/", self.serverapp.base_url if self.serverapp else "/")
+
+    def initialize_handlers(self) -> None:
+        self.handlers.extend(all_handlers())
+
+    def _prepare_database(self) -> str:
+        """Start the embedded server if needed, migrate, and return the server's own URL."""
+        if self.database_url:
+            app_url = self.database_url
+            admin_url = self.database_admin_url or self.database_url
+            if self.migrate_on_start:
+                migrate(admin_url)
+            if self.database_admin_url:
+                username = make_url(app_url).username
+                if username:
+                    provision_app_role(admin_url, username)
+        else:
+            self.embedded = EmbeddedPostgres(Path(self.data_dir) / "pgdata")
+            self.embedded.start()
+            admin_url = self.embedded.admin_url()
+            if self.migrate_on_start:
+                migrate(admin_url)
+            provision_app_role(admin_url, self.app_role)
+            app_url = self.embedded.role_url(self.app_role)
+        warn_if_rls_bypassed(app_url)
+        return app_url
+
+    def _pool_settings(self) -> PoolSettings:
+        return PoolSettings(
+            size=self.pool_size,
+            max_overflow=self.pool_max_overflow,
+            timeout=self.pool_timeout,
+            statement_timeout_ms=self.statement_timeout_ms,
+        )
+
+    def _keyring(self) -> KeyRing:
+        if self.encryption_keys:
+            return KeyRing.parse(self.encryption_keys)
+        return load_or_create_keyring(Path(self.data_dir) / "keys.json")
+
+    # ---- shutdown -------------------------------------------------------------
+
+    async def stop_extension(self) -> None:
+        if self.services is not None:
+            await self.services.db.dispose()
+            self.services = None
+        if self.embedded is not None:
+            self.embedded.stop()
+            self.embedded = None
+
+
+main = launch_new_instance = OrchestratorApp.launch_instance
+
+

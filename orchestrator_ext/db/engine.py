@@ -1,0 +1,142 @@
+"""Engines, sessions and the start-up steps: migrate, provision the app role.
+
+The server talks to PostgreSQL through one async engine (psycopg 3, pooled).
+Migrations and role provisioning run once at start-up on a short-lived
+synchronous connection with the *admin* URL (the owner of the tables).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+log = logging.getLogger("orchestrator.db")
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+
+def sqlalchemy_url(url: str) -> str:
+    """Accept ``postgresql://`` URLs and select the psycopg 3 driver."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres", "postgresql+psycopg2"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.drivername != "postgresql+psycopg":
+        raise ValueError(f"only PostgreSQL URLs are supported, got {parsed.drivername!r}")
+    return parsed.render_as_string(hide_password=False)
+
+
+def alembic_config() -> AlembicConfig:
+    config = AlembicConfig()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return config
+
+
+def migrate(admin_url: str, revision: str = "head") -> None:
+    """Apply the Alembic migrations up to ``revision`` (idempotent)."""
+    engine = create_engine(sqlalchemy_url(admin_url), poolclass=None)
+    try:
+        with engine.begin() as connection:
+            config = alembic_config()
+            config.attributes["connection"] = connection
+            command.upgrade(config, revision)
+    finally:
+        engine.dispose()
+
+
+def provision_app_role(admin_url: str, role: str) -> None:
+    """Create the application's login role: no superuser, no BYPASSRLS, DML only."""
+    engine = create_engine(sqlalchemy_url(admin_url))
+    quoted = '"' + role.replace('"', '""') + '"'
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "DO $$ BEGIN "
+                    f"IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{role}') THEN "
+                    f"CREATE ROLE {quoted} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE; "
+                    "END IF; END $$"
+                )
+            )
+            database = conn.execute(text("SELECT current_database()")).scalar_one()
+            conn.execute(text(f'GRANT CONNECT ON DATABASE "{database}" TO {quoted}'))
+            conn.execute(text(f"GRANT USAGE ON SCHEMA public TO {quoted}"))
+            conn.execute(text(f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {quoted}"))
+            conn.execute(text(f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {quoted}"))
+            conn.execute(text(f"REVOKE ALL ON TABLE alembic_version FROM {quoted}"))
+    finally:
+        engine.dispose()
+
+
+def warn_if_rls_bypassed(url: str) -> bool:
+    """True (and a warning) when the application role would ignore row-level security."""
+    engine = create_engine(sqlalchemy_url(url))
+    try:
+        with engine.connect() as conn:
+            row = conn.execute(
+                text("SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user")
+            ).scalar_one()
+    finally:
+        engine.dispose()
+    if row:
+        log.warning(
+            "the database role of OrchestratorApp.database_url is a superuser or has BYPASSRLS: "
+            "row-level security is not enforced; give the server a plain role "
+            "and put the owner in OrchestratorApp.database_admin_url"
+        )
+    return bool(row)
+
+
+@dataclass(frozen=True)
+class PoolSettings:
+    size: int = 10
+    max_overflow: int = 10
+    timeout: float = 10.0
+    recycle: int = 1800
+    statement_timeout_ms: int = 30_000
+
+
+class Database:
+    """The async engine and its session factory; one per server process."""
+
+    def __init__(self, url: str, pool: PoolSettings) -> None:
+        self.engine: AsyncEngine = create_async_engine(
+            sqlalchemy_url(url),
+            pool_size=pool.size,
+            max_overflow=pool.max_overflow,
+            pool_timeout=pool.timeout,
+            pool_recycle=pool.recycle,
+            pool_pre_ping=True,
+            connect_args={"options": f"-c statement_timeout={pool.statement_timeout_ms}"},
+        )
+        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """A session inside one transaction: committed on success, rolled back on error."""
+        async with self.sessions() as session, session.begin():
+            yield session
+
+    async def ping(self) -> None:
+        async with self.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    def pool_status(self) -> dict[str, int]:
+        pool = self.engine.pool
+        return {
+            "size": int(getattr(pool, "size", lambda: 0)()),
+            "checked_out": int(getattr(pool, "checkedout", lambda: 0)()),
+            "overflow": int(getattr(pool, "overflow", lambda: 0)()),
+            "checked_in": int(getattr(pool, "checkedin", lambda: 0)()),
+        }
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()

@@ -1,0 +1,314 @@
+"""SQLAlchemy 2 typed models: the tables of the orchestrator.
+
+Tenant tables carry ``org_id`` and are guarded by row-level security
+policies (see the initial migration). Columns whose name ends in
+``_encrypted`` hold AES-256-GCM ciphertexts written by the services.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from ..security.permissions import Role
+
+
+class Framework(StrEnum):
+    LANGGRAPH = "langgraph"
+    CREWAI = "crewai"
+    AGNO = "agno"
+    N8N = "n8n"
+    NOTEBOOK = "notebook"
+
+
+class ExecutionStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    TIMED_OUT = "timed_out"
+
+
+class ExecutionTrigger(StrEnum):
+    MANUAL = "manual"
+    API = "api"
+    SCHEDULE = "schedule"
+
+
+class IntegrationKind(StrEnum):
+    OPENAI_COMPATIBLE = "openai-compatible"
+    N8N = "n8n"
+    TOOL = "tool"
+
+
+def _in(column: str, values: type[StrEnum]) -> str:
+    listed = ", ".join(f"'{v.value}'" for v in values)
+    return f"{column} IN ({listed})"
+
+
+def _uuid_pk() -> Mapped[uuid.UUID]:
+    return mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+
+
+def _created() -> Mapped[datetime]:
+    return mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSONB}
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    subject: Mapped[str] = mapped_column(String(255), unique=True, nullable=False)
+    email_encrypted: Mapped[str | None] = mapped_column(Text)
+    display_name_encrypted: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _created()
+
+
+class ResourceTier(Base):
+    __tablename__ = "resource_tiers"
+    __table_args__ = (
+        CheckConstraint("cpu > 0", name="cpu_positive"),
+        CheckConstraint("memory_mib > 0", name="memory_positive"),
+        CheckConstraint("gpu_count >= 0", name="gpu_count_non_negative"),
+        CheckConstraint("max_concurrent_executions > 0", name="concurrency_positive"),
+        CheckConstraint("max_agents > 0", name="max_agents_positive"),
+    )
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    title: Mapped[str] = mapped_column(String(128), nullable=False)
+    cpu: Mapped[float] = mapped_column(Float, nullable=False)
+    memory_mib: Mapped[int] = mapped_column(Integer, nullable=False)
+    gpu_count: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    gpu_type: Mapped[str | None] = mapped_column(String(64))
+    max_concurrent_executions: Mapped[int] = mapped_column(Integer, nullable=False)
+    max_agents: Mapped[int] = mapped_column(Integer, nullable=False)
+
+
+class Organization(Base):
+    __tablename__ = "organizations"
+    __table_args__ = (
+        CheckConstraint("length(trim(name)) > 0", name="name_not_blank"),
+        CheckConstraint(
+            "max_concurrent_executions IS NULL OR max_concurrent_executions > 0", name="concurrency_override_positive"
+        ),
+        CheckConstraint("max_agents IS NULL OR max_agents > 0", name="max_agents_override_positive"),
+    )
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    name: Mapped[str] = mapped_column(String(200), nullable=False)
+    tier_name: Mapped[str] = mapped_column(ForeignKey("resource_tiers.name"), nullable=False, server_default="free")
+    personal_for_user_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), unique=True
+    )
+    max_concurrent_executions: Mapped[int | None] = mapped_column(Integer)
+    max_agents: Mapped[int | None] = mapped_column(Integer)
+    created_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _created()
+
+
+class OrganizationMember(Base):
+    __tablename__ = "organization_members"
+    __table_args__ = (
+        CheckConstraint(_in("role", Role), name="role_known"),
+        Index("ix_organization_members_user_id", "user_id"),
+    )
+
+    org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16), nullable=False)
+    created_at: Mapped[datetime] = _created()
+
+
+class Agent(Base):
+    __tablename__ = "agents"
+    __table_args__ = (
+        CheckConstraint(_in("framework", Framework), name="framework_known"),
+        CheckConstraint("length(trim(name)) > 0", name="name_not_blank"),
+        Index(
+            "ix_agents_org_live_created",
+            "org_id",
+            text("created_at DESC"),
+            text("id DESC"),
+            postgresql_where=text("deleted_at IS NULL"),
+        ),
+        Index(
+            "ix_agents_org_framework_created",
+            "org_id",
+            "framework",
+            text("created_at DESC"),
+            text("id DESC"),
+            postgresql_where=text("deleted_at IS NULL"),
+        ),
+        Index(
+            "uq_agents_org_live_name",
+            "org_id",
+            text("lower(name)"),
+            unique=True,
+            postgresql_where=text("deleted_at IS NULL"),
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"), nullable=False)
+    name: Mapped[str] = mapped_column(String(200), nullable=False)
+    description: Mapped[str] = mapped_column(Text, nullable=False, server_default="")
+    framework: Mapped[str] = mapped_column(String(32), nullable=False)
+    tags: Mapped[list[str]] = mapped_column(JSONB, nullable=False, server_default=text("'[]'::jsonb"))
+    created_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _created()
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Workflow(Base):
+    __tablename__ = "workflows"
+    __table_args__ = (
+        CheckConstraint("current_version >= 1", name="version_positive"),
+        CheckConstraint("length(trim(name)) > 0", name="name_not_blank"),
+        Index("ix_workflows_agent_created", "agent_id", text("created_at DESC"), text("id DESC")),
+        Index("ix_workflows_org_id", "org_id"),
+    )
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"), nullable=False)
+    agent_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("agents.id", ondelete="RESTRICT"), nullable=False)
+    name: Mapped[str] = mapped_column(String(200), nullable=False)
+    current_version: Mapped[int] = mapped_column(Integer, nullable=False, server_default="1")
+    created_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _created()
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class WorkflowVersion(Base):
+    """Immutable: a database trigger refuses UPDATE and DELETE."""
+
+    __tablename__ = "workflow_versions"
+    __table_args__ = (
+        UniqueConstraint("workflow_id", "version", name="uq_workflow_versions_number"),
+        CheckConstraint("version >= 1", name="version_positive"),
+        Index("ix_workflow_versions_org_id", "org_id"),
+    )
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"), nullable=False)
+    workflow_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("workflows.id", ondelete="RESTRICT"), nullable=False)
+    version: Mapped[int] = mapped_column(Integer, nullable=False)
+    spec: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
+    notebook_snapshot: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    comment: Mapped[str] = mapped_column(Text, nullable=False, server_default="")
+    created_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = _created()
+
+
+class WorkflowExecution(Base):
+    __tablename__ = "workflow_executions"
+    __table_args__ = (
+        CheckConstraint(_in("status", ExecutionStatus), name="status_known"),
+        CheckConstraint(_in("trigger", ExecutionTrigger), name="trigger_known"),
+        CheckConstraint("attempt >= 0", name="attempt_non_negative"),
+        Index("ix_executions_org_created", "org_id", text("created_at DESC"), text("id DESC")),
+        Index("ix_executions_org_status_created", "org_id", "status", text("created_at DESC"), text("id DESC")),
+        Index("ix_executions_workflow_created", "workflow_id", text("created_at DESC"), text("id DESC")),
+        Index("ix_executions_agent_created", "agent_id", text("created_at DESC"), text("id DESC")),
+        Index(
+            "uq_executions_org_idempotency_key",
+            "org_id",
+            "idempotency_key",
+            unique=True,
+            postgresql_where=text("idempotency_key IS NOT NULL"),
+        ),
+        Index("ix_executions_queue", "created_at", postgresql_where=text("status = 'queued'")),
+    )
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"), nullable=False)
+    agent_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("agents.id", ondelete="RESTRICT"), nullable=False)
+    workflow_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("workflows.id", ondelete="RESTRICT"), nullable=False)
+    workflow_version_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("workflow_versions.id", ondelete="RESTRICT"), nullable=False
+    )
+    version: Mapped[int] = mapped_column(Integer, nullable=False)
+    status: Mapped[str] = mapped_column(String(16), nullable=False, server_default=ExecutionStatus.QUEUED.value)
+    trigger: Mapped[str] = mapped_column(String(16), nullable=False, server_default=ExecutionTrigger.API.value)
+    inputs: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default=text("'{}'::jsonb"))
+    outputs: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    error: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    idempotency_key: Mapped[str | None] = mapped_column(String(255))
+    request_hash: Mapped[str | None] = mapped_column(String(64))
+    attempt: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    created_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _created()
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Integration(Base):
+    __tablename__ = "integrations"
+    __table_args__ = (
+        CheckConstraint(_in("kind", IntegrationKind), name="kind_known"),
+        CheckConstraint("length(trim(name)) > 0", name="name_not_blank"),
+        UniqueConstraint("org_id", "name", name="uq_integrations_org_name"),
+    )
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"), nullable=False)
+    kind: Mapped[str] = mapped_column(String(32), nullable=False)
+    name: Mapped[str] = mapped_column(String(200), nullable=False)
+    config: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default=text("'{}'::jsonb"))
+    secret_encrypted: Mapped[str | None] = mapped_column(Text)
+    created_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _created()
+
+
+class AuditEvent(Base):
+    __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_events_org_created", "org_id", text("created_at DESC")),)
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    org_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    actor_user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    action: Mapped[str] = mapped_column(String(64), nullable=False)
+    resource_type: Mapped[str] = mapped_column(String(32), nullable=False)
+    resource_id: Mapped[str | None] = mapped_column(String(64))
+    details: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default=text("'{}'::jsonb"))
+    created_at: Mapped[datetime] = _created()
+
+
+TENANT_TABLES: tuple[str, ...] = (
+    "organizations",
+    "organization_members",
+    "agents",
+    "workflows",
+    "workflow_versions",
+    "workflow_executions",
+    "integrations",
+    "audit_events",
+)

@@ -1,0 +1,17 @@
+"""REST handlers, one module per resource, each ending in a ``default_handlers`` route table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import agents, executions, health, integrations, metrics, openapi, organizations, schemas, users, workflows
+
+RESOURCE_MODULES = (health, users, organizations, agents, workflows, executions, integrations, schemas)
+
+
+def all_handlers() -> list[tuple[str, Any]]:
+    """Every route: the API resources, then the OpenAPI document, docs page and metrics."""
+    table: list[tuple[str, Any]] = []
+    for module in (*RESOURCE_MODULES, openapi, metrics):
+        table.extend(module.default_handlers)
+    return table

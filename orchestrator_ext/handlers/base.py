@@ -1,0 +1,282 @@
+"""The base of every orchestrator API handler.
+
+One place for: the correlation id, metrics and the request log line; parsing
+bodies and query strings into pydantic models; and turning every exception
+into an ``application/problem+json`` response (never a traceback, never an
+unexplained 500).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+
+from jupyter_server.auth.identity import IdentityProvider, PasswordIdentityProvider
+from jupyter_server.base.handlers import APIHandler
+from jupyter_server.extension.handler import ExtensionHandlerMixin
+from pydantic import BaseModel, ValidationError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from tornado import web
+
+from ..errors import (
+    BadRequest,
+    Conflict,
+    FieldError,
+    NotFound,
+    OrchestratorError,
+    PayloadTooLarge,
+    ServiceUnavailable,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
+from ..observability.logging import correlation_id
+from ..services.scope import Identity
+
+if TYPE_CHECKING:
+    from ..services.container import Services
+
+AUTH_RESOURCE = "orchestrator"
+API_PREFIX = "orchestrator/api/v1"
+
+M = TypeVar("M", bound=BaseModel)
+SINGLE_USER_PROVIDERS: tuple[type[IdentityProvider], ...] = (IdentityProvider, PasswordIdentityProvider)
+
+log = logging.getLogger("orchestrator.api")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+def field_errors(exc: ValidationError, prefix: str = "") -> list[FieldError]:
+    """Pydantic errors as (dotted field, message, type) triples."""
+    errors = []
+    for err in exc.errors(include_url=False):
+        location = ".".join(str(part) for part in err["loc"])
+        field = f"{prefix}.{location}" if prefix and location else (location or prefix or "body")
+        errors.append(FieldError(field, err["msg"], err["type"]))
+    return errors
+
+
+def problem_from(exc: BaseException | None, status: int, reason: str) -> OrchestratorError:
+    """Map any exception to the error the client sees."""
+    if isinstance(exc, OrchestratorError):
+        return exc
+    if isinstance(exc, web.HTTPError):
+        err = OrchestratorError(exc.log_message or reason or "Request failed.")
+        err.status = exc.status_code
+        err.title = exc.reason or reason
+        return err
+    if isinstance(exc, IntegrityError):
+        return Conflict("The change conflicts with existing data (a unique or reference constraint).")
+    if isinstance(exc, OperationalError | PoolTimeout) or (
+        isinstance(exc, DBAPIError) and exc.connection_invalidated
+    ):
+        return ServiceUnavailable("The database is unavailable; retry shortly.")
+    err = OrchestratorError("An unexpected error occurred; quote the correlation id when reporting it.")
+    err.status = status if status >= 500 else 500
+    return err
+
+
+class OrchestratorHandler(ExtensionHandlerMixin, APIHandler):
+    """Base class: thin handlers parse, authorize (in the service), call one service method, write."""
+
+    auth_resource = AUTH_RESOURCE
+    #: the route template, used as the metrics label (never the raw path)
+    route: ClassVar[str] = ""
+
+    correlation_id: str = ""
+    _started: float = 0.0
+    _counted: bool = False
+
+    @property
+    def services(self) -> Services:
+        return self.settings["orchestrator_services"]  # type: ignore[no-any-return]
+
+    async def prepare(self) -> None:  # type: ignore[override]
+        self._started = time.perf_counter()
+        given = self.request.headers.get("X-Request-ID", "")
+        self.correlation_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+        correlation_id.set(self.correlation_id)
+        self.set_header("X-Request-ID", self.correlation_id)
+        self.services.metrics.in_flight.inc()
+        self._counted = True
+        await super().prepare()
+
+    # ---- identity and parsing -------------------------------------------------
+
+    @property
+    def identity(self) -> Identity:
+        user = self.current_user
+        if user is None:  # pragma: no cover - @web.authenticated runs first
+            raise web.HTTPError(403)
+        if type(self.identity_provider) in SINGLE_USER_PROVIDERS:
+            # A plain jupyter-server has one user: whoever holds its token or
+            # password is its owner (its own anonymous names change per cookie).
+            owner = self.services.settings.owner
+            return Identity(subject=owner, display_name=owner)
+        display = getattr(user, "display_name", None) or getattr(user, "name", None)
+        return Identity(subject=str(user.username), display_name=display or None)
+
+    def parse_body(self, model: type[M]) -> M:
+        body = self.request.body or b""
+        limit = self.services.settings.max_body_bytes
+        if len(body) > limit:
+            raise PayloadTooLarge(f"The request body is {len(body)} bytes; the limit is {limit}.")
+        ctype = self.request.headers.get("Content-Type", "application/json").split(";")[0].strip().lower()
+        if body and ctype not in ("application/json", "application/merge-patch+json", ""):
+            raise UnsupportedMediaType(f"Send JSON (Content-Type: application/json), not '{ctype}'.")
+        try:
+            data = json.loads(body or b"{}")
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise BadRequest(f"The body is not valid JSON: {exc}.") from exc
+        if not isinstance(data, dict):
+            raise ValidationFailed(
+                "The body must be a JSON object.", errors=[FieldError("body", "expected an object", "type_error")]
+            )
+        try:
+            return model.model_validate(data)
+        except ValidationError as exc:
+            raise ValidationFailed("The request body is invalid.", errors=field_errors(exc)) from exc
+
+    def parse_query(self, model: type[M]) -> M:
+        raw: dict[str, Any] = {}
+        for key, values in self.request.query_arguments.items():
+            decoded = [v.decode("utf-8", "replace") for v in values]
+            raw[key] = decoded[0] if len(decoded) == 1 else decoded
+        try:
+            return model.model_validate(raw)
+        except ValidationError as exc:
+            raise ValidationFailed("The query string is invalid.", errors=field_errors(exc)) from exc
+
+    @staticmethod
+    def parse_id(value: str, what: str) -> uuid.UUID:
+        """A path id; one that is not a UUID names nothing, so it is a 404."""
+        try:
+            return uuid.UUID(value)
+        except ValueError as exc:
+            raise NotFound(f"No {what} with id '{value[:64]}' (ids are UUIDs).") from exc
+
+    # ---- writing --------------------------------------------------------------
+
+    def write_model(self, model: BaseModel, status: int = 200) -> None:
+        self.set_status(status)
+        self.finish(model.model_dump_json())
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        err = problem_from(exc, status_code, self._reason)
+        self.set_status(err.status)
+        body: dict[str, Any] = {
+            "type": "about:blank",
+            "title": err.title,
+            "status": err.status,
+            "detail": err.detail,
+            "errors": [e.as_dict() for e in err.errors],
+            "correlation_id": self.correlation_id or None,
+        }
+        body.update(err.extra)
+        self.finish(json.dumps(body, default=str), set_content_type="application/problem+json")
+
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        if isinstance(value, OrchestratorError | web.HTTPError):
+            log.debug("request refused: %s", value)
+            return
+        mapped = problem_from(value, 500, "")
+        if mapped.status == 503:
+            log.warning("database unavailable: %s", type(value).__name__)
+            return
+        log.error("unhandled error in %s %s", self.request.method, self.route, exc_info=(typ, value, tb))
+
+    def on_finish(self) -> None:
+        if not self._counted:
+            return
+        services = self.services
+        seconds = time.perf_counter() - self._started
+        status = self.get_status()
+        method = self.request.method or "GET"
+        services.metrics.in_flight.dec()
+        services.metrics.observe_request(self.route or "unknown", method, status, seconds)
+        if services.settings.log_requests:
+            log.info(
+                "request",
+                extra={
+                    "method": method,
+                    "route": self.route,
+                    "status": status,
+                    "duration_ms": round(seconds * 1000, 3),
+                    "correlation_id": self.correlation_id,
+                },
+            )
+        super().on_finish()
+
+
+@dataclass(frozen=True)
+class Operation:
+    """What the OpenAPI document says about one handler method."""
+
+    summary: str
+    responses: dict[int, type[BaseModel] | None]
+    body: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None
+    permission: str | None = None
+    tags: tuple[str, ...] = ()
+    headers: dict[str, str] = field(default_factory=dict)
+    authenticated: bool = True
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def operation(
+    summary: str,
+    *,
+    responses: dict[int, type[BaseModel] | None],
+    body: type[BaseModel] | None = None,
+    query: type[BaseModel] | None = None,
+    permission: str | None = None,
+    tags: tuple[str, ...] = (),
+    headers: dict[str, str] | None = None,
+    authenticated: bool = True,
+) -> Callable[[F], F]:
+    """Describe a handler method for the OpenAPI document (``__openapi__`` on the function).
+
+    Put it innermost (right above ``async def``): the auth decorators copy it outward.
+    ``headers`` maps request header names to their description.
+    """
+
+    def mark(func: F) -> F:
+        func.__openapi__ = Operation(  # type: ignore[attr-defined]
+            summary=summary,
+            responses=responses,
+            body=body,
+            query=query,
+            permission=permission,
+            tags=tags,
+            headers=headers or {},
+            authenticated=authenticated,
+        )
+        return func
+
+    return mark
+
+
+def api_route(template: str) -> str:
+    """Turn ``/agents/{agent_id}`` into the tornado pattern under the API prefix."""
+    pattern = re.sub(r"\{[a-z_]+\}", r"([^/]+)", template)
+    return f"/{API_PREFIX}{pattern}"
+
+
+def route_table(
+    *entries: tuple[str, type[OrchestratorHandler]],
+) -> list[tuple[str, type[OrchestratorHandler]]]:
+    """Build a ``default_handlers`` table and label each handler with its route template."""
+    table = []
+    for template, handler in entries:
+        handler.route = template
+        table.append((api_route(template), handler))
+    return table

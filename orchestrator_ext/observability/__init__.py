@@ -1,0 +1,1 @@
+"""Structured logs with correlation ids, and Prometheus metrics."""

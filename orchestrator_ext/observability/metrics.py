@@ -1,0 +1,61 @@
+"""Prometheus metrics of one server: the four golden signals plus pool and executions.
+
+A registry per server instance (no process-global state), rendered by the
+metrics handler in the Prometheus text format.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class PoolCollector(Collector):
+    """Reads the database pool's state at scrape time."""
+
+    def __init__(self, status: Callable[[], dict[str, int]]) -> None:
+        self.status = status
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "orchestrator_db_pool_connections", "Database pool connections by state.", labels=["state"]
+        )
+        for state, value in self.status().items():
+            family.add_metric([state], float(value))
+        yield family
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "orchestrator_http_requests",
+            "API requests by route, method and status code (traffic and errors).",
+            ["route", "method", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "orchestrator_http_request_duration_seconds",
+            "API request latency by route and method.",
+            ["route", "method"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.in_flight = Gauge(
+            "orchestrator_http_requests_in_flight", "API requests being handled (saturation).", registry=self.registry
+        )
+        self.executions = Gauge(
+            "orchestrator_executions", "Executions by status, all organizations.", ["status"], registry=self.registry
+        )
+
+    def watch_pool(self, status: Callable[[], dict[str, int]]) -> None:
+        self.registry.register(PoolCollector(status))
+
+    def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
+        self.requests.labels(route, method, str(status)).inc()
+        self.latency.labels(route, method).observe(seconds)

@@ -1,0 +1,57 @@
+"""Agents: a named thing that runs on one framework."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import Field, StringConstraints
+
+from ..db.models import Framework
+from .common import Name, PageQuery, RequestModel, ResponseModel
+
+Description = Annotated[str, StringConstraints(max_length=5000)]
+Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+
+
+class CreateAgent(RequestModel):
+    name: Name
+    framework: Framework
+    description: Description = ""
+    tags: Annotated[list[Tag], Field(max_length=32)] = []
+    org_id: uuid.UUID | None = Field(default=None, description="Defaults to the caller's personal organization.")
+
+
+class UpdateAgent(RequestModel):
+    """Replace the editable fields; the framework of an agent does not change."""
+
+    name: Name | None = None
+    description: Description | None = None
+    tags: Annotated[list[Tag], Field(max_length=32)] | None = None
+
+
+class DescribeAgent(ResponseModel):
+    id: uuid.UUID
+    org_id: uuid.UUID
+    name: str
+    framework: Framework
+    description: str
+    tags: list[str]
+    created_by: uuid.UUID | None
+    created_at: datetime
+    updated_at: datetime
+    deleted_at: datetime | None = None
+
+
+class ListAgentsQuery(PageQuery):
+    org_id: uuid.UUID | None = None
+    framework: Framework | None = None
+    q: Annotated[str | None, StringConstraints(max_length=200)] = Field(
+        default=None, description="Case-insensitive substring of the name."
+    )
+
+
+class ListAgentsResponse(ResponseModel):
+    items: list[DescribeAgent]
+    next_cursor: str | None

@@ -1,0 +1,50 @@
+"""Shapes shared by every resource."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+
+class RequestModel(BaseModel):
+    """A request body: unknown fields are refused, so typos do not pass silently."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class QueryModel(BaseModel):
+    """Query-string parameters; unrelated ones (``token``, ``_xsrf``) are ignored."""
+
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+
+class ResponseModel(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Limit = Annotated[int, Field(ge=1, le=200, description="Page size (1-200).")]
+Cursor = Annotated[str | None, Field(max_length=512, description="next_cursor of the previous page.")]
+
+
+class PageQuery(QueryModel):
+    limit: Limit = 50
+    cursor: Cursor = None
+
+
+class FieldProblem(BaseModel):
+    field: str = Field(description="Dotted location of the field at fault, e.g. 'spec.nodes.0.id'.")
+    message: str
+    type: str
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details, the body of every error response."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+    errors: list[FieldProblem] = Field(default_factory=list)
+    correlation_id: str | None = None

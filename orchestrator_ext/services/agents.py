@@ -1,0 +1,150 @@
+"""Agents: create, list, read, update, soft-delete, within the caller's organizations."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from sqlalchemy import func, select, update
+
+from ..db.models import Agent, Organization, ResourceTier, Workflow
+from ..errors import Conflict, FieldError, NotFound, ValidationFailed
+from ..schemas.agents import CreateAgent, DescribeAgent, ListAgentsQuery, ListAgentsResponse, UpdateAgent
+from ..security.permissions import Permission
+from . import audit
+from .pagination import page_of, paginate
+from .scope import Identity, Scope, ScopeFactory
+
+
+def resolve_org(scope: Scope, org_id: uuid.UUID | None, field: str = "org_id") -> uuid.UUID:
+    """The organization a request targets: the one named, else the caller's personal one."""
+    if org_id is not None:
+        return org_id
+    if scope.actor.personal_org_id is None:
+        raise ValidationFailed("You have no personal organization; name one.", errors=[FieldError(field, "required")])
+    return scope.actor.personal_org_id
+
+
+async def load_agent(scope: Scope, agent_id: uuid.UUID, permission: Permission) -> Agent:
+    """A live agent the caller may act on with ``permission``; 404 when invisible or deleted."""
+    agent = (
+        await scope.session.execute(select(Agent).where(Agent.id == agent_id, Agent.deleted_at.is_(None)))
+    ).scalar_one_or_none()
+    if agent is None:
+        raise NotFound(f"No agent with id '{agent_id}'.")
+    scope.actor.require(agent.org_id, permission, what="agent")
+    return agent
+
+
+class AgentService:
+    def __init__(self, scopes: ScopeFactory) -> None:
+        self.scopes = scopes
+
+    async def create(self, identity: Identity, body: CreateAgent) -> DescribeAgent:
+        async with self.scopes.enter(identity) as scope:
+            org_id = resolve_org(scope, body.org_id)
+            scope.actor.require(org_id, Permission.AGENTS_WRITE)
+            await self._check_capacity(scope, org_id)
+            await self._check_name_free(scope, org_id, body.name)
+            agent = Agent(
+                id=uuid.uuid4(),
+                org_id=org_id,
+                name=body.name,
+                framework=body.framework.value,
+                description=body.description,
+                tags=body.tags,
+                created_by=scope.actor.user_id,
+            )
+            scope.session.add(agent)
+            audit.record(scope, "agent.create", "agent", agent.id, org_id, framework=agent.framework)
+            await scope.session.flush()
+            await scope.session.refresh(agent)
+            return DescribeAgent.model_validate(agent)
+
+    async def list(self, identity: Identity, query: ListAgentsQuery) -> ListAgentsResponse:
+        async with self.scopes.enter(identity) as scope:
+            if query.org_id is not None:
+                scope.actor.require(query.org_id, Permission.AGENTS_READ)
+                orgs = [query.org_id]
+            else:
+                orgs = scope.actor.orgs_allowing(Permission.AGENTS_READ)
+            stmt = select(Agent).where(Agent.deleted_at.is_(None))
+            stmt = stmt.where(Agent.org_id == orgs[0]) if len(orgs) == 1 else stmt.where(Agent.org_id.in_(orgs))
+            if query.framework is not None:
+                stmt = stmt.where(Agent.framework == query.framework.value)
+            if query.q:
+                pattern = "%" + query.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+                stmt = stmt.where(Agent.name.ilike(pattern, escape="\\"))
+            rows = (
+                (await scope.session.execute(paginate(stmt, Agent.created_at, Agent.id, query.limit, query.cursor)))
+                .scalars()
+                .all()
+            )
+            items, next_cursor = page_of(rows, query.limit)
+            return ListAgentsResponse(items=[DescribeAgent.model_validate(a) for a in items], next_cursor=next_cursor)
+
+    async def get(self, identity: Identity, agent_id: uuid.UUID) -> DescribeAgent:
+        async with self.scopes.enter(identity) as scope:
+            return DescribeAgent.model_validate(await load_agent(scope, agent_id, Permission.AGENTS_READ))
+
+    async def update(self, identity: Identity, agent_id: uuid.UUID, body: UpdateAgent) -> DescribeAgent:
+        async with self.scopes.enter(identity) as scope:
+            agent = await load_agent(scope, agent_id, Permission.AGENTS_WRITE)
+            changes = body.model_dump(exclude_unset=True, exclude_none=True)
+            if "name" in changes and changes["name"].lower() != agent.name.lower():
+                await self._check_name_free(scope, agent.org_id, changes["name"])
+            for key, value in changes.items():
+                setattr(agent, key, value)
+            agent.updated_at = datetime.now(UTC)
+            audit.record(scope, "agent.update", "agent", agent.id, agent.org_id, fields=sorted(changes))
+            await scope.session.flush()
+            return DescribeAgent.model_validate(agent)
+
+    async def delete(self, identity: Identity, agent_id: uuid.UUID) -> None:
+        """Soft delete: the agent and its workflows disappear; their executions stay readable."""
+        async with self.scopes.enter(identity) as scope:
+            agent = await load_agent(scope, agent_id, Permission.AGENTS_DELETE)
+            now = datetime.now(UTC)
+            agent.deleted_at = now
+            await scope.session.execute(
+                update(Workflow)
+                .where(Workflow.agent_id == agent.id, Workflow.deleted_at.is_(None))
+                .values(deleted_at=now)
+            )
+            audit.record(scope, "agent.delete", "agent", agent.id, agent.org_id)
+
+    async def _check_capacity(self, scope: Scope, org_id: uuid.UUID) -> None:
+        # Lock the organization row so concurrent creates cannot both pass the limit.
+        row = (
+            await scope.session.execute(
+                select(Organization.max_agents, ResourceTier.max_agents, ResourceTier.name)
+                .join(ResourceTier, ResourceTier.name == Organization.tier_name)
+                .where(Organization.id == org_id)
+                .with_for_update(of=Organization)
+            )
+        ).one()
+        limit = row[0] if row[0] is not None else row[1]
+        count = (
+            await scope.session.execute(
+                select(func.count()).select_from(Agent).where(Agent.org_id == org_id, Agent.deleted_at.is_(None))
+            )
+        ).scalar_one()
+        if count >= limit:
+            raise Conflict(
+                f"The organization has reached its limit of {limit} agents (tier '{row[2]}'). "
+                "Delete an agent or move the organization to a larger tier."
+            )
+
+    async def _check_name_free(self, scope: Scope, org_id: uuid.UUID, name: str) -> None:
+        taken = (
+            await scope.session.execute(
+                select(Agent.id).where(
+                    Agent.org_id == org_id, func.lower(Agent.name) == name.lower(), Agent.deleted_at.is_(None)
+                )
+            )
+        ).first()
+        if taken is not None:
+            raise Conflict(
+                f"An agent named '{name}' already exists in this organization.",
+                errors=[FieldError("name", "already taken in this organization", "unique")],
+            )

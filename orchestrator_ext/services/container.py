@@ -1,0 +1,32 @@
+"""Everything a handler needs, built once by the extension app and kept in the web settings."""
+
+from __future__ import annotations
+
+from ..db.engine import Database
+from ..observability.metrics import Metrics
+from ..security.crypto import KeyRing
+from .agents import AgentService
+from .executions import ExecutionService
+from .integrations import IntegrationService
+from .organizations import OrganizationService
+from .scope import ScopeFactory
+from .settings import ServiceSettings
+from .users import UserService
+from .workflows import WorkflowService
+
+__all__ = ["ServiceSettings", "Services"]
+
+
+class Services:
+    def __init__(self, db: Database, keyring: KeyRing, metrics: Metrics, settings: ServiceSettings) -> None:
+        self.db = db
+        self.keyring = keyring
+        self.metrics = metrics
+        self.settings = settings
+        self.scopes = ScopeFactory(db, keyring)
+        self.agents = AgentService(self.scopes)
+        self.users = UserService(self.scopes, settings)
+        self.organizations = OrganizationService(self.scopes, settings)
+        self.workflows = WorkflowService(self.scopes, settings)
+        self.executions = ExecutionService(self.scopes, settings)
+        self.integrations = IntegrationService(self.scopes, settings)

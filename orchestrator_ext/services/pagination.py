@@ -1,0 +1,68 @@
+"""Keyset pagination over (created_at DESC, id DESC).
+
+A cursor is opaque to clients: base64url of the last row's sort key. A cursor
+that does not decode is a validation error on the ``cursor`` field.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, Protocol, TypeVar
+
+from sqlalchemy import Select, tuple_
+from sqlalchemy.orm import InstrumentedAttribute
+
+from ..errors import FieldError, ValidationFailed
+
+
+class _Keyed(Protocol):
+    created_at: datetime
+    id: uuid.UUID
+
+
+K = TypeVar("K", bound=_Keyed)
+
+
+def encode_cursor(created_at: datetime, row_id: uuid.UUID) -> str:
+    raw = json.dumps({"c": created_at.isoformat(), "i": str(row_id)}, separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        data = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        return datetime.fromisoformat(data["c"]), uuid.UUID(data["i"])
+    except (binascii.Error, ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+        raise ValidationFailed(
+            "The cursor is not one this API returned.",
+            errors=[FieldError("cursor", "invalid cursor: pass the next_cursor of a previous page", "cursor_invalid")],
+        ) from exc
+
+
+def paginate(
+    stmt: Select[Any],
+    created_at: InstrumentedAttribute[datetime],
+    row_id: InstrumentedAttribute[uuid.UUID],
+    limit: int,
+    cursor: str | None,
+) -> Select[Any]:
+    """Order newest first, start after ``cursor``, fetch one extra row to know if a next page exists."""
+    if cursor:
+        after_at, after_id = decode_cursor(cursor)
+        stmt = stmt.where(tuple_(created_at, row_id) < tuple_(after_at, after_id))
+    return stmt.order_by(created_at.desc(), row_id.desc()).limit(limit + 1)
+
+
+def page_of(rows: Sequence[K], limit: int) -> tuple[list[K], str | None]:
+    """Split the fetched rows into the page and the next cursor."""
+    items = list(rows[:limit])
+    if len(rows) > limit and items:
+        last = items[-1]
+        return items, encode_cursor(last.created_at, last.id)
+    return items, None

@@ -1,0 +1,128 @@
+"""Who is calling, and the tenant scope of their transaction.
+
+:class:`Identity` is what the authentication layer (jupyter-server's identity
+provider, the hub) says about the caller. :class:`Actor` is the same caller as
+the database knows them: a user row and their memberships. Entering a scope
+sets the row-level-security settings for the transaction, so a query that
+forgets its organization filter still sees only the caller's organizations.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+from sqlalchemy import select, text
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ..db.engine import Database
+from ..db.models import Organization, OrganizationMember, User
+from ..errors import Forbidden, NotFound
+from ..security.crypto import KeyRing
+from ..security.permissions import Permission, Role, role_allows
+
+
+@dataclass(frozen=True)
+class Identity:
+    """The authenticated caller: a stable subject (user name) and optional profile hints."""
+
+    subject: str
+    display_name: str | None = None
+    email: str | None = None
+
+
+@dataclass(frozen=True)
+class Actor:
+    user_id: uuid.UUID
+    subject: str
+    roles: Mapping[uuid.UUID, Role]
+    personal_org_id: uuid.UUID | None
+
+    def role_in(self, org_id: uuid.UUID) -> Role | None:
+        return self.roles.get(org_id)
+
+    def require(self, org_id: uuid.UUID, permission: Permission, *, what: str = "organization") -> Role:
+        """The caller's role in ``org_id`` if it grants ``permission``.
+
+        Not a member: :class:`NotFound` (another tenant's things do not exist
+        for the caller). A member whose role lacks the permission: :class:`Forbidden`.
+        """
+        role = self.roles.get(org_id)
+        if role is None:
+            raise NotFound(f"No {what} with id '{org_id}'.")
+        if not role_allows(role, permission):
+            raise Forbidden(f"Your role '{role.value}' in this organization does not allow '{permission.value}'.")
+        return role
+
+    def orgs_allowing(self, permission: Permission) -> list[uuid.UUID]:
+        return [org for org, role in self.roles.items() if role_allows(role, permission)]
+
+
+@dataclass
+class Scope:
+    """One transaction on behalf of one actor."""
+
+    session: AsyncSession
+    actor: Actor
+    _org_ids: set[uuid.UUID] = field(default_factory=set)
+
+    async def admit_org(self, org_id: uuid.UUID) -> None:
+        """Widen the row-level-security scope to an organization created in this transaction."""
+        self._org_ids.add(org_id)
+        await set_org_scope(self.session, self._org_ids)
+
+
+async def set_org_scope(session: AsyncSession, org_ids: Iterable[uuid.UUID]) -> None:
+    value = "{" + ",".join(str(o) for o in org_ids) + "}"
+    await session.execute(text("SELECT set_config('orchestrator.org_ids', :v, true)"), {"v": value})
+
+
+class ScopeFactory:
+    """Resolves identities to actors (creating users on first sight) and opens scopes."""
+
+    def __init__(self, db: Database, keyring: KeyRing) -> None:
+        self.db = db
+        self.keyring = keyring
+        # subject -> user id; ids never change, so this is safe to keep.
+        self._user_ids: dict[str, uuid.UUID] = {}
+
+    @asynccontextmanager
+    async def enter(self, identity: Identity) -> AsyncIterator[Scope]:
+        async with self.db.transaction() as session:
+            user_id = self._user_ids.get(identity.subject)
+            if user_id is None:
+                user_id = await self._first_sight(session, identity)
+                self._user_ids[identity.subject] = user_id
+            rows = (await session.execute(text("SELECT * FROM orchestrator_enter(:u)"), {"u": user_id})).all()
+            roles = {row.org_id: Role(row.role) for row in rows}
+            personal = next((row.org_id for row in rows if row.personal), None)
+            actor = Actor(user_id=user_id, subject=identity.subject, roles=roles, personal_org_id=personal)
+            yield Scope(session=session, actor=actor, _org_ids=set(roles))
+
+    async def _first_sight(self, session: AsyncSession, identity: Identity) -> uuid.UUID:
+        """Create (or find) the user row and their personal organization."""
+        new_id = uuid.uuid4()
+        values: dict[str, object] = {"id": new_id, "subject": identity.subject}
+        if identity.display_name:
+            values["display_name_encrypted"] = self.keyring.encrypt(identity.display_name, f"users.display_name:{new_id}")
+        if identity.email:
+            values["email_encrypted"] = self.keyring.encrypt(identity.email, f"users.email:{new_id}")
+        await session.execute(insert(User).values(**values).on_conflict_do_nothing(index_elements=["subject"]))
+        user_id = (await session.execute(select(User.id).where(User.subject == identity.subject))).scalar_one()
+        await session.execute(text("SELECT set_config('orchestrator.user_id', :u, true)"), {"u": str(user_id)})
+        org_id = uuid.uuid4()
+        await set_org_scope(session, [org_id])
+        created = await session.execute(
+            insert(Organization)
+            .values(id=org_id, name=f"{identity.subject} (personal)", personal_for_user_id=user_id, created_by=user_id)
+            .on_conflict_do_nothing(index_elements=["personal_for_user_id"])
+            .returning(Organization.id)
+        )
+        if created.scalar_one_or_none() is not None:
+            await session.execute(
+                insert(OrganizationMember).values(org_id=org_id, user_id=user_id, role=Role.OWNER.value)
+            )
+        return user_id

@@ -1,0 +1,17 @@
+"""Settings the services read, copied from the extension app's traits at start-up."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    max_body_bytes: int = 5 * 1024 * 1024
+    log_requests: bool = True
+    #: the server's root_dir: notebook paths in workflow specs are relative to it
+    root_dir: Path = field(default_factory=Path.cwd)
+    authenticate_metrics: bool = True
+    #: single-user servers: the user every token holder acts as
+    owner: str = "owner"

@@ -1,0 +1,138 @@
+"""``/agents``: create, list with filters and pages, read, update, soft delete."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.conftest import Api
+
+
+async def test_create_defaults_to_personal_org(api: Api) -> None:
+    reply = await api("POST", "agents", body={"name": "Support bot", "framework": "crewai", "tags": ["a"]})
+    assert reply.status == 201, reply.text
+    agent = reply.json
+    assert agent["framework"] == "crewai"
+    assert agent["name"] == "Support bot"
+    assert reply.headers["Location"].endswith(f"/orchestrator/api/v1/agents/{agent['id']}")
+    me = await api("GET", "agents", agent["id"])
+    assert me.status == 200
+    assert me.json == agent
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"name": "x", "framework": "tensorflow"}, "framework"),
+        ({"framework": "agno"}, "name"),
+        ({"name": "  ", "framework": "agno"}, "name"),
+        ({"name": "x", "framework": "agno", "colour": "red"}, "colour"),
+        ({"name": "x", "framework": "agno", "org_id": "nope"}, "org_id"),
+        ({"name": 5, "framework": "agno"}, "name"),
+    ],
+)
+async def test_create_rejects_bad_fields(api: Api, body: dict[str, Any], field: str) -> None:
+    reply = await api("POST", "agents", body=body)
+    assert reply.status == 422, reply.text
+    assert reply.headers["Content-Type"].startswith("application/problem+json")
+    assert field in [e["field"] for e in reply.json["errors"]]
+
+
+async def test_malformed_and_wrong_bodies(api: Api) -> None:
+    bad_json = await api("POST", "agents", raw_body="{not json")
+    assert bad_json.status == 400
+    assert "JSON" in bad_json.json["detail"]
+    not_object = await api("POST", "agents", raw_body="[1, 2]")
+    assert not_object.status == 422
+    wrong_type = await api("POST", "agents", raw_body="a=b", headers={"Content-Type": "text/plain"})
+    assert wrong_type.status == 415
+
+
+async def test_oversize_body_is_413(api: Api) -> None:
+    reply = await api("POST", "agents", body={"name": "x", "framework": "agno", "description": "x" * (6 * 1024 * 1024)})
+    assert reply.status == 413
+
+
+async def test_duplicate_name_conflicts(api: Api, create_agent: Any) -> None:
+    await create_agent(name="Twin")
+    reply = await api("POST", "agents", body={"name": "twin", "framework": "agno"})
+    assert reply.status == 409
+    assert reply.json["errors"][0]["field"] == "name"
+
+
+async def test_list_filters_and_pages(api: Api, create_agent: Any) -> None:
+    made = [await create_agent(user="pager", name=f"p-{i}", framework="agno" if i % 2 else "crewai") for i in range(5)]
+    first = await api("GET", "agents", user="pager", params={"limit": 2})
+    assert first.status == 200
+    assert [a["id"] for a in first.json["items"]] == [made[4]["id"], made[3]["id"]]
+    second = await api("GET", "agents", user="pager", params={"limit": 2, "cursor": first.json["next_cursor"]})
+    third = await api("GET", "agents", user="pager", params={"limit": 2, "cursor": second.json["next_cursor"]})
+    seen = [a["id"] for page in (first, second, third) for a in page.json["items"]]
+    assert seen == [a["id"] for a in reversed(made)]
+    assert third.json["next_cursor"] is None
+    agno = await api("GET", "agents", user="pager", params={"framework": "agno"})
+    assert {a["name"] for a in agno.json["items"]} == {"p-1", "p-3"}
+    search = await api("GET", "agents", user="pager", params={"q": "P-4"})
+    assert [a["name"] for a in search.json["items"]] == ["p-4"]
+    wildcard = await api("GET", "agents", user="pager", params={"q": "%"})
+    assert wildcard.json["items"] == []
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"limit": 0}, "limit"),
+        ({"limit": 1000}, "limit"),
+        ({"limit": "many"}, "limit"),
+        ({"cursor": "garbage!"}, "cursor"),
+        ({"framework": "tensorflow"}, "framework"),
+        ({"org_id": "not-a-uuid"}, "org_id"),
+    ],
+)
+async def test_list_rejects_bad_query(api: Api, params: dict[str, Any], field: str) -> None:
+    reply = await api("GET", "agents", params=params)
+    assert reply.status == 422, reply.text
+    assert [e["field"] for e in reply.json["errors"]] == [field]
+
+
+async def test_update_and_soft_delete(api: Api, create_agent: Any) -> None:
+    agent = await create_agent(user="ed", name="Before")
+    updated = await api("PUT", "agents", agent["id"], user="ed", body={"name": "After", "description": "d"})
+    assert updated.status == 200
+    assert updated.json["name"] == "After"
+    assert updated.json["framework"] == agent["framework"]
+    refused = await api("PUT", "agents", agent["id"], user="ed", body={"framework": "agno"})
+    assert refused.status == 422
+    deleted = await api("DELETE", "agents", agent["id"], user="ed")
+    assert deleted.status == 204
+    assert (await api("GET", "agents", agent["id"], user="ed")).status == 404
+    listed = await api("GET", "agents", user="ed")
+    assert agent["id"] not in [a["id"] for a in listed.json["items"]]
+    # the name is free again once the agent is archived
+    assert (await api("POST", "agents", user="ed", body={"name": "After", "framework": "agno"})).status == 201
+
+
+async def test_other_tenant_sees_404(api: Api, create_agent: Any) -> None:
+    agent = await create_agent(user="owner1")
+    for method, body in (("GET", None), ("PUT", {"name": "stolen"}), ("DELETE", None)):
+        reply = await api(method, "agents", agent["id"], user="intruder", body=body)
+        assert reply.status == 404, (method, reply.text)
+    listed = await api("GET", "agents", user="intruder")
+    assert listed.json["items"] == []
+
+
+async def test_bad_ids_and_anonymous(api: Api) -> None:
+    assert (await api("GET", "agents", "12345")).status == 404
+    anonymous = await api("GET", "agents", user=None)
+    assert anonymous.status == 403
+    assert anonymous.headers["Content-Type"].startswith("application/problem+json")
+
+
+async def test_correlation_id_round_trip(api: Api) -> None:
+    given = await api("GET", "agents", headers={"X-Request-ID": "abc-123"})
+    assert given.headers["X-Request-Id"] == "abc-123"
+    generated = await api("GET", "agents", headers={"X-Request-ID": "bad id with spaces"})
+    assert generated.headers["X-Request-Id"] != "bad id with spaces"
+    error = await api("GET", "agents", "nope", headers={"X-Request-ID": "err-1"})
+    assert error.json["correlation_id"] == "err-1"
