@@ -10,7 +10,6 @@ from __future__ import annotations
 import getpass
 import os
 from pathlib import Path
-from typing import Any
 
 from jupyter_core.paths import jupyter_data_dir
 from jupyter_server.extension.application import ExtensionApp
@@ -112,7 +111,7 @@ class OrchestratorApp(ExtensionApp):
     @default("default_url")
     def _default_default_url(self) -> str:
         try:
-            import jupyterlab  # noqa: F401
+            import jupyterlab  # type: ignore[import-untyped]  # noqa: F401
         except ImportError:  # pragma: no cover - jupyterlab is a dependency
             return "/orchestrator/docs"
         return "/lab"
@@ -191,5 +190,3 @@ class OrchestratorApp(ExtensionApp):
 
 
 main = launch_new_instance = OrchestratorApp.launch_instance
-
-

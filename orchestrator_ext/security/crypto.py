@@ -31,7 +31,7 @@ class KeyRingError(ValueError):
 def _b64decode(text: str) -> bytes:
     padded = text + "=" * (-len(text) % 4)
     try:
-        return base64.urlsafe_b64decode(padded.encode("ascii"))
+        return base64.b64decode(padded.encode("ascii"), altchars=b"-_", validate=True)
     except (binascii.Error, ValueError) as exc:
         raise KeyRingError("invalid base64") from exc
 

@@ -107,7 +107,9 @@ class ScopeFactory:
         new_id = uuid.uuid4()
         values: dict[str, object] = {"id": new_id, "subject": identity.subject}
         if identity.display_name:
-            values["display_name_encrypted"] = self.keyring.encrypt(identity.display_name, f"users.display_name:{new_id}")
+            values["display_name_encrypted"] = self.keyring.encrypt(
+                identity.display_name, f"users.display_name:{new_id}"
+            )
         if identity.email:
             values["email_encrypted"] = self.keyring.encrypt(identity.email, f"users.email:{new_id}")
         await session.execute(insert(User).values(**values).on_conflict_do_nothing(index_elements=["subject"]))

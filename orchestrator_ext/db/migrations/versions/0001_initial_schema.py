@@ -41,7 +41,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "users",
-        sa.Column("id", sa.UUID(), nullable=False),
+        sa.Column("id", sa.UUID(), server_default=sa.text("gen_random_uuid()"), nullable=False),
         sa.Column("subject", sa.String(length=255), nullable=False),
         sa.Column("email_encrypted", sa.Text(), nullable=True),
         sa.Column("display_name_encrypted", sa.Text(), nullable=True),
@@ -62,7 +62,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "organizations",
-        sa.Column("id", sa.UUID(), nullable=False),
+        sa.Column("id", sa.UUID(), server_default=sa.text("gen_random_uuid()"), nullable=False),
         sa.Column("name", sa.String(length=200), nullable=False),
         sa.Column(
             "tier_name", sa.String(length=64), server_default="free", nullable=False
@@ -104,7 +104,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "agents",
-        sa.Column("id", sa.UUID(), nullable=False),
+        sa.Column("id", sa.UUID(), server_default=sa.text("gen_random_uuid()"), nullable=False),
         sa.Column("org_id", sa.UUID(), nullable=False),
         sa.Column("name", sa.String(length=200), nullable=False),
         sa.Column("description", sa.Text(), server_default="", nullable=False),
@@ -166,7 +166,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "audit_events",
-        sa.Column("id", sa.UUID(), nullable=False),
+        sa.Column("id", sa.UUID(), server_default=sa.text("gen_random_uuid()"), nullable=False),
         sa.Column("org_id", sa.UUID(), nullable=True),
         sa.Column("actor_user_id", sa.UUID(), nullable=True),
         sa.Column("action", sa.String(length=64), nullable=False),
@@ -196,7 +196,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "integrations",
-        sa.Column("id", sa.UUID(), nullable=False),
+        sa.Column("id", sa.UUID(), server_default=sa.text("gen_random_uuid()"), nullable=False),
         sa.Column("org_id", sa.UUID(), nullable=False),
         sa.Column("kind", sa.String(length=32), nullable=False),
         sa.Column("name", sa.String(length=200), nullable=False),
@@ -255,7 +255,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "workflows",
-        sa.Column("id", sa.UUID(), nullable=False),
+        sa.Column("id", sa.UUID(), server_default=sa.text("gen_random_uuid()"), nullable=False),
         sa.Column("org_id", sa.UUID(), nullable=False),
         sa.Column("agent_id", sa.UUID(), nullable=False),
         sa.Column("name", sa.String(length=200), nullable=False),
@@ -294,7 +294,7 @@ def upgrade() -> None:
     op.create_index("ix_workflows_org_id", "workflows", ["org_id"], unique=False)
     op.create_table(
         "workflow_versions",
-        sa.Column("id", sa.UUID(), nullable=False),
+        sa.Column("id", sa.UUID(), server_default=sa.text("gen_random_uuid()"), nullable=False),
         sa.Column("org_id", sa.UUID(), nullable=False),
         sa.Column("workflow_id", sa.UUID(), nullable=False),
         sa.Column("version", sa.Integer(), nullable=False),
@@ -324,7 +324,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "workflow_executions",
-        sa.Column("id", sa.UUID(), nullable=False),
+        sa.Column("id", sa.UUID(), server_default=sa.text("gen_random_uuid()"), nullable=False),
         sa.Column("org_id", sa.UUID(), nullable=False),
         sa.Column("agent_id", sa.UUID(), nullable=False),
         sa.Column("workflow_id", sa.UUID(), nullable=False),
