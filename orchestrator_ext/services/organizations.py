@@ -1,12 +1,329 @@
-"""Service of this resource (being written)."""
+"""Organizations and their members.
+
+Rules:
+
+- Every user has a personal organization (made on first sight by the scope
+  factory). It has exactly one member, its owner: nobody can be added to it,
+  and its owner can neither leave it nor be demoted (they are its last owner).
+- A new organization starts on the ``free`` or ``team`` tier
+  (:data:`~orchestrator_ext.schemas.organizations.CREATABLE_TIERS`); the larger
+  tiers (GPU, enterprise) are reached by an owner changing the tier afterwards
+  (``org:change_tier``), which keeps creation cheap and tier moves deliberate.
+- Renaming needs ``org:update``, changing the tier ``org:change_tier``. Moving
+  to a tier whose agent limit is below the organization's live agents is refused.
+- Members: ``members:read`` to list; ``members:manage`` to add, remove and
+  re-role admins, developers and viewers; ``members:manage_owners`` when the
+  member is or becomes an owner. Anyone may leave (remove themself). The last
+  owner can be neither removed nor demoted. Member changes lock the
+  organization row, so two concurrent demotions cannot both pass that check.
+- Another tenant's organization does not exist for the caller (404).
+"""
 
 from __future__ import annotations
 
-from .scope import ScopeFactory
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import Select, func, select
+
+from ..db.models import Agent, Organization, OrganizationMember, ResourceTier, User
+from ..errors import Conflict, FieldError, NotFound, ValidationFailed
+from ..schemas.organizations import (
+    CREATABLE_TIERS,
+    AddMember,
+    CreateOrganization,
+    DescribeLimits,
+    DescribeMember,
+    DescribeOrganization,
+    DescribeTier,
+    ListMembersQuery,
+    ListMembersResponse,
+    ListOrganizationsQuery,
+    ListOrganizationsResponse,
+    UpdateMember,
+    UpdateOrganization,
+)
+from ..security.permissions import Permission, Role
+from . import audit
+from .pagination import encode_cursor, paginate
+from .scope import Identity, Scope, ScopeFactory
 from .settings import ServiceSettings
+from .users import open_field
+
+T = TypeVar("T")
+
+
+def describe_org(org: Organization, tier: ResourceTier, role: Role) -> DescribeOrganization:
+    """An organization as the caller (holding ``role``) sees it, with its effective limits."""
+    limits = DescribeLimits(
+        cpu=tier.cpu,
+        memory_mib=tier.memory_mib,
+        gpu_count=tier.gpu_count,
+        gpu_type=tier.gpu_type,
+        max_concurrent_executions=(
+            org.max_concurrent_executions
+            if org.max_concurrent_executions is not None
+            else tier.max_concurrent_executions
+        ),
+        max_agents=org.max_agents if org.max_agents is not None else tier.max_agents,
+    )
+    return DescribeOrganization(
+        id=org.id,
+        name=org.name,
+        personal=org.personal_for_user_id is not None,
+        role=role,
+        tier=DescribeTier.model_validate(tier),
+        limits=limits,
+        created_at=org.created_at,
+        updated_at=org.updated_at,
+    )
+
+
+def split_page(rows: Sequence[T], limit: int, key: Callable[[T], tuple[datetime, uuid.UUID]]) -> tuple[list[T], str | None]:
+    """The page (``limit`` rows) and the cursor of the next one, from ``limit + 1`` fetched rows."""
+    items = list(rows[:limit])
+    if len(rows) > limit and items:
+        return items, encode_cursor(*key(items[-1]))
+    return items, None
+
+
+def permission_for(*roles: Role) -> Permission:
+    """What it takes to act on a membership that is, or becomes, any of ``roles``."""
+    return Permission.MEMBERS_MANAGE_OWNERS if Role.OWNER in roles else Permission.MEMBERS_MANAGE
 
 
 class OrganizationService:
+    """``/organizations`` and ``/organizations/{id}/members``."""
+
     def __init__(self, scopes: ScopeFactory, settings: ServiceSettings) -> None:
         self.scopes = scopes
         self.settings = settings
+
+    # ---- organizations ----------------------------------------------------------
+
+    async def list(self, identity: Identity, query: ListOrganizationsQuery) -> ListOrganizationsResponse:
+        async with self.scopes.enter(identity) as scope:
+            orgs = scope.actor.orgs_allowing(Permission.ORG_READ)
+            if not orgs:
+                return ListOrganizationsResponse(items=[], next_cursor=None)
+            stmt = self._with_tier().where(Organization.id.in_(orgs))
+            stmt = paginate(stmt, Organization.created_at, Organization.id, query.limit, query.cursor)
+            rows = (await scope.session.execute(stmt)).tuples().all()
+            page, next_cursor = split_page(rows, query.limit, lambda row: (row[0].created_at, row[0].id))
+            items = [describe_org(org, tier, scope.actor.roles[org.id]) for org, tier in page]
+            return ListOrganizationsResponse(items=items, next_cursor=next_cursor)
+
+    async def create(self, identity: Identity, body: CreateOrganization) -> DescribeOrganization:
+        async with self.scopes.enter(identity) as scope:
+            tier = await self._tier(scope, body.tier)
+            if tier.name not in CREATABLE_TIERS:
+                raise ValidationFailed(
+                    f"A new organization starts on one of: {', '.join(CREATABLE_TIERS)}; "
+                    f"an owner can move it to '{tier.name}' afterwards.",
+                    errors=[FieldError("tier", f"must be one of {', '.join(CREATABLE_TIERS)} on creation", "enum")],
+                )
+            org = Organization(id=uuid.uuid4(), name=body.name, tier_name=tier.name, created_by=scope.actor.user_id)
+            await scope.admit_org(org.id)
+            scope.session.add(org)
+            await scope.session.flush()
+            scope.session.add(OrganizationMember(org_id=org.id, user_id=scope.actor.user_id, role=Role.OWNER.value))
+            audit.record(scope, "organization.create", "organization", org.id, org.id, tier=tier.name)
+            await scope.session.flush()
+            await scope.session.refresh(org)
+            return describe_org(org, tier, Role.OWNER)
+
+    async def get(self, identity: Identity, org_id: uuid.UUID) -> DescribeOrganization:
+        async with self.scopes.enter(identity) as scope:
+            role = scope.actor.require(org_id, Permission.ORG_READ)
+            org, tier = await self._load(scope, org_id)
+            return describe_org(org, tier, role)
+
+    async def update(self, identity: Identity, org_id: uuid.UUID, body: UpdateOrganization) -> DescribeOrganization:
+        async with self.scopes.enter(identity) as scope:
+            role = scope.actor.require(org_id, Permission.ORG_UPDATE)
+            changes = body.model_dump(exclude_unset=True)
+            if "tier" in changes:
+                scope.actor.require(org_id, Permission.ORG_CHANGE_TIER)
+            org, tier = await self._load(scope, org_id, lock=True)
+            if "tier" in changes and changes["tier"] != tier.name:
+                tier = await self._tier(scope, changes["tier"])
+                await self._check_agents_fit(scope, org, tier)
+                org.tier_name = tier.name
+            if "name" in changes:
+                org.name = changes["name"]
+            if changes:
+                org.updated_at = datetime.now(UTC)
+                audit.record(
+                    scope, "organization.update", "organization", org.id, org.id, fields=sorted(changes), tier=tier.name
+                )
+                await scope.session.flush()
+            return describe_org(org, tier, role)
+
+    # ---- members ------------------------------------------------------------------
+
+    async def list_members(self, identity: Identity, org_id: uuid.UUID, query: ListMembersQuery) -> ListMembersResponse:
+        async with self.scopes.enter(identity) as scope:
+            scope.actor.require(org_id, Permission.MEMBERS_READ)
+            stmt = (
+                select(OrganizationMember, User)
+                .join(User, User.id == OrganizationMember.user_id)
+                .where(OrganizationMember.org_id == org_id)
+            )
+            stmt = paginate(stmt, OrganizationMember.created_at, OrganizationMember.user_id, query.limit, query.cursor)
+            rows = (await scope.session.execute(stmt)).tuples().all()
+            page, next_cursor = split_page(rows, query.limit, lambda row: (row[0].created_at, row[0].user_id))
+            return ListMembersResponse(items=[self._describe_member(m, u) for m, u in page], next_cursor=next_cursor)
+
+    async def add_member(self, identity: Identity, org_id: uuid.UUID, body: AddMember) -> DescribeMember:
+        async with self.scopes.enter(identity) as scope:
+            scope.actor.require(org_id, permission_for(body.role))
+            org = await self._lock(scope, org_id)
+            if org.personal_for_user_id is not None:
+                raise Conflict("A personal organization has exactly one member; create an organization to share work.")
+            user, field = await self._find_user(scope, body)
+            if await self._membership(scope, org_id, user.id) is not None:
+                raise Conflict(
+                    "The user is already a member; change their role instead.",
+                    errors=[FieldError(field, "already a member of this organization", "unique")],
+                )
+            member = OrganizationMember(org_id=org_id, user_id=user.id, role=body.role.value)
+            scope.session.add(member)
+            audit.record(scope, "member.add", "member", user.id, org_id, role=body.role.value)
+            await scope.session.flush()
+            await scope.session.refresh(member)
+            return self._describe_member(member, user)
+
+    async def update_member(
+        self, identity: Identity, org_id: uuid.UUID, user_id: uuid.UUID, body: UpdateMember
+    ) -> DescribeMember:
+        async with self.scopes.enter(identity) as scope:
+            scope.actor.require(org_id, Permission.MEMBERS_READ)
+            await self._lock(scope, org_id)
+            member, user = await self._load_member(scope, org_id, user_id)
+            current = Role(member.role)
+            scope.actor.require(org_id, permission_for(current, body.role))
+            if current == body.role:
+                return self._describe_member(member, user)
+            if current == Role.OWNER:
+                await self._check_not_last_owner(scope, org_id, "demoted")
+            member.role = body.role.value
+            audit.record(scope, "member.update", "member", user_id, org_id, old_role=current.value, role=body.role.value)
+            await scope.session.flush()
+            return self._describe_member(member, user)
+
+    async def remove_member(self, identity: Identity, org_id: uuid.UUID, user_id: uuid.UUID) -> None:
+        """Remove a member; removing oneself (leaving) needs no permission beyond membership."""
+        async with self.scopes.enter(identity) as scope:
+            scope.actor.require(org_id, Permission.MEMBERS_READ)
+            await self._lock(scope, org_id)
+            member, _ = await self._load_member(scope, org_id, user_id)
+            role = Role(member.role)
+            leaving = user_id == scope.actor.user_id
+            if not leaving:
+                scope.actor.require(org_id, permission_for(role))
+            if role == Role.OWNER:
+                await self._check_not_last_owner(scope, org_id, "removed")
+            await scope.session.delete(member)
+            audit.record(scope, "member.remove", "member", user_id, org_id, role=role.value, left=leaving)
+            await scope.session.flush()
+
+    # ---- helpers ------------------------------------------------------------------
+
+    @staticmethod
+    def _with_tier() -> Select[tuple[Organization, ResourceTier]]:
+        return select(Organization, ResourceTier).join(ResourceTier, ResourceTier.name == Organization.tier_name)
+
+    async def _load(self, scope: Scope, org_id: uuid.UUID, *, lock: bool = False) -> tuple[Organization, ResourceTier]:
+        stmt = self._with_tier().where(Organization.id == org_id)
+        if lock:
+            stmt = stmt.with_for_update(of=Organization)
+        row = (await scope.session.execute(stmt)).tuples().one_or_none()
+        if row is None:
+            raise NotFound(f"No organization with id '{org_id}'.")
+        return row
+
+    async def _lock(self, scope: Scope, org_id: uuid.UUID) -> Organization:
+        stmt = select(Organization).where(Organization.id == org_id).with_for_update()
+        org = (await scope.session.execute(stmt)).scalar_one_or_none()
+        if org is None:
+            raise NotFound(f"No organization with id '{org_id}'.")
+        return org
+
+    async def _tier(self, scope: Scope, name: str) -> ResourceTier:
+        tier = await scope.session.get(ResourceTier, name)
+        if tier is None:
+            known = (await scope.session.execute(select(ResourceTier.name).order_by(ResourceTier.name))).scalars()
+            listed = ", ".join(known)
+            raise ValidationFailed(
+                f"There is no tier '{name}'; the tiers are: {listed}.",
+                errors=[FieldError("tier", f"unknown tier; one of {listed}", "enum")],
+            )
+        return tier
+
+    async def _check_agents_fit(self, scope: Scope, org: Organization, tier: ResourceTier) -> None:
+        limit = org.max_agents if org.max_agents is not None else tier.max_agents
+        live = (
+            await scope.session.execute(
+                select(func.count()).select_from(Agent).where(Agent.org_id == org.id, Agent.deleted_at.is_(None))
+            )
+        ).scalar_one()
+        if live > limit:
+            raise Conflict(
+                f"The organization has {live} agents; tier '{tier.name}' allows {limit}. Archive agents first.",
+                errors=[FieldError("tier", "the organization's agents exceed this tier's limit", "limit")],
+            )
+
+    async def _find_user(self, scope: Scope, body: AddMember) -> tuple[User, str]:
+        """The user to add and the request field that named them."""
+        if (body.username is None) == (body.user_id is None):
+            raise ValidationFailed(
+                "Name the user by exactly one of 'username' or 'user_id'.",
+                errors=[FieldError("username", "give exactly one of username or user_id", "missing")],
+            )
+        field = "username" if body.username is not None else "user_id"
+        condition: Any = User.subject == body.username if body.username is not None else User.id == body.user_id
+        user = (await scope.session.execute(select(User).where(condition))).scalar_one_or_none()
+        if user is None:
+            raise ValidationFailed(
+                "No such user: a user exists once they have used the API.",
+                errors=[FieldError(field, "no such user (they must sign in once first)", "not_found")],
+            )
+        return user, field
+
+    async def _membership(self, scope: Scope, org_id: uuid.UUID, user_id: uuid.UUID) -> OrganizationMember | None:
+        return await scope.session.get(OrganizationMember, (org_id, user_id))
+
+    async def _load_member(
+        self, scope: Scope, org_id: uuid.UUID, user_id: uuid.UUID
+    ) -> tuple[OrganizationMember, User]:
+        stmt = (
+            select(OrganizationMember, User)
+            .join(User, User.id == OrganizationMember.user_id)
+            .where(OrganizationMember.org_id == org_id, OrganizationMember.user_id == user_id)
+        )
+        row = (await scope.session.execute(stmt)).tuples().one_or_none()
+        if row is None:
+            raise NotFound(f"No member with user id '{user_id}' in this organization.")
+        return row
+
+    async def _check_not_last_owner(self, scope: Scope, org_id: uuid.UUID, change: str) -> None:
+        owners = (
+            await scope.session.execute(
+                select(func.count())
+                .select_from(OrganizationMember)
+                .where(OrganizationMember.org_id == org_id, OrganizationMember.role == Role.OWNER.value)
+            )
+        ).scalar_one()
+        if owners <= 1:
+            raise Conflict(f"The last owner cannot be {change}; make another member an owner first.")
+
+    def _describe_member(self, member: OrganizationMember, user: User) -> DescribeMember:
+        return DescribeMember(
+            user_id=user.id,
+            username=user.subject,
+            display_name=open_field(self.scopes.keyring, user.display_name_encrypted, "display_name", user.id),
+            role=Role(member.role),
+            joined_at=member.created_at,
+        )

@@ -58,7 +58,7 @@ def test_app_role_is_plain(app_conn: psycopg.Connection[Any]) -> None:
 
 def test_no_scope_sees_nothing(app_conn: psycopg.Connection[Any], tenants: dict[str, Any]) -> None:
     for table in TENANT_TABLES:
-        count = app_conn.execute(f"SELECT count(*) FROM {table}").fetchone()  # noqa: S608
+        count = app_conn.execute(f"SELECT count(*) FROM {table}").fetchone()
         assert count == (0,), table
 
 
@@ -72,7 +72,7 @@ def test_query_without_org_filter_sees_only_own_tenant(
     assert app_conn.execute("SELECT name FROM agents").fetchall() == [("red-a",)]
     assert app_conn.execute("SELECT name FROM organizations").fetchall() == [("red",)]
     for table in ("organizations", "organization_members", "agents", "audit_events"):
-        rows = app_conn.execute(f"SELECT count(*) FROM {table}").fetchone()  # noqa: S608
+        rows = app_conn.execute(f"SELECT count(*) FROM {table}").fetchone()
         assert rows == (1,), table
 
 
