@@ -13,12 +13,13 @@ from pathlib import Path
 
 from jupyter_core.paths import jupyter_data_dir
 from jupyter_server.extension.application import ExtensionApp
-from sqlalchemy.engine import make_url
 from traitlets import Bool, CaselessStrEnum, Float, Int, Unicode, default
 
 from . import __version__
+from .cli import MigrateCommand, RotateKeysCommand
 from .db.embedded import EmbeddedPostgres
-from .db.engine import Database, PoolSettings, migrate, provision_app_role, warn_if_rls_bypassed
+from .db.engine import Database, PoolSettings
+from .db.setup import DatabaseLocation, prepare_database
 from .handlers import all_handlers
 from .observability import logging as ologging
 from .observability.metrics import Metrics
@@ -41,6 +42,10 @@ class OrchestratorApp(ExtensionApp):
     # Personal mode on a machine where the only account is root (containers, CI):
     # the server is the user's own, as with `jupyter lab --allow-root`.
     serverapp_config = {"allow_root": os.geteuid() == 0}  # noqa: RUF012
+    subcommands = {  # noqa: RUF012
+        "migrate": (MigrateCommand, MigrateCommand.description),
+        "rotate-keys": (RotateKeysCommand, RotateKeysCommand.description),
+    }
 
     database_url = Unicode(
         help="""PostgreSQL URL the server connects with (e.g. postgresql://orchestrator_app:pw@db:5432/orchestrator).
@@ -126,7 +131,7 @@ class OrchestratorApp(ExtensionApp):
         app_url = self._prepare_database()
         self.services = Services(
             db=Database(app_url, self._pool_settings()),
-            keyring=self._keyring(),
+            keyring=self.keyring(),
             metrics=Metrics(),
             settings=ServiceSettings(
                 max_body_bytes=self.max_body_bytes,
@@ -145,25 +150,17 @@ class OrchestratorApp(ExtensionApp):
 
     def _prepare_database(self) -> str:
         """Start the embedded server if needed, migrate, and return the server's own URL."""
-        if self.database_url:
-            app_url = self.database_url
-            admin_url = self.database_admin_url or self.database_url
-            if self.migrate_on_start:
-                migrate(admin_url)
-            if self.database_admin_url:
-                username = make_url(app_url).username
-                if username:
-                    provision_app_role(admin_url, username)
-        else:
-            self.embedded = EmbeddedPostgres(Path(self.data_dir) / "pgdata")
-            self.embedded.start()
-            admin_url = self.embedded.admin_url()
-            if self.migrate_on_start:
-                migrate(admin_url)
-            provision_app_role(admin_url, self.app_role)
-            app_url = self.embedded.role_url(self.app_role)
-        warn_if_rls_bypassed(app_url)
-        return app_url
+        prepared = prepare_database(self.database_location(), revision="head" if self.migrate_on_start else None)
+        self.embedded = prepared.embedded
+        return prepared.app_url
+
+    def database_location(self) -> DatabaseLocation:
+        return DatabaseLocation(
+            database_url=self.database_url,
+            database_admin_url=self.database_admin_url,
+            data_dir=Path(self.data_dir),
+            app_role=self.app_role,
+        )
 
     def _pool_settings(self) -> PoolSettings:
         return PoolSettings(
@@ -173,7 +170,7 @@ class OrchestratorApp(ExtensionApp):
             statement_timeout_ms=self.statement_timeout_ms,
         )
 
-    def _keyring(self) -> KeyRing:
+    def keyring(self) -> KeyRing:
         if self.encryption_keys:
             return KeyRing.parse(self.encryption_keys)
         return load_or_create_keyring(Path(self.data_dir) / "keys.json")

@@ -71,7 +71,8 @@ def provision_app_role(admin_url: str, role: str) -> None:
             conn.execute(text(f"GRANT USAGE ON SCHEMA public TO {quoted}"))
             conn.execute(text(f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {quoted}"))
             conn.execute(text(f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {quoted}"))
-            conn.execute(text(f"REVOKE ALL ON TABLE alembic_version FROM {quoted}"))
+            if conn.execute(text("SELECT to_regclass('alembic_version')")).scalar_one() is not None:
+                conn.execute(text(f"REVOKE ALL ON TABLE alembic_version FROM {quoted}"))
     finally:
         engine.dispose()
 

@@ -1,0 +1,72 @@
+"""Key rotation: re-encrypt every encrypted column with the key ring's primary key.
+
+Runs outside any tenant (``orchestrator.system``) on a synchronous connection:
+it is an operator's command (``jupyter orchestrator rotate-keys``), not a request.
+Rows already under the primary key are left alone, so the command can be
+stopped and run again.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy import Engine, text
+
+from ..security.crypto import KeyRing
+
+log = logging.getLogger("orchestrator.keys")
+
+#: (table, column, context prefix): the context is ``f"{prefix}:{row id}"``
+ENCRYPTED_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("users", "email_encrypted", "users.email"),
+    ("users", "display_name_encrypted", "users.display_name"),
+    ("integrations", "secret_encrypted", "integrations.secret"),
+)
+
+
+@dataclass
+class RotationReport:
+    reencrypted: int = 0
+    already_current: int = 0
+
+    def __str__(self) -> str:
+        return f"{self.reencrypted} values re-encrypted, {self.already_current} already under the primary key"
+
+
+def reencrypt_all(engine: Engine, ring: KeyRing, batch: int = 500) -> RotationReport:
+    """Re-encrypt, in batches of ``batch`` rows per transaction, every value not under ``ring.primary``."""
+    report = RotationReport()
+    for table, column, prefix in ENCRYPTED_COLUMNS:
+        with engine.begin() as conn:
+            conn.execute(text("SELECT set_config('orchestrator.system', 'on', true)"))
+            report.already_current += conn.execute(
+                text(f"SELECT count(*) FROM {table} WHERE {column} LIKE :current"), {"current": f"v1.{ring.primary}.%"}
+            ).scalar_one()
+        while True:
+            done = _rotate_batch(engine, ring, table, column, prefix, batch, report)
+            if done < batch:
+                break
+    log.info("key rotation finished", extra={"reencrypted": report.reencrypted})
+    return report
+
+
+def _rotate_batch(
+    engine: Engine, ring: KeyRing, table: str, column: str, prefix: str, batch: int, report: RotationReport
+) -> int:
+    current = f"v1.{ring.primary}.%"
+    with engine.begin() as conn:
+        conn.execute(text("SELECT set_config('orchestrator.system', 'on', true)"))
+        rows = conn.execute(
+            text(
+                f"SELECT id, {column} FROM {table} WHERE {column} IS NOT NULL AND {column} NOT LIKE :current "
+                "ORDER BY id LIMIT :batch FOR UPDATE SKIP LOCKED"
+            ),
+            {"current": current, "batch": batch},
+        ).all()
+        for row_id, token in rows:
+            context = f"{prefix}:{row_id}"
+            fresh = ring.encrypt(ring.decrypt(token, context), context)
+            conn.execute(text(f"UPDATE {table} SET {column} = :v WHERE id = :id"), {"v": fresh, "id": row_id})
+        report.reencrypted += len(rows)
+    return len(rows)
