@@ -72,7 +72,7 @@ def _uuid_pk() -> Mapped[uuid.UUID]:
 
 
 def _created() -> Mapped[datetime]:
-    return mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
+    return mapped_column(DateTime(timezone=True), server_default=func.clock_timestamp(), nullable=False)
 
 
 class Base(DeclarativeBase):

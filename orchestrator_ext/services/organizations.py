@@ -24,12 +24,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, TypeVarTuple, cast
 
 from sqlalchemy import Select, func, select
+from sqlalchemy.orm import InstrumentedAttribute
 
 from ..db.models import Agent, Organization, OrganizationMember, ResourceTier, User
 from ..errors import Conflict, FieldError, NotFound, ValidationFailed
+from ..schemas.common import PageQuery
 from ..schemas.organizations import (
     CREATABLE_TIERS,
     AddMember,
@@ -53,6 +55,7 @@ from .settings import ServiceSettings
 from .users import open_field
 
 T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
 
 
 def describe_org(org: Organization, tier: ResourceTier, role: Role) -> DescribeOrganization:
@@ -81,12 +84,25 @@ def describe_org(org: Organization, tier: ResourceTier, role: Role) -> DescribeO
     )
 
 
-def split_page(rows: Sequence[T], limit: int, key: Callable[[T], tuple[datetime, uuid.UUID]]) -> tuple[list[T], str | None]:
+def split_page(
+    rows: Sequence[T], limit: int, key: Callable[[T], tuple[datetime, uuid.UUID]]
+) -> tuple[list[T], str | None]:
     """The page (``limit`` rows) and the cursor of the next one, from ``limit + 1`` fetched rows."""
     items = list(rows[:limit])
     if len(rows) > limit and items:
         return items, encode_cursor(*key(items[-1]))
     return items, None
+
+
+def paged(
+    stmt: Select[*Ts],
+    created_at: InstrumentedAttribute[datetime],
+    row_id: InstrumentedAttribute[uuid.UUID],
+    query: PageQuery,
+) -> Select[*Ts]:
+    """:func:`paginate` for a select of several entities (it is typed for one)."""
+    selected = paginate(cast("Select[Any]", stmt), created_at, row_id, query.limit, query.cursor)
+    return cast("Select[*Ts]", selected)
 
 
 def permission_for(*roles: Role) -> Permission:
@@ -109,8 +125,8 @@ class OrganizationService:
             if not orgs:
                 return ListOrganizationsResponse(items=[], next_cursor=None)
             stmt = self._with_tier().where(Organization.id.in_(orgs))
-            stmt = paginate(stmt, Organization.created_at, Organization.id, query.limit, query.cursor)
-            rows = (await scope.session.execute(stmt)).tuples().all()
+            stmt = paged(stmt, Organization.created_at, Organization.id, query)
+            rows = (await scope.session.execute(stmt)).all()
             page, next_cursor = split_page(rows, query.limit, lambda row: (row[0].created_at, row[0].id))
             items = [describe_org(org, tier, scope.actor.roles[org.id]) for org, tier in page]
             return ListOrganizationsResponse(items=items, next_cursor=next_cursor)
@@ -171,8 +187,8 @@ class OrganizationService:
                 .join(User, User.id == OrganizationMember.user_id)
                 .where(OrganizationMember.org_id == org_id)
             )
-            stmt = paginate(stmt, OrganizationMember.created_at, OrganizationMember.user_id, query.limit, query.cursor)
-            rows = (await scope.session.execute(stmt)).tuples().all()
+            stmt = paged(stmt, OrganizationMember.created_at, OrganizationMember.user_id, query)
+            rows = (await scope.session.execute(stmt)).all()
             page, next_cursor = split_page(rows, query.limit, lambda row: (row[0].created_at, row[0].user_id))
             return ListMembersResponse(items=[self._describe_member(m, u) for m, u in page], next_cursor=next_cursor)
 
@@ -209,7 +225,9 @@ class OrganizationService:
             if current == Role.OWNER:
                 await self._check_not_last_owner(scope, org_id, "demoted")
             member.role = body.role.value
-            audit.record(scope, "member.update", "member", user_id, org_id, old_role=current.value, role=body.role.value)
+            audit.record(
+                scope, "member.update", "member", user_id, org_id, old_role=current.value, role=body.role.value
+            )
             await scope.session.flush()
             return self._describe_member(member, user)
 
@@ -232,14 +250,14 @@ class OrganizationService:
     # ---- helpers ------------------------------------------------------------------
 
     @staticmethod
-    def _with_tier() -> Select[tuple[Organization, ResourceTier]]:
+    def _with_tier() -> Select[Organization, ResourceTier]:
         return select(Organization, ResourceTier).join(ResourceTier, ResourceTier.name == Organization.tier_name)
 
     async def _load(self, scope: Scope, org_id: uuid.UUID, *, lock: bool = False) -> tuple[Organization, ResourceTier]:
         stmt = self._with_tier().where(Organization.id == org_id)
         if lock:
             stmt = stmt.with_for_update(of=Organization)
-        row = (await scope.session.execute(stmt)).tuples().one_or_none()
+        row = (await scope.session.execute(stmt)).one_or_none()
         if row is None:
             raise NotFound(f"No organization with id '{org_id}'.")
         return row
@@ -303,7 +321,7 @@ class OrganizationService:
             .join(User, User.id == OrganizationMember.user_id)
             .where(OrganizationMember.org_id == org_id, OrganizationMember.user_id == user_id)
         )
-        row = (await scope.session.execute(stmt)).tuples().one_or_none()
+        row = (await scope.session.execute(stmt)).one_or_none()
         if row is None:
             raise NotFound(f"No member with user id '{user_id}' in this organization.")
         return row

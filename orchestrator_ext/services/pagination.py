@@ -12,7 +12,7 @@ import json
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Protocol, TypeVar
+from typing import Protocol, TypeVar, TypeVarTuple
 
 from sqlalchemy import Select, tuple_
 from sqlalchemy.orm import InstrumentedAttribute
@@ -26,6 +26,7 @@ class _Keyed(Protocol):
 
 
 K = TypeVar("K", bound=_Keyed)
+Ts = TypeVarTuple("Ts")
 
 
 def encode_cursor(created_at: datetime, row_id: uuid.UUID) -> str:
@@ -46,12 +47,12 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
 
 
 def paginate(
-    stmt: Select[Any],
+    stmt: Select[*Ts],
     created_at: InstrumentedAttribute[datetime],
     row_id: InstrumentedAttribute[uuid.UUID],
     limit: int,
     cursor: str | None,
-) -> Select[Any]:
+) -> Select[*Ts]:
     """Order newest first, start after ``cursor``, fetch one extra row to know if a next page exists."""
     if cursor:
         after_at, after_id = decode_cursor(cursor)

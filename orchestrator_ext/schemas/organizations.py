@@ -1,0 +1,113 @@
+"""Organizations (tenants), their resource tier and limits, and their members."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import Field, StringConstraints, field_validator
+
+from ..security.permissions import Role
+from .common import Name, PageQuery, RequestModel, ResponseModel
+
+TierName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+Username = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
+
+#: the tiers an organization may start on; larger ones need a change by an owner
+CREATABLE_TIERS: tuple[str, ...] = ("free", "team")
+
+
+class CreateOrganization(RequestModel):
+    """A new organization; the caller becomes its owner."""
+
+    name: Name
+    tier: TierName = Field(
+        default="free",
+        description=f"One of {', '.join(CREATABLE_TIERS)}; an owner may move it to another tier later.",
+    )
+
+
+class UpdateOrganization(RequestModel):
+    """Rename (``org:update``) and/or move to another tier (``org:change_tier``)."""
+
+    name: Name | None = None
+    tier: TierName | None = None
+
+    @field_validator("name", "tier", mode="before")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        if value is None:
+            raise ValueError("may be omitted but not null")
+        return value
+
+
+class DescribeTier(ResponseModel):
+    name: str
+    title: str
+    cpu: float
+    memory_mib: int
+    gpu_count: int
+    gpu_type: str | None
+    max_concurrent_executions: int
+    max_agents: int
+
+
+class DescribeLimits(ResponseModel):
+    """The limits in force: the organization's override where it has one, else its tier's."""
+
+    cpu: float
+    memory_mib: int
+    gpu_count: int
+    gpu_type: str | None
+    max_concurrent_executions: int
+    max_agents: int
+
+
+class DescribeOrganization(ResponseModel):
+    id: uuid.UUID
+    name: str
+    personal: bool = Field(description="A user's personal organization: exactly one member, its owner.")
+    role: Role = Field(description="The caller's role in the organization.")
+    tier: DescribeTier
+    limits: DescribeLimits
+    created_at: datetime
+    updated_at: datetime
+
+
+class ListOrganizationsQuery(PageQuery):
+    pass
+
+
+class ListOrganizationsResponse(ResponseModel):
+    items: list[DescribeOrganization]
+    next_cursor: str | None
+
+
+class AddMember(RequestModel):
+    """Add an existing user (one who has used the API once), named by ``username`` or ``user_id``."""
+
+    username: Username | None = None
+    user_id: uuid.UUID | None = None
+    role: Role
+
+
+class UpdateMember(RequestModel):
+    role: Role
+
+
+class DescribeMember(ResponseModel):
+    user_id: uuid.UUID
+    username: str
+    display_name: str | None
+    role: Role
+    joined_at: datetime
+
+
+class ListMembersQuery(PageQuery):
+    pass
+
+
+class ListMembersResponse(ResponseModel):
+    items: list[DescribeMember]
+    next_cursor: str | None

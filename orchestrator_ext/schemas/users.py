@@ -1,0 +1,54 @@
+"""The caller's own profile: who they are and where they belong."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import AfterValidator, Field, StringConstraints
+
+from ..security.permissions import Role
+from .common import Name, RequestModel, ResponseModel
+
+# A deliberately strict address: dot-atom local part, a dotted host name of
+# letters, digits and inner hyphens, a top-level label of letters only.
+_LOCAL = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_EMAIL = re.compile(rf"{_LOCAL}@(?:{_LABEL}\.)+[A-Za-z]{{2,63}}")
+
+
+def check_email(value: str) -> str:
+    """Accept a plain ``local@host.tld`` address (local part at most 64 characters)."""
+    local, _, _ = value.partition("@")
+    if len(local) > 64 or not _EMAIL.fullmatch(value):
+        raise ValueError("not a valid email address (expected local@host.tld)")
+    return value
+
+
+Email = Annotated[str, StringConstraints(strip_whitespace=True, max_length=254), AfterValidator(check_email)]
+
+
+class UpdateUser(RequestModel):
+    """Change the caller's profile: an omitted field stays as it is, ``null`` clears it."""
+
+    display_name: Name | None = Field(default=None, description="1-200 characters; stored encrypted.")
+    email: Email | None = Field(default=None, description="A plain address; stored encrypted.")
+
+
+class DescribeMembership(ResponseModel):
+    org_id: uuid.UUID
+    name: str
+    role: Role
+    personal: bool = Field(description="The caller's personal organization (exactly one member).")
+
+
+class DescribeUser(ResponseModel):
+    id: uuid.UUID
+    username: str = Field(description="The subject the authentication layer names the caller by.")
+    display_name: str | None
+    email: str | None
+    created_at: datetime
+    updated_at: datetime
+    memberships: list[DescribeMembership] = Field(description="The personal organization first, then by name.")
