@@ -135,7 +135,8 @@ class Database:
         return {
             "size": int(getattr(pool, "size", lambda: 0)()),
             "checked_out": int(getattr(pool, "checkedout", lambda: 0)()),
-            "overflow": int(getattr(pool, "overflow", lambda: 0)()),
+            # SQLAlchemy counts overflow from -pool_size; only connections above the pool matter here
+            "overflow": max(0, int(getattr(pool, "overflow", lambda: 0)())),
             "checked_in": int(getattr(pool, "checkedin", lambda: 0)()),
         }
 

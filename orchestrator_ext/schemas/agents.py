@@ -19,7 +19,7 @@ class CreateAgent(RequestModel):
     name: Name
     framework: Framework
     description: Description = ""
-    tags: Annotated[list[Tag], Field(max_length=32)] = []
+    tags: Annotated[list[Tag], Field(max_length=32)] = Field(default_factory=list)
     org_id: uuid.UUID | None = Field(default=None, description="Defaults to the caller's personal organization.")
 
 

@@ -8,21 +8,12 @@ from datetime import UTC, datetime
 from sqlalchemy import func, select, update
 
 from ..db.models import Agent, Organization, ResourceTier, Workflow
-from ..errors import Conflict, FieldError, NotFound, ValidationFailed
+from ..errors import Conflict, FieldError, NotFound
 from ..schemas.agents import CreateAgent, DescribeAgent, ListAgentsQuery, ListAgentsResponse, UpdateAgent
 from ..security.permissions import Permission
 from . import audit
 from .pagination import page_of, paginate
-from .scope import Identity, Scope, ScopeFactory
-
-
-def resolve_org(scope: Scope, org_id: uuid.UUID | None, field: str = "org_id") -> uuid.UUID:
-    """The organization a request targets: the one named, else the caller's personal one."""
-    if org_id is not None:
-        return org_id
-    if scope.actor.personal_org_id is None:
-        raise ValidationFailed("You have no personal organization; name one.", errors=[FieldError(field, "required")])
-    return scope.actor.personal_org_id
+from .scope import Identity, Scope, ScopeFactory, resolve_org
 
 
 async def load_agent(scope: Scope, agent_id: uuid.UUID, permission: Permission) -> Agent:
@@ -32,7 +23,7 @@ async def load_agent(scope: Scope, agent_id: uuid.UUID, permission: Permission) 
     ).scalar_one_or_none()
     if agent is None:
         raise NotFound(f"No agent with id '{agent_id}'.")
-    scope.actor.require(agent.org_id, permission, what="agent")
+    scope.actor.require(agent.org_id, permission, what="agent", resource_id=agent_id)
     return agent
 
 

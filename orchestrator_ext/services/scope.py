@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..db.engine import Database
 from ..db.models import Organization, OrganizationMember, User
-from ..errors import Forbidden, NotFound
+from ..errors import FieldError, Forbidden, NotFound, ValidationFailed
 from ..security.crypto import KeyRing
 from ..security.permissions import Permission, Role, role_allows
 
@@ -44,15 +44,23 @@ class Actor:
     def role_in(self, org_id: uuid.UUID) -> Role | None:
         return self.roles.get(org_id)
 
-    def require(self, org_id: uuid.UUID, permission: Permission, *, what: str = "organization") -> Role:
+    def require(
+        self,
+        org_id: uuid.UUID,
+        permission: Permission,
+        *,
+        what: str = "organization",
+        resource_id: uuid.UUID | None = None,
+    ) -> Role:
         """The caller's role in ``org_id`` if it grants ``permission``.
 
-        Not a member: :class:`NotFound` (another tenant's things do not exist
-        for the caller). A member whose role lacks the permission: :class:`Forbidden`.
+        Not a member: :class:`NotFound` naming the resource asked for (another
+        tenant's things do not exist for the caller). A member whose role lacks
+        the permission: :class:`Forbidden`.
         """
         role = self.roles.get(org_id)
         if role is None:
-            raise NotFound(f"No {what} with id '{org_id}'.")
+            raise NotFound(f"No {what} with id '{resource_id or org_id}'.")
         if not role_allows(role, permission):
             raise Forbidden(f"Your role '{role.value}' in this organization does not allow '{permission.value}'.")
         return role
@@ -78,6 +86,15 @@ class Scope:
 async def set_org_scope(session: AsyncSession, org_ids: Iterable[uuid.UUID]) -> None:
     value = "{" + ",".join(str(o) for o in org_ids) + "}"
     await session.execute(text("SELECT set_config('orchestrator.org_ids', :v, true)"), {"v": value})
+
+
+def resolve_org(scope: Scope, org_id: uuid.UUID | None, field: str = "org_id") -> uuid.UUID:
+    """The organization a request targets: the one named, else the caller's personal one."""
+    if org_id is not None:
+        return org_id
+    if scope.actor.personal_org_id is None:
+        raise ValidationFailed("You have no personal organization; name one.", errors=[FieldError(field, "required")])
+    return scope.actor.personal_org_id
 
 
 class ScopeFactory:

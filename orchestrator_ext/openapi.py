@@ -1,0 +1,262 @@
+"""The OpenAPI 3.1 document of the REST API, built from the route tables and the pydantic models.
+
+Every handler method under ``/orchestrator/api/v1`` carries an
+:class:`~orchestrator_ext.handlers.base.Operation` (``@operation``); this module
+walks :func:`~orchestrator_ext.handlers.all_handlers`, turns each into an
+OpenAPI operation, and generates the component schemas with pydantic. Errors
+are RFC 9457 problem details (``Problem``), described once as shared responses.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.json_schema import JsonSchemaMode, JsonSchemaValue, models_json_schema
+
+from . import __version__
+from .handlers.base import API_PREFIX, Operation
+from .schemas.common import Problem
+from .security.permissions import ROLE_PERMISSIONS, Permission
+
+HTTP_METHODS = ("get", "put", "post", "patch", "delete")
+REF_TEMPLATE = "#/components/schemas/{model}"
+_PATH_PARAM = re.compile(r"\{([a-z_]+)\}")
+
+#: status -> (shared response name, description); each is a ``Problem`` body
+PROBLEM_RESPONSES: dict[int, tuple[str, str]] = {
+    400: ("BadRequest", "The body is not valid JSON."),
+    403: ("Forbidden", "Not authenticated, or the caller's role does not allow the action."),
+    404: ("NotFound", "No such resource, or it belongs to an organization the caller is not in."),
+    409: ("Conflict", "The change conflicts with existing data (a unique name, a limit, a reference)."),
+    413: ("PayloadTooLarge", "The body is larger than the server accepts."),
+    415: ("UnsupportedMediaType", "The body is not JSON."),
+    422: ("ValidationFailed", "A field is invalid; 'errors' names each one."),
+    503: ("ServiceUnavailable", "The database is unavailable; retry shortly."),
+}
+
+DESCRIPTION = """\
+Build, run and operate AI agents: organizations, agents, workflows, executions and integrations.
+
+Authenticate with the header `Authorization: token <token>` (the server's token, or a JupyterHub
+API token), or with the Jupyter login cookie (then send the `_xsrf` cookie's value as
+`X-XSRFToken` on requests other than GET). Errors are `application/problem+json` documents
+(RFC 9457) whose `errors` list names each invalid field.
+"""
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One documented handler method: its route template, HTTP method and description."""
+
+    route: str
+    method: str
+    handler: type[Any]
+    operation: Operation
+
+
+def endpoints() -> list[Endpoint]:
+    """Every handler method under the API prefix that carries ``@operation``."""
+    from .handlers import all_handlers  # here, not at the top: the handlers package imports this module
+
+    found = []
+    for pattern, handler, *_ in all_handlers():
+        if not pattern.startswith(f"/{API_PREFIX}/"):
+            continue
+        for method in HTTP_METHODS:
+            described = getattr(getattr(handler, method, None), "__openapi__", None)
+            if isinstance(described, Operation):
+                found.append(Endpoint(handler.route, method, handler, described))
+    return found
+
+
+class _Schemas:
+    """Component schemas of every model the operations use, and the reference to each."""
+
+    def __init__(self, ops: Iterable[Operation]) -> None:
+        wanted: dict[tuple[type[BaseModel], JsonSchemaMode], None] = {(Problem, "serialization"): None}
+        self.queries: set[type[BaseModel]] = set()
+        for op in ops:
+            for model in (op.body, op.query):
+                if model is not None:
+                    wanted[(model, "validation")] = None
+            if op.query is not None:
+                self.queries.add(op.query)
+            for response in op.responses.values():
+                if response is not None:
+                    wanted[(response, "serialization")] = None
+        refs, top = models_json_schema(list(wanted), ref_template=REF_TEMPLATE)
+        self.refs: dict[tuple[type[Any], JsonSchemaMode], JsonSchemaValue] = dict(refs)
+        self.components: dict[str, JsonSchemaValue] = dict(top.get("$defs", {}))
+
+    def ref(self, model: type[BaseModel], mode: JsonSchemaMode) -> JsonSchemaValue:
+        return self.refs[(model, mode)]
+
+    def resolve(self, model: type[BaseModel], mode: JsonSchemaMode) -> JsonSchemaValue:
+        name = self.ref(model, mode)["$ref"].rsplit("/", 1)[-1]
+        return self.components[name]
+
+    def drop_query_models(self) -> None:
+        """Query models become parameters; keep their component only if a body or response uses it."""
+        used = {ref["$ref"] for (model, _), ref in self.refs.items() if model not in self.queries}
+        for model in self.queries:
+            ref = self.ref(model, "validation")["$ref"]
+            if ref not in used:
+                self.components.pop(ref.rsplit("/", 1)[-1], None)
+
+
+def _query_parameters(schemas: _Schemas, model: type[BaseModel]) -> list[dict[str, Any]]:
+    schema = schemas.resolve(model, "validation")
+    required = set(schema.get("required", []))
+    params = []
+    for name, prop in schema.get("properties", {}).items():
+        param_schema = {k: v for k, v in prop.items() if k not in ("description", "title")}
+        param: dict[str, Any] = {"name": name, "in": "query", "required": name in required, "schema": param_schema}
+        if "description" in prop:
+            param["description"] = prop["description"]
+        params.append(param)
+    return params
+
+
+def _path_parameters(route: str) -> list[dict[str, Any]]:
+    params = []
+    for name in _PATH_PARAM.findall(route):
+        schema = {"type": "string", "format": "uuid"} if name.endswith("_id") else {"type": "string"}
+        params.append({"name": name, "in": "path", "required": True, "schema": schema})
+    return params
+
+
+def _header_parameters(op: Operation) -> list[dict[str, Any]]:
+    return [
+        {"name": name, "in": "header", "required": False, "description": text, "schema": {"type": "string"}}
+        for name, text in op.headers.items()
+    ]
+
+
+def _problem_statuses(endpoint: Endpoint) -> set[int]:
+    """The error responses an operation can give, from what it takes and whether it authenticates."""
+    op = endpoint.operation
+    statuses: set[int] = set()
+    if op.authenticated:
+        statuses |= {403, 503}
+    if op.body is not None:
+        statuses |= {400, 413, 415, 422}
+    if op.query is not None:
+        statuses.add(422)
+    if op.authenticated and (op.body is not None or op.query is not None or "{" in endpoint.route):
+        statuses.add(404)
+    if op.authenticated and endpoint.method in ("post", "put", "patch"):
+        statuses.add(409)
+    return statuses
+
+
+def _responses(endpoint: Endpoint, schemas: _Schemas) -> dict[str, Any]:
+    responses: dict[str, Any] = {}
+    for status in sorted(_problem_statuses(endpoint)):
+        responses[str(status)] = {"$ref": f"#/components/responses/{PROBLEM_RESPONSES[status][0]}"}
+    for status, model in sorted(endpoint.operation.responses.items()):
+        if model is Problem and status in PROBLEM_RESPONSES:
+            responses[str(status)] = {"$ref": f"#/components/responses/{PROBLEM_RESPONSES[status][0]}"}
+            continue
+        response: dict[str, Any] = {"description": HTTPStatus(status).phrase}
+        if model is not None:
+            media = "application/problem+json" if model is Problem else "application/json"
+            response["content"] = {media: {"schema": schemas.ref(model, "serialization")}}
+        responses[str(status)] = response
+    return dict(sorted(responses.items()))
+
+
+def _permission_text(permission: str) -> str:
+    roles = [role.value for role, granted in ROLE_PERMISSIONS.items() if Permission(permission) in granted]
+    return f"Requires the `{permission}` permission in the organization (roles: {', '.join(roles)})."
+
+
+def _operation(endpoint: Endpoint, schemas: _Schemas, operation_id: str) -> dict[str, Any]:
+    op = endpoint.operation
+    doc: dict[str, Any] = {"operationId": operation_id, "summary": op.summary, "tags": list(op.tags)}
+    if op.permission:
+        doc["description"] = _permission_text(op.permission)
+        doc["x-permission"] = op.permission
+    params = _path_parameters(endpoint.route) + _header_parameters(op)
+    if op.query is not None:
+        params += _query_parameters(schemas, op.query)
+    if params:
+        doc["parameters"] = params
+    if op.body is not None:
+        doc["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": schemas.ref(op.body, "validation")}},
+        }
+    doc["responses"] = _responses(endpoint, schemas)
+    if not op.authenticated:
+        doc["security"] = []
+    return doc
+
+
+def _operation_ids(found: list[Endpoint]) -> list[str]:
+    """``getAgent``, ``postAgentCollection``...: the method and the handler's name, unique."""
+    ids: list[str] = []
+    for endpoint in found:
+        base = endpoint.method + endpoint.handler.__name__.removesuffix("Handler")
+        candidate, n = base, 2
+        while candidate in ids:
+            candidate, n = f"{base}{n}", n + 1
+        ids.append(candidate)
+    return ids
+
+
+def _components(schemas: _Schemas, cookie_name: str) -> dict[str, Any]:
+    problem = schemas.ref(Problem, "serialization")
+    return {
+        "schemas": dict(sorted(schemas.components.items())),
+        "responses": {
+            name: {"description": text, "content": {"application/problem+json": {"schema": problem}}}
+            for name, text in PROBLEM_RESPONSES.values()
+        },
+        "securitySchemes": {
+            "token": {
+                "type": "apiKey",
+                "in": "header",
+                "name": "Authorization",
+                "description": "Enter `token <token>`: the server's token or a JupyterHub API token.",
+            },
+            "cookie": {
+                "type": "apiKey",
+                "in": "cookie",
+                "name": cookie_name,
+                "description": "The Jupyter login cookie; requests other than GET also need the X-XSRFToken header.",
+            },
+        },
+    }
+
+
+def build_document(base_url: str = "/", cookie_name: str = "username") -> dict[str, Any]:
+    """The OpenAPI 3.1 document of the API served under ``base_url``."""
+    found = endpoints()
+    schemas = _Schemas(e.operation for e in found)
+    paths: dict[str, dict[str, Any]] = {}
+    for endpoint, operation_id in zip(found, _operation_ids(found), strict=True):
+        paths.setdefault(endpoint.route, {})[endpoint.method] = _operation(endpoint, schemas, operation_id)
+    schemas.drop_query_models()
+    tags = sorted({tag for e in found for tag in e.operation.tags})
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Orchestrator API", "version": __version__, "description": DESCRIPTION},
+        "servers": [{"url": f"{base_url.rstrip('/')}/{API_PREFIX}"}],
+        "tags": [{"name": tag} for tag in tags],
+        "security": [{"token": []}, {"cookie": []}],
+        "paths": dict(sorted(paths.items())),
+        "components": _components(schemas, cookie_name),
+    }
+
+
+@functools.lru_cache(maxsize=32)
+def document_json(base_url: str, cookie_name: str) -> str:
+    """The document as JSON text, built once per base URL and cookie name (the routes do not change)."""
+    return json.dumps(build_document(base_url, cookie_name), separators=(",", ":"))
