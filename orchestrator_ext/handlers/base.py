@@ -62,6 +62,30 @@ def field_errors(exc: ValidationError, prefix: str = "") -> list[FieldError]:
     return errors
 
 
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _find_nul(value: Any, path: str = "") -> str | None:
+    """The dotted path of the first string (or key) holding a NUL, which PostgreSQL cannot store."""
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    if isinstance(value, dict):
+        items: Any = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    else:
+        return None
+    for key, item in items:
+        where = f"{path}.{key}" if path else str(key)
+        if isinstance(key, str) and "\x00" in key:
+            return where
+        found = _find_nul(item, where)
+        if found is not None:
+            return found
+    return None
+
+
 def problem_from(exc: BaseException | None, status: int, reason: str) -> OrchestratorError:
     """Map any exception to the error the client sees."""
     if isinstance(exc, OrchestratorError):
@@ -129,9 +153,17 @@ class OrchestratorHandler(ExtensionHandlerMixin, APIHandler):
         if body and ctype not in ("application/json", "application/merge-patch+json", ""):
             raise UnsupportedMediaType(f"Send JSON (Content-Type: application/json), not '{ctype}'.")
         try:
-            data = json.loads(body or b"{}")
+            data = json.loads(body or b"{}", parse_constant=_refuse_constant)
+            nul_at = _find_nul(data)
+        except RecursionError as exc:
+            raise BadRequest("The body is nested too deeply.") from exc
         except (ValueError, UnicodeDecodeError) as exc:
             raise BadRequest(f"The body is not valid JSON: {exc}.") from exc
+        if nul_at is not None:
+            raise ValidationFailed(
+                "Text may not contain NUL characters.",
+                errors=[FieldError(nul_at or "body", "contains a NUL (\\u0000) character", "string_nul")],
+            )
         if not isinstance(data, dict):
             raise ValidationFailed(
                 "The body must be a JSON object.", errors=[FieldError("body", "expected an object", "type_error")]
@@ -145,6 +177,11 @@ class OrchestratorHandler(ExtensionHandlerMixin, APIHandler):
         raw: dict[str, Any] = {}
         for key, values in self.request.query_arguments.items():
             decoded = [v.decode("utf-8", "replace") for v in values]
+            if any("\x00" in v for v in decoded):
+                raise ValidationFailed(
+                    "The query string is invalid.",
+                    errors=[FieldError(key, "contains a NUL (\\u0000) character", "string_nul")],
+                )
             raw[key] = decoded[0] if len(decoded) == 1 else decoded
         try:
             return model.model_validate(raw)

@@ -1,7 +1,95 @@
-"""Handlers of this resource (being written)."""
+"""``/workflows/{workflow_id}/execute``, ``/executions`` and ``/executions/{execution_id}``.
+
+Starting an execution answers 202 with the queued execution and its
+``Location``; with an ``Idempotency-Key``, a retry of the same request answers
+200 with the same execution (``Idempotent-Replayed: true``).
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import re
 
-default_handlers: list[tuple[str, Any]] = []
+from jupyter_server.auth.decorator import authorized
+from tornado import web
+
+from ..errors import FieldError, ValidationFailed
+from ..schemas.executions import DescribeExecution, ExecuteWorkflow, ListExecutionsQuery, ListExecutionsResponse
+from ..security.permissions import Permission
+from .base import OrchestratorHandler, operation, route_table
+
+TAGS = ("executions",)
+KEY_HEADER = "Idempotency-Key"
+KEY_HELP = (
+    "1-255 visible ASCII characters, unique per request: a retry with the same key and body returns "
+    "the same execution; the same key with another body is refused (409)."
+)
+_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+
+
+def parse_idempotency_key(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if not _KEY.match(value):
+        raise ValidationFailed(
+            "The Idempotency-Key header must be 1-255 visible ASCII characters.",
+            errors=[FieldError(KEY_HEADER, "expected 1-255 visible ASCII characters", "idempotency_key_invalid")],
+        )
+    return value
+
+
+class ExecuteWorkflowHandler(OrchestratorHandler):
+    @web.authenticated
+    @authorized
+    @operation(
+        "Start an execution of a workflow (queued)",
+        body=ExecuteWorkflow,
+        responses={202: DescribeExecution, 200: DescribeExecution},
+        permission=Permission.EXECUTIONS_CREATE,
+        tags=TAGS,
+        headers={KEY_HEADER: KEY_HELP},
+    )
+    async def post(self, workflow_id: str) -> None:
+        target = self.parse_id(workflow_id, "workflow")
+        key = parse_idempotency_key(self.request.headers.get(KEY_HEADER))
+        body = self.parse_body(ExecuteWorkflow)
+        execution, created = await self.services.executions.execute(self.identity, target, body, key)
+        self.set_header("Location", f"{self.base_url.rstrip('/')}/orchestrator/api/v1/executions/{execution.id}")
+        if not created:
+            self.set_header("Idempotent-Replayed", "true")
+        self.write_model(execution, status=202 if created else 200)
+
+
+class ExecutionCollectionHandler(OrchestratorHandler):
+    @web.authenticated
+    @authorized
+    @operation(
+        "List executions, newest first",
+        query=ListExecutionsQuery,
+        responses={200: ListExecutionsResponse},
+        permission=Permission.EXECUTIONS_READ,
+        tags=TAGS,
+    )
+    async def get(self) -> None:
+        query = self.parse_query(ListExecutionsQuery)
+        self.write_model(await self.services.executions.list(self.identity, query))
+
+
+class ExecutionHandler(OrchestratorHandler):
+    @web.authenticated
+    @authorized
+    @operation(
+        "Get an execution (also one of a deleted agent or workflow)",
+        responses={200: DescribeExecution},
+        permission=Permission.EXECUTIONS_READ,
+        tags=TAGS,
+    )
+    async def get(self, execution_id: str) -> None:
+        execution = await self.services.executions.get(self.identity, self.parse_id(execution_id, "execution"))
+        self.write_model(execution)
+
+
+default_handlers = route_table(
+    ("/workflows/{workflow_id}/execute", ExecuteWorkflowHandler),
+    ("/executions", ExecutionCollectionHandler),
+    ("/executions/{execution_id}", ExecutionHandler),
+)

@@ -1,12 +1,193 @@
-"""Service of this resource (being written)."""
+"""Executions: queue a run of a workflow version, read and list runs.
+
+Starting an execution only records it, ``queued``: running it is the
+execution engine's work (a later issue), which moves it through its states.
+
+An ``Idempotency-Key`` makes a start safe to retry: the key is unique per
+organization (a partial unique index), the first request inserts, and any
+retry, even a concurrent one, gets the same execution back, provided its
+request is the same (same sha256 of the canonical request), else 409.
+"""
 
 from __future__ import annotations
 
-from .scope import ScopeFactory
+import hashlib
+import json
+import uuid
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+
+from ..db.models import Agent, ExecutionStatus, ExecutionTrigger, Workflow, WorkflowExecution, WorkflowVersion
+from ..errors import Conflict, FieldError, NotFound, ValidationFailed
+from ..schemas.executions import DescribeExecution, ExecuteWorkflow, ListExecutionsQuery, ListExecutionsResponse
+from ..security.permissions import Permission
+from . import audit
+from .pagination import page_of, paginate
+from .scope import Identity, Scope, ScopeFactory
 from .settings import ServiceSettings
+from .workflows import is_notebook_spec, load_version, load_workflow, version_parameters
+
+KEY_FIELD = "Idempotency-Key"
+
+
+def request_hash(workflow_id: uuid.UUID, body: ExecuteWorkflow) -> str:
+    """sha256 of the canonical request: the workflow, the version asked for, the inputs."""
+    canonical = json.dumps(
+        {"workflow_id": str(workflow_id), "version": body.version, "inputs": body.inputs},
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+        allow_nan=False,
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def check_inputs(version: WorkflowVersion, inputs: dict[str, object]) -> None:
+    """A notebook workflow takes only its notebook's parameters as inputs."""
+    if not is_notebook_spec(version.spec):
+        return
+    known = [p.name for p in version_parameters(version)]
+    unknown = sorted(set(inputs) - set(known))
+    if unknown:
+        listed = ", ".join(known) or "none"
+        errors = [
+            FieldError(
+                f"inputs.{name}", f"the notebook has no parameter '{name}' (its parameters: {listed})", "unknown"
+            )
+            for name in unknown
+        ]
+        raise ValidationFailed("Some inputs are not parameters of the notebook.", errors=errors)
 
 
 class ExecutionService:
     def __init__(self, scopes: ScopeFactory, settings: ServiceSettings) -> None:
         self.scopes = scopes
         self.settings = settings
+
+    async def execute(
+        self, identity: Identity, workflow_id: uuid.UUID, body: ExecuteWorkflow, idempotency_key: str | None
+    ) -> tuple[DescribeExecution, bool]:
+        """Queue a run; the execution, and False when it is the replay of an earlier request with the same key."""
+        async with self.scopes.enter(identity) as scope:
+            workflow = await load_workflow(scope, workflow_id, Permission.EXECUTIONS_CREATE)
+            await self._require_live_agent(scope, workflow)
+            digest = request_hash(workflow.id, body)
+            if idempotency_key is not None:
+                earlier = await self._by_key(scope, workflow.org_id, idempotency_key)
+                if earlier is not None:
+                    return _replay(earlier, digest), False
+            version = await self._version(scope, workflow, body.version)
+            check_inputs(version, body.inputs)
+            execution_id = await self._insert(scope, workflow, version, body, idempotency_key, digest)
+            if execution_id is None:  # a concurrent request with the same key won the insert
+                assert idempotency_key is not None
+                earlier = await self._by_key(scope, workflow.org_id, idempotency_key)
+                if earlier is None:  # pragma: no cover - the conflicting row is committed
+                    raise Conflict("A request with this Idempotency-Key is in progress; retry.")
+                return _replay(earlier, digest), False
+            audit.record(scope, "execution.create", "execution", execution_id, workflow.org_id, version=version.version)
+            created = (
+                await scope.session.execute(select(WorkflowExecution).where(WorkflowExecution.id == execution_id))
+            ).scalar_one()
+            return DescribeExecution.model_validate(created), True
+
+    async def get(self, identity: Identity, execution_id: uuid.UUID) -> DescribeExecution:
+        """An execution, even one of a deleted agent or workflow."""
+        async with self.scopes.enter(identity) as scope:
+            stmt = select(WorkflowExecution).where(WorkflowExecution.id == execution_id)
+            execution = (await scope.session.execute(stmt)).scalar_one_or_none()
+            if execution is None:
+                raise NotFound(f"No execution with id '{execution_id}'.")
+            scope.actor.require(
+                execution.org_id, Permission.EXECUTIONS_READ, what="execution", resource_id=execution_id
+            )
+            return DescribeExecution.model_validate(execution)
+
+    async def list(self, identity: Identity, query: ListExecutionsQuery) -> ListExecutionsResponse:
+        async with self.scopes.enter(identity) as scope:
+            if query.org_id is not None:
+                scope.actor.require(query.org_id, Permission.EXECUTIONS_READ)
+                orgs = [query.org_id]
+            else:
+                orgs = scope.actor.orgs_allowing(Permission.EXECUTIONS_READ)
+            stmt = select(WorkflowExecution).where(WorkflowExecution.org_id.in_(orgs))
+            if query.workflow_id is not None:
+                stmt = stmt.where(WorkflowExecution.workflow_id == query.workflow_id)
+            if query.agent_id is not None:
+                stmt = stmt.where(WorkflowExecution.agent_id == query.agent_id)
+            if query.status is not None:
+                stmt = stmt.where(WorkflowExecution.status == query.status.value)
+            page = paginate(stmt, WorkflowExecution.created_at, WorkflowExecution.id, query.limit, query.cursor)
+            rows = (await scope.session.execute(page)).scalars().all()
+            items, next_cursor = page_of(rows, query.limit)
+            return ListExecutionsResponse(
+                items=[DescribeExecution.model_validate(e) for e in items], next_cursor=next_cursor
+            )
+
+    # ---- helpers ---------------------------------------------------------------
+
+    async def _require_live_agent(self, scope: Scope, workflow: Workflow) -> None:
+        stmt = select(Agent.id).where(Agent.id == workflow.agent_id, Agent.deleted_at.is_(None))
+        if (await scope.session.execute(stmt)).first() is None:
+            raise NotFound(f"No workflow with id '{workflow.id}' (its agent was deleted).")
+
+    async def _by_key(self, scope: Scope, org_id: uuid.UUID, key: str) -> WorkflowExecution | None:
+        stmt = select(WorkflowExecution).where(
+            WorkflowExecution.org_id == org_id, WorkflowExecution.idempotency_key == key
+        )
+        return (await scope.session.execute(stmt)).scalar_one_or_none()
+
+    async def _version(self, scope: Scope, workflow: Workflow, number: int | None) -> WorkflowVersion:
+        version = await load_version(scope, workflow.id, number or workflow.current_version)
+        if version is None:
+            raise ValidationFailed(
+                f"The workflow has no version {number}.",
+                errors=[FieldError("version", f"no version {number}; the current one is {workflow.current_version}")],
+            )
+        return version
+
+    async def _insert(
+        self,
+        scope: Scope,
+        workflow: Workflow,
+        version: WorkflowVersion,
+        body: ExecuteWorkflow,
+        idempotency_key: str | None,
+        digest: str,
+    ) -> uuid.UUID | None:
+        """INSERT ... ON CONFLICT DO NOTHING on the per-organization key: the new id, or None when the key is taken."""
+        stmt = (
+            insert(WorkflowExecution)
+            .values(
+                id=uuid.uuid4(),
+                org_id=workflow.org_id,
+                agent_id=workflow.agent_id,
+                workflow_id=workflow.id,
+                workflow_version_id=version.id,
+                version=version.version,
+                status=ExecutionStatus.QUEUED.value,
+                trigger=ExecutionTrigger.API.value,
+                inputs=body.inputs,
+                idempotency_key=idempotency_key,
+                request_hash=digest,
+                attempt=0,
+                created_by=scope.actor.user_id,
+            )
+            .on_conflict_do_nothing(
+                index_elements=[WorkflowExecution.org_id, WorkflowExecution.idempotency_key],
+                index_where=WorkflowExecution.idempotency_key.is_not(None),
+            )
+            .returning(WorkflowExecution.id)
+        )
+        return (await scope.session.execute(stmt)).scalar_one_or_none()
+
+
+def _replay(earlier: WorkflowExecution, digest: str) -> DescribeExecution:
+    if earlier.request_hash != digest:
+        raise Conflict(
+            "This Idempotency-Key was used for a different request; use a new key for a new request.",
+            errors=[FieldError(KEY_FIELD, "already used with a different request", "idempotency_key_reused")],
+            execution_id=str(earlier.id),
+        )
+    return DescribeExecution.model_validate(earlier)

@@ -136,3 +136,17 @@ async def test_correlation_id_round_trip(api: Api) -> None:
     assert generated.headers["X-Request-Id"] != "bad id with spaces"
     error = await api("GET", "agents", "nope", headers={"X-Request-ID": "err-1"})
     assert error.json["correlation_id"] == "err-1"
+
+
+async def test_hostile_bodies_are_4xx(api: Api) -> None:
+    deep = await api("POST", "agents", raw_body="[" * 100_000 + "]" * 100_000)
+    assert deep.status == 400
+    nan = await api("POST", "agents", raw_body='{"name": "x", "framework": "agno", "tags": [NaN]}')
+    assert nan.status == 400
+    nul = await api("POST", "agents", body={"name": "bad\u0000name", "framework": "agno"})
+    assert nul.status == 422
+    assert nul.json["errors"][0]["field"] == "name"
+    nul_key = await api("POST", "agents", body={"name": "x", "framework": "agno", "tags": ["ok", "b\u0000d"]})
+    assert nul_key.json["errors"][0]["field"] == "tags.1"
+    nul_query = await api("GET", "agents", params={"q": "a\u0000b"})
+    assert nul_query.status == 422

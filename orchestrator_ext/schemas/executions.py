@@ -1,0 +1,57 @@
+"""Executions: a request to run one workflow version, and its record.
+
+Executions are queued here; running them is the execution engine's work.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import Field
+
+from ..db.models import ExecutionStatus, ExecutionTrigger
+from .common import PageQuery, RequestModel, ResponseModel
+from .workflows import MAX_VERSION, JsonObject
+
+
+class ExecuteWorkflow(RequestModel):
+    inputs: JsonObject = Field(
+        default_factory=dict, description="Named inputs; for notebook workflows, the notebook's parameters."
+    )
+    version: Annotated[int, Field(strict=True, ge=1, le=MAX_VERSION)] | None = Field(
+        default=None, description="The version to run; the current one when absent."
+    )
+
+
+class DescribeExecution(ResponseModel):
+    id: uuid.UUID
+    org_id: uuid.UUID
+    agent_id: uuid.UUID
+    workflow_id: uuid.UUID
+    version: int
+    status: ExecutionStatus
+    trigger: ExecutionTrigger
+    inputs: dict[str, Any]
+    outputs: dict[str, Any] | None
+    error: dict[str, Any] | None
+    attempt: int
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class ListExecutionsQuery(PageQuery):
+    org_id: uuid.UUID | None = Field(default=None, description="Default: every organization you can read.")
+    workflow_id: uuid.UUID | None = None
+    agent_id: uuid.UUID | None = None
+    status: ExecutionStatus | None = None
+
+
+class ListExecutionsResponse(ResponseModel):
+    """Executions, newest first."""
+
+    items: list[DescribeExecution]
+    next_cursor: str | None

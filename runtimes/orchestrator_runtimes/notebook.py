@@ -1,0 +1,224 @@
+"""Notebook workflows: checking a notebook, and reading the parameters it takes.
+
+A notebook's parameters are the assignments of its first code cell tagged
+``parameters`` (the papermill convention). They are read with :mod:`ast`,
+never executed: a literal default is kept, any other expression gives the
+default ``None`` and the type ``"any"`` (an annotation, when present, names
+the type).
+
+Running notebooks is the execution engine's work (a later issue): the
+:class:`NotebookRuntime` here only validates specs.
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+from collections.abc import Iterator, Mapping
+from itertools import islice
+from typing import TYPE_CHECKING, Any, TypedDict
+
+from nbformat.validator import iter_validate
+
+if TYPE_CHECKING:
+    from .spec import SpecError, WorkflowSpec
+
+PARAMETERS_TAG = "parameters"
+NBFORMAT_MAJOR = 4
+_MAX_PROBLEMS = 5
+_MAX_MESSAGE = 300
+
+
+class NotebookParameter(TypedDict):
+    """One parameter of a notebook: its name, literal default (JSON) and type name."""
+
+    name: str
+    default: Any
+    type: str
+
+
+class ParametersCellError(ValueError):
+    """The parameters cell is not Python that :mod:`ast` can read."""
+
+
+class _NotLiteral(Exception):
+    """An expression whose value is not a JSON-compatible literal."""
+
+
+# ---- reading parameters ------------------------------------------------------
+
+
+def cell_source(cell: Mapping[str, Any]) -> str:
+    """A cell's source as one string (nbformat allows a string or a list of lines)."""
+    source = cell.get("source", "")
+    if isinstance(source, list):
+        return "".join(str(line) for line in source)
+    return str(source)
+
+
+def parameters_cell(notebook: Mapping[str, Any]) -> str | None:
+    """The source of the first code cell tagged ``parameters``, if any."""
+    cells = notebook.get("cells")
+    if not isinstance(cells, list):
+        return None
+    for cell in cells:
+        if not isinstance(cell, Mapping) or cell.get("cell_type") != "code":
+            continue
+        metadata = cell.get("metadata")
+        tags = metadata.get("tags") if isinstance(metadata, Mapping) else None
+        if isinstance(tags, list) and PARAMETERS_TAG in tags:
+            return cell_source(cell)
+    return None
+
+
+def parse_parameters(notebook: Mapping[str, Any]) -> list[NotebookParameter]:
+    """The parameters of a notebook, in the order they are first assigned (later assignments win)."""
+    source = parameters_cell(notebook)
+    if source is None:
+        return []
+    # IPython magics and shell escapes are not Python: blank them, keeping line numbers.
+    lines = ["" if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines()]
+    try:
+        tree = ast.parse("\n".join(lines))
+    except SyntaxError as exc:
+        raise ParametersCellError(f"the parameters cell is not valid Python (line {exc.lineno}: {exc.msg})") from exc
+    except (ValueError, RecursionError, MemoryError) as exc:  # NUL characters, absurd nesting
+        raise ParametersCellError(f"the parameters cell cannot be parsed ({type(exc).__name__})") from exc
+    found: dict[str, NotebookParameter] = {}
+    for statement in tree.body:
+        for name, value, annotation in _assignments(statement):
+            found[name] = _parameter(name, value, annotation)
+    return list(found.values())
+
+
+def _assignments(statement: ast.stmt) -> Iterator[tuple[str, ast.expr | None, ast.expr | None]]:
+    """(name, value, annotation) for each plain name a top-level statement assigns."""
+    if isinstance(statement, ast.AnnAssign) and isinstance(statement.target, ast.Name):
+        yield statement.target.id, statement.value, statement.annotation
+    elif isinstance(statement, ast.Assign):
+        for target in statement.targets:
+            yield from _targets(target, statement.value)
+
+
+def _targets(target: ast.expr, value: ast.expr | None) -> Iterator[tuple[str, ast.expr | None, ast.expr | None]]:
+    if isinstance(target, ast.Name):
+        yield target.id, value, None
+    elif isinstance(target, ast.Tuple | ast.List):
+        values = value.elts if isinstance(value, ast.Tuple | ast.List) else None
+        paired = values is not None and len(values) == len(target.elts)
+        for index, element in enumerate(target.elts):
+            yield from _targets(element, values[index] if paired and values is not None else None)
+
+
+def _parameter(name: str, value: ast.expr | None, annotation: ast.expr | None) -> NotebookParameter:
+    try:
+        default, inferred = _literal(value)
+    except _NotLiteral:
+        default, inferred = None, "any"
+    kind = ast.unparse(annotation) if annotation is not None else inferred
+    return NotebookParameter(name=name, default=default, type=kind)
+
+
+def _literal(node: ast.expr | None) -> tuple[Any, str]:
+    """A literal expression's value as JSON, and its type name."""
+    if node is None:
+        raise _NotLiteral
+    try:
+        value = ast.literal_eval(node)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError) as exc:
+        raise _NotLiteral from exc
+    return _as_json(value), _type_name(value)
+
+
+def _as_json(value: Any) -> Any:
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise _NotLiteral
+        return value
+    if isinstance(value, list | tuple):
+        return [_as_json(item) for item in value]
+    if isinstance(value, dict) and all(isinstance(key, str) for key in value):
+        return {key: _as_json(item) for key, item in value.items()}
+    raise _NotLiteral
+
+
+def _type_name(value: Any) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, tuple):
+        return "list"
+    return type(value).__name__
+
+
+# ---- checking a notebook -----------------------------------------------------
+
+
+def notebook_problems(notebook: Mapping[str, Any]) -> list[str]:
+    """What is wrong with a notebook document (empty when it is a valid nbformat 4 notebook).
+
+    The nbformat schema (without nbformat's normalization, which would change
+    the document), unique cell ids, and a readable parameters cell.
+    """
+    major, minor = notebook.get("nbformat"), notebook.get("nbformat_minor")
+    if major != NBFORMAT_MAJOR or isinstance(major, bool):
+        return [f"nbformat must be {NBFORMAT_MAJOR}, not {major!r}"]
+    if not isinstance(minor, int) or isinstance(minor, bool) or minor < 0:
+        return [f"nbformat_minor must be a non-negative integer, not {minor!r}"]
+    errors = iter_validate(dict(notebook), version=NBFORMAT_MAJOR, version_minor=minor)  # type: ignore[no-untyped-call]
+    problems = [_schema_problem(error) for error in islice(errors, _MAX_PROBLEMS)]
+    if problems:
+        return problems
+    problems.extend(_duplicate_cell_ids(notebook))
+    try:
+        parse_parameters(notebook)
+    except ParametersCellError as exc:
+        problems.append(str(exc))
+    return problems
+
+
+def _schema_problem(error: Any) -> str:
+    where = ".".join(str(part) for part in error.absolute_path)
+    return _clip(f"{where}: {error.message}" if where else str(error.message))
+
+
+def _duplicate_cell_ids(notebook: Mapping[str, Any]) -> list[str]:
+    seen: dict[str, int] = {}
+    problems = []
+    for index, cell in enumerate(notebook.get("cells") or []):
+        cell_id = cell.get("id") if isinstance(cell, Mapping) else None
+        if not isinstance(cell_id, str):
+            continue
+        if cell_id in seen:
+            problems.append(f"cells.{index}.id: duplicate cell id '{cell_id}' (also cells.{seen[cell_id]})")
+        seen.setdefault(cell_id, index)
+    return problems
+
+
+def _clip(message: str) -> str:
+    return message if len(message) <= _MAX_MESSAGE else message[: _MAX_MESSAGE - 3] + "..."
+
+
+# ---- the runtime -------------------------------------------------------------
+
+
+class NotebookRuntime:
+    """The runtime of ``notebook`` agents (entry point ``orchestrator.runtimes: notebook``).
+
+    For now it validates specs; executing notebooks arrives with the execution engine.
+    """
+
+    name = "notebook"
+
+    def validate(self, spec: WorkflowSpec) -> list[SpecError]:
+        """What keeps ``spec`` from running as a notebook (a notebook file is checked when it is snapshotted)."""
+        from .spec import SpecError  # spec.py imports this module
+
+        if spec.notebook is None:
+            return [SpecError("spec.notebook", "a notebook workflow needs a notebook (a path or its content)")]
+        if spec.nodes:
+            return [SpecError("spec.nodes", "a notebook spec has no nodes")]
+        if spec.notebook.content is None:
+            return []
+        return [SpecError("spec.notebook.content", problem) for problem in notebook_problems(spec.notebook.content)]

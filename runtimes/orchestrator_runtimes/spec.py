@@ -1,0 +1,248 @@
+"""The workflow spec: the document each workflow version stores and a runtime runs.
+
+A spec is either a graph (``nodes`` joined by ``edges``, run by the langgraph,
+crewai, agno and n8n runtimes) or a Jupyter notebook (``notebook``: a path
+relative to the server's root directory, or the notebook's content).
+
+:class:`WorkflowSpec` checks the shape and the rules between fields;
+:func:`validate_spec` does the same and reports every problem as a
+:class:`SpecError` with a dotted location (``spec.edges.1.target``), plus the
+rule tying a spec to its agent's framework.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from .notebook import notebook_problems
+
+SPEC_SCHEMA_ID = "urn:orchestrator:schema:workflow-spec:1"
+JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+#: frameworks whose workflows are graphs of nodes
+GRAPH_FRAMEWORKS = frozenset({"langgraph", "crewai", "agno", "n8n"})
+NOTEBOOK_FRAMEWORK = "notebook"
+_SKIP_RULES = "skip_rules"
+_WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:")
+
+NodeId = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+NodeRef = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
+class NodeType(StrEnum):
+    INPUT = "input"
+    OUTPUT = "output"
+    MODEL = "model"
+    TOOL = "tool"
+    CODE = "code"
+    ROUTER = "router"
+    CONDITION = "condition"
+    HUMAN_APPROVAL = "human_approval"
+    AGENT = "agent"
+    TASK = "task"
+    TEAM = "team"
+    KNOWLEDGE = "knowledge"
+    MEMORY = "memory"
+    N8N_WORKFLOW = "n8n_workflow"
+
+
+@dataclass(frozen=True)
+class SpecError:
+    """One problem in a spec: a dotted location and what is wrong there."""
+
+    field: str
+    message: str
+
+
+class _SpecModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Node(_SpecModel):
+    """A step of a graph workflow; its config is read by the framework's runtime."""
+
+    id: NodeId = Field(description="Unique within the spec: letters, digits, '_' and '-' (1-64).")
+    type: NodeType
+    config: dict[str, Any] = Field(default_factory=dict)
+    label: Annotated[str, StringConstraints(max_length=200)] | None = None
+
+
+class Edge(_SpecModel):
+    """A transition between two nodes, taken when its condition holds (always, when it has none)."""
+
+    source: NodeRef
+    target: NodeRef
+    condition: Annotated[str, StringConstraints(max_length=2000)] | None = None
+
+
+class NotebookSource(_SpecModel):
+    """The notebook a workflow runs: exactly one of path and content."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "oneOf": [
+                {"required": ["path"], "properties": {"path": {"type": "string"}}},
+                {"required": ["content"], "properties": {"content": {"type": "object"}}},
+            ]
+        }
+    )
+
+    path: str | None = Field(
+        default=None,
+        max_length=1024,
+        description="Relative to the server's root directory, ending in .ipynb; snapshotted when a version is saved.",
+    )
+    content: dict[str, Any] | None = Field(default=None, description="An nbformat 4 notebook document.")
+
+    @field_validator("path")
+    @classmethod
+    def _relative_notebook_path(cls, path: str | None) -> str | None:
+        if path is None:
+            return None
+        problem = notebook_path_problem(path)
+        if problem:
+            raise PydanticCustomError("notebook_path", problem)
+        return path
+
+    @field_validator("content")
+    @classmethod
+    def _valid_notebook(cls, content: dict[str, Any] | None) -> dict[str, Any] | None:
+        if content is None:
+            return None
+        problems = notebook_problems(content)
+        if problems:
+            raise PydanticCustomError("notebook_invalid", "{detail}", {"detail": "; ".join(problems)})
+        return content
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> NotebookSource:
+        if (self.path is None) == (self.content is None):
+            raise PydanticCustomError("notebook_source", "give exactly one of 'path' and 'content'")
+        return self
+
+
+class WorkflowSpec(_SpecModel):
+    """A workflow version's document: a graph of nodes, or a notebook."""
+
+    schema_version: Literal[1] = 1
+    nodes: list[Node] = Field(default_factory=list, max_length=1000)
+    edges: list[Edge] = Field(default_factory=list, max_length=5000)
+    options: dict[str, Any] = Field(default_factory=dict, description="Options for the agent's framework runtime.")
+    notebook: NotebookSource | None = None
+
+    @model_validator(mode="after")
+    def _rules(self, info: ValidationInfo) -> WorkflowSpec:
+        if isinstance(info.context, Mapping) and info.context.get(_SKIP_RULES):
+            return self
+        problems = rule_problems(self)
+        if problems:
+            detail = "; ".join(f"{p.field}: {p.message}" for p in problems)
+            raise PydanticCustomError("spec_rules", "{detail}", {"detail": detail})
+        return self
+
+
+def notebook_path_problem(path: str) -> str | None:
+    """Why ``path`` cannot name a notebook under the root directory, or None."""
+    if not path.strip():
+        return "the path is empty"
+    if "\x00" in path:
+        return "the path contains a NUL character"
+    if path.startswith(("/", "\\")) or _WINDOWS_DRIVE.match(path):
+        return "the path must be relative to the server's root directory"
+    if ".." in re.split(r"[/\\]", path):
+        return "the path must not contain '..'"
+    if not path.endswith(".ipynb"):
+        return "the path must end with .ipynb"
+    return None
+
+
+def rule_problems(spec: WorkflowSpec) -> list[SpecError]:
+    """Problems between fields (locations relative to the spec): ids, edge ends, nodes vs notebook."""
+    problems: list[SpecError] = []
+    first_use: dict[str, int] = {}
+    for index, node in enumerate(spec.nodes):
+        if node.id in first_use:
+            problems.append(
+                SpecError(f"nodes.{index}.id", f"duplicate node id '{node.id}' (also nodes.{first_use[node.id]})")
+            )
+        first_use.setdefault(node.id, index)
+    for index, edge in enumerate(spec.edges):
+        for end in ("source", "target"):
+            name = getattr(edge, end)
+            if name not in first_use:
+                problems.append(SpecError(f"edges.{index}.{end}", f"no node '{name}'"))
+    if spec.notebook is not None:
+        if spec.nodes:
+            problems.append(SpecError("nodes", "a notebook spec has no nodes"))
+        if spec.edges:
+            problems.append(SpecError("edges", "a notebook spec has no edges"))
+    elif not spec.nodes:
+        problems.append(SpecError("nodes", "at least one node is required (or a notebook)"))
+    return problems
+
+
+def framework_problems(spec: WorkflowSpec, framework: str) -> list[SpecError]:
+    """The rule tying a spec to its agent's framework (locations relative to the spec)."""
+    if framework == NOTEBOOK_FRAMEWORK:
+        if spec.notebook is None:
+            return [SpecError("notebook", "a notebook agent's workflow needs a notebook (a path or its content)")]
+        return []
+    if framework in GRAPH_FRAMEWORKS:
+        if spec.notebook is not None:
+            return [SpecError("notebook", f"a {framework} agent's workflow is a graph of nodes, not a notebook")]
+        return []
+    return [SpecError("framework", f"unknown framework '{framework}'")]
+
+
+def validate_spec(data: Any, framework: str, *, prefix: str = "spec") -> tuple[WorkflowSpec | None, list[SpecError]]:
+    """Validate ``data`` as the spec of a ``framework`` workflow: the spec, or every problem found.
+
+    Locations start with ``prefix`` (``spec.nodes.0.id``); an unknown framework is reported at ``framework``.
+    """
+    try:
+        spec = WorkflowSpec.model_validate(data, context={_SKIP_RULES: True})
+    except ValidationError as exc:
+        return None, [_from_pydantic(err["loc"], err["msg"], prefix) for err in exc.errors(include_url=False)]
+    problems = rule_problems(spec)
+    if not problems:
+        problems = framework_problems(spec, framework)
+    if problems:
+        return None, [_prefixed(p, prefix) for p in problems]
+    return spec, []
+
+
+def _from_pydantic(loc: tuple[int | str, ...], message: str, prefix: str) -> SpecError:
+    where = ".".join(str(part) for part in loc)
+    return SpecError(f"{prefix}.{where}" if where else prefix, message)
+
+
+def _prefixed(problem: SpecError, prefix: str) -> SpecError:
+    if problem.field == "framework":
+        return problem
+    return SpecError(f"{prefix}.{problem.field}", problem.message)
+
+
+def workflow_spec_json_schema() -> dict[str, Any]:
+    """The JSON Schema (2020-12) of :class:`WorkflowSpec`; the rules between fields are in the descriptions."""
+    schema = WorkflowSpec.model_json_schema()
+    schema["description"] = (
+        "A workflow spec: a graph of nodes joined by edges (langgraph, crewai, agno and n8n agents), "
+        "or a notebook (notebook agents). Node ids are unique; edges name existing nodes; "
+        "a notebook spec has no nodes, any other spec has at least one."
+    )
+    return {"$schema": JSON_SCHEMA_DIALECT, "$id": SPEC_SCHEMA_ID, **schema}
