@@ -19,6 +19,8 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from .reads import ReadPool
+
 log = logging.getLogger("orchestrator.db")
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -116,9 +118,10 @@ class Database:
             pool_timeout=pool.timeout,
             pool_recycle=pool.recycle,
             pool_pre_ping=True,
-            connect_args={"options": f"-c statement_timeout={pool.statement_timeout_ms}"},
+            connect_args={"options": f"-c statement_timeout={pool.statement_timeout_ms} -c timezone=UTC"},
         )
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
+        self.reads = ReadPool(url, size=max(2, pool.size // 2), statement_timeout_ms=pool.statement_timeout_ms)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
@@ -141,4 +144,5 @@ class Database:
         }
 
     async def dispose(self) -> None:
+        await self.reads.close()
         await self.engine.dispose()

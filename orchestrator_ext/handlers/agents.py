@@ -28,7 +28,7 @@ class AgentCollectionHandler(_AgentHandler):
     )
     async def get(self) -> None:
         query = self.parse_query(ListAgentsQuery)
-        self.write_model(await self.services.agents.list(self.identity, query))
+        self.write_json(await self.services.agents.list(self.identity, query))
 
     @web.authenticated
     @authorized

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
+import psycopg
 from jupyter_server.auth.identity import IdentityProvider, PasswordIdentityProvider
 from jupyter_server.base.handlers import APIHandler
 from jupyter_server.extension.handler import ExtensionHandlerMixin
@@ -37,6 +38,7 @@ from ..errors import (
     ValidationFailed,
 )
 from ..observability.logging import correlation_id
+from ..services.pagination import RowPage
 from ..services.scope import Identity
 
 if TYPE_CHECKING:
@@ -97,7 +99,8 @@ def problem_from(exc: BaseException | None, status: int, reason: str) -> Orchest
         return err
     if isinstance(exc, IntegrityError):
         return Conflict("The change conflicts with existing data (a unique or reference constraint).")
-    if isinstance(exc, OperationalError | PoolTimeout) or (isinstance(exc, DBAPIError) and exc.connection_invalidated):
+    unavailable = OperationalError | PoolTimeout | psycopg.OperationalError
+    if isinstance(exc, unavailable) or (isinstance(exc, DBAPIError) and exc.connection_invalidated):
         return ServiceUnavailable("The database is unavailable; retry shortly.")
     err = OrchestratorError("An unexpected error occurred; quote the correlation id when reporting it.")
     err.status = status if status >= 500 else 500
@@ -201,6 +204,11 @@ class OrchestratorHandler(ExtensionHandlerMixin, APIHandler):
     def write_model(self, model: BaseModel, status: int = 200) -> None:
         self.set_status(status)
         self.finish(model.model_dump_json())
+
+    def write_json(self, page: RowPage, status: int = 200) -> None:
+        """Write a page from the fast read path (already in its response model's shape)."""
+        self.set_status(status)
+        self.finish(page.to_json())
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]

@@ -71,7 +71,7 @@ class ExecutionCollectionHandler(OrchestratorHandler):
     )
     async def get(self) -> None:
         query = self.parse_query(ListExecutionsQuery)
-        self.write_model(await self.services.executions.list(self.identity, query))
+        self.write_json(await self.services.executions.list(self.identity, query))
 
 
 class ExecutionHandler(OrchestratorHandler):

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Select, Table, bindparam, func, select, update
 
 from ..db.models import Agent, Organization, ResourceTier, Workflow
+from ..db.reads import CompiledReads, newest_first_page
 from ..errors import Conflict, FieldError, NotFound
-from ..schemas.agents import CreateAgent, DescribeAgent, ListAgentsQuery, ListAgentsResponse, UpdateAgent
+from ..schemas.agents import CreateAgent, DescribeAgent, ListAgentsQuery, UpdateAgent
 from ..security.permissions import Permission
 from . import audit
-from .pagination import page_of, paginate
+from .pagination import RowPage, after_params
 from .scope import Identity, Scope, ScopeFactory, resolve_org
 
 
@@ -25,6 +27,23 @@ async def load_agent(scope: Scope, agent_id: uuid.UUID, permission: Permission) 
         raise NotFound(f"No agent with id '{agent_id}'.")
     scope.actor.require(agent.org_id, permission, what="agent", resource_id=agent_id)
     return agent
+
+
+_READS = CompiledReads()
+
+
+def _agents_page(framework: bool, q: bool, after: bool, all_mine: bool) -> Select[Any]:
+    """The agents page query for one combination of filters (bound parameters, compiled once)."""
+
+    def conditions(agents: Table) -> list[Any]:
+        found: list[Any] = [agents.c.deleted_at.is_(None)]
+        if framework:
+            found.append(agents.c.framework == bindparam("framework"))
+        if q:
+            found.append(agents.c.name.ilike(bindparam("q"), escape="\\"))
+        return found
+
+    return newest_first_page(Agent.__table__, conditions, after=after, all_mine=all_mine)  # type: ignore[arg-type]
 
 
 class AgentService:
@@ -52,27 +71,22 @@ class AgentService:
             await scope.session.refresh(agent)
             return DescribeAgent.model_validate(agent)
 
-    async def list(self, identity: Identity, query: ListAgentsQuery) -> ListAgentsResponse:
-        async with self.scopes.enter(identity) as scope:
-            if query.org_id is not None:
-                scope.actor.require(query.org_id, Permission.AGENTS_READ)
-                orgs = [query.org_id]
-            else:
-                orgs = scope.actor.orgs_allowing(Permission.AGENTS_READ)
-            stmt = select(Agent).where(Agent.deleted_at.is_(None))
-            stmt = stmt.where(Agent.org_id == orgs[0]) if len(orgs) == 1 else stmt.where(Agent.org_id.in_(orgs))
-            if query.framework is not None:
-                stmt = stmt.where(Agent.framework == query.framework.value)
-            if query.q:
-                pattern = "%" + query.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-                stmt = stmt.where(Agent.name.ilike(pattern, escape="\\"))
-            rows = (
-                (await scope.session.execute(paginate(stmt, Agent.created_at, Agent.id, query.limit, query.cursor)))
-                .scalars()
-                .all()
-            )
-            items, next_cursor = page_of(rows, query.limit)
-            return ListAgentsResponse(items=[DescribeAgent.model_validate(a) for a in items], next_cursor=next_cursor)
+    async def list(self, identity: Identity, query: ListAgentsQuery) -> RowPage:
+        """Newest first, on the fast read path (:mod:`..db.reads`); the page is ``ListAgentsResponse``."""
+        params: dict[str, Any] = {"limit": query.limit + 1, **after_params(query.cursor)}
+        if query.framework is not None:
+            params["framework"] = query.framework.value
+        if query.q:
+            params["q"] = "%" + query.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        if query.org_id is not None:
+            params["orgs"] = [query.org_id]
+        # without org_id: every organization of the caller (every role may read agents)
+        shape = ("framework" in params, "q" in params, "after_at" in params, "orgs" not in params)
+        sql = _READS.sql(shape, lambda: _agents_page(*shape))
+        actor, rows = await self.scopes.read(identity, sql, params)
+        if query.org_id is not None:
+            actor.require(query.org_id, Permission.AGENTS_READ)
+        return RowPage.of(rows, query.limit)
 
     async def get(self, identity: Identity, agent_id: uuid.UUID) -> DescribeAgent:
         async with self.scopes.enter(identity) as scope:

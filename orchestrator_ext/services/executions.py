@@ -14,16 +14,19 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, Table, bindparam, select
+from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.dialects.postgresql import insert
 
 from ..db.models import Agent, ExecutionStatus, ExecutionTrigger, Workflow, WorkflowExecution, WorkflowVersion
+from ..db.reads import CompiledReads, newest_first_page
 from ..errors import Conflict, FieldError, NotFound, ValidationFailed
-from ..schemas.executions import DescribeExecution, ExecuteWorkflow, ListExecutionsQuery, ListExecutionsResponse
+from ..schemas.executions import DescribeExecution, ExecuteWorkflow, ListExecutionsQuery
 from ..security.permissions import Permission
 from . import audit
-from .pagination import page_of, paginate
+from .pagination import RowPage, after_params
 from .scope import Identity, Scope, ScopeFactory
 from .settings import ServiceSettings
 from .workflows import is_notebook_spec, load_version, load_workflow, version_parameters
@@ -58,6 +61,32 @@ def check_inputs(version: WorkflowVersion, inputs: dict[str, object]) -> None:
             for name in unknown
         ]
         raise ValidationFailed("Some inputs are not parameters of the notebook.", errors=errors)
+
+
+_READS = CompiledReads()
+_DESCRIBED = tuple(DescribeExecution.model_fields)
+
+
+def _describe(row: dict[str, Any]) -> dict[str, Any]:
+    """The columns of a row that :class:`DescribeExecution` shows (not the idempotency internals)."""
+    return {name: row[name] for name in _DESCRIBED}
+
+
+def _executions_page(workflow: bool, agent: bool, status: bool, after: bool, all_mine: bool) -> Select[Any]:
+    """The executions page query for one combination of filters (bound parameters, compiled once)."""
+
+    def conditions(runs: Table) -> list[Any]:
+        found: list[Any] = []
+        if workflow:
+            found.append(runs.c.workflow_id == bindparam("workflow_id", type_=PG_UUID(as_uuid=True)))
+        if agent:
+            found.append(runs.c.agent_id == bindparam("agent_id", type_=PG_UUID(as_uuid=True)))
+        if status:
+            found.append(runs.c.status == bindparam("status"))
+        return found
+
+    table = WorkflowExecution.__table__
+    return newest_first_page(table, conditions, after=after, all_mine=all_mine)  # type: ignore[arg-type]
 
 
 class ExecutionService:
@@ -104,26 +133,24 @@ class ExecutionService:
             )
             return DescribeExecution.model_validate(execution)
 
-    async def list(self, identity: Identity, query: ListExecutionsQuery) -> ListExecutionsResponse:
-        async with self.scopes.enter(identity) as scope:
-            if query.org_id is not None:
-                scope.actor.require(query.org_id, Permission.EXECUTIONS_READ)
-                orgs = [query.org_id]
-            else:
-                orgs = scope.actor.orgs_allowing(Permission.EXECUTIONS_READ)
-            stmt = select(WorkflowExecution).where(WorkflowExecution.org_id.in_(orgs))
-            if query.workflow_id is not None:
-                stmt = stmt.where(WorkflowExecution.workflow_id == query.workflow_id)
-            if query.agent_id is not None:
-                stmt = stmt.where(WorkflowExecution.agent_id == query.agent_id)
-            if query.status is not None:
-                stmt = stmt.where(WorkflowExecution.status == query.status.value)
-            page = paginate(stmt, WorkflowExecution.created_at, WorkflowExecution.id, query.limit, query.cursor)
-            rows = (await scope.session.execute(page)).scalars().all()
-            items, next_cursor = page_of(rows, query.limit)
-            return ListExecutionsResponse(
-                items=[DescribeExecution.model_validate(e) for e in items], next_cursor=next_cursor
-            )
+    async def list(self, identity: Identity, query: ListExecutionsQuery) -> RowPage:
+        """Newest first, on the fast read path (:mod:`..db.reads`); the page is ``ListExecutionsResponse``."""
+        params: dict[str, Any] = {"limit": query.limit + 1, **after_params(query.cursor)}
+        for name in ("workflow_id", "agent_id"):
+            if getattr(query, name) is not None:
+                params[name] = getattr(query, name)
+        if query.status is not None:
+            params["status"] = query.status.value
+        if query.org_id is not None:
+            params["orgs"] = [query.org_id]
+        # without org_id: every organization of the caller (every role may read executions)
+        filters = ("workflow_id", "agent_id", "status", "after_at")
+        shape = (*(key in params for key in filters), "orgs" not in params)
+        sql = _READS.sql(shape, lambda: _executions_page(*shape))
+        actor, rows = await self.scopes.read(identity, sql, params)
+        if query.org_id is not None:
+            actor.require(query.org_id, Permission.EXECUTIONS_READ)
+        return RowPage.of([_describe(row) for row in rows], query.limit)
 
     # ---- helpers ---------------------------------------------------------------
 

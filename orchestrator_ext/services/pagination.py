@@ -11,12 +11,14 @@ import binascii
 import json
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol, TypeVar, TypeVarTuple
+from typing import Any, Protocol, TypeVar, TypeVarTuple
 
 from sqlalchemy import Select, tuple_
 from sqlalchemy.orm import InstrumentedAttribute
 
+from ..db.reads import dumps
 from ..errors import FieldError, ValidationFailed
 
 
@@ -67,3 +69,31 @@ def page_of(rows: Sequence[K], limit: int) -> tuple[list[K], str | None]:
         last = items[-1]
         return items, encode_cursor(last.created_at, last.id)
     return items, None
+
+
+@dataclass(frozen=True)
+class RowPage:
+    """A page of dict rows from the fast read path, in the shape of a ``List...Response`` model."""
+
+    items: list[dict[str, Any]]
+    next_cursor: str | None
+
+    @classmethod
+    def of(cls, rows: Sequence[dict[str, Any]], limit: int) -> RowPage:
+        """Split the fetched rows (``limit + 1`` asked for) into the page and the next cursor."""
+        items = list(rows[:limit])
+        if len(rows) > limit and items:
+            last = items[-1]
+            return cls(items, encode_cursor(last["created_at"], last["id"]))
+        return cls(items, None)
+
+    def to_json(self) -> bytes:
+        return dumps({"items": self.items, "next_cursor": self.next_cursor})
+
+
+def after_params(cursor: str | None) -> dict[str, Any]:
+    """Bound parameters of the keyset condition (empty for the first page)."""
+    if not cursor:
+        return {}
+    after_at, after_id = decode_cursor(cursor)
+    return {"after_at": after_at, "after_id": after_id}

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import insert
@@ -69,6 +70,20 @@ class Actor:
         return [org for org, role in self.roles.items() if role_allows(role, permission)]
 
 
+ENTER_SQL = "SELECT org_id, role, personal FROM orchestrator_enter(:u)"
+
+
+def _actor(user_id: uuid.UUID, identity: Identity, rows: Iterable[tuple[Any, ...]]) -> Actor:
+    """The actor from ``orchestrator_enter``'s rows: (org_id, role, personal)."""
+    listed = list(rows)
+    return Actor(
+        user_id=user_id,
+        subject=identity.subject,
+        roles={row[0]: Role(row[1]) for row in listed},
+        personal_org_id=next((row[0] for row in listed if row[2]), None),
+    )
+
+
 @dataclass
 class Scope:
     """One transaction on behalf of one actor."""
@@ -113,11 +128,25 @@ class ScopeFactory:
             if user_id is None:
                 user_id = await self._first_sight(session, identity)
                 self._user_ids[identity.subject] = user_id
-            rows = (await session.execute(text("SELECT * FROM orchestrator_enter(:u)"), {"u": user_id})).all()
-            roles = {row.org_id: Role(row.role) for row in rows}
-            personal = next((row.org_id for row in rows if row.personal), None)
-            actor = Actor(user_id=user_id, subject=identity.subject, roles=roles, personal_org_id=personal)
-            yield Scope(session=session, actor=actor, _org_ids=set(roles))
+            rows = (await session.execute(text(ENTER_SQL), {"u": user_id})).all()
+            actor = _actor(user_id, identity, [(r.org_id, r.role, r.personal) for r in rows])
+            yield Scope(session=session, actor=actor, _org_ids=set(actor.roles))
+
+    async def read(self, identity: Identity, sql: str, params: Mapping[str, Any]) -> tuple[Actor, list[dict[str, Any]]]:
+        """Enter the caller's tenant scope and run one read-only query, in a single round trip.
+
+        The rows come back before the caller checks permissions on the actor:
+        row-level security has already limited them to the caller's
+        organizations, and a caller refused by :meth:`Actor.require` never sees them.
+        """
+        user_id = self._user_ids.get(identity.subject)
+        if user_id is None:
+            async with self.enter(identity) as scope:
+                user_id = scope.actor.user_id
+        batch = f"BEGIN READ ONLY; {ENTER_SQL.replace(':u', '%(u)s')}; {sql}; COMMIT"
+        memberships, rows = await self.db.reads.batch(batch, {**params, "u": user_id})
+        actor = _actor(user_id, identity, [(m["org_id"], m["role"], m["personal"]) for m in memberships])
+        return actor, rows
 
     async def _first_sight(self, session: AsyncSession, identity: Identity) -> uuid.UUID:
         """Create (or find) the user row and their personal organization."""
