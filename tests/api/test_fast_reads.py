@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from orchestrator_ext.schemas.agents import ListAgentsResponse
+from orchestrator_ext.schemas.agents import DescribeAgent, ListAgentsResponse
 from orchestrator_ext.schemas.executions import ListExecutionsResponse
 from tests.conftest import Api
 
