@@ -13,10 +13,12 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import psycopg
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from .reads import ReadPool
@@ -55,26 +57,34 @@ def migrate(admin_url: str, revision: str = "head") -> None:
 
 
 def provision_app_role(admin_url: str, role: str) -> None:
-    """Create the application's login role: no superuser, no BYPASSRLS, DML only."""
+    """Create the application's login role if missing: no superuser, no BYPASSRLS, DML only.
+
+    Identifiers are quoted by the dialect; the existence check binds the name.
+    """
     engine = create_engine(sqlalchemy_url(admin_url))
-    quoted = '"' + role.replace('"', '""') + '"'
+    quote = engine.dialect.identifier_preparer.quote
     try:
         with engine.begin() as conn:
-            conn.execute(
-                text(
-                    "DO $$ BEGIN "
-                    f"IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{role}') THEN "
-                    f"CREATE ROLE {quoted} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE; "
-                    "END IF; END $$"
-                )
-            )
+            exists = conn.execute(text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": role}).first()
+            if exists is None:
+                conn.execute(text(f"CREATE ROLE {quote(role)} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE"))
+        with engine.begin() as conn:
             database = conn.execute(text("SELECT current_database()")).scalar_one()
-            conn.execute(text(f'GRANT CONNECT ON DATABASE "{database}" TO {quoted}'))
-            conn.execute(text(f"GRANT USAGE ON SCHEMA public TO {quoted}"))
-            conn.execute(text(f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {quoted}"))
-            conn.execute(text(f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {quoted}"))
+            grants = [
+                f"GRANT CONNECT ON DATABASE {quote(database)} TO {quote(role)}",
+                f"GRANT USAGE ON SCHEMA public TO {quote(role)}",
+                f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {quote(role)}",
+                f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {quote(role)}",
+            ]
             if conn.execute(text("SELECT to_regclass('alembic_version')")).scalar_one() is not None:
-                conn.execute(text(f"REVOKE ALL ON TABLE alembic_version FROM {quoted}"))
+                grants.append(f"REVOKE ALL ON TABLE alembic_version FROM {quote(role)}")
+            for statement in grants:
+                conn.execute(text(statement))
+    except ProgrammingError as exc:
+        if not isinstance(exc.orig, psycopg.errors.DuplicateObject):
+            raise
+        # another process created the role between our check and our CREATE: it exists now
+        provision_app_role(admin_url, role)
     finally:
         engine.dispose()
 

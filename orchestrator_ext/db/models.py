@@ -118,6 +118,7 @@ class Organization(Base):
             "max_concurrent_executions IS NULL OR max_concurrent_executions > 0", name="concurrency_override_positive"
         ),
         CheckConstraint("max_agents IS NULL OR max_agents > 0", name="max_agents_override_positive"),
+        CheckConstraint("live_agents >= 0", name="live_agents_non_negative"),
     )
 
     id: Mapped[uuid.UUID] = _uuid_pk()
@@ -128,6 +129,8 @@ class Organization(Base):
     )
     max_concurrent_executions: Mapped[int | None] = mapped_column(Integer)
     max_agents: Mapped[int | None] = mapped_column(Integer)
+    #: live (not deleted) agents, kept by a trigger that also enforces the agent limit
+    live_agents: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     created_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = _created()

@@ -210,6 +210,10 @@ class OrchestratorHandler(ExtensionHandlerMixin, APIHandler):
         self.set_status(status)
         self.finish(page.to_json())
 
+    def compute_etag(self) -> str | None:
+        """No automatic body-hash ETags: resources that version (workflows) set their own."""
+        return None
+
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]
         err = problem_from(exc, status_code, self._reason)
@@ -244,8 +248,11 @@ class OrchestratorHandler(ExtensionHandlerMixin, APIHandler):
         method = self.request.method or "GET"
         services.metrics.in_flight.dec()
         services.metrics.observe_request(self.route or "unknown", method, status, seconds)
-        if services.settings.log_requests:
-            log.info(
+        # like jupyter-server's access log: successes at debug, refusals at info, failures at error
+        level = logging.DEBUG if status < 400 else logging.INFO if status < 500 else logging.ERROR
+        if services.settings.log_requests and log.isEnabledFor(level):
+            log.log(
+                level,
                 "request",
                 extra={
                     "method": method,

@@ -7,8 +7,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Select, Table, bindparam, func, select, update
+from sqlalchemy.exc import IntegrityError
 
-from ..db.models import Agent, Organization, ResourceTier, Workflow
+from ..db.models import Agent, Workflow
 from ..db.reads import CompiledReads, newest_first_page
 from ..errors import Conflict, FieldError, NotFound
 from ..schemas.agents import CreateAgent, DescribeAgent, ListAgentsQuery, UpdateAgent
@@ -46,6 +47,24 @@ def _agents_page(framework: bool, q: bool, after: bool, all_mine: bool) -> Selec
     return newest_first_page(Agent.__table__, conditions, after=after, all_mine=all_mine)  # type: ignore[arg-type]
 
 
+def _create_refused(exc: IntegrityError, name: str) -> Conflict:
+    diag = getattr(exc.orig, "diag", None)
+    constraint = getattr(diag, "constraint_name", None)
+    if constraint == "agents_within_tier_limit":
+        message = getattr(diag, "message_primary", None) or "The organization has reached its agent limit"
+        return Conflict(f"{message}. Delete an agent or move the organization to a larger tier.")
+    if constraint == "uq_agents_org_live_name":
+        return _name_taken(name)
+    return Conflict("The agent conflicts with existing data.")
+
+
+def _name_taken(name: str) -> Conflict:
+    return Conflict(
+        f"An agent named '{name}' already exists in this organization.",
+        errors=[FieldError("name", "already taken in this organization", "unique")],
+    )
+
+
 class AgentService:
     def __init__(self, scopes: ScopeFactory) -> None:
         self.scopes = scopes
@@ -54,8 +73,6 @@ class AgentService:
         async with self.scopes.enter(identity) as scope:
             org_id = resolve_org(scope, body.org_id)
             scope.actor.require(org_id, Permission.AGENTS_WRITE)
-            await self._check_capacity(scope, org_id)
-            await self._check_name_free(scope, org_id, body.name)
             agent = Agent(
                 id=uuid.uuid4(),
                 org_id=org_id,
@@ -67,8 +84,12 @@ class AgentService:
             )
             scope.session.add(agent)
             audit.record(scope, "agent.create", "agent", agent.id, org_id, framework=agent.framework)
-            await scope.session.flush()
-            await scope.session.refresh(agent)
+            # The database decides both rules atomically: the unique live name and the
+            # tier's agent limit (a trigger counting live agents per organization).
+            try:
+                await scope.session.flush()
+            except IntegrityError as exc:
+                raise _create_refused(exc, body.name) from exc
             return DescribeAgent.model_validate(agent)
 
     async def list(self, identity: Identity, query: ListAgentsQuery) -> RowPage:
@@ -118,28 +139,6 @@ class AgentService:
             )
             audit.record(scope, "agent.delete", "agent", agent.id, agent.org_id)
 
-    async def _check_capacity(self, scope: Scope, org_id: uuid.UUID) -> None:
-        # Lock the organization row so concurrent creates cannot both pass the limit.
-        row = (
-            await scope.session.execute(
-                select(Organization.max_agents, ResourceTier.max_agents, ResourceTier.name)
-                .join(ResourceTier, ResourceTier.name == Organization.tier_name)
-                .where(Organization.id == org_id)
-                .with_for_update(of=Organization)
-            )
-        ).one()
-        limit = row[0] if row[0] is not None else row[1]
-        count = (
-            await scope.session.execute(
-                select(func.count()).select_from(Agent).where(Agent.org_id == org_id, Agent.deleted_at.is_(None))
-            )
-        ).scalar_one()
-        if count >= limit:
-            raise Conflict(
-                f"The organization has reached its limit of {limit} agents (tier '{row[2]}'). "
-                "Delete an agent or move the organization to a larger tier."
-            )
-
     async def _check_name_free(self, scope: Scope, org_id: uuid.UUID, name: str) -> None:
         taken = (
             await scope.session.execute(
@@ -149,7 +148,4 @@ class AgentService:
             )
         ).first()
         if taken is not None:
-            raise Conflict(
-                f"An agent named '{name}' already exists in this organization.",
-                errors=[FieldError("name", "already taken in this organization", "unique")],
-            )
+            raise _name_taken(name)

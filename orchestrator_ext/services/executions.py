@@ -109,8 +109,7 @@ class ExecutionService:
             version = await self._version(scope, workflow, body.version)
             check_inputs(version, body.inputs)
             execution_id = await self._insert(scope, workflow, version, body, idempotency_key, digest)
-            if execution_id is None:  # a concurrent request with the same key won the insert
-                assert idempotency_key is not None
+            if execution_id is None and idempotency_key is not None:  # a concurrent request won the insert
                 earlier = await self._by_key(scope, workflow.org_id, idempotency_key)
                 if earlier is None:  # pragma: no cover - the conflicting row is committed
                     raise Conflict("A request with this Idempotency-Key is in progress; retry.")

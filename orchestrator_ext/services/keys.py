@@ -41,7 +41,9 @@ def reencrypt_all(engine: Engine, ring: KeyRing, batch: int = 500) -> RotationRe
         with engine.begin() as conn:
             conn.execute(text("SELECT set_config('orchestrator.system', 'on', true)"))
             report.already_current += conn.execute(
-                text(f"SELECT count(*) FROM {table} WHERE {column} LIKE :current"), {"current": f"v1.{ring.primary}.%"}
+                # table and column come from ENCRYPTED_COLUMNS, never from input
+                text(f"SELECT count(*) FROM {table} WHERE {column} LIKE :current"),  # nosec B608
+                {"current": f"v1.{ring.primary}.%"},
             ).scalar_one()
         while True:
             done = _rotate_batch(engine, ring, table, column, prefix, batch, report)
@@ -59,7 +61,7 @@ def _rotate_batch(
         conn.execute(text("SELECT set_config('orchestrator.system', 'on', true)"))
         rows = conn.execute(
             text(
-                f"SELECT id, {column} FROM {table} WHERE {column} IS NOT NULL AND {column} NOT LIKE :current "
+                f"SELECT id, {column} FROM {table} WHERE {column} IS NOT NULL AND {column} NOT LIKE :current "  # nosec B608
                 "ORDER BY id LIMIT :batch FOR UPDATE SKIP LOCKED"
             ),
             {"current": current, "batch": batch},
@@ -67,6 +69,7 @@ def _rotate_batch(
         for row_id, token in rows:
             context = f"{prefix}:{row_id}"
             fresh = ring.encrypt(ring.decrypt(token, context), context)
-            conn.execute(text(f"UPDATE {table} SET {column} = :v WHERE id = :id"), {"v": fresh, "id": row_id})
+            update = text(f"UPDATE {table} SET {column} = :v WHERE id = :id")  # nosec B608 - names from a constant
+            conn.execute(update, {"v": fresh, "id": row_id})
         report.reencrypted += len(rows)
     return len(rows)

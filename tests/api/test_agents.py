@@ -150,3 +150,20 @@ async def test_hostile_bodies_are_4xx(api: Api) -> None:
     assert nul_key.json["errors"][0]["field"] == "tags.1"
     nul_query = await api("GET", "agents", params={"q": "a\u0000b"})
     assert nul_query.status == 422
+
+
+async def test_tier_agent_limit(api: Api, create_org: Any, admin_sql: Any) -> None:
+    org = await create_org(user="lim")
+    admin_sql("UPDATE organizations SET max_agents = 2 WHERE id = %s", (org["id"],))
+    made = [
+        await api("POST", "agents", user="lim", body={"org_id": org["id"], "name": f"a{i}", "framework": "agno"})
+        for i in range(2)
+    ]
+    assert [m.status for m in made] == [201, 201]
+    refused = await api("POST", "agents", user="lim", body={"org_id": org["id"], "name": "a2", "framework": "agno"})
+    assert refused.status == 409
+    assert "limit of 2 agents" in refused.json["detail"]
+    assert (await api("DELETE", "agents", made[0].json["id"], user="lim")).status == 204
+    again = await api("POST", "agents", user="lim", body={"org_id": org["id"], "name": "a2", "framework": "agno"})
+    assert again.status == 201
+    assert admin_sql("SELECT live_agents FROM organizations WHERE id = %s", (org["id"],)) == [(2,)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 from typing import Any
 
 import pytest
@@ -19,7 +20,7 @@ def orchestrator_config() -> dict[str, Any]:
 
 async def test_request_lines_carry_correlation_and_no_pii(api: Api, jp_serverapp: Any) -> None:
     stream = io.StringIO()
-    configure(stream=stream)
+    configure(level=logging.DEBUG, stream=stream)
     await api("PUT", "users", "me", body={"email": "zelda.secret@example.org", "display_name": "Zelda Secret"})
     await api(
         "POST",

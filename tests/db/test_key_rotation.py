@@ -62,7 +62,7 @@ def test_cli_migrate_and_rotate_keys(pg_cluster: PgCluster, tmp_path: Path) -> N
     assert migrated.returncode == 0, migrated.stderr
     assert "database migrated to head" in migrated.stdout
     with psycopg.connect(pg_cluster.admin_url(name)) as conn:
-        assert conn.execute("SELECT version_num FROM alembic_version").fetchone() == ("0002",)
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchone() == ("0003",)
         role = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (APP_ROLE,)).fetchone()
         assert role == (1,)
     rotated = subprocess.run(
