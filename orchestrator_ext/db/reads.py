@@ -20,17 +20,34 @@ Writes keep the ORM and its unit of work.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any
 
 import orjson
 import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
-from sqlalchemy import ARRAY, Select, Table, any_, bindparam, func, select, true, tuple_
+from sqlalchemy import (
+    ARRAY,
+    DateTime,
+    Integer,
+    Select,
+    Table,
+    Text,
+    any_,
+    bindparam,
+    cast,
+    func,
+    literal_column,
+    select,
+    true,
+    tuple_,
+)
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.dialects.postgresql.psycopg import dialect as psycopg_dialect
 from sqlalchemy.engine import make_url
+from sqlalchemy.sql.elements import ClauseElement
 
 _DIALECT = psycopg_dialect()  # type: ignore[no-untyped-call]
 _UUIDS = ARRAY(PG_UUID(as_uuid=True))
@@ -47,7 +64,7 @@ class CompiledReads:
     def __init__(self) -> None:
         self._sql: dict[Hashable, str] = {}
 
-    def sql(self, shape: Hashable, build: Callable[[], Select[Any]]) -> str:
+    def sql(self, shape: Hashable, build: Callable[[], ClauseElement]) -> str:
         text = self._sql.get(shape)
         if text is None:
             text = str(build().compile(dialect=_DIALECT))
@@ -80,6 +97,38 @@ def newest_first_page(
         .order_by(page.c.created_at.desc(), page.c.id.desc())
         .limit(bindparam("limit"))
     )
+
+
+def as_json_page(rows: Select[Any], fields: Sequence[str]) -> Select[str, bool, Any, str]:
+    """Let PostgreSQL write the page: wrap a newest-first query that fetches ``%(limit)s``
+    (= ``%(page_size)s`` + 1) rows into one row of
+
+    - ``items``: the first ``page_size`` rows as a JSON array of objects with ``fields``
+      (timestamps through ``orchestrator_json_time``, as pydantic writes them);
+    - ``more``: whether a next page exists; ``last_at``, ``last_id``: the key of the
+      page's last row, for the next cursor.
+    """
+    page = rows.subquery("page_rows")
+    order = (page.c.created_at.desc(), page.c.id.desc())
+    numbered = select(page, func.row_number().over(order_by=order).label("n")).subquery("numbered")
+
+    def value(name: str) -> Any:
+        column = numbered.c[name]
+        return func.orchestrator_json_time(column) if isinstance(column.type, DateTime) else column
+
+    pairs: list[Any] = []
+    for name in fields:
+        pairs += [literal_column(f"'{name}'"), value(name)]
+    size = bindparam("page_size", type_=Integer)
+    kept = numbered.c.n <= size
+    is_last = numbered.c.n == size
+    items = func.json_agg(aggregate_order_by(func.json_build_object(*pairs), numbered.c.n)).filter(kept)
+    return select(
+        cast(func.coalesce(items, literal_column("'[]'::json")), Text).label("items"),
+        (func.count() > size).label("more"),
+        func.max(numbered.c.created_at).filter(is_last).label("last_at"),
+        func.max(cast(numbered.c.id, Text)).filter(is_last).label("last_id"),
+    ).select_from(numbered)
 
 
 def in_orgs(table: Table) -> Any:

@@ -15,7 +15,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
 import psycopg
 from jupyter_server.auth.identity import IdentityProvider, PasswordIdentityProvider
@@ -38,7 +38,6 @@ from ..errors import (
     ValidationFailed,
 )
 from ..observability.logging import correlation_id
-from ..services.pagination import RowPage
 from ..services.scope import Identity
 
 if TYPE_CHECKING:
@@ -48,6 +47,14 @@ AUTH_RESOURCE = "orchestrator"
 API_PREFIX = "orchestrator/api/v1"
 
 M = TypeVar("M", bound=BaseModel)
+
+
+class JsonBody(Protocol):
+    """A response already in its response model's JSON shape (the fast read path's pages)."""
+
+    def to_json(self) -> bytes: ...
+
+
 SINGLE_USER_PROVIDERS: tuple[type[IdentityProvider], ...] = (IdentityProvider, PasswordIdentityProvider)
 
 log = logging.getLogger("orchestrator.api")
@@ -205,7 +212,7 @@ class OrchestratorHandler(ExtensionHandlerMixin, APIHandler):
         self.set_status(status)
         self.finish(model.model_dump_json())
 
-    def write_json(self, page: RowPage, status: int = 200) -> None:
+    def write_json(self, page: JsonBody, status: int = 200) -> None:
         """Write a page from the fast read path (already in its response model's shape)."""
         self.set_status(status)
         self.finish(page.to_json())

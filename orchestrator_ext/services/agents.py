@@ -10,12 +10,12 @@ from sqlalchemy import Select, Table, bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..db.models import Agent, Workflow
-from ..db.reads import CompiledReads, newest_first_page
+from ..db.reads import CompiledReads, as_json_page, newest_first_page
 from ..errors import Conflict, FieldError, NotFound
 from ..schemas.agents import CreateAgent, DescribeAgent, ListAgentsQuery, UpdateAgent
 from ..security.permissions import Permission
 from . import audit
-from .pagination import RowPage, after_params
+from .pagination import JsonPage, after_params
 from .scope import Identity, Scope, ScopeFactory, resolve_org
 
 
@@ -33,7 +33,7 @@ async def load_agent(scope: Scope, agent_id: uuid.UUID, permission: Permission) 
 _READS = CompiledReads()
 
 
-def _agents_page(framework: bool, q: bool, after: bool, all_mine: bool) -> Select[Any]:
+def _agents_page(framework: bool, q: bool, after: bool, all_mine: bool) -> Select[str, bool, Any, str]:
     """The agents page query for one combination of filters (bound parameters, compiled once)."""
 
     def conditions(agents: Table) -> list[Any]:
@@ -44,7 +44,8 @@ def _agents_page(framework: bool, q: bool, after: bool, all_mine: bool) -> Selec
             found.append(agents.c.name.ilike(bindparam("q"), escape="\\"))
         return found
 
-    return newest_first_page(Agent.__table__, conditions, after=after, all_mine=all_mine)  # type: ignore[arg-type]
+    rows = newest_first_page(Agent.__table__, conditions, after=after, all_mine=all_mine)  # type: ignore[arg-type]
+    return as_json_page(rows, list(DescribeAgent.model_fields))
 
 
 def _create_refused(exc: IntegrityError, name: str) -> Conflict:
@@ -92,9 +93,9 @@ class AgentService:
                 raise _create_refused(exc, body.name) from exc
             return DescribeAgent.model_validate(agent)
 
-    async def list(self, identity: Identity, query: ListAgentsQuery) -> RowPage:
+    async def list(self, identity: Identity, query: ListAgentsQuery) -> JsonPage:
         """Newest first, on the fast read path (:mod:`..db.reads`); the page is ``ListAgentsResponse``."""
-        params: dict[str, Any] = {"limit": query.limit + 1, **after_params(query.cursor)}
+        params: dict[str, Any] = {"limit": query.limit + 1, "page_size": query.limit, **after_params(query.cursor)}
         if query.framework is not None:
             params["framework"] = query.framework.value
         if query.q:
@@ -107,7 +108,7 @@ class AgentService:
         actor, rows = await self.scopes.read(identity, sql, params)
         if query.org_id is not None:
             actor.require(query.org_id, Permission.AGENTS_READ)
-        return RowPage.of(rows, query.limit)
+        return JsonPage.of(rows[0])
 
     async def get(self, identity: Identity, agent_id: uuid.UUID) -> DescribeAgent:
         async with self.scopes.enter(identity) as scope:

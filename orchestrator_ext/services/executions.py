@@ -21,12 +21,12 @@ from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.dialects.postgresql import insert
 
 from ..db.models import Agent, ExecutionStatus, ExecutionTrigger, Workflow, WorkflowExecution, WorkflowVersion
-from ..db.reads import CompiledReads, newest_first_page
+from ..db.reads import CompiledReads, as_json_page, newest_first_page
 from ..errors import Conflict, FieldError, NotFound, ValidationFailed
 from ..schemas.executions import DescribeExecution, ExecuteWorkflow, ListExecutionsQuery
 from ..security.permissions import Permission
 from . import audit
-from .pagination import RowPage, after_params
+from .pagination import JsonPage, after_params
 from .scope import Identity, Scope, ScopeFactory
 from .settings import ServiceSettings
 from .workflows import is_notebook_spec, load_version, load_workflow, version_parameters
@@ -64,15 +64,11 @@ def check_inputs(version: WorkflowVersion, inputs: dict[str, object]) -> None:
 
 
 _READS = CompiledReads()
-_DESCRIBED = tuple(DescribeExecution.model_fields)
 
 
-def _describe(row: dict[str, Any]) -> dict[str, Any]:
-    """The columns of a row that :class:`DescribeExecution` shows (not the idempotency internals)."""
-    return {name: row[name] for name in _DESCRIBED}
-
-
-def _executions_page(workflow: bool, agent: bool, status: bool, after: bool, all_mine: bool) -> Select[Any]:
+def _executions_page(
+    workflow: bool, agent: bool, status: bool, after: bool, all_mine: bool
+) -> Select[str, bool, Any, str]:
     """The executions page query for one combination of filters (bound parameters, compiled once)."""
 
     def conditions(runs: Table) -> list[Any]:
@@ -86,7 +82,8 @@ def _executions_page(workflow: bool, agent: bool, status: bool, after: bool, all
         return found
 
     table = WorkflowExecution.__table__
-    return newest_first_page(table, conditions, after=after, all_mine=all_mine)  # type: ignore[arg-type]
+    rows = newest_first_page(table, conditions, after=after, all_mine=all_mine)  # type: ignore[arg-type]
+    return as_json_page(rows, list(DescribeExecution.model_fields))
 
 
 class ExecutionService:
@@ -132,9 +129,9 @@ class ExecutionService:
             )
             return DescribeExecution.model_validate(execution)
 
-    async def list(self, identity: Identity, query: ListExecutionsQuery) -> RowPage:
+    async def list(self, identity: Identity, query: ListExecutionsQuery) -> JsonPage:
         """Newest first, on the fast read path (:mod:`..db.reads`); the page is ``ListExecutionsResponse``."""
-        params: dict[str, Any] = {"limit": query.limit + 1, **after_params(query.cursor)}
+        params: dict[str, Any] = {"limit": query.limit + 1, "page_size": query.limit, **after_params(query.cursor)}
         for name in ("workflow_id", "agent_id"):
             if getattr(query, name) is not None:
                 params[name] = getattr(query, name)
@@ -149,7 +146,7 @@ class ExecutionService:
         actor, rows = await self.scopes.read(identity, sql, params)
         if query.org_id is not None:
             actor.require(query.org_id, Permission.EXECUTIONS_READ)
-        return RowPage.of([_describe(row) for row in rows], query.limit)
+        return JsonPage.of(rows[0])
 
     # ---- helpers ---------------------------------------------------------------
 

@@ -91,6 +91,23 @@ class RowPage:
         return dumps({"items": self.items, "next_cursor": self.next_cursor})
 
 
+@dataclass(frozen=True)
+class JsonPage:
+    """A page whose items PostgreSQL already wrote as JSON (see ``db.reads.as_json_page``)."""
+
+    items_json: str
+    next_cursor: str | None
+
+    @classmethod
+    def of(cls, row: dict[str, Any]) -> JsonPage:
+        """From the one row of ``as_json_page``: items, more, last_at, last_id."""
+        cursor = encode_cursor(row["last_at"], uuid.UUID(row["last_id"])) if row["more"] else None
+        return cls(row["items"], cursor)
+
+    def to_json(self) -> bytes:
+        return b'{"items":' + self.items_json.encode() + b',"next_cursor":' + dumps(self.next_cursor) + b"}"
+
+
 def after_params(cursor: str | None) -> dict[str, Any]:
     """Bound parameters of the keyset condition (empty for the first page)."""
     if not cursor:

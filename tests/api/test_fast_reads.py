@@ -38,3 +38,14 @@ async def test_execution_pages_match_the_model(api: Api, create_agent: Any, crea
     assert page.json == _as_model_writes(ListExecutionsResponse, page.json)
     single = await api("GET", "executions", page.json["items"][0]["id"], user="fast2")
     assert single.json == page.json["items"][0]
+
+
+async def test_pages_match_for_awkward_values(api: Api, create_agent: Any, admin_sql: Any) -> None:
+    odd = await create_agent(user="odd", name='quote " back\\slash \u00e9\u2603', description="line\nbreak\ttab \u0001")
+    admin_sql("UPDATE agents SET created_at = date_trunc('second', created_at) WHERE id = %s", (odd["id"],))
+    page = await api("GET", "agents", user="odd")
+    assert page.json == _as_model_writes(ListAgentsResponse, page.json)
+    listed = page.json["items"][0]
+    single = await api("GET", "agents", odd["id"], user="odd")
+    assert listed == single.json
+    assert "." not in listed["created_at"]  # whole seconds: no fraction, as pydantic writes them

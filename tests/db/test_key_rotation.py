@@ -9,9 +9,10 @@ import sys
 from pathlib import Path
 
 import psycopg
+from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine
 
-from orchestrator_ext.db.engine import Database, PoolSettings, sqlalchemy_url
+from orchestrator_ext.db.engine import Database, PoolSettings, alembic_config, sqlalchemy_url
 from orchestrator_ext.security.crypto import KeyRing, generate_key
 from orchestrator_ext.services.keys import reencrypt_all
 from orchestrator_ext.services.scope import Identity, ScopeFactory
@@ -62,7 +63,8 @@ def test_cli_migrate_and_rotate_keys(pg_cluster: PgCluster, tmp_path: Path) -> N
     assert migrated.returncode == 0, migrated.stderr
     assert "database migrated to head" in migrated.stdout
     with psycopg.connect(pg_cluster.admin_url(name)) as conn:
-        assert conn.execute("SELECT version_num FROM alembic_version").fetchone() == ("0003",)
+        head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchone() == (head,)
         role = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (APP_ROLE,)).fetchone()
         assert role == (1,)
     rotated = subprocess.run(
