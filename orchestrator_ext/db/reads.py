@@ -20,7 +20,11 @@ Writes keep the ORM and its unit of work.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import re
+import weakref
 from collections.abc import Callable, Hashable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -58,18 +62,49 @@ def dumps(payload: Any) -> bytes:
     return orjson.dumps(payload, option=orjson.OPT_UTC_Z)
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """A statement the read pool prepares once per connection and then EXECUTEs by name."""
+
+    name: str
+    text: str  # with $1..$n placeholders
+    params: tuple[str, ...]  # parameter names, in placeholder order
+
+    @classmethod
+    def of(cls, sql: str) -> Prepared:
+        """From SQL with ``%(name)s`` placeholders (SQLAlchemy's psycopg dialect, or hand-written)."""
+        order: list[str] = []
+
+        def number(match: re.Match[str]) -> str:
+            if match.group(1) not in order:
+                order.append(match.group(1))
+            return f"${order.index(match.group(1)) + 1}"
+
+        text = _PLACEHOLDER.sub(number, sql)
+        name = "orch_" + hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()[:16]
+        return cls(name=name, text=text, params=tuple(order))
+
+    def execute_sql(self) -> str:
+        """``EXECUTE name(%(a)s, ...)``, bound client-side by psycopg."""
+        args = ", ".join(f"%({p})s" for p in self.params)
+        return f"EXECUTE {self.name}({args})" if args else f"EXECUTE {self.name}"
+
+
+_PLACEHOLDER = re.compile(r"%\((\w+)\)s")
+
+
 class CompiledReads:
-    """SQL text per query shape, compiled on first use."""
+    """Prepared statements per query shape, compiled from Core on first use."""
 
     def __init__(self) -> None:
-        self._sql: dict[Hashable, str] = {}
+        self._prepared: dict[Hashable, Prepared] = {}
 
-    def sql(self, shape: Hashable, build: Callable[[], ClauseElement]) -> str:
-        text = self._sql.get(shape)
-        if text is None:
-            text = str(build().compile(dialect=_DIALECT))
-            self._sql[shape] = text
-        return text
+    def prepared(self, shape: Hashable, build: Callable[[], ClauseElement]) -> Prepared:
+        found = self._prepared.get(shape)
+        if found is None:
+            found = Prepared.of(str(build().compile(dialect=_DIALECT)))
+            self._prepared[shape] = found
+        return found
 
 
 def newest_first_page(
@@ -146,6 +181,7 @@ class ReadPool:
         self._options = f"-c statement_timeout={statement_timeout_ms} -c timezone=UTC"
         self._pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] | None = None
         self._opening = asyncio.Lock()
+        self._prepared: weakref.WeakKeyDictionary[psycopg.AsyncConnection[Any], set[str]] = weakref.WeakKeyDictionary()
 
     async def _open(self) -> AsyncConnectionPool[psycopg.AsyncConnection[Any]]:
         async with self._opening:
@@ -161,30 +197,48 @@ class ReadPool:
                 self._pool = pool
         return self._pool
 
-    async def batch(self, sql: str, params: Mapping[str, Any]) -> list[list[dict[str, Any]]]:
-        """Run a read-only batch in one round trip; the rows of each statement that returns some.
+    async def scoped(
+        self, enter: Prepared, query: Prepared, params: Mapping[str, Any]
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """``BEGIN READ ONLY; EXECUTE enter; EXECUTE query; COMMIT`` in one round trip.
 
+        Both statements are prepared on the connection the first time it runs
+        them (the ``PREPARE`` goes in the same batch), so PostgreSQL plans each
+        query shape once per connection instead of once per request.
         Connections are not pinged on checkout (a round trip per request); a
         connection the server dropped (restart, failover) fails here, is
         discarded by the pool as broken, and the read is tried once more.
         """
         try:
-            return await self._batch_once(sql, params)
+            return await self._scoped_once(enter, query, params)
         except psycopg.OperationalError:
-            return await self._batch_once(sql, params)
+            return await self._scoped_once(enter, query, params)
 
-    async def _batch_once(self, sql: str, params: Mapping[str, Any]) -> list[list[dict[str, Any]]]:
+    async def _scoped_once(
+        self, enter: Prepared, query: Prepared, params: Mapping[str, Any]
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         pool = self._pool or await self._open()
         async with pool.connection() as conn:
+            known = self._prepared.setdefault(conn, set())
+            missing = [p for p in (enter, query) if p.name not in known]
+            prepare = "".join(f"PREPARE {p.name} AS {p.text.replace('%', '%%')}; " for p in missing)
+            batch = f"{prepare}BEGIN READ ONLY; {enter.execute_sql()}; {query.execute_sql()}; COMMIT"
             cursor = psycopg.AsyncClientCursor(conn, row_factory=dict_row)
-            await cursor.execute(sql, params)
+            try:
+                await cursor.execute(batch, params)
+            except psycopg.errors.DuplicatePreparedStatement:
+                # prepared by an earlier batch that failed afterwards: it is there
+                known.update(p.name for p in missing)
+                await conn.rollback()
+                return await self._scoped_once(enter, query, params)
+            known.update(p.name for p in missing)
             results: list[list[dict[str, Any]]] = []
             while True:
                 if cursor.description is not None:
                     results.append(await cursor.fetchall())
                 if not cursor.nextset():
                     break
-            return results
+            return results[0], results[1]
 
     def status(self) -> dict[str, int]:
         if self._pool is None:

@@ -104,8 +104,8 @@ class AgentService:
             params["orgs"] = [query.org_id]
         # without org_id: every organization of the caller (every role may read agents)
         shape = ("framework" in params, "q" in params, "after_at" in params, "orgs" not in params)
-        sql = _READS.sql(shape, lambda: _agents_page(*shape))
-        actor, rows = await self.scopes.read(identity, sql, params)
+        page_query = _READS.prepared(shape, lambda: _agents_page(*shape))
+        actor, rows = await self.scopes.read(identity, page_query, params)
         if query.org_id is not None:
             actor.require(query.org_id, Permission.AGENTS_READ)
         return JsonPage.of(rows[0])

@@ -142,8 +142,8 @@ class ExecutionService:
         # without org_id: every organization of the caller (every role may read executions)
         filters = ("workflow_id", "agent_id", "status", "after_at")
         shape = (*(key in params for key in filters), "orgs" not in params)
-        sql = _READS.sql(shape, lambda: _executions_page(*shape))
-        actor, rows = await self.scopes.read(identity, sql, params)
+        page_query = _READS.prepared(shape, lambda: _executions_page(*shape))
+        actor, rows = await self.scopes.read(identity, page_query, params)
         if query.org_id is not None:
             actor.require(query.org_id, Permission.EXECUTIONS_READ)
         return JsonPage.of(rows[0])

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..db.engine import Database
 from ..db.models import Organization, OrganizationMember, User
+from ..db.reads import Prepared
 from ..errors import FieldError, Forbidden, NotFound, ValidationFailed
 from ..security.crypto import KeyRing
 from ..security.permissions import Permission, Role, role_allows
@@ -71,6 +72,9 @@ class Actor:
 
 
 ENTER_SQL = "SELECT org_id, role, personal FROM orchestrator_enter(:u)"
+
+
+_ENTER = Prepared.of(ENTER_SQL.replace(":u", "%(u)s::uuid"))
 
 
 def _actor(user_id: uuid.UUID, identity: Identity, rows: Iterable[tuple[Any, ...]]) -> Actor:
@@ -132,7 +136,9 @@ class ScopeFactory:
             actor = _actor(user_id, identity, [(r.org_id, r.role, r.personal) for r in rows])
             yield Scope(session=session, actor=actor, _org_ids=set(actor.roles))
 
-    async def read(self, identity: Identity, sql: str, params: Mapping[str, Any]) -> tuple[Actor, list[dict[str, Any]]]:
+    async def read(
+        self, identity: Identity, query: Prepared, params: Mapping[str, Any]
+    ) -> tuple[Actor, list[dict[str, Any]]]:
         """Enter the caller's tenant scope and run one read-only query, in a single round trip.
 
         The rows come back before the caller checks permissions on the actor:
@@ -143,8 +149,7 @@ class ScopeFactory:
         if user_id is None:
             async with self.enter(identity) as scope:
                 user_id = scope.actor.user_id
-        batch = f"BEGIN READ ONLY; {ENTER_SQL.replace(':u', '%(u)s')}; {sql}; COMMIT"
-        memberships, rows = await self.db.reads.batch(batch, {**params, "u": user_id})
+        memberships, rows = await self.db.reads.scoped(_ENTER, query, {**params, "u": user_id})
         actor = _actor(user_id, identity, [(m["org_id"], m["role"], m["personal"]) for m in memberships])
         return actor, rows
 
