@@ -34,6 +34,14 @@ def _env(name: str, fallback: str = "") -> str:
     return os.environ.get(name) or fallback
 
 
+def _level(value: object) -> int:
+    """A traitlets log_level (a number or a name such as 'DEBUG') as a number."""
+    if isinstance(value, int):
+        return value
+    number = logging.getLevelName(str(value).upper())
+    return number if isinstance(number, int) else logging.INFO
+
+
 class OrchestratorApp(ExtensionApp):
     """Orchestrator: build, run and operate AI agents from Jupyter."""
 
@@ -133,7 +141,7 @@ class OrchestratorApp(ExtensionApp):
     # ---- start-up -------------------------------------------------------------
 
     def initialize_settings(self) -> None:
-        debug = self.log.isEnabledFor(logging.DEBUG)
+        debug = _level(self.serverapp.log_level if self.serverapp else self.log_level) <= logging.DEBUG
         ologging.configure(level=logging.DEBUG if debug else logging.INFO, fmt=self.log_style)
         app_url = self._prepare_database()
         self.services = Services(
