@@ -11,7 +11,10 @@ import gc
 import getpass
 import logging
 import os
+import signal
+import sys
 from pathlib import Path
+from typing import Any
 
 from jupyter_core.paths import jupyter_data_dir
 from jupyter_server.extension.application import ExtensionApp
@@ -137,6 +140,13 @@ class OrchestratorApp(ExtensionApp):
 
     embedded: EmbeddedPostgres | None = None
     services: Services | None = None
+    #: set when started by ``jupyter orchestrator`` (not when loaded into another server or a test)
+    _launched: bool = False
+
+    @classmethod
+    def launch_instance(cls, argv: Any = None, **kwargs: Any) -> None:
+        cls._launched = True
+        super().launch_instance(argv, **kwargs)  # type: ignore[no-untyped-call]
 
     # ---- start-up -------------------------------------------------------------
 
@@ -158,7 +168,15 @@ class OrchestratorApp(ExtensionApp):
         )
         self.services.metrics.watch_pool(self.services.db.pool_status)
         self.settings["orchestrator_services"] = self.services
+        self._stop_cleanly_on_sigint()
         self.log.info("Orchestrator API at %sorchestrator/api/v1/", self.serverapp.base_url if self.serverapp else "/")
+
+    def _stop_cleanly_on_sigint(self) -> None:
+        """Without a terminal, jupyter-server lets SIGINT raise KeyboardInterrupt and skips its
+        cleanup (so ``stop_extension`` never runs). Stop through the server's own path
+        instead, as JupyterHub does for its single-user servers."""
+        if self._launched and self.serverapp is not None and not (sys.stdin and sys.stdin.isatty()):
+            signal.signal(signal.SIGINT, self.serverapp._signal_stop)
 
     def initialize_handlers(self) -> None:
         self.handlers.extend(all_handlers())
