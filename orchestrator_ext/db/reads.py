@@ -33,7 +33,6 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 from sqlalchemy import (
     ARRAY,
-    DateTime,
     Integer,
     Select,
     Table,
@@ -134,36 +133,39 @@ def newest_first_page(
     )
 
 
-def as_json_page(rows: Select[Any], fields: Sequence[str]) -> Select[str, bool, Any, str]:
+def as_json_page(rows: Select[Any], fields: Sequence[str]) -> Select[str, bool, Any, Any]:
     """Let PostgreSQL write the page: wrap a newest-first query that fetches ``%(limit)s``
     (= ``%(page_size)s`` + 1) rows into one row of
 
-    - ``items``: the first ``page_size`` rows as a JSON array of objects with ``fields``
-      (timestamps through ``orchestrator_json_time``, as pydantic writes them);
+    - ``items``: the first ``page_size`` rows as a JSON array of objects with exactly
+      ``fields`` (PostgreSQL's own JSON for each type; the response models write
+      timestamps the same way, see ``schemas.common.Timestamp``);
     - ``more``: whether a next page exists; ``last_at``, ``last_id``: the key of the
       page's last row, for the next cursor.
     """
-    page = rows.subquery("page_rows")
+    page = rows.cte("page_rows")
     order = (page.c.created_at.desc(), page.c.id.desc())
-    numbered = select(page, func.row_number().over(order_by=order).label("n")).subquery("numbered")
-
-    def value(name: str) -> Any:
-        column = numbered.c[name]
-        return func.orchestrator_json_time(column) if isinstance(column.type, DateTime) else column
-
-    pairs: list[Any] = []
-    for name in fields:
-        pairs += [literal_column(f"'{name}'"), value(name)]
     size = bindparam("page_size", type_=Integer)
-    kept = numbered.c.n <= size
-    is_last = numbered.c.n == size
-    items = func.json_agg(aggregate_order_by(func.json_build_object(*pairs), numbered.c.n)).filter(kept)
+    kept = select(*(page.c[name] for name in fields)).order_by(*order).limit(size).subquery("item")
+    items = select(
+        func.coalesce(
+            func.json_agg(aggregate_order_by(kept.table_valued(), kept.c.created_at.desc(), kept.c.id.desc())),
+            literal_column("'[]'::json"),
+        )
+    ).scalar_subquery()
+    last = (
+        select(page.c.created_at, page.c.id)
+        .order_by(*order)
+        .offset(bindparam("last_offset"))
+        .limit(literal_column("1"))
+    )
+    last_row = last.subquery("last_row")
     return select(
-        cast(func.coalesce(items, literal_column("'[]'::json")), Text).label("items"),
-        (func.count() > size).label("more"),
-        func.max(numbered.c.created_at).filter(is_last).label("last_at"),
-        func.max(cast(numbered.c.id, Text)).filter(is_last).label("last_id"),
-    ).select_from(numbered)
+        cast(items, Text).label("items"),
+        (select(func.count()).select_from(page).scalar_subquery() > size).label("more"),
+        select(last_row.c.created_at).scalar_subquery().label("last_at"),
+        select(last_row.c.id).scalar_subquery().label("last_id"),
+    )
 
 
 def in_orgs(table: Table) -> Any:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated
 
 from pydantic import Field, StringConstraints
 
 from ..db.models import Framework
-from .common import Name, PageQuery, RequestModel, ResponseModel
+from .common import Name, PageQuery, RequestModel, ResponseModel, Timestamp
 
 Description = Annotated[str, StringConstraints(max_length=5000)]
 Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
@@ -39,9 +38,9 @@ class DescribeAgent(ResponseModel):
     description: str
     tags: list[str]
     created_by: uuid.UUID | None
-    created_at: datetime
-    updated_at: datetime
-    deleted_at: datetime | None = None
+    created_at: Timestamp
+    updated_at: Timestamp
+    deleted_at: Timestamp | None = None
 
 
 class ListAgentsQuery(PageQuery):

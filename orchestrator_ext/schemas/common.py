@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, StringConstraints
 
 
 class RequestModel(BaseModel):
@@ -22,6 +23,23 @@ class QueryModel(BaseModel):
 class ResponseModel(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
+
+def json_time(value: datetime) -> str:
+    """RFC 3339 in UTC exactly as PostgreSQL writes a timestamptz in JSON (session time zone UTC):
+    ``2026-11-25T20:30:56.04512+00:00``, trailing zeros of the fraction dropped.
+
+    Every response uses this form, so a timestamp reads the same whether a page
+    was written by PostgreSQL (the fast list path) or by pydantic.
+    """
+    utc = value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+    text = utc.replace(microsecond=0, tzinfo=None).isoformat()
+    if utc.microsecond:
+        text += "." + f"{utc.microsecond:06d}".rstrip("0")
+    return text + "+00:00"
+
+
+#: a timestamp in a response
+Timestamp = Annotated[datetime, PlainSerializer(json_time, return_type=str, when_used="json")]
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Limit = Annotated[int, Field(ge=1, le=200, description="Page size (1-200).")]

@@ -6,13 +6,12 @@ Executions are queued here; running them is the execution engine's work.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import Field
 
 from ..db.models import ExecutionStatus, ExecutionTrigger
-from .common import PageQuery, RequestModel, ResponseModel
+from .common import PageQuery, RequestModel, ResponseModel, Timestamp
 from .workflows import MAX_VERSION, JsonObject
 
 
@@ -37,10 +36,10 @@ class DescribeExecution(ResponseModel):
     outputs: dict[str, Any] | None
     error: dict[str, Any] | None
     attempt: int
-    created_at: datetime
-    updated_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
+    created_at: Timestamp
+    updated_at: Timestamp
+    started_at: Timestamp | None
+    finished_at: Timestamp | None
 
 
 class ListExecutionsQuery(PageQuery):

@@ -9,7 +9,6 @@ response ever contains it, only ``has_secret``.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
@@ -25,7 +24,7 @@ from pydantic import (
 )
 
 from ..db.models import IntegrationKind
-from .common import Name, PageQuery, RequestModel, ResponseModel
+from .common import Name, PageQuery, RequestModel, ResponseModel, Timestamp
 
 
 def _http_url(value: str) -> str:
@@ -127,8 +126,8 @@ class DescribeIntegration(ResponseModel):
     has_secret: bool = Field(description="Whether a secret is stored; the secret itself is never returned.")
     secret_key_id: str | None = Field(description="Id of the encryption key that sealed the secret.")
     created_by: uuid.UUID | None
-    created_at: datetime
-    updated_at: datetime
+    created_at: Timestamp
+    updated_at: Timestamp
 
 
 class ListIntegrationsQuery(PageQuery):

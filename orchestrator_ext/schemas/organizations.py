@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated
 
 from pydantic import Field, StringConstraints, field_validator
 
 from ..security.permissions import Role
-from .common import Name, PageQuery, RequestModel, ResponseModel
+from .common import Name, PageQuery, RequestModel, ResponseModel, Timestamp
 
 TierName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
 Username = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
@@ -71,8 +70,8 @@ class DescribeOrganization(ResponseModel):
     role: Role = Field(description="The caller's role in the organization.")
     tier: DescribeTier
     limits: DescribeLimits
-    created_at: datetime
-    updated_at: datetime
+    created_at: Timestamp
+    updated_at: Timestamp
 
 
 class ListOrganizationsQuery(PageQuery):
@@ -101,7 +100,7 @@ class DescribeMember(ResponseModel):
     username: str
     display_name: str | None
     role: Role
-    joined_at: datetime
+    joined_at: Timestamp
 
 
 class ListMembersQuery(PageQuery):

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import datetime
 from typing import Annotated
 
 from pydantic import AfterValidator, Field, StringConstraints
 
 from ..security.permissions import Role
-from .common import Name, RequestModel, ResponseModel
+from .common import Name, RequestModel, ResponseModel, Timestamp
 
 # A deliberately strict address: dot-atom local part, a dotted host name of
 # letters, digits and inner hyphens, a top-level label of letters only.
@@ -49,6 +48,6 @@ class DescribeUser(ResponseModel):
     username: str = Field(description="The subject the authentication layer names the caller by.")
     display_name: str | None
     email: str | None
-    created_at: datetime
-    updated_at: datetime
+    created_at: Timestamp
+    updated_at: Timestamp
     memberships: list[DescribeMembership] = Field(description="The personal organization first, then by name.")

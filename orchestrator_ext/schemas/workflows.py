@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import math
 import uuid
-from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field, RootModel, StringConstraints
 
-from .common import Name, PageQuery, RequestModel, ResponseModel
+from .common import Name, PageQuery, RequestModel, ResponseModel, Timestamp
 
 #: the largest version number (a PostgreSQL integer)
 MAX_VERSION = 2**31 - 1
@@ -76,8 +75,8 @@ class DescribeWorkflow(ResponseModel):
     version: int = Field(description="The current version (also the ETag).")
     spec: dict[str, Any]
     parameters: list[DescribeParameter] = Field(description="Notebook workflows: the notebook's parameters.")
-    created_at: datetime
-    updated_at: datetime
+    created_at: Timestamp
+    updated_at: Timestamp
 
 
 class DescribeWorkflowVersion(ResponseModel):
@@ -87,7 +86,7 @@ class DescribeWorkflowVersion(ResponseModel):
     parameters: list[DescribeParameter]
     comment: str
     created_by: uuid.UUID | None
-    created_at: datetime
+    created_at: Timestamp
 
 
 class ListWorkflowsQuery(PageQuery):

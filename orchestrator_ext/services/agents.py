@@ -15,7 +15,7 @@ from ..errors import Conflict, FieldError, NotFound
 from ..schemas.agents import CreateAgent, DescribeAgent, ListAgentsQuery, UpdateAgent
 from ..security.permissions import Permission
 from . import audit
-from .pagination import JsonPage, after_params
+from .pagination import JsonPage, page_params
 from .scope import Identity, Scope, ScopeFactory, resolve_org
 
 
@@ -33,7 +33,7 @@ async def load_agent(scope: Scope, agent_id: uuid.UUID, permission: Permission) 
 _READS = CompiledReads()
 
 
-def _agents_page(framework: bool, q: bool, after: bool, all_mine: bool) -> Select[str, bool, Any, str]:
+def _agents_page(framework: bool, q: bool, after: bool, all_mine: bool) -> Select[str, bool, Any, Any]:
     """The agents page query for one combination of filters (bound parameters, compiled once)."""
 
     def conditions(agents: Table) -> list[Any]:
@@ -95,7 +95,7 @@ class AgentService:
 
     async def list(self, identity: Identity, query: ListAgentsQuery) -> JsonPage:
         """Newest first, on the fast read path (:mod:`..db.reads`); the page is ``ListAgentsResponse``."""
-        params: dict[str, Any] = {"limit": query.limit + 1, "page_size": query.limit, **after_params(query.cursor)}
+        params: dict[str, Any] = page_params(query.limit, query.cursor)
         if query.framework is not None:
             params["framework"] = query.framework.value
         if query.q:

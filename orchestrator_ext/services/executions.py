@@ -26,7 +26,7 @@ from ..errors import Conflict, FieldError, NotFound, ValidationFailed
 from ..schemas.executions import DescribeExecution, ExecuteWorkflow, ListExecutionsQuery
 from ..security.permissions import Permission
 from . import audit
-from .pagination import JsonPage, after_params
+from .pagination import JsonPage, page_params
 from .scope import Identity, Scope, ScopeFactory
 from .settings import ServiceSettings
 from .workflows import is_notebook_spec, load_version, load_workflow, version_parameters
@@ -68,7 +68,7 @@ _READS = CompiledReads()
 
 def _executions_page(
     workflow: bool, agent: bool, status: bool, after: bool, all_mine: bool
-) -> Select[str, bool, Any, str]:
+) -> Select[str, bool, Any, Any]:
     """The executions page query for one combination of filters (bound parameters, compiled once)."""
 
     def conditions(runs: Table) -> list[Any]:
@@ -131,7 +131,7 @@ class ExecutionService:
 
     async def list(self, identity: Identity, query: ListExecutionsQuery) -> JsonPage:
         """Newest first, on the fast read path (:mod:`..db.reads`); the page is ``ListExecutionsResponse``."""
-        params: dict[str, Any] = {"limit": query.limit + 1, "page_size": query.limit, **after_params(query.cursor)}
+        params: dict[str, Any] = page_params(query.limit, query.cursor)
         for name in ("workflow_id", "agent_id"):
             if getattr(query, name) is not None:
                 params[name] = getattr(query, name)

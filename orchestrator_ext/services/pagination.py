@@ -101,11 +101,16 @@ class JsonPage:
     @classmethod
     def of(cls, row: dict[str, Any]) -> JsonPage:
         """From the one row of ``as_json_page``: items, more, last_at, last_id."""
-        cursor = encode_cursor(row["last_at"], uuid.UUID(row["last_id"])) if row["more"] else None
+        cursor = encode_cursor(row["last_at"], row["last_id"]) if row["more"] else None
         return cls(row["items"], cursor)
 
     def to_json(self) -> bytes:
         return b'{"items":' + self.items_json.encode() + b',"next_cursor":' + dumps(self.next_cursor) + b"}"
+
+
+def page_params(limit: int, cursor: str | None) -> dict[str, Any]:
+    """Bound parameters of ``db.reads.as_json_page``: one row more than the page, the cursor's key."""
+    return {"limit": limit + 1, "page_size": limit, "last_offset": limit - 1, **after_params(cursor)}
 
 
 def after_params(cursor: str | None) -> dict[str, Any]:

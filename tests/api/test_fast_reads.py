@@ -23,7 +23,7 @@ async def test_agent_pages_match_the_model(api: Api, create_agent: Any) -> None:
     assert page.status == 200
     assert page.json == _as_model_writes(ListAgentsResponse, page.json)
     assert set(page.json["items"][0]) == set(DescribeAgent.model_fields)
-    assert page.json["items"][0]["created_at"].endswith("Z")
+    assert page.json["items"][0]["created_at"].endswith("+00:00")
 
 
 async def test_execution_pages_match_the_model(api: Api, create_agent: Any, create_workflow: Any) -> None:
