@@ -30,7 +30,6 @@ from typing import Any
 import orjson
 import psycopg
 from psycopg.rows import dict_row
-from psycopg_pool import AsyncConnectionPool
 from sqlalchemy import (
     ARRAY,
     Integer,
@@ -174,30 +173,45 @@ def in_orgs(table: Table) -> Any:
 
 
 class ReadPool:
-    """A small psycopg pool for the fast reads, opened on first use."""
+    """A few psycopg connections for the fast reads, made on first use.
+
+    Deliberately minimal (an idle queue, a size cap, broken connections
+    replaced): on this path a general-purpose pool's checkout and return cost
+    more than a twentieth of the whole request.
+    """
 
     def __init__(self, url: str, size: int, statement_timeout_ms: int) -> None:
         parsed = make_url(url).set(drivername="postgresql")
         self._conninfo = parsed.render_as_string(hide_password=False)
         self._size = max(1, size)
         self._options = f"-c statement_timeout={statement_timeout_ms} -c timezone=UTC"
-        self._pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] | None = None
-        self._opening = asyncio.Lock()
+        self._idle: asyncio.Queue[psycopg.AsyncConnection[Any]] = asyncio.Queue()
+        self._open = 0
+        self._closed = False
         self._prepared: weakref.WeakKeyDictionary[psycopg.AsyncConnection[Any], set[str]] = weakref.WeakKeyDictionary()
 
-    async def _open(self) -> AsyncConnectionPool[psycopg.AsyncConnection[Any]]:
-        async with self._opening:
-            if self._pool is None:
-                pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] = AsyncConnectionPool(
-                    self._conninfo,
-                    min_size=1,
-                    max_size=self._size,
-                    kwargs={"options": self._options},
-                    open=False,
-                )
-                await pool.open()
-                self._pool = pool
-        return self._pool
+    async def _take(self) -> psycopg.AsyncConnection[Any]:
+        if self._closed:
+            raise psycopg.OperationalError("the read pool is closed")
+        if self._idle.empty() and self._open < self._size:
+            self._open += 1
+            try:
+                return await psycopg.AsyncConnection.connect(self._conninfo, options=self._options)
+            except BaseException:
+                self._open -= 1
+                raise
+        return await self._idle.get()
+
+    async def _give_back(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        idle = conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        if self._closed or conn.broken or conn.closed or not idle:
+            # a connection in an unknown state is not reused: close it, make another later
+            self._open -= 1
+            self._prepared.pop(conn, None)
+            if not conn.closed:
+                await conn.close()
+            return
+        self._idle.put_nowait(conn)
 
     async def scoped(
         self, enter: Prepared, query: Prepared, params: Mapping[str, Any]
@@ -219,8 +233,8 @@ class ReadPool:
     async def _scoped_once(
         self, enter: Prepared, query: Prepared, params: Mapping[str, Any]
     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        pool = self._pool or await self._open()
-        async with pool.connection() as conn:
+        conn = await self._take()
+        try:
             known = self._prepared.setdefault(conn, set())
             missing = [p for p in (enter, query) if p.name not in known]
             prepare = "".join(f"PREPARE {p.name} AS {p.text.replace('%', '%%')}; " for p in missing)
@@ -241,14 +255,14 @@ class ReadPool:
                 if not cursor.nextset():
                     break
             return results[0], results[1]
+        finally:
+            await self._give_back(conn)
 
     def status(self) -> dict[str, int]:
-        if self._pool is None:
-            return {"size": 0, "available": 0}
-        stats = self._pool.get_stats()
-        return {"size": stats.get("pool_size", 0), "available": stats.get("pool_available", 0)}
+        return {"size": self._open, "available": self._idle.qsize()}
 
     async def close(self) -> None:
-        if self._pool is not None:
-            await self._pool.close()
-            self._pool = None
+        self._closed = True
+        while not self._idle.empty():
+            await self._idle.get_nowait().close()
+        self._open = 0

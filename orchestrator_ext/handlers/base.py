@@ -8,8 +8,10 @@ unexplained 500).
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
+import os
 import re
 import time
 import uuid
@@ -59,6 +61,9 @@ SINGLE_USER_PROVIDERS: tuple[type[IdentityProvider], ...] = (IdentityProvider, P
 
 log = logging.getLogger("orchestrator.api")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+# generated correlation ids: unique per process (a random prefix) and cheap (a counter)
+_ID_PREFIX = os.urandom(8).hex() + "-"
+_ID_COUNTER = itertools.count(1)
 
 
 def field_errors(exc: ValidationError, prefix: str = "") -> list[FieldError]:
@@ -132,7 +137,7 @@ class OrchestratorHandler(ExtensionHandlerMixin, APIHandler):
     async def prepare(self) -> None:  # type: ignore[override]
         self._started = time.perf_counter()
         given = self.request.headers.get("X-Request-ID", "")
-        self.correlation_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+        self.correlation_id = given if _REQUEST_ID.match(given) else f"{_ID_PREFIX}{next(_ID_COUNTER):x}"
         correlation_id.set(self.correlation_id)
         self.set_header("X-Request-ID", self.correlation_id)
         self.services.metrics.in_flight.inc()

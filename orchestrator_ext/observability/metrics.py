@@ -49,6 +49,7 @@ class Metrics:
         self.in_flight = Gauge(
             "orchestrator_http_requests_in_flight", "API requests being handled (saturation).", registry=self.registry
         )
+        self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
         self.executions = Gauge(
             "orchestrator_executions", "Executions by status, all organizations.", ["status"], registry=self.registry
         )
@@ -57,5 +58,11 @@ class Metrics:
         self.registry.register(PoolCollector(status))
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
-        self.requests.labels(route, method, str(status)).inc()
-        self.latency.labels(route, method).observe(seconds)
+        # label children are looked up once per (route, method, status), not per request
+        key = (route, method, status)
+        children = self._children.get(key)
+        if children is None:
+            children = (self.requests.labels(route, method, str(status)), self.latency.labels(route, method))
+            self._children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
