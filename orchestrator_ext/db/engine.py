@@ -151,6 +151,9 @@ class Database:
             # SQLAlchemy counts overflow from -pool_size; only connections above the pool matter here
             "overflow": max(0, int(getattr(pool, "overflow", lambda: 0)())),
             "checked_in": int(getattr(pool, "checkedin", lambda: 0)()),
+            # the fast read path's own connections
+            "reads_open": self.reads.status()["size"],
+            "reads_idle": self.reads.status()["available"],
         }
 
     async def dispose(self) -> None:
