@@ -128,11 +128,11 @@ class ScopeFactory:
     @asynccontextmanager
     async def enter(self, identity: Identity) -> AsyncIterator[Scope]:
         async with self.db.transaction() as session:
-            user_id = self._user_ids.get(identity.subject)
-            if user_id is None:
-                user_id = await self._first_sight(session, identity)
-                self._user_ids[identity.subject] = user_id
+            user_id = await self.user_id(identity)
             rows = (await session.execute(text(ENTER_SQL), {"u": user_id})).all()
+            if not rows:  # every user has a personal organization: the cached id is stale
+                user_id = await self.user_id(identity, refresh=True)
+                rows = (await session.execute(text(ENTER_SQL), {"u": user_id})).all()
             actor = _actor(user_id, identity, [(r.org_id, r.role, r.personal) for r in rows])
             yield Scope(session=session, actor=actor, _org_ids=set(actor.roles))
 
@@ -145,13 +145,30 @@ class ScopeFactory:
         row-level security has already limited them to the caller's
         organizations, and a caller refused by :meth:`Actor.require` never sees them.
         """
-        user_id = self._user_ids.get(identity.subject)
-        if user_id is None:
-            async with self.enter(identity) as scope:
-                user_id = scope.actor.user_id
+        user_id = await self.user_id(identity)
         memberships, rows = await self.db.reads.scoped(_ENTER, query, {**params, "u": user_id})
+        if not memberships:  # the cached id is stale (see enter)
+            user_id = await self.user_id(identity, refresh=True)
+            memberships, rows = await self.db.reads.scoped(_ENTER, query, {**params, "u": user_id})
         actor = _actor(user_id, identity, [(m["org_id"], m["role"], m["personal"]) for m in memberships])
         return actor, rows
+
+    async def user_id(self, identity: Identity, *, refresh: bool = False) -> uuid.UUID:
+        """The caller's user id, creating the user and their personal organization on first sight.
+
+        First sight commits in a transaction of its own, and only then is the id
+        cached: a request that fails afterwards cannot leave a cached id whose
+        row was rolled back. ``refresh`` forgets the cached id first (a user
+        removed from under a running server, e.g. a restored database).
+        """
+        if refresh:
+            self._user_ids.pop(identity.subject, None)
+        user_id = self._user_ids.get(identity.subject)
+        if user_id is None:
+            async with self.db.transaction() as session:
+                user_id = await self._first_sight(session, identity)
+            self._user_ids[identity.subject] = user_id
+        return user_id
 
     async def _first_sight(self, session: AsyncSession, identity: Identity) -> uuid.UUID:
         """Create (or find) the user row and their personal organization."""

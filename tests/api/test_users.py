@@ -118,3 +118,16 @@ async def test_memberships_list_shared_orgs(api: Api, create_org: Any, add_membe
 async def test_anonymous_is_refused(api: Api) -> None:
     assert (await api("GET", "users", "me", user=None)).status == 403
     assert (await api("PUT", "users", "me", user=None, body={"display_name": "x"})).status == 403
+
+
+async def test_a_failed_first_request_does_not_lose_the_user(api: Any) -> None:
+    """First sight commits on its own: a first request that fails must not leave a half-made user."""
+    refused = await api(
+        "POST", "agents", user="first-fail", body={"name": "a", "framework": "agno", "org_id": str(uuid.uuid4())}
+    )
+    assert refused.status == 404
+    me = await api("GET", "users", "me", user="first-fail")
+    assert me.status == 200, me.text
+    assert [m["personal"] for m in me.json["memberships"]] == [True]
+    org = await api("POST", "organizations", user="first-fail", body={"name": "after"})
+    assert org.status == 201, org.text
