@@ -21,7 +21,7 @@ from jupyter_server.extension.application import ExtensionApp
 from traitlets import Bool, CaselessStrEnum, Float, Int, Unicode, default
 
 from . import __version__
-from .cli import MigrateCommand, RotateKeysCommand
+from .cli import MigrateCommand, RotateKeysCommand, SetTierCommand
 from .db.embedded import EmbeddedPostgres
 from .db.engine import Database, PoolSettings
 from .db.setup import DatabaseLocation, prepare_database
@@ -58,6 +58,7 @@ class OrchestratorApp(ExtensionApp):
     subcommands = {  # noqa: RUF012
         "migrate": (MigrateCommand, MigrateCommand.description),
         "rotate-keys": (RotateKeysCommand, RotateKeysCommand.description),
+        "set-tier": (SetTierCommand, SetTierCommand.description),
     }
 
     database_url = Unicode(

@@ -19,7 +19,8 @@ from traitlets import Bool, Unicode
 from .db.engine import sqlalchemy_url
 from .db.setup import prepare_database
 from .security.crypto import KeyRing, generate_key
-from .services.keys import reencrypt_all
+from .services.keys import reencrypt_all, remaining
+from .services.tiers import set_tier
 
 if TYPE_CHECKING:
     from .app import OrchestratorApp
@@ -81,13 +82,37 @@ class RotateKeysCommand(_Command):
         engine = create_engine(sqlalchemy_url(prepared.admin_url))
         try:
             report = reencrypt_all(engine, ring)
+            left = remaining(engine, ring)
         finally:
             engine.dispose()
             if prepared.embedded is not None:
                 prepared.embedded.stop()
+        if self.prune and left:
+            raise SystemExit(f"{left} values are still under older keys (written during the rotation): run again.")
         if self.prune:
             _write_keys(keys_file, KeyRing(keys={ring.primary: ring.keys[ring.primary]}, primary=ring.primary))
         print(f"primary key {ring.primary}: {report}")
+
+
+class SetTierCommand(_Command):
+    name = "jupyter-orchestrator-set-tier"
+    description = "Move an organization to any resource tier (operators; owners only reach the self-service tiers)."
+    org = Unicode(help="The organization's id.").tag(config=True)
+    tier = Unicode(help="The tier's name (free, team, gpu-small, gpu-large, enterprise, ...).").tag(config=True)
+    aliases = {"org": "SetTierCommand.org", "tier": "SetTierCommand.tier"}  # noqa: RUF012
+
+    def start(self) -> None:
+        if not self.org or not self.tier:
+            raise SystemExit("usage: jupyter orchestrator set-tier --org=<organization id> --tier=<tier name>")
+        prepared = prepare_database(self.orchestrator.database_location())
+        engine = create_engine(sqlalchemy_url(prepared.admin_url))
+        try:
+            message = set_tier(engine, self.org, self.tier)
+        finally:
+            engine.dispose()
+            if prepared.embedded is not None:
+                prepared.embedded.stop()
+        print(message)
 
 
 def _decode(encoded: str) -> bytes:

@@ -128,10 +128,14 @@ class Database:
             pool_timeout=pool.timeout,
             pool_recycle=pool.recycle,
             pool_pre_ping=True,
+            # error messages must not carry the bound values (inputs, search strings) into logs
+            hide_parameters=True,
             connect_args={"options": f"-c statement_timeout={pool.statement_timeout_ms} -c timezone=UTC"},
         )
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
-        self.reads = ReadPool(url, size=max(2, pool.size // 2), statement_timeout_ms=pool.statement_timeout_ms)
+        self.reads = ReadPool(
+            url, size=max(2, pool.size // 2), statement_timeout_ms=pool.statement_timeout_ms, timeout=pool.timeout
+        )
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:

@@ -20,6 +20,7 @@ Writes keep the ORM and its unit of work.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import re
 import weakref
@@ -172,46 +173,74 @@ def in_orgs(table: Table) -> Any:
     return table.c.org_id == any_(bindparam("orgs", type_=_UUIDS))
 
 
+def _idle(conn: psycopg.AsyncConnection[Any]) -> bool:
+    return conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+
+
+def _batch(prepare: Sequence[Prepared], enter: Prepared, query: Prepared) -> str:
+    """``[PREPARE ...;] BEGIN READ ONLY; EXECUTE enter; EXECUTE query; COMMIT``."""
+    prepared = "".join(f"PREPARE {p.name} AS {p.text.replace('%', '%%')}; " for p in prepare)
+    return f"{prepared}BEGIN READ ONLY; {enter.execute_sql()}; {query.execute_sql()}; COMMIT"
+
+
 class ReadPool:
     """A few psycopg connections for the fast reads, made on first use.
 
-    Deliberately minimal (an idle queue, a size cap, broken connections
-    replaced): on this path a general-purpose pool's checkout and return cost
-    more than a twentieth of the whole request.
+    Deliberately minimal (a semaphore of ``size`` slots, idle connections
+    reused, broken ones closed and replaced): on this path a general-purpose
+    pool's checkout and return cost more than a twentieth of the whole
+    request. A request that finds every slot busy waits at most ``timeout``
+    seconds, then fails with :class:`ReadPoolTimeout` (a 503).
+    Connections are in autocommit mode: each batch brings its own
+    ``BEGIN READ ONLY ... COMMIT``.
     """
 
-    def __init__(self, url: str, size: int, statement_timeout_ms: int) -> None:
+    def __init__(self, url: str, size: int, statement_timeout_ms: int, timeout: float = 10.0) -> None:
         parsed = make_url(url).set(drivername="postgresql")
         self._conninfo = parsed.render_as_string(hide_password=False)
         self._size = max(1, size)
+        self._timeout = timeout
         self._options = f"-c statement_timeout={statement_timeout_ms} -c timezone=UTC"
-        self._idle: asyncio.Queue[psycopg.AsyncConnection[Any]] = asyncio.Queue()
+        self._slots = asyncio.Semaphore(self._size)
+        self._idle: list[psycopg.AsyncConnection[Any]] = []
         self._open = 0
         self._closed = False
         self._prepared: weakref.WeakKeyDictionary[psycopg.AsyncConnection[Any], set[str]] = weakref.WeakKeyDictionary()
 
     async def _take(self) -> psycopg.AsyncConnection[Any]:
+        """A slot, then an idle connection or a new one; the slot is freed by :meth:`_give_back`."""
         if self._closed:
             raise psycopg.OperationalError("the read pool is closed")
-        if self._idle.empty() and self._open < self._size:
+        try:
+            await asyncio.wait_for(self._slots.acquire(), self._timeout)
+        except TimeoutError as exc:
+            raise ReadPoolTimeout(f"no read connection free within {self._timeout} s") from exc
+        try:
+            if self._idle:
+                return self._idle.pop()
+            conn = await psycopg.AsyncConnection.connect(self._conninfo, options=self._options, autocommit=True)
             self._open += 1
-            try:
-                return await psycopg.AsyncConnection.connect(self._conninfo, options=self._options)
-            except BaseException:
-                self._open -= 1
-                raise
-        return await self._idle.get()
+            return conn
+        except BaseException:
+            self._slots.release()
+            raise
 
     async def _give_back(self, conn: psycopg.AsyncConnection[Any]) -> None:
-        idle = conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
-        if self._closed or conn.broken or conn.closed or not idle:
-            # a connection in an unknown state is not reused: close it, make another later
-            self._open -= 1
-            self._prepared.pop(conn, None)
-            if not conn.closed:
-                await conn.close()
-            return
-        self._idle.put_nowait(conn)
+        try:
+            if not (self._closed or conn.broken or conn.closed) and not _idle(conn):
+                # a batch that failed mid-way leaves its transaction open: end it, keep the connection
+                with contextlib.suppress(psycopg.Error):
+                    await conn.rollback()
+            if self._closed or conn.broken or conn.closed or not _idle(conn):
+                # a connection in an unknown state is not reused: close it, make another later
+                self._open -= 1
+                self._prepared.pop(conn, None)
+                if not conn.closed:
+                    await conn.close()
+            else:
+                self._idle.append(conn)
+        finally:
+            self._slots.release()
 
     async def scoped(
         self, enter: Prepared, query: Prepared, params: Mapping[str, Any]
@@ -227,6 +256,8 @@ class ReadPool:
         """
         try:
             return await self._scoped_once(enter, query, params)
+        except ReadPoolTimeout:
+            raise
         except psycopg.OperationalError:
             return await self._scoped_once(enter, query, params)
 
@@ -236,17 +267,13 @@ class ReadPool:
         conn = await self._take()
         try:
             known = self._prepared.setdefault(conn, set())
-            missing = [p for p in (enter, query) if p.name not in known]
-            prepare = "".join(f"PREPARE {p.name} AS {p.text.replace('%', '%%')}; " for p in missing)
-            batch = f"{prepare}BEGIN READ ONLY; {enter.execute_sql()}; {query.execute_sql()}; COMMIT"
             cursor = psycopg.AsyncClientCursor(conn, row_factory=dict_row)
+            missing = [p for p in (enter, query) if p.name not in known]
             try:
-                await cursor.execute(batch, params)
+                await cursor.execute(_batch(missing, enter, query), params)
             except psycopg.errors.DuplicatePreparedStatement:
                 # prepared by an earlier batch that failed afterwards: it is there
-                known.update(p.name for p in missing)
-                await conn.rollback()
-                return await self._scoped_once(enter, query, params)
+                await cursor.execute(_batch([], enter, query), params)
             known.update(p.name for p in missing)
             results: list[list[dict[str, Any]]] = []
             while True:
@@ -259,10 +286,14 @@ class ReadPool:
             await self._give_back(conn)
 
     def status(self) -> dict[str, int]:
-        return {"size": self._open, "available": self._idle.qsize()}
+        return {"size": self._open, "available": len(self._idle)}
 
     async def close(self) -> None:
         self._closed = True
-        while not self._idle.empty():
-            await self._idle.get_nowait().close()
+        while self._idle:
+            await self._idle.pop().close()
         self._open = 0
+
+
+class ReadPoolTimeout(psycopg.OperationalError):
+    """Every read connection stayed busy for the pool's timeout."""

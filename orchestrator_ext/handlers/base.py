@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import math
 import os
 import re
 import time
@@ -80,10 +81,13 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
-def _find_nul(value: Any, path: str = "") -> str | None:
-    """The dotted path of the first string (or key) holding a NUL, which PostgreSQL cannot store."""
+def _find_unstorable(value: Any, path: str = "") -> tuple[str, str] | None:
+    """The dotted path of the first value PostgreSQL cannot store, and why: a string (or key)
+    holding a NUL, or a number too large to be finite (``1e400`` parses as infinity)."""
     if isinstance(value, str):
-        return path if "\x00" in value else None
+        return (path, "contains a NUL (\\u0000) character") if "\x00" in value else None
+    if isinstance(value, float):
+        return None if math.isfinite(value) else (path, "is not a finite number")
     if isinstance(value, dict):
         items: Any = value.items()
     elif isinstance(value, list):
@@ -93,8 +97,8 @@ def _find_nul(value: Any, path: str = "") -> str | None:
     for key, item in items:
         where = f"{path}.{key}" if path else str(key)
         if isinstance(key, str) and "\x00" in key:
-            return where
-        found = _find_nul(item, where)
+            return where, "contains a NUL (\\u0000) character"
+        found = _find_unstorable(item, where)
         if found is not None:
             return found
     return None
@@ -169,15 +173,15 @@ class OrchestratorHandler(ExtensionHandlerMixin, APIHandler):
             raise UnsupportedMediaType(f"Send JSON (Content-Type: application/json), not '{ctype}'.")
         try:
             data = json.loads(body or b"{}", parse_constant=_refuse_constant)
-            nul_at = _find_nul(data)
+            unstorable = _find_unstorable(data)
         except RecursionError as exc:
             raise BadRequest("The body is nested too deeply.") from exc
         except (ValueError, UnicodeDecodeError) as exc:
             raise BadRequest(f"The body is not valid JSON: {exc}.") from exc
-        if nul_at is not None:
+        if unstorable is not None:
             raise ValidationFailed(
-                "Text may not contain NUL characters.",
-                errors=[FieldError(nul_at or "body", "contains a NUL (\\u0000) character", "string_nul")],
+                "Text may not contain NUL characters and numbers must be finite.",
+                errors=[FieldError(unstorable[0] or "body", unstorable[1], "unstorable")],
             )
         if not isinstance(data, dict):
             raise ValidationFailed(

@@ -22,7 +22,7 @@ SENSITIVE_KEYS = re.compile(
 )
 _INLINE_SECRETS = [
     (re.compile(r"(?i)(authorization:\s*)(token|bearer)\s+\S+"), r"\1\2 [REDACTED]"),
-    (re.compile(r"(?i)([?&](token|api_key|key)=)[^&\s]+"), r"\1[REDACTED]"),
+    (re.compile(r"(?i)(\b(token|api_key|apikey|key|password|secret)=)[^&\s]+"), r"\1[REDACTED]"),
     (re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}"), "[EMAIL]"),
     (re.compile(r"postgres(ql)?(\+\w+)?://[^\s]+"), "postgresql://[REDACTED]"),
 ]
@@ -62,6 +62,13 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(payload, default=str)
 
 
+class RedactingTextFormatter(logging.Formatter):
+    """The terminal format, with the same scrubbing of secrets and PII as the JSON lines."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return str(redact(super().format(record)))
+
+
 def configure(level: int | str = logging.INFO, stream: TextIO | None = None, fmt: str = "json") -> logging.Logger:
     """Attach one handler to the ``orchestrator`` logger (idempotent)."""
     logger = logging.getLogger("orchestrator")
@@ -70,7 +77,7 @@ def configure(level: int | str = logging.INFO, stream: TextIO | None = None, fmt
         if getattr(handler, "_orchestrator", False):
             logger.removeHandler(handler)
     handler = logging.StreamHandler(stream or sys.stderr)
-    text_format = logging.Formatter("[%(levelname)s %(name)s] %(message)s")
+    text_format = RedactingTextFormatter("[%(levelname)s %(name)s] %(message)s")
     handler.setFormatter(JsonFormatter() if fmt == "json" else text_format)
     handler._orchestrator = True  # type: ignore[attr-defined]
     logger.addHandler(handler)

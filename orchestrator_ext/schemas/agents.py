@@ -23,7 +23,7 @@ class CreateAgent(RequestModel):
 
 
 class UpdateAgent(RequestModel):
-    """Replace the editable fields; the framework of an agent does not change."""
+    """Change the fields given (a field left out, or null, keeps its value); the framework never changes."""
 
     name: Name | None = None
     description: Description | None = None

@@ -23,7 +23,10 @@ class CreateOrganization(RequestModel):
     name: Name
     tier: TierName = Field(
         default="free",
-        description=f"One of {', '.join(CREATABLE_TIERS)}; an owner may move it to another tier later.",
+        description=(
+            f"One of {', '.join(CREATABLE_TIERS)}; owners may move it between these later; "
+            "larger tiers are granted by an operator."
+        ),
     )
 
 

@@ -45,12 +45,22 @@ def reencrypt_all(engine: Engine, ring: KeyRing, batch: int = 500) -> RotationRe
                 text(f"SELECT count(*) FROM {table} WHERE {column} LIKE :current"),  # nosec B608
                 {"current": f"v1.{ring.primary}.%"},
             ).scalar_one()
-        while True:
-            done = _rotate_batch(engine, ring, table, column, prefix, batch, report)
-            if done < batch:
-                break
+        # until no value is left under another key: rows locked by a writer are waited for
+        while _rotate_batch(engine, ring, table, column, prefix, batch, report):
+            pass
     log.info("key rotation finished", extra={"reencrypted": report.reencrypted})
     return report
+
+
+def remaining(engine: Engine, ring: KeyRing) -> int:
+    """How many encrypted values are not (yet) under the primary key."""
+    total = 0
+    with engine.begin() as conn:
+        conn.execute(text("SELECT set_config('orchestrator.system', 'on', true)"))
+        for table, column, _prefix in ENCRYPTED_COLUMNS:
+            query = f"SELECT count(*) FROM {table} WHERE {column} IS NOT NULL AND {column} NOT LIKE :current"  # nosec B608
+            total += conn.execute(text(query), {"current": f"v1.{ring.primary}.%"}).scalar_one()
+    return total
 
 
 def _rotate_batch(
@@ -62,14 +72,14 @@ def _rotate_batch(
         rows = conn.execute(
             text(
                 f"SELECT id, {column} FROM {table} WHERE {column} IS NOT NULL AND {column} NOT LIKE :current "  # nosec B608
-                "ORDER BY id LIMIT :batch FOR UPDATE SKIP LOCKED"
+                "ORDER BY id LIMIT :batch FOR UPDATE"
             ),
             {"current": current, "batch": batch},
         ).all()
         for row_id, token in rows:
             context = f"{prefix}:{row_id}"
             fresh = ring.encrypt(ring.decrypt(token, context), context)
-            update = text(f"UPDATE {table} SET {column} = :v WHERE id = :id")  # nosec B608 - names from a constant
+            update = text(f"UPDATE {table} SET {column} = :v WHERE id = :id")  # nosec B608
             conn.execute(update, {"v": fresh, "id": row_id})
         report.reencrypted += len(rows)
     return len(rows)

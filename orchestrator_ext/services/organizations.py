@@ -6,9 +6,10 @@ Rules:
   factory). It has exactly one member, its owner: nobody can be added to it,
   and its owner can neither leave it nor be demoted (they are its last owner).
 - A new organization starts on the ``free`` or ``team`` tier
-  (:data:`~orchestrator_ext.schemas.organizations.CREATABLE_TIERS`); the larger
-  tiers (GPU, enterprise) are reached by an owner changing the tier afterwards
-  (``org:change_tier``), which keeps creation cheap and tier moves deliberate.
+  (:data:`~orchestrator_ext.schemas.organizations.CREATABLE_TIERS`), and its
+  owners (``org:change_tier``) may move it between those self-service tiers;
+  the larger tiers (GPU, enterprise) cost real resources and are granted by an
+  operator with ``jupyter orchestrator set-tier``.
 - Renaming needs ``org:update``, changing the tier ``org:change_tier``. Moving
   to a tier whose agent limit is below the organization's live agents is refused.
 - Members: ``members:read`` to list; ``members:manage`` to add, remove and
@@ -30,7 +31,7 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.orm import InstrumentedAttribute
 
 from ..db.models import Agent, Organization, OrganizationMember, ResourceTier, User
-from ..errors import Conflict, FieldError, NotFound, ValidationFailed
+from ..errors import Conflict, FieldError, Forbidden, NotFound, ValidationFailed
 from ..schemas.common import PageQuery
 from ..schemas.organizations import (
     CREATABLE_TIERS,
@@ -56,6 +57,16 @@ from .users import open_field
 
 T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
+
+
+def _self_service(wanted: str, current: str) -> None:
+    """Owners move between the self-service tiers; the larger ones (GPU, enterprise) cost real
+    resources, so an operator grants them (``jupyter orchestrator set-tier``)."""
+    if wanted not in CREATABLE_TIERS or current not in CREATABLE_TIERS:
+        raise Forbidden(
+            f"Owners can move an organization between the self-service tiers ({', '.join(CREATABLE_TIERS)}); "
+            f"moving from '{current}' to '{wanted}' is done by an operator (jupyter orchestrator set-tier)."
+        )
 
 
 def describe_org(org: Organization, tier: ResourceTier, role: Role) -> DescribeOrganization:
@@ -164,7 +175,9 @@ class OrganizationService:
                 scope.actor.require(org_id, Permission.ORG_CHANGE_TIER)
             org, tier = await self._load(scope, org_id, lock=True)
             if "tier" in changes and changes["tier"] != tier.name:
-                tier = await self._tier(scope, changes["tier"])
+                wanted = await self._tier(scope, changes["tier"])
+                _self_service(wanted.name, tier.name)
+                tier = wanted
                 await self._check_agents_fit(scope, org, tier)
                 org.tier_name = tier.name
             if "name" in changes:

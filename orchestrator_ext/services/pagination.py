@@ -12,7 +12,7 @@ import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar, TypeVarTuple
 
 from sqlalchemy import Select, tuple_
@@ -28,6 +28,9 @@ class _Keyed(Protocol):
 
 
 K = TypeVar("K", bound=_Keyed)
+# rows are created now-ish: a cursor time far outside this range was not issued by the API
+MIN_KEY_TIME = datetime(1970, 1, 1, tzinfo=UTC)
+MAX_KEY_TIME = datetime(9000, 1, 1, tzinfo=UTC)
 Ts = TypeVarTuple("Ts")
 
 
@@ -38,15 +41,20 @@ def encode_cursor(created_at: datetime, row_id: uuid.UUID) -> str:
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    """The (created_at, id) key a cursor stands for; anything else is a 422 on ``cursor``."""
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         data = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        return datetime.fromisoformat(data["c"]), uuid.UUID(data["i"])
-    except (binascii.Error, ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+        created_at = datetime.fromisoformat(data["c"])
+        row_id = uuid.UUID(data["i"])
+        if created_at.tzinfo is None or not MIN_KEY_TIME <= created_at <= MAX_KEY_TIME:
+            raise ValueError("cursor time out of range")
+    except (binascii.Error, ValueError, KeyError, TypeError, AttributeError, OverflowError) as exc:
         raise ValidationFailed(
             "The cursor is not one this API returned.",
             errors=[FieldError("cursor", "invalid cursor: pass the next_cursor of a previous page", "cursor_invalid")],
         ) from exc
+    return created_at, row_id
 
 
 def paginate(

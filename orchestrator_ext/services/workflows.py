@@ -302,7 +302,7 @@ def _version_page(stmt: Select[Any], limit: int, cursor: str | None) -> Select[A
 def _decode_version_cursor(cursor: str) -> int:
     try:
         number = json.loads(base64.urlsafe_b64decode((cursor + "=" * (-len(cursor) % 4)).encode()))["v"]
-        if isinstance(number, int) and not isinstance(number, bool):
+        if isinstance(number, int) and not isinstance(number, bool) and 1 <= number <= 2**31 - 1:
             return number
     except (binascii.Error, ValueError, KeyError, TypeError, UnicodeDecodeError):
         pass

@@ -167,3 +167,34 @@ async def test_tier_agent_limit(api: Api, create_org: Any, admin_sql: Any) -> No
     again = await api("POST", "agents", user="lim", body={"org_id": org["id"], "name": "a2", "framework": "agno"})
     assert again.status == 201
     assert admin_sql("SELECT live_agents FROM organizations WHERE id = %s", (org["id"],)) == [(2,)]
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        '{"c": "2026-01-01T00:00:00+00:00", "i": 123}',
+        '{"c": "2026-01-01T00:00:00+00:00", "i": [1]}',
+        '{"c": "0001-01-01T00:00:00+23:59", "i": "00000000-0000-0000-0000-000000000000"}',
+        '{"c": "2026-01-01T00:00:00", "i": "00000000-0000-0000-0000-000000000000"}',
+        '["not", "an", "object"]',
+    ],
+)
+async def test_crafted_cursors_are_422(api: Api, payload: str) -> None:
+    import base64
+
+    cursor = base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
+    for path in ("agents", "executions", "organizations"):
+        reply = await api("GET", path, params={"cursor": cursor})
+        assert reply.status == 422, (path, reply.text)
+    # the read path still answers afterwards (a failed read must not use up its connections)
+    assert (await api("GET", "agents")).status == 200
+
+
+async def test_numbers_too_large_to_store_are_422(api: Api) -> None:
+    reply = await api(
+        "POST",
+        "integrations",
+        raw_body='{"kind": "tool", "name": "big", "config": {"x": 1e400}}',
+    )
+    assert reply.status == 422, reply.text
+    assert reply.json["errors"][0]["field"] == "config.x"

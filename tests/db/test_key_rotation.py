@@ -16,7 +16,7 @@ from orchestrator_ext.db.engine import Database, PoolSettings, alembic_config, s
 from orchestrator_ext.security.crypto import KeyRing, generate_key
 from orchestrator_ext.services.keys import reencrypt_all
 from orchestrator_ext.services.scope import Identity, ScopeFactory
-from tests.conftest import APP_ROLE, PgCluster, TestDatabase
+from tests.conftest import APP_ROLE, TEST_KEYS, PgCluster, TestDatabase
 
 
 def _tokens(admin_url: str) -> list[tuple[str, str]]:
@@ -80,3 +80,31 @@ def test_cli_migrate_and_rotate_keys(pg_cluster: PgCluster, tmp_path: Path) -> N
     keys = json.loads((tmp_path / "keys.json").read_text())["keys"]
     assert keys.startswith("k2:")
     assert "," not in keys
+
+
+def test_cli_set_tier(pg_cluster: PgCluster, tmp_path: Path) -> None:
+    name = pg_cluster.new_database()
+    admin = pg_cluster.admin_url(name)
+    env = {
+        **os.environ,
+        "ORCHESTRATOR_DATA_DIR": str(tmp_path),
+        "ORCHESTRATOR_DATABASE_URL": pg_cluster.app_url(name),
+        "ORCHESTRATOR_DATABASE_ADMIN_URL": admin,
+        "ORCHESTRATOR_ENCRYPTION_KEYS": TEST_KEYS,
+    }
+    cmd = [sys.executable, "-m", "jupyter", "orchestrator", "set-tier"]
+    assert subprocess.run([*cmd[:4], "migrate"], env=env, capture_output=True, timeout=120, check=False).returncode == 0
+    with psycopg.connect(admin, autocommit=True) as conn:
+        org = conn.execute("INSERT INTO organizations (name) VALUES ('lab') RETURNING id").fetchone()[0]  # type: ignore[index]
+    moved = subprocess.run(
+        [*cmd, f"--org={org}", "--tier=gpu-large"], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert moved.returncode == 0, moved.stderr
+    assert "now on tier 'gpu-large'" in moved.stdout
+    with psycopg.connect(admin) as conn:
+        assert conn.execute("SELECT tier_name FROM organizations WHERE id = %s", (org,)).fetchone() == ("gpu-large",)
+    unknown = subprocess.run(
+        [*cmd, f"--org={org}", "--tier=platinum"], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert unknown.returncode != 0
+    assert "no tier 'platinum'" in unknown.stderr

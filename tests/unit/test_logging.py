@@ -33,3 +33,15 @@ def test_json_line_with_correlation_id_and_redaction() -> None:
 
 def test_redact_database_urls() -> None:
     assert "pw" not in redact("connect postgresql://app:pw@db:5432/x failed")
+
+
+def test_text_style_is_scrubbed_too() -> None:
+    stream = io.StringIO()
+    logger = configure(stream=stream, fmt="text")
+    try:
+        logging.getLogger("orchestrator.test").warning("login of carol@example.org with token=abc123&x=1")
+    finally:
+        for handler in list(logger.handlers):
+            logger.removeHandler(handler)
+    assert "carol@example.org" not in stream.getvalue()
+    assert "abc123" not in stream.getvalue()
