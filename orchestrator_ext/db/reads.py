@@ -6,13 +6,14 @@ session, identity map, row objects and the asyncio adaptation layer dominate.
 So these reads:
 
 - build their SQL once per query shape from the typed models (Core, compiled
-  for psycopg with ``%(name)s`` placeholders);
-- run on a small psycopg pool of their own, as ONE simple-protocol batch
-  ``BEGIN; <enter the tenant scope>; <query>; COMMIT`` bound client-side by
-  psycopg (``ClientCursor``, which quotes every value), so the row-level
-  security scope and the query cost a single round trip;
-- return plain dict rows, serialized by orjson into exactly the JSON the
-  pydantic response model describes (a test checks they agree).
+  for psycopg with ``%(name)s`` placeholders) and PREPARE it once per connection;
+- run on a few psycopg connections of their own, as ONE simple-protocol batch
+  ``EXECUTE enter(<user>); EXECUTE <query>(...)`` bound client-side by psycopg
+  (``ClientCursor``, which quotes every value): one implicit transaction, so the
+  row-level-security scope and the query cost a single round trip;
+- have PostgreSQL write the page's JSON (``as_json_page``), which the server
+  passes through: exactly what the pydantic response model describes (a test
+  checks they agree).
 
 Writes keep the ORM and its unit of work.
 """
@@ -178,9 +179,14 @@ def _idle(conn: psycopg.AsyncConnection[Any]) -> bool:
 
 
 def _batch(prepare: Sequence[Prepared], enter: Prepared, query: Prepared) -> str:
-    """``[PREPARE ...;] BEGIN READ ONLY; EXECUTE enter; EXECUTE query; COMMIT``."""
+    """``[PREPARE ...;] EXECUTE enter; EXECUTE query``.
+
+    PostgreSQL runs the statements of one simple-protocol message as a single
+    implicit transaction, so the tenant scope that ``enter`` sets (transaction-local)
+    holds for the query and ends with it; no BEGIN/COMMIT round of parsing needed.
+    """
     prepared = "".join(f"PREPARE {p.name} AS {p.text.replace('%', '%%')}; " for p in prepare)
-    return f"{prepared}BEGIN READ ONLY; {enter.execute_sql()}; {query.execute_sql()}; COMMIT"
+    return f"{prepared}{enter.execute_sql()}; {query.execute_sql()}"
 
 
 class ReadPool:
@@ -191,8 +197,7 @@ class ReadPool:
     pool's checkout and return cost more than a twentieth of the whole
     request. A request that finds every slot busy waits at most ``timeout``
     seconds, then fails with :class:`ReadPoolTimeout` (a 503).
-    Connections are in autocommit mode: each batch brings its own
-    ``BEGIN READ ONLY ... COMMIT``.
+    Connections are in autocommit mode: each batch is its own implicit transaction.
     """
 
     def __init__(self, url: str, size: int, statement_timeout_ms: int, timeout: float = 10.0) -> None:
@@ -245,7 +250,7 @@ class ReadPool:
     async def scoped(
         self, enter: Prepared, query: Prepared, params: Mapping[str, Any]
     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        """``BEGIN READ ONLY; EXECUTE enter; EXECUTE query; COMMIT`` in one round trip.
+        """``EXECUTE enter; EXECUTE query`` in one round trip and one implicit transaction.
 
         Both statements are prepared on the connection the first time it runs
         them (the ``PREPARE`` goes in the same batch), so PostgreSQL plans each
