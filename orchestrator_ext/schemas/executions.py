@@ -36,6 +36,9 @@ class DescribeExecution(ResponseModel):
     outputs: dict[str, Any] | None
     error: dict[str, Any] | None
     attempt: int
+    correlation_id: str | None = Field(
+        default=None, description="The X-Request-ID of the request that started it; the run logs under it."
+    )
     created_at: Timestamp
     updated_at: Timestamp
     started_at: Timestamp | None

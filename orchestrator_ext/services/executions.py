@@ -23,6 +23,7 @@ from sqlalchemy.dialects.postgresql import insert
 from ..db.models import Agent, ExecutionStatus, ExecutionTrigger, Workflow, WorkflowExecution, WorkflowVersion
 from ..db.reads import CompiledReads, as_json_page, newest_first_page
 from ..errors import Conflict, FieldError, NotFound, ValidationFailed
+from ..observability.logging import correlation_id
 from ..schemas.executions import DescribeExecution, ExecuteWorkflow, ListExecutionsQuery
 from ..security.permissions import Permission
 from . import audit
@@ -194,6 +195,7 @@ class ExecutionService:
                 inputs=body.inputs,
                 idempotency_key=idempotency_key,
                 request_hash=digest,
+                correlation_id=correlation_id.get(),
                 attempt=0,
                 created_by=scope.actor.user_id,
             )

@@ -255,3 +255,15 @@ async def test_viewer_reads_but_cannot_execute(
     assert [e["id"] for e in listed.json["items"]] == [execution["id"]]
     refused = await api("POST", "workflows", workflow["id"], "execute", user=viewer, body={})
     assert refused.status == 403, refused.text
+
+
+async def test_execution_keeps_the_request_correlation_id(api: Api, create_agent: Any, create_workflow: Any) -> None:
+    agent = await create_agent(user="corr")
+    workflow = await create_workflow("corr", agent["id"])
+    run = await api(
+        "POST", "workflows", workflow["id"], "execute", user="corr", body={}, headers={"X-Request-ID": "trace-42"}
+    )
+    assert run.status == 202, run.text
+    assert run.json["correlation_id"] == "trace-42"
+    listed = await api("GET", "executions", user="corr", params={"workflow_id": workflow["id"]})
+    assert listed.json["items"][0]["correlation_id"] == "trace-42"
