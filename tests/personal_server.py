@@ -17,6 +17,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -199,3 +200,14 @@ def _json_or_text(raw: bytes) -> Any:
         return json.loads(raw)
     except ValueError:
         return raw.decode("utf-8", "replace")
+
+
+def running_server(tmp_path_factory: Any, name: str) -> Iterator[PersonalServer]:
+    """Body of a module-scoped fixture: one server for the module, stopped with SIGTERM after it."""
+    root = tmp_path_factory.mktemp(name)
+    running = start_personal_server(root, root / "data")
+    try:
+        yield running
+    finally:
+        running.stop(signal.SIGTERM)
+        wait_postgres_stopped(running.pgdata)

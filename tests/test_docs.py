@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from tests.personal_server import PersonalServer, start_personal_server, wait_postgres_stopped
+from tests.personal_server import PersonalServer, running_server, wait_postgres_stopped
 
 ROOT = Path(__file__).resolve().parent.parent
 BASH_BLOCK = re.compile(r"^```bash\n(.*?)^```\s*$", re.MULTILINE | re.DOTALL)
@@ -53,13 +53,7 @@ def is_problem(value: Any) -> bool:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PersonalServer]:
-    root = tmp_path_factory.mktemp("docs")
-    running = start_personal_server(root, root / "data")
-    try:
-        yield running
-    finally:
-        running.stop(signal.SIGTERM)
-        wait_postgres_stopped(running.pgdata)
+    yield from running_server(tmp_path_factory, "docs")
 
 
 def run_blocks(blocks: list[str], server: PersonalServer, workdir: Path) -> list[str]:

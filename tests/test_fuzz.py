@@ -7,27 +7,20 @@ a fixed seed so a failure reproduces, and checks the server logged no unhandled 
 from __future__ import annotations
 
 import shutil
-import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.personal_server import PersonalServer, start_personal_server, wait_postgres_stopped
+from tests.personal_server import PersonalServer, running_server
 
 SEED = "20261125"
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PersonalServer]:
-    root = tmp_path_factory.mktemp("fuzz")
-    running = start_personal_server(root, root / "data")
-    try:
-        yield running
-    finally:
-        running.stop(signal.SIGTERM)
-        wait_postgres_stopped(running.pgdata)
+    yield from running_server(tmp_path_factory, "fuzz")
 
 
 def test_no_generated_request_gets_a_server_error(server: PersonalServer, tmp_path: Path) -> None:
