@@ -24,6 +24,7 @@ import psycopg
 from jupyter_server.auth.identity import IdentityProvider, PasswordIdentityProvider
 from jupyter_server.base.handlers import APIHandler
 from jupyter_server.extension.handler import ExtensionHandlerMixin
+from jupyter_server.prometheus.log_functions import prometheus_log_method
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -254,6 +255,14 @@ class OrchestratorHandler(ExtensionHandlerMixin, APIHandler):
             log.warning("database unavailable: %s", type(value).__name__)
             return
         log.error("unhandled error in %s %s", self.request.method, self.route, exc_info=(typ, value, tb))
+
+    def _log(self) -> None:
+        """One access-log line per request: ours (JSON, with the correlation id; see
+        :meth:`on_finish`) replaces jupyter-server's text line; its request metrics still count."""
+        if not self.services.settings.log_requests:
+            super()._log()
+            return
+        prometheus_log_method(self)  # type: ignore[no-untyped-call]
 
     def on_finish(self) -> None:
         if not self._counted:
