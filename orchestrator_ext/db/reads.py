@@ -31,16 +31,16 @@ from typing import Any
 
 import orjson
 import psycopg
+from psycopg.abc import Buffer
+from psycopg.adapt import Loader
 from psycopg.rows import dict_row
 from sqlalchemy import (
     ARRAY,
     Integer,
     Select,
     Table,
-    Text,
     any_,
     bindparam,
-    cast,
     func,
     literal_column,
     select,
@@ -162,7 +162,7 @@ def as_json_page(rows: Select[Any], fields: Sequence[str]) -> Select[str, bool, 
     )
     last_row = last.subquery("last_row")
     return select(
-        cast(items, Text).label("items"),
+        items.label("items"),
         (select(func.count()).select_from(page).scalar_subquery() > size).label("more"),
         select(last_row.c.created_at).scalar_subquery().label("last_at"),
         select(last_row.c.id).scalar_subquery().label("last_id"),
@@ -172,6 +172,13 @@ def as_json_page(rows: Select[Any], fields: Sequence[str]) -> Select[str, bool, 
 def in_orgs(table: Table) -> Any:
     """``org_id = ANY(%(orgs)s)``, for reads that are not pages."""
     return table.c.org_id == any_(bindparam("orgs", type_=_UUIDS))
+
+
+class RawJsonLoader(Loader):
+    """Load ``json`` as the raw bytes PostgreSQL sent (the fast path writes them out as they are)."""
+
+    def load(self, data: Buffer) -> bytes:
+        return bytes(data)
 
 
 def _idle(conn: psycopg.AsyncConnection[Any]) -> bool:
@@ -224,6 +231,8 @@ class ReadPool:
             if self._idle:
                 return self._idle.pop()
             conn = await psycopg.AsyncConnection.connect(self._conninfo, options=self._options, autocommit=True)
+            # json values stay the bytes PostgreSQL wrote: pages are passed through, never parsed
+            conn.adapters.register_loader("json", RawJsonLoader)
             self._open += 1
             return conn
         except BaseException:

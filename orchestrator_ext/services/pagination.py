@@ -104,7 +104,7 @@ class RowPage:
 class JsonPage:
     """A page whose items PostgreSQL already wrote as JSON (see ``db.reads.as_json_page``)."""
 
-    items_json: str
+    items_json: bytes
     next_cursor: str | None
 
     @classmethod
@@ -114,7 +114,7 @@ class JsonPage:
         return cls(row["items"], cursor)
 
     def to_json(self) -> bytes:
-        return b'{"items":' + self.items_json.encode() + b',"next_cursor":' + dumps(self.next_cursor) + b"}"
+        return b'{"items":' + self.items_json + b',"next_cursor":' + dumps(self.next_cursor) + b"}"
 
 
 def page_params(limit: int, cursor: str | None) -> dict[str, Any]:
