@@ -127,7 +127,11 @@ class Database:
             max_overflow=pool.max_overflow,
             pool_timeout=pool.timeout,
             pool_recycle=pool.recycle,
-            pool_pre_ping=True,
+            # Optimistic disconnect handling: no ping round trip per checkout. When the
+            # database restarts, the first statement on a dead connection fails (503,
+            # retryable) and SQLAlchemy invalidates the whole pool, so later requests
+            # get fresh connections.
+            pool_pre_ping=False,
             # error messages must not carry the bound values (inputs, search strings) into logs
             hide_parameters=True,
             connect_args={"options": f"-c statement_timeout={pool.statement_timeout_ms} -c timezone=UTC"},

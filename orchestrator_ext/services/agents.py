@@ -85,10 +85,11 @@ class AgentService:
             )
             scope.session.add(agent)
             audit.record(scope, "agent.create", "agent", agent.id, org_id, framework=agent.framework)
-            # The database decides both rules atomically: the unique live name and the
-            # tier's agent limit (a trigger counting live agents per organization).
+            # The database decides both rules atomically: the unique live name (at the
+            # INSERT) and the tier's agent limit (a trigger deferred to COMMIT that counts
+            # live agents per organization): so commit here, where both can be reported.
             try:
-                await scope.session.flush()
+                await scope.session.commit()
             except IntegrityError as exc:
                 raise _create_refused(exc, body.name) from exc
             return DescribeAgent.model_validate(agent)

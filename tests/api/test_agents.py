@@ -198,3 +198,18 @@ async def test_numbers_too_large_to_store_are_422(api: Api) -> None:
     )
     assert reply.status == 422, reply.text
     assert reply.json["errors"][0]["field"] == "config.x"
+
+
+async def test_concurrent_creates_never_pass_the_limit(api: Api, create_org: Any, admin_sql: Any) -> None:
+    import asyncio
+
+    org = await create_org(user="race")
+    admin_sql("UPDATE organizations SET max_agents = 3 WHERE id = %s", (org["id"],))
+    replies = await asyncio.gather(
+        *(
+            api("POST", "agents", user="race", body={"org_id": org["id"], "name": f"r{i}", "framework": "agno"})
+            for i in range(8)
+        )
+    )
+    assert sorted(r.status for r in replies) == [201] * 3 + [409] * 5
+    assert admin_sql("SELECT live_agents FROM organizations WHERE id = %s", (org["id"],)) == [(3,)]

@@ -4,7 +4,9 @@ Creating an agent used to lock the organization row while counting its agents
 (a scan that grows with the organization) so that two creates could not both
 pass the limit. Now ``organizations.live_agents`` is kept by a trigger on
 ``agents``, and an insert (or an undelete) increments it only while it is
-below the limit — one atomic UPDATE, whatever path wrote the agent.
+below the limit — one atomic UPDATE, whatever path wrote the agent. The
+trigger is deferred to COMMIT, so concurrent creates in one organization
+serialize only for the instant of their commits.
 
 Revision ID: 0003
 Revises: 0002
@@ -56,7 +58,10 @@ BEGIN
 END
 $$;
 
-CREATE TRIGGER agents_count_live AFTER INSERT OR UPDATE OF deleted_at OR DELETE ON agents
+-- deferred to COMMIT: the organization row is locked for the instant of the
+-- commit, not from the INSERT to the end of the transaction
+CREATE CONSTRAINT TRIGGER agents_count_live AFTER INSERT OR UPDATE OF deleted_at OR DELETE ON agents
+  DEFERRABLE INITIALLY DEFERRED
   FOR EACH ROW EXECUTE FUNCTION orchestrator_count_agents();
 """
 
