@@ -225,9 +225,11 @@ def measure(server: Server, args: argparse.Namespace, method: str, path: str, **
 
 
 def verdicts(name: str, result: dict[str, Any], ceiling_rps: float, is_list: bool) -> dict[str, Any]:
+    """The issue's targets are for the list endpoints; other endpoints are reported without a verdict."""
     ratio = result["rps"] / ceiling_rps if ceiling_rps else 0.0
-    checks = {"p99_under_20ms": result["p99_ms"] < P99_TARGET_MS and not result["errors"]}
+    checks: dict[str, bool] = {}
     if is_list:
+        checks["p99_under_20ms"] = result["p99_ms"] < P99_TARGET_MS and not result["errors"]
         checks["ratio_at_least_40pct"] = ratio >= LIST_RATIO_TARGET
     return {"name": name, **result, "ratio": round(ratio, 3), "targets": checks}
 
@@ -274,7 +276,7 @@ def main() -> None:
         ceiling,
         verdicts("GET /agents?org_id=&limit=50 (10k agents)", agents, ceiling_rps, is_list=True),
         verdicts("GET /executions?status=succeeded&limit=50 (100k)", executions, ceiling_rps, is_list=True),
-        verdicts("POST /agents", create, ceiling_rps, is_list=False),
+        verdicts("POST /agents (no target: not a list)", create, ceiling_rps, is_list=False),
     ]
     report(rows)
     passed = all(all(row.get("targets", {}).values()) for row in rows)
