@@ -96,7 +96,10 @@ class OrchestratorApp(ExtensionApp):
         return getpass.getuser()
 
     migrate_on_start = Bool(True, help="Apply database migrations at start-up.").tag(config=True)
-    pool_size = Int(10, help="Database connections kept open by the server.").tag(config=True)
+    pool_size = Int(
+        10,
+        help="Database connections of the server's pool; the fast list path keeps up to as many again of its own.",
+    ).tag(config=True)
     pool_max_overflow = Int(10, help="Extra connections allowed above pool_size under load.").tag(config=True)
     pool_timeout = Float(10.0, help="Seconds to wait for a free connection before answering 503.").tag(config=True)
     statement_timeout_ms = Int(30_000, help="PostgreSQL statement_timeout for the server's queries.").tag(config=True)

@@ -138,7 +138,7 @@ class Database:
         )
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
         self.reads = ReadPool(
-            url, size=max(2, pool.size // 2), statement_timeout_ms=pool.statement_timeout_ms, timeout=pool.timeout
+            url, size=max(2, pool.size), statement_timeout_ms=pool.statement_timeout_ms, timeout=pool.timeout
         )
 
     @asynccontextmanager
