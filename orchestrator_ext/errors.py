@@ -41,11 +41,6 @@ class BadRequest(OrchestratorError):
     title = "Bad request"
 
 
-class NotAuthenticated(OrchestratorError):
-    status = 401
-    title = "Not authenticated"
-
-
 class Forbidden(OrchestratorError):
     """The caller sees the resource but their role does not allow the action."""
 

@@ -153,6 +153,7 @@ class Database:
 
     def pool_status(self) -> dict[str, int]:
         pool = self.engine.pool
+        reads = self.reads.status()
         return {
             "size": int(getattr(pool, "size", lambda: 0)()),
             "checked_out": int(getattr(pool, "checkedout", lambda: 0)()),
@@ -160,8 +161,8 @@ class Database:
             "overflow": max(0, int(getattr(pool, "overflow", lambda: 0)())),
             "checked_in": int(getattr(pool, "checkedin", lambda: 0)()),
             # the fast read path's own connections
-            "reads_open": self.reads.status()["size"],
-            "reads_idle": self.reads.status()["available"],
+            "reads_open": reads["size"],
+            "reads_idle": reads["available"],
         }
 
     async def dispose(self) -> None:

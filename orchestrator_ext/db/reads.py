@@ -6,7 +6,7 @@ session, identity map, row objects and the asyncio adaptation layer dominate.
 So these reads:
 
 - build their SQL once per query shape from the typed models (Core, compiled
-  for psycopg with ``%(name)s`` placeholders) and PREPARE it once per connection;
+  for psycopg, named ``%(name)s`` parameters) and PREPARE it once per connection;
 - run on a few psycopg connections of their own, as ONE simple-protocol batch
   ``EXECUTE enter(<user>); EXECUTE <query>(...)`` bound client-side by psycopg
   (``ClientCursor``, which quotes every value): one implicit transaction, so the
@@ -39,7 +39,6 @@ from sqlalchemy import (
     Integer,
     Select,
     Table,
-    any_,
     bindparam,
     func,
     literal_column,
@@ -67,12 +66,12 @@ class Prepared:
     """A statement the read pool prepares once per connection and then EXECUTEs by name."""
 
     name: str
-    text: str  # with $1..$n placeholders
-    params: tuple[str, ...]  # parameter names, in placeholder order
+    text: str  # with numbered parameters $1..$n
+    params: tuple[str, ...]  # parameter names, in the order of their numbers
 
     @classmethod
     def of(cls, sql: str) -> Prepared:
-        """From SQL with ``%(name)s`` placeholders (SQLAlchemy's psycopg dialect, or hand-written)."""
+        """From SQL with named ``%(name)s`` parameters (SQLAlchemy's psycopg dialect, or hand-written)."""
         order: list[str] = []
 
         def number(match: re.Match[str]) -> str:
@@ -167,11 +166,6 @@ def as_json_page(rows: Select[Any], fields: Sequence[str]) -> Select[str, bool, 
         select(last_row.c.created_at).scalar_subquery().label("last_at"),
         select(last_row.c.id).scalar_subquery().label("last_id"),
     )
-
-
-def in_orgs(table: Table) -> Any:
-    """``org_id = ANY(%(orgs)s)``, for reads that are not pages."""
-    return table.c.org_id == any_(bindparam("orgs", type_=_UUIDS))
 
 
 class RawJsonLoader(Loader):

@@ -23,16 +23,13 @@ Rules:
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any, TypeVar, TypeVarTuple, cast
+from typing import Any
 
 from sqlalchemy import Select, func, select
-from sqlalchemy.orm import InstrumentedAttribute
 
 from ..db.models import Agent, Organization, OrganizationMember, ResourceTier, User
 from ..errors import Conflict, FieldError, Forbidden, NotFound, ValidationFailed
-from ..schemas.common import PageQuery
 from ..schemas.organizations import (
     CREATABLE_TIERS,
     AddMember,
@@ -50,13 +47,10 @@ from ..schemas.organizations import (
 )
 from ..security.permissions import Permission, Role
 from . import audit
-from .pagination import encode_cursor, paginate
+from .pagination import page_of, paginate
 from .scope import Identity, Scope, ScopeFactory
 from .settings import ServiceSettings
 from .users import open_field
-
-T = TypeVar("T")
-Ts = TypeVarTuple("Ts")
 
 
 def _self_service(wanted: str, current: str) -> None:
@@ -95,27 +89,6 @@ def describe_org(org: Organization, tier: ResourceTier, role: Role) -> DescribeO
     )
 
 
-def split_page(
-    rows: Sequence[T], limit: int, key: Callable[[T], tuple[datetime, uuid.UUID]]
-) -> tuple[list[T], str | None]:
-    """The page (``limit`` rows) and the cursor of the next one, from ``limit + 1`` fetched rows."""
-    items = list(rows[:limit])
-    if len(rows) > limit and items:
-        return items, encode_cursor(*key(items[-1]))
-    return items, None
-
-
-def paged(
-    stmt: Select[*Ts],
-    created_at: InstrumentedAttribute[datetime],
-    row_id: InstrumentedAttribute[uuid.UUID],
-    query: PageQuery,
-) -> Select[*Ts]:
-    """:func:`paginate` for a select of several entities (it is typed for one)."""
-    selected = paginate(cast("Select[Any]", stmt), created_at, row_id, query.limit, query.cursor)
-    return cast("Select[*Ts]", selected)
-
-
 def permission_for(*roles: Role) -> Permission:
     """What it takes to act on a membership that is, or becomes, any of ``roles``."""
     return Permission.MEMBERS_MANAGE_OWNERS if Role.OWNER in roles else Permission.MEMBERS_MANAGE
@@ -136,9 +109,9 @@ class OrganizationService:
             if not orgs:
                 return ListOrganizationsResponse(items=[], next_cursor=None)
             stmt = self._with_tier().where(Organization.id.in_(orgs))
-            stmt = paged(stmt, Organization.created_at, Organization.id, query)
+            stmt = paginate(stmt, Organization.created_at, Organization.id, query.limit, query.cursor)
             rows = (await scope.session.execute(stmt)).all()
-            page, next_cursor = split_page(rows, query.limit, lambda row: (row[0].created_at, row[0].id))
+            page, next_cursor = page_of(rows, query.limit, lambda row: (row[0].created_at, row[0].id))
             items = [describe_org(org, tier, scope.actor.roles[org.id]) for org, tier in page]
             return ListOrganizationsResponse(items=items, next_cursor=next_cursor)
 
@@ -200,9 +173,9 @@ class OrganizationService:
                 .join(User, User.id == OrganizationMember.user_id)
                 .where(OrganizationMember.org_id == org_id)
             )
-            stmt = paged(stmt, OrganizationMember.created_at, OrganizationMember.user_id, query)
+            stmt = paginate(stmt, OrganizationMember.created_at, OrganizationMember.user_id, query.limit, query.cursor)
             rows = (await scope.session.execute(stmt)).all()
-            page, next_cursor = split_page(rows, query.limit, lambda row: (row[0].created_at, row[0].user_id))
+            page, next_cursor = page_of(rows, query.limit, lambda row: (row[0].created_at, row[0].user_id))
             return ListMembersResponse(items=[self._describe_member(m, u) for m, u in page], next_cursor=next_cursor)
 
     async def add_member(self, identity: Identity, org_id: uuid.UUID, body: AddMember) -> DescribeMember:

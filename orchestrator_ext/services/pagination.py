@@ -10,7 +10,7 @@ import base64
 import binascii
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar, TypeVarTuple
@@ -27,7 +27,7 @@ class _Keyed(Protocol):
     id: uuid.UUID
 
 
-K = TypeVar("K", bound=_Keyed)
+T = TypeVar("T")
 # rows are created now-ish: a cursor time far outside this range was not issued by the API
 MIN_KEY_TIME = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_KEY_TIME = datetime(9000, 1, 1, tzinfo=UTC)
@@ -57,6 +57,11 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
     return created_at, row_id
 
 
+def _row_key(row: Any) -> tuple[datetime, uuid.UUID]:
+    keyed: _Keyed = row
+    return keyed.created_at, keyed.id
+
+
 def paginate(
     stmt: Select[*Ts],
     created_at: InstrumentedAttribute[datetime],
@@ -71,33 +76,17 @@ def paginate(
     return stmt.order_by(created_at.desc(), row_id.desc()).limit(limit + 1)
 
 
-def page_of(rows: Sequence[K], limit: int) -> tuple[list[K], str | None]:
-    """Split the fetched rows into the page and the next cursor."""
+def page_of(
+    rows: Sequence[T], limit: int, key: Callable[[T], tuple[datetime, uuid.UUID]] = _row_key
+) -> tuple[list[T], str | None]:
+    """Split the ``limit + 1`` fetched rows into the page and the next cursor.
+
+    ``key`` gives a row's (created_at, id); by default the row's own attributes.
+    """
     items = list(rows[:limit])
     if len(rows) > limit and items:
-        last = items[-1]
-        return items, encode_cursor(last.created_at, last.id)
+        return items, encode_cursor(*key(items[-1]))
     return items, None
-
-
-@dataclass(frozen=True)
-class RowPage:
-    """A page of dict rows from the fast read path, in the shape of a ``List...Response`` model."""
-
-    items: list[dict[str, Any]]
-    next_cursor: str | None
-
-    @classmethod
-    def of(cls, rows: Sequence[dict[str, Any]], limit: int) -> RowPage:
-        """Split the fetched rows (``limit + 1`` asked for) into the page and the next cursor."""
-        items = list(rows[:limit])
-        if len(rows) > limit and items:
-            last = items[-1]
-            return cls(items, encode_cursor(last["created_at"], last["id"]))
-        return cls(items, None)
-
-    def to_json(self) -> bytes:
-        return dumps({"items": self.items, "next_cursor": self.next_cursor})
 
 
 @dataclass(frozen=True)
