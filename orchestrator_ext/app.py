@@ -7,6 +7,7 @@ the environment variables named in ``.env.example`` give their defaults.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import getpass
 import logging
@@ -14,7 +15,7 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jupyter_core.paths import jupyter_data_dir
 from jupyter_server.extension.application import ExtensionApp
@@ -25,11 +26,17 @@ from .cli import MigrateCommand, RotateKeysCommand, SetTierCommand
 from .db.embedded import EmbeddedPostgres
 from .db.engine import Database, PoolSettings
 from .db.setup import DatabaseLocation, prepare_database
+from .engine.commands import SchedulerCommand, WorkerCommand
+from .engine.settings import EngineSettings
 from .handlers import all_handlers
 from .observability import logging as ologging
 from .observability.metrics import Metrics
 from .security.crypto import KeyRing, load_or_create_keyring
 from .services.container import Services, ServiceSettings
+
+if TYPE_CHECKING:
+    from .engine.scheduler import Scheduler
+    from .engine.worker import Worker
 
 
 def _env(name: str, fallback: str = "") -> str:
@@ -45,7 +52,7 @@ def _level(value: object) -> int:
     return number if isinstance(number, int) else logging.INFO
 
 
-class OrchestratorApp(ExtensionApp):
+class OrchestratorApp(ExtensionApp, EngineSettings):
     """Orchestrator: build, run and operate AI agents from Jupyter."""
 
     name = "orchestrator"
@@ -59,6 +66,8 @@ class OrchestratorApp(ExtensionApp):
         "migrate": (MigrateCommand, MigrateCommand.description),
         "rotate-keys": (RotateKeysCommand, RotateKeysCommand.description),
         "set-tier": (SetTierCommand, SetTierCommand.description),
+        "worker": (WorkerCommand, WorkerCommand.description),
+        "scheduler": (SchedulerCommand, SchedulerCommand.description),
     }
 
     database_url = Unicode(
@@ -143,6 +152,10 @@ class OrchestratorApp(ExtensionApp):
         return "/lab"
 
     embedded: EmbeddedPostgres | None = None
+    _worker: Worker | None = None
+    _scheduler: Scheduler | None = None
+    _scheduler_task: asyncio.Task[None] | None = None
+    _scheduler_stop: asyncio.Event
     services: Services | None = None
     #: set when started by ``jupyter orchestrator`` (not when loaded into another server or a test)
     _launched: bool = False
@@ -216,9 +229,31 @@ class OrchestratorApp(ExtensionApp):
             return KeyRing.parse(self.encryption_keys)
         return load_or_create_keyring(Path(self.data_dir) / "keys.json")
 
+    async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
+        """Personal mode: a worker and the scheduler run in this server's event loop."""
+        if not self.run_engine or self.services is None:
+            return
+        from .engine.scheduler import Scheduler
+        from .engine.worker import Worker
+
+        url = self.services.db.url
+        self._worker = Worker(url, self.worker_settings(), self.services.keyring)
+        await self._worker.start()
+        self._scheduler = Scheduler(url, interval=self.scheduler_interval)
+        self._scheduler_stop = asyncio.Event()
+        self._scheduler_task = asyncio.create_task(self._scheduler.run(self._scheduler_stop))
+
     # ---- shutdown -------------------------------------------------------------
 
     async def stop_extension(self) -> None:
+        if self._worker is not None:
+            await self._worker.stop(grace=5.0)
+            self._worker = None
+        if self._scheduler is not None and self._scheduler_task is not None:
+            self._scheduler_stop.set()
+            await self._scheduler_task
+            await self._scheduler.close()
+            self._scheduler = None
         if self.services is not None:
             await self.services.db.dispose()
             self.services = None

@@ -152,6 +152,7 @@ def jp_server_config(database: TestDatabase, orchestrator_config: dict[str, Any]
             "migrate_on_start": False,
             "log_requests": False,
             "pool_size": 4,
+            "run_engine": False,  # engine tests start their own workers
             **orchestrator_config,
         },
     }

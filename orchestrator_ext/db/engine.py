@@ -121,6 +121,7 @@ class Database:
     """The async engine and its session factory; one per server process."""
 
     def __init__(self, url: str, pool: PoolSettings) -> None:
+        self.url = url
         self.engine: AsyncEngine = create_async_engine(
             sqlalchemy_url(url),
             pool_size=pool.size,

@@ -13,10 +13,13 @@ from enum import StrEnum
 from typing import Any, ClassVar
 
 from sqlalchemy import (
+    BigInteger,
+    Boolean,
     CheckConstraint,
     DateTime,
     Float,
     ForeignKey,
+    Identity,
     Index,
     Integer,
     String,
@@ -248,7 +251,11 @@ class WorkflowExecution(Base):
             unique=True,
             postgresql_where=text("idempotency_key IS NOT NULL"),
         ),
-        Index("ix_executions_queue", "created_at", postgresql_where=text("status = 'queued'")),
+        CheckConstraint("max_attempts >= 1", name="max_attempts_positive"),
+        Index("ix_executions_queue", "run_after", "created_at", postgresql_where=text("status = 'queued'")),
+        Index("ix_executions_running", "org_id", postgresql_where=text("status = 'running'")),
+        Index("ix_executions_leases", "lease_expires_at", postgresql_where=text("status = 'running'")),
+        Index("uq_executions_schedule_firing", "schedule_id", "scheduled_for", unique=True),
     )
 
     id: Mapped[uuid.UUID] = _uuid_pk()
@@ -274,6 +281,83 @@ class WorkflowExecution(Base):
     updated_at: Mapped[datetime] = _created()
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # ---- the queue (see orchestrator_ext/engine) ----
+    timeout_seconds: Mapped[int | None] = mapped_column(Integer)
+    max_attempts: Mapped[int] = mapped_column(Integer, nullable=False, server_default="1")
+    #: not claimed before this time (a retry's backoff)
+    run_after: Mapped[datetime] = _created()
+    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    worker_id: Mapped[str | None] = mapped_column(String(200))
+    cancel_requested_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    schedule_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("schedules.id", ondelete="SET NULL"))
+    scheduled_for: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Schedule(Base):
+    """A cron schedule that starts runs of a workflow; the scheduler keeps ``next_run_at``."""
+
+    __tablename__ = "schedules"
+    __table_args__ = (
+        CheckConstraint("overlap_policy IN ('skip', 'queue', 'cancel_previous')", name="overlap_policy_known"),
+        CheckConstraint("misfire_policy IN ('run_once', 'skip')", name="misfire_policy_known"),
+        Index("ix_schedules_workflow", "workflow_id", "created_at"),
+        Index("ix_schedules_org_id", "org_id"),
+        Index("ix_schedules_due", "next_run_at", postgresql_where=text("enabled")),
+    )
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"), nullable=False)
+    workflow_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("workflows.id", ondelete="CASCADE"), nullable=False)
+    name: Mapped[str] = mapped_column(String(200), nullable=False, server_default="")
+    cron: Mapped[str] = mapped_column(String(200), nullable=False)
+    timezone: Mapped[str] = mapped_column(String(64), nullable=False, server_default="UTC")
+    inputs: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default=text("'{}'::jsonb"))
+    #: the workflow version to run; None: the current one at each firing
+    version: Mapped[int | None] = mapped_column(Integer)
+    enabled: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("true"))
+    overlap_policy: Mapped[str] = mapped_column(String(16), nullable=False, server_default="skip")
+    misfire_policy: Mapped[str] = mapped_column(String(16), nullable=False, server_default="run_once")
+    next_run_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_fired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _created()
+
+
+class ExecutionEvent(Base):
+    """A status change, log line or step of a run; inserting one NOTIFYs ``orchestrator_events``."""
+
+    __tablename__ = "execution_events"
+    __table_args__ = (
+        CheckConstraint("kind IN ('status', 'log', 'step')", name="kind_known"),
+        Index("ix_execution_events_execution", "execution_id", "id"),
+        Index("ix_execution_events_org_id", "org_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
+    execution_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("workflow_executions.id", ondelete="CASCADE"), nullable=False
+    )
+    org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"), nullable=False)
+    attempt: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    kind: Mapped[str] = mapped_column(String(16), nullable=False)
+    data: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default=text("'{}'::jsonb"))
+    created_at: Mapped[datetime] = _created()
+
+
+class ExecutionNotebook(Base):
+    """The executed notebook of a notebook run (its last attempt)."""
+
+    __tablename__ = "execution_notebooks"
+    __table_args__ = (Index("ix_execution_notebooks_org_id", "org_id"),)
+
+    execution_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("workflow_executions.id", ondelete="CASCADE"), primary_key=True
+    )
+    org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"), nullable=False)
+    attempt: Mapped[int] = mapped_column(Integer, nullable=False)
+    content: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
+    created_at: Mapped[datetime] = _created()
 
 
 class Integration(Base):
@@ -318,4 +402,7 @@ TENANT_TABLES: tuple[str, ...] = (
     "workflow_executions",
     "integrations",
     "audit_events",
+    "schedules",
+    "execution_events",
+    "execution_notebooks",
 )

@@ -1,7 +1,4 @@
-"""Executions: a request to run one workflow version, and its record.
-
-Executions are queued here; running them is the execution engine's work.
-"""
+"""Executions: a request to run one workflow version, its record, its events."""
 
 from __future__ import annotations
 
@@ -14,6 +11,8 @@ from ..db.models import ExecutionStatus, ExecutionTrigger
 from .common import PageQuery, RequestModel, ResponseModel, Timestamp
 from .workflows import MAX_VERSION, JsonObject
 
+MAX_TIMEOUT = 7 * 24 * 3600
+
 
 class ExecuteWorkflow(RequestModel):
     inputs: JsonObject = Field(
@@ -21,6 +20,12 @@ class ExecuteWorkflow(RequestModel):
     )
     version: Annotated[int, Field(strict=True, ge=1, le=MAX_VERSION)] | None = Field(
         default=None, description="The version to run; the current one when absent."
+    )
+    timeout_seconds: Annotated[int, Field(strict=True, ge=1, le=MAX_TIMEOUT)] | None = Field(
+        default=None, description="Stop the run after this many seconds (ends timed_out); default: the workflow's."
+    )
+    max_attempts: Annotated[int, Field(strict=True, ge=1, le=10)] | None = Field(
+        default=None, description="Attempts for failures worth retrying; default: the workflow's (1)."
     )
 
 
@@ -36,6 +41,11 @@ class DescribeExecution(ResponseModel):
     outputs: dict[str, Any] | None
     error: dict[str, Any] | None
     attempt: int
+    max_attempts: int
+    timeout_seconds: int | None
+    schedule_id: uuid.UUID | None = Field(default=None, description="The schedule that started it, if any.")
+    scheduled_for: Timestamp | None = Field(default=None, description="The schedule's firing time it stands for.")
+    cancel_requested_at: Timestamp | None = None
     correlation_id: str | None = Field(
         default=None, description="The X-Request-ID of the request that started it; the run logs under it."
     )
@@ -43,6 +53,20 @@ class DescribeExecution(ResponseModel):
     updated_at: Timestamp
     started_at: Timestamp | None
     finished_at: Timestamp | None
+
+
+class ExecutionEventOut(ResponseModel):
+    """One event of a run: a status change, a log line or a step (a cell started or finished)."""
+
+    id: int
+    kind: str = Field(description="status, log or step")
+    attempt: int
+    data: dict[str, Any]
+    created_at: Timestamp
+
+
+class ListExecutionEventsResponse(ResponseModel):
+    items: list[ExecutionEventOut]
 
 
 class ListExecutionsQuery(PageQuery):

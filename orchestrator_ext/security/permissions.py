@@ -30,6 +30,9 @@ class Permission(StrEnum):
     WORKFLOWS_WRITE = "workflows:write"
     EXECUTIONS_READ = "executions:read"
     EXECUTIONS_CREATE = "executions:create"
+    EXECUTIONS_CANCEL = "executions:cancel"
+    SCHEDULES_READ = "schedules:read"
+    SCHEDULES_MANAGE = "schedules:manage"
     INTEGRATIONS_READ = "integrations:read"
     INTEGRATIONS_MANAGE = "integrations:manage"
     AUDIT_READ = "audit:read"
@@ -49,6 +52,9 @@ PERMISSION_DESCRIPTIONS: dict[Permission, str] = {
     Permission.WORKFLOWS_WRITE: "Create workflows and new workflow versions.",
     Permission.EXECUTIONS_READ: "List and read executions.",
     Permission.EXECUTIONS_CREATE: "Start executions.",
+    Permission.EXECUTIONS_CANCEL: "Cancel queued and running executions.",
+    Permission.SCHEDULES_READ: "List and read the schedules of workflows.",
+    Permission.SCHEDULES_MANAGE: "Create, change and delete schedules.",
     Permission.INTEGRATIONS_READ: "List integrations (never their secrets).",
     Permission.INTEGRATIONS_MANAGE: "Create and delete integrations and their secrets.",
     Permission.AUDIT_READ: "Read the audit log.",
@@ -61,6 +67,7 @@ _VIEWER = frozenset(
         Permission.AGENTS_READ,
         Permission.WORKFLOWS_READ,
         Permission.EXECUTIONS_READ,
+        Permission.SCHEDULES_READ,
         Permission.INTEGRATIONS_READ,
     }
 )
@@ -69,6 +76,8 @@ _DEVELOPER = _VIEWER | {
     Permission.AGENTS_DELETE,
     Permission.WORKFLOWS_WRITE,
     Permission.EXECUTIONS_CREATE,
+    Permission.EXECUTIONS_CANCEL,
+    Permission.SCHEDULES_MANAGE,
 }
 _ADMIN = _DEVELOPER | {
     Permission.ORG_UPDATE,

@@ -20,6 +20,8 @@ from sqlalchemy import Select, Table, bindparam, select
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.dialects.postgresql import insert
 
+from orchestrator_runtimes.notebook import NotebookParameter, input_problems
+
 from ..db.models import Agent, ExecutionStatus, ExecutionTrigger, Workflow, WorkflowExecution, WorkflowVersion
 from ..db.reads import CompiledReads, as_json_page, newest_first_page
 from ..errors import Conflict, FieldError, NotFound, ValidationFailed
@@ -37,8 +39,12 @@ KEY_FIELD = "Idempotency-Key"
 
 def request_hash(workflow_id: uuid.UUID, body: ExecuteWorkflow) -> str:
     """sha256 of the canonical request: the workflow, the version asked for, the inputs."""
+    request: dict[str, Any] = {"workflow_id": str(workflow_id), "version": body.version, "inputs": body.inputs}
+    for limit in ("timeout_seconds", "max_attempts"):
+        if getattr(body, limit) is not None:
+            request[limit] = getattr(body, limit)
     canonical = json.dumps(
-        {"workflow_id": str(workflow_id), "version": body.version, "inputs": body.inputs},
+        request,
         sort_keys=True,
         separators=(",", ":"),
         ensure_ascii=False,
@@ -47,21 +53,18 @@ def request_hash(workflow_id: uuid.UUID, body: ExecuteWorkflow) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def check_inputs(version: WorkflowVersion, inputs: dict[str, object]) -> None:
-    """A notebook workflow takes only its notebook's parameters as inputs."""
+def check_inputs(version: WorkflowVersion, inputs: dict[str, object], *, prefix: str = "inputs") -> None:
+    """A notebook workflow takes only its notebook's parameters as inputs, each of its parameter's type."""
     if not is_notebook_spec(version.spec):
         return
-    known = [p.name for p in version_parameters(version)]
-    unknown = sorted(set(inputs) - set(known))
-    if unknown:
-        listed = ", ".join(known) or "none"
+    parameters = [NotebookParameter(name=p.name, default=p.default, type=p.type) for p in version_parameters(version)]
+    problems = input_problems(parameters, inputs)
+    if problems:
         errors = [
-            FieldError(
-                f"inputs.{name}", f"the notebook has no parameter '{name}' (its parameters: {listed})", "unknown"
-            )
-            for name in unknown
+            FieldError(f"{prefix}.{name}", problem, "unknown" if "no parameter" in problem else "type")
+            for name, problem in sorted(problems.items())
         ]
-        raise ValidationFailed("Some inputs are not parameters of the notebook.", errors=errors)
+        raise ValidationFailed("Some inputs do not fit the notebook's parameters.", errors=errors)
 
 
 _READS = CompiledReads()
@@ -197,6 +200,8 @@ class ExecutionService:
                 request_hash=digest,
                 correlation_id=correlation_id.get(),
                 attempt=0,
+                timeout_seconds=body.timeout_seconds or version.spec.get("timeout_seconds"),
+                max_attempts=body.max_attempts or version.spec.get("max_attempts") or 1,
                 created_by=scope.actor.user_id,
             )
             .on_conflict_do_nothing(

@@ -8,6 +8,8 @@ server depends on it, never the reverse). Runtimes are found through the
 from __future__ import annotations
 
 from .notebook import NotebookParameter, NotebookRuntime, ParametersCellError, notebook_problems, parse_parameters
+from .record import RECORD_MIME_TYPE, record
+from .runtime import ErrorKind, RunContext, RunError, RunEvent, RunResult, Runtime, load_runtime
 from .spec import (
     GRAPH_FRAMEWORKS,
     NOTEBOOK_FRAMEWORK,
@@ -25,18 +27,27 @@ from .spec import (
 __all__ = [
     "GRAPH_FRAMEWORKS",
     "NOTEBOOK_FRAMEWORK",
+    "RECORD_MIME_TYPE",
     "SPEC_SCHEMA_ID",
     "Edge",
+    "ErrorKind",
     "Node",
     "NodeType",
     "NotebookParameter",
     "NotebookRuntime",
     "NotebookSource",
     "ParametersCellError",
+    "RunContext",
+    "RunError",
+    "RunEvent",
+    "RunResult",
+    "Runtime",
     "SpecError",
     "WorkflowSpec",
+    "load_runtime",
     "notebook_problems",
     "parse_parameters",
+    "record",
     "validate_spec",
     "workflow_spec_json_schema",
 ]

@@ -222,3 +222,70 @@ class NotebookRuntime:
         if spec.notebook.content is None:
             return []
         return [SpecError("spec.notebook.content", problem) for problem in notebook_problems(spec.notebook.content)]
+
+
+# ---- checking inputs against parameters --------------------------------------
+
+#: what a parameter of each type accepts (JSON values as Python decodes them)
+_ACCEPTS: dict[str, tuple[type, ...]] = {
+    "int": (int,),
+    "float": (int, float),
+    "str": (str,),
+    "bool": (bool,),
+    "list": (list,),
+    "dict": (dict,),
+}
+_JSON_NAMES = {int: "integer", float: "number", str: "string", bool: "boolean", list: "array", dict: "object"}
+
+
+def input_problems(parameters: list[NotebookParameter], inputs: Mapping[str, Any]) -> dict[str, str]:
+    """Input name -> what is wrong with it: not a parameter, or a value of the wrong type.
+
+    A parameter typed ``any`` or ``none`` (or with an annotation we do not know)
+    takes any value; ``float`` takes integers too; ``Optional[T]`` and ``T | None``
+    take null.
+    """
+    known = {p["name"]: p for p in parameters}
+    listed = ", ".join(known) or "none"
+    problems: dict[str, str] = {}
+    for name, value in inputs.items():
+        parameter = known.get(name)
+        if parameter is None:
+            problems[name] = f"the notebook has no parameter '{name}' (its parameters: {listed})"
+            continue
+        expected, optional = _expected(parameter["type"])
+        if expected is None or (value is None and optional):
+            continue
+        if not _fits(value, expected):
+            wanted = _JSON_NAMES.get(expected[-1], expected[-1].__name__)
+            problems[name] = f"expected {wanted} for parameter '{name}' ({parameter['type']}), got {_json_type(value)}"
+    return problems
+
+
+def _expected(type_name: str) -> tuple[tuple[type, ...] | None, bool]:
+    text = type_name.replace(" ", "")
+    optional = False
+    if text.startswith("Optional[") and text.endswith("]"):
+        text, optional = text[len("Optional[") : -1], True
+    for suffix in ("|None",):
+        if text.endswith(suffix):
+            text, optional = text[: -len(suffix)], True
+    if text.startswith("None|"):
+        text, optional = text[len("None|") :], True
+    base = text.split("[", 1)[0].lower()
+    return _ACCEPTS.get(base), optional
+
+
+def _fits(value: Any, expected: tuple[type, ...]) -> bool:
+    if isinstance(value, bool):  # a bool is an int to Python, not to a notebook's author
+        return bool in expected
+    return isinstance(value, expected)
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    for kind in (bool, int, float, str, list, dict):
+        if isinstance(value, kind):
+            return _JSON_NAMES[kind]
+    return type(value).__name__

@@ -144,6 +144,17 @@ class WorkflowSpec(_SpecModel):
     edges: list[Edge] = Field(default_factory=list, max_length=5000)
     options: dict[str, Any] = Field(default_factory=dict, description="Options for the agent's framework runtime.")
     notebook: NotebookSource | None = None
+    timeout_seconds: int | None = Field(
+        default=None, ge=1, le=7 * 24 * 3600, description="Stop a run after this many seconds (ends timed_out)."
+    )
+    max_attempts: int = Field(
+        default=1, ge=1, le=10, description="Attempts for failures worth retrying (a lost worker, a network error)."
+    )
+    integrations: list[Annotated[str, StringConstraints(min_length=1, max_length=200)]] = Field(
+        default_factory=list,
+        max_length=20,
+        description="Names of the organization's integrations whose settings and secret each run receives.",
+    )
 
     @model_validator(mode="after")
     def _rules(self, info: ValidationInfo) -> WorkflowSpec:

@@ -1,0 +1,214 @@
+"""One attempt of one run: from a claimed execution to its outcome.
+
+Notebooks run through papermill on a warm kernel (:mod:`.notebooks`); every
+other framework runs in a warm runner process (:mod:`.runners`). Either way
+the attempt races its timeout and its cancellation: whichever comes first
+kills the child's process group, so a loop that never yields is stopped too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from nbclient.exceptions import DeadKernelError
+from orchestrator_runtimes import RunError, parse_parameters
+from orchestrator_runtimes.notebook import ParametersCellError, input_problems
+from orchestrator_runtimes.runtime import ErrorKind
+
+from .events import RunEvents
+from .kernels import DEFAULT_KERNEL, KernelPool, discard
+from .notebooks import prepare, run_notebook
+from .queue import ClaimedRun
+from .runners import RunnerGone, RunnerPool
+
+log = logging.getLogger("orchestrator.engine")
+SUCCEEDED, FAILED, CANCELLED, TIMED_OUT = "succeeded", "failed", "cancelled", "timed_out"
+
+
+@dataclass
+class Outcome:
+    """How an attempt ended."""
+
+    status: str
+    outputs: dict[str, Any] | None = None
+    error: RunError | None = None
+    notebook: dict[str, Any] | None = None
+
+
+@dataclass
+class Limits:
+    memory_mib: int
+    max_output_bytes: int
+    default_timeout_seconds: float
+
+
+@dataclass
+class ActiveRun:
+    """A run this worker holds: how to stop it, and what it has produced so far."""
+
+    run: ClaimedRun
+    events: RunEvents
+    cancelled: asyncio.Event = field(default_factory=asyncio.Event)
+    lost: bool = False
+    kill: Callable[[], None] = lambda: None
+    notebook: dict[str, Any] | None = None
+
+    def cancel(self, *, lost: bool = False) -> None:
+        self.lost = self.lost or lost
+        self.cancelled.set()
+
+
+class Attempts:
+    """Runs attempts on the worker's pools."""
+
+    def __init__(self, kernels: KernelPool, runners: RunnerPool, limits: Limits) -> None:
+        self.kernels = kernels
+        self.runners = runners
+        self.limits = limits
+
+    async def run(self, active: ActiveRun, integrations: dict[str, dict[str, Any]]) -> Outcome:
+        """The attempt's outcome; its own failures become outcomes, never exceptions."""
+        if active.run.cancel_requested:
+            return _cancelled()
+        timeout = active.run.timeout_seconds or self.limits.default_timeout_seconds
+        work = asyncio.create_task(self._body(active, integrations))
+        stop = asyncio.create_task(active.cancelled.wait())
+        done, _ = await asyncio.wait({work, stop}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        stop.cancel()
+        if work in done:
+            return work.result()
+        active.kill()
+        work.cancel()
+        with contextlib.suppress(BaseException):
+            await work
+        if stop in done:
+            return Outcome(
+                CANCELLED, error=RunError(ErrorKind.CANCELLED, "cancelled while running"), notebook=active.notebook
+            )
+        message = f"the run took longer than its timeout of {timeout:g} s and was stopped"
+        return Outcome(TIMED_OUT, error=RunError(ErrorKind.TIMEOUT, message), notebook=active.notebook)
+
+    async def _body(self, active: ActiveRun, integrations: dict[str, dict[str, Any]]) -> Outcome:
+        try:
+            if active.run.framework == "notebook":
+                return await self._notebook(active, integrations)
+            return await self._framework(active, integrations)
+        except RunError as exc:
+            return Outcome(FAILED, error=exc, notebook=active.notebook)
+        except Exception as exc:
+            log.exception("attempt %s of %s failed inside the worker", active.run.attempt, active.run.id)
+            error = RunError(ErrorKind.INTERNAL, f"the worker failed: {type(exc).__name__}: {exc}", retryable=True)
+            return Outcome(FAILED, error=error, notebook=active.notebook)
+
+    # ---- notebooks -----------------------------------------------------------
+
+    async def _notebook(self, active: ActiveRun, integrations: dict[str, dict[str, Any]]) -> Outcome:
+        run = active.run
+        source = run.spec.get("notebook") or {}
+        document = source.get("content") or run.notebook_snapshot
+        if not isinstance(document, dict):
+            raise RunError(ErrorKind.CONFIGURATION, "the workflow version has no notebook to run")
+        _check_inputs(document, run.inputs)
+        kernel_name = (document.get("metadata", {}).get("kernelspec") or {}).get("name") or DEFAULT_KERNEL
+        kernel = await self.kernels.take(kernel_name)
+        active.kill = kernel.kill_now
+        try:
+            if integrations:
+                await _hand_over(kernel.client, integrations)
+            nb = prepare(document, run.inputs, kernel.name, source.get("path") or "inline notebook")
+            active.notebook = nb
+            try:
+                result = await run_notebook(nb, kernel, active.events, max_output_bytes=self.limits.max_output_bytes)
+            except DeadKernelError as exc:
+                raise RunError(
+                    ErrorKind.RESOURCES,
+                    f"the kernel died while running the notebook ({exc}); it may have exceeded its memory "
+                    f"limit of {self.limits.memory_mib} MiB",
+                ) from exc
+        finally:
+            asyncio.get_running_loop().create_task(discard(kernel))
+        if result.error is not None:
+            if result.error.details.get("ename") == "MemoryError":
+                result.error.kind = ErrorKind.RESOURCES
+                result.error.message += f" (the run's memory limit is {self.limits.memory_mib} MiB)"
+            return Outcome(FAILED, error=result.error, notebook=result.notebook, outputs=result.outputs)
+        return Outcome(SUCCEEDED, outputs=result.outputs, notebook=result.notebook)
+
+    # ---- framework runtimes --------------------------------------------------
+
+    async def _framework(self, active: ActiveRun, integrations: dict[str, dict[str, Any]]) -> Outcome:
+        run = active.run
+        runner = await self.runners.take()
+        active.kill = runner.kill_now
+        logs = asyncio.create_task(_forward_logs(runner.stderr_lines(), active.events))
+        job = {
+            "framework": run.framework,
+            "spec": run.spec,
+            "inputs": run.inputs,
+            "execution_id": str(run.id),
+            "attempt": run.attempt,
+            "integrations": integrations,
+        }
+        try:
+            async for message in runner.messages(job):
+                if "event" in message:
+                    if message["event"] == "log":
+                        active.events.log(str(message["data"].get("stream", "stdout")), str(message["data"]["text"]))
+                    else:
+                        active.events.step(message.get("data") or {})
+                elif "result" in message:
+                    return Outcome(SUCCEEDED, outputs=message["result"].get("outputs") or {})
+                elif "error" in message:
+                    return Outcome(FAILED, error=_run_error(message["error"]))
+            raise RunnerGone("the runner ended without a result")
+        except RunnerGone as exc:
+            raise RunError(
+                ErrorKind.RESOURCES,
+                f"the run's process died ({exc}); it may have exceeded its memory limit of "
+                f"{self.limits.memory_mib} MiB",
+            ) from exc
+        finally:
+            await runner.discard()
+            await asyncio.gather(logs, return_exceptions=True)
+
+
+def _check_inputs(document: dict[str, Any], inputs: dict[str, Any]) -> None:
+    try:
+        problems = input_problems(parse_parameters(document), inputs)
+    except ParametersCellError as exc:
+        raise RunError(ErrorKind.CONFIGURATION, str(exc)) from exc
+    if problems:
+        detail = "; ".join(f"inputs.{name}: {problem}" for name, problem in sorted(problems.items()))
+        raise RunError(ErrorKind.INPUT, f"the inputs do not fit the notebook's parameters: {detail}")
+
+
+async def _hand_over(client: Any, integrations: dict[str, dict[str, Any]]) -> None:
+    """Give this run's kernel its integrations, out of the notebook's history and outputs."""
+    code = f"import os as _o; _o.environ['ORCHESTRATOR_INTEGRATIONS'] = {json.dumps(json.dumps(integrations))}; del _o"
+    reply = await client.execute(code, silent=True, store_history=False, reply=True, timeout=10)
+    if reply["content"].get("status") != "ok":
+        raise RunError(ErrorKind.INTERNAL, "could not hand the integrations to the kernel", retryable=True)
+
+
+async def _forward_logs(lines: Any, events: RunEvents) -> None:
+    async for line in lines:
+        events.log("stderr", line)
+
+
+def _run_error(data: dict[str, Any]) -> RunError:
+    try:
+        kind = ErrorKind(data.get("kind", "internal"))
+    except ValueError:
+        kind = ErrorKind.INTERNAL
+    details = {k: v for k, v in data.items() if k not in ("kind", "message", "retryable")}
+    return RunError(kind, str(data.get("message", "the run failed")), retryable=bool(data.get("retryable")), **details)
+
+
+def _cancelled() -> Outcome:
+    return Outcome(CANCELLED, error=RunError(ErrorKind.CANCELLED, "cancelled before it started"))

@@ -1,0 +1,87 @@
+"""``jupyter orchestrator worker`` and ``jupyter orchestrator scheduler``: the engine as its own processes.
+
+Run any number of each, on any machine that reaches the database; they share
+the server's configuration (its traits and ``ORCHESTRATOR_*`` variables).
+SIGTERM or Ctrl-C stops them cleanly: a worker hands its unfinished runs back
+to the queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from typing import TYPE_CHECKING
+
+from jupyter_core.application import JupyterApp
+from traitlets import Float
+
+from ..db.setup import prepare_database
+from ..observability import logging as ologging
+
+if TYPE_CHECKING:
+    from ..app import OrchestratorApp
+
+log = logging.getLogger("orchestrator.engine")
+
+
+class _EngineCommand(JupyterApp):
+    grace_seconds = Float(10.0, help="On SIGTERM, how long running runs may take to finish.").tag(config=True)
+
+    @property
+    def orchestrator(self) -> OrchestratorApp:
+        from ..app import OrchestratorApp
+
+        parent = self.parent
+        if not isinstance(parent, OrchestratorApp):  # pragma: no cover - always launched as a subcommand
+            raise RuntimeError("run this as `jupyter orchestrator <command>`")
+        return parent
+
+    def start(self) -> None:
+        ologging.configure(level=logging.INFO, fmt=self.orchestrator.log_style)
+        prepared = prepare_database(self.orchestrator.database_location(), revision=None)
+        try:
+            asyncio.run(self._serve(prepared.app_url))
+        finally:
+            if prepared.embedded is not None:
+                prepared.embedded.stop()
+
+    async def _serve(self, url: str) -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await self.serve(url, stop)
+
+    async def serve(self, url: str, stop: asyncio.Event) -> None:
+        raise NotImplementedError
+
+
+class WorkerCommand(_EngineCommand):
+    name = "jupyter-orchestrator-worker"
+    description = "Run a worker: claim queued executions and run them (notebooks on warm kernels)."
+
+    async def serve(self, url: str, stop: asyncio.Event) -> None:
+        from .worker import Worker
+
+        app = self.orchestrator
+        worker = Worker(url, app.worker_settings(), app.keyring())
+        await worker.start()
+        try:
+            await stop.wait()
+        finally:
+            await worker.stop(grace=self.grace_seconds)
+
+
+class SchedulerCommand(_EngineCommand):
+    name = "jupyter-orchestrator-scheduler"
+    description = "Run a scheduler: start the executions of due schedules (several may run at once)."
+
+    async def serve(self, url: str, stop: asyncio.Event) -> None:
+        from .scheduler import Scheduler
+
+        scheduler = Scheduler(url, interval=self.orchestrator.scheduler_interval)
+        try:
+            await scheduler.run(stop)
+        finally:
+            await scheduler.close()

@@ -1,0 +1,95 @@
+"""A run's events on their way to ``execution_events``: buffered, batched, capped.
+
+Log lines arrive in bursts (a notebook that prints in a loop); one INSERT per
+line would make the database the bottleneck. :class:`EventWriter` collects the
+events of every run of a worker and writes them in one statement every
+``interval`` seconds. Each run's log is capped at ``max_log_bytes``: past it, one
+line says so and the rest is dropped (the executed notebook keeps its own,
+separately capped, copy of the outputs).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from typing import Any
+
+import psycopg
+
+from .queue import Queue
+
+log = logging.getLogger("orchestrator.engine")
+
+
+class EventWriter:
+    """Batches events of all runs of a worker into one INSERT per interval."""
+
+    def __init__(self, queue: Queue, interval: float = 0.02) -> None:
+        self.queue = queue
+        self.interval = interval
+        self._pending: list[dict[str, Any]] = []
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._loop())
+
+    def add(self, row: dict[str, Any]) -> None:
+        self._pending.append(row)
+        self._wakeup.set()
+
+    async def flush(self) -> None:
+        """Write what is pending now (retried until the database takes it)."""
+        while self._pending:
+            batch, self._pending = self._pending, []
+            try:
+                await self.queue.append_events(batch)
+            except (psycopg.OperationalError, OSError):
+                self._pending[:0] = batch
+                log.warning("could not write %d run events; retrying", len(batch), exc_info=True)
+                await asyncio.sleep(0.5)
+            except psycopg.Error:  # e.g. the run's organization was deleted meanwhile
+                log.warning("dropped %d run events the database refused", len(batch), exc_info=True)
+
+    async def _loop(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            await asyncio.sleep(self.interval)
+            await self.flush()
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.flush()
+
+
+class RunEvents:
+    """The events of one attempt of one run."""
+
+    def __init__(
+        self, writer: EventWriter, execution_id: uuid.UUID, org_id: uuid.UUID, attempt: int, max_log_bytes: int
+    ) -> None:
+        self.writer = writer
+        self.key = {"execution_id": str(execution_id), "org_id": str(org_id), "attempt": attempt}
+        self.max_log_bytes = max_log_bytes
+        self.logged = 0
+        self.truncated = False
+
+    def log(self, stream: str, text: str, **where: Any) -> None:
+        if self.truncated or not text:
+            return
+        text = text.replace("\x00", "\ufffd")  # PostgreSQL's JSON has no NUL
+        if self.logged + len(text) > self.max_log_bytes:
+            self.truncated = True
+            text = f"[log truncated: more than {self.max_log_bytes} bytes; see the executed notebook]\n"
+            stream = "stderr"
+        self.logged += len(text)
+        self.writer.add({**self.key, "kind": "log", "data": {"stream": stream, "text": text, **where}})
+
+    def step(self, data: dict[str, Any]) -> None:
+        self.writer.add({**self.key, "kind": "step", "data": data})

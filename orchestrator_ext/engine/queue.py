@@ -1,0 +1,200 @@
+"""The queue is the ``workflow_executions`` table; these are its operations.
+
+Workers reach PostgreSQL as the application role with ``orchestrator.system``
+on (they serve every tenant), through a small pool of autocommit connections
+that are checked before use, so a database restart costs a retry, not a
+worker. Every write that ends or renews a run names the attempt and the
+worker that holds it: a worker that lost its lease (a zombie) changes nothing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from psycopg import AsyncConnection
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool
+
+CLAIM = """
+SELECT c.id, c.org_id, c.workflow_id, c.attempt, c.max_attempts, c.timeout_seconds, c.inputs,
+       c.correlation_id, c.cancel_requested_at IS NOT NULL AS cancel_requested,
+       v.spec, v.notebook_snapshot, a.framework
+  FROM orchestrator_claim_execution(%(worker)s, %(lease)s) c
+  JOIN workflow_versions v ON v.id = c.workflow_version_id
+  JOIN agents a ON a.id = c.agent_id
+"""
+
+HEARTBEAT = """
+UPDATE workflow_executions
+   SET lease_expires_at = clock_timestamp() + make_interval(secs => %(lease)s)
+ WHERE id = ANY(%(ids)s) AND worker_id = %(worker)s AND status = 'running'
+RETURNING id, attempt, cancel_requested_at IS NOT NULL AS cancel_requested
+"""
+
+FINISH = """
+UPDATE workflow_executions
+   SET status = %(status)s, outputs = %(outputs)s, error = %(error)s, finished_at = clock_timestamp(),
+       updated_at = clock_timestamp(), lease_expires_at = NULL
+ WHERE id = %(id)s AND attempt = %(attempt)s AND worker_id = %(worker)s AND status = 'running'
+RETURNING id
+"""
+
+RETRY = """
+UPDATE workflow_executions
+   SET status = 'queued', error = %(error)s, worker_id = NULL, lease_expires_at = NULL, updated_at = clock_timestamp(),
+       run_after = clock_timestamp() + make_interval(secs => %(delay)s)
+ WHERE id = %(id)s AND attempt = %(attempt)s AND worker_id = %(worker)s AND status = 'running'
+   AND cancel_requested_at IS NULL
+RETURNING id
+"""
+
+RELEASE = """
+UPDATE workflow_executions
+   SET status = 'queued', worker_id = NULL, lease_expires_at = NULL, run_after = clock_timestamp(),
+       updated_at = clock_timestamp()
+ WHERE id = %(id)s AND attempt = %(attempt)s AND worker_id = %(worker)s AND status = 'running'
+RETURNING id
+"""
+
+SAVE_NOTEBOOK = """
+INSERT INTO execution_notebooks (execution_id, org_id, attempt, content)
+SELECT id, org_id, attempt, %(content)s FROM workflow_executions WHERE id = %(id)s
+ON CONFLICT (execution_id) DO UPDATE SET attempt = EXCLUDED.attempt, content = EXCLUDED.content,
+                                         created_at = clock_timestamp()
+"""
+
+# A run whose lease ran out lost its worker: back to the queue, unless it was
+# being cancelled (then cancelled) or has been lost too often (then failed).
+REQUEUE_LOST = """
+UPDATE workflow_executions
+   SET status = CASE WHEN cancel_requested_at IS NOT NULL THEN 'cancelled'
+                     WHEN attempt >= max_attempts + %(extra)s THEN 'failed' ELSE 'queued' END,
+       error = CASE WHEN cancel_requested_at IS NOT NULL
+                    THEN jsonb_build_object('kind', 'cancelled', 'message', 'cancelled (its worker was lost)')
+                    ELSE jsonb_build_object('kind', 'internal', 'retryable', true, 'message',
+                         format('the worker %%s running attempt %%s stopped answering (lease expired)',
+                                worker_id, attempt)) END,
+       finished_at = CASE WHEN cancel_requested_at IS NOT NULL OR attempt >= max_attempts + %(extra)s
+                          THEN clock_timestamp() END,
+       worker_id = NULL, lease_expires_at = NULL, run_after = clock_timestamp(), updated_at = clock_timestamp()
+ WHERE status = 'running' AND lease_expires_at < clock_timestamp()
+RETURNING id, status
+"""
+
+APPEND_EVENTS = """
+INSERT INTO execution_events (execution_id, org_id, attempt, kind, data)
+SELECT execution_id, org_id, attempt, kind, data
+  FROM jsonb_to_recordset(%(rows)s) AS e(execution_id uuid, org_id uuid, attempt integer, kind text, data jsonb)
+"""
+
+INTEGRATIONS = """
+SELECT id, name, kind, config, secret_encrypted FROM integrations WHERE org_id = %(org)s AND name = ANY(%(names)s)
+"""
+
+
+@dataclass
+class ClaimedRun:
+    """A run a worker holds: what to run, with what, for which attempt."""
+
+    id: uuid.UUID
+    org_id: uuid.UUID
+    workflow_id: uuid.UUID
+    attempt: int
+    max_attempts: int
+    timeout_seconds: int | None
+    inputs: dict[str, Any]
+    correlation_id: str | None
+    cancel_requested: bool
+    spec: dict[str, Any]
+    notebook_snapshot: dict[str, Any] | None
+    framework: str
+
+
+async def _system(conn: AsyncConnection[Any]) -> None:
+    await conn.execute("SELECT set_config('orchestrator.system', 'on', false), set_config('timezone', 'UTC', false)")
+
+
+class Queue:
+    """The queue's operations over a small pool of the worker's own connections."""
+
+    def __init__(self, url: str, *, size: int = 4, statement_timeout_ms: int = 30_000) -> None:
+        self.pool: AsyncConnectionPool[AsyncConnection[Any]] = AsyncConnectionPool(
+            url,
+            min_size=1,
+            max_size=size,
+            open=False,
+            kwargs={"autocommit": True, "options": f"-c statement_timeout={statement_timeout_ms}"},
+            configure=_system,
+            check=AsyncConnectionPool.check_connection,
+            reconnect_timeout=3600,
+        )
+
+    async def open(self) -> None:
+        await self.pool.open(wait=False)
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+    async def _rows(self, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+        async with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(sql, params)
+            return await cur.fetchall() if cur.description else []
+
+    async def claim(self, worker: str, lease_seconds: float) -> ClaimedRun | None:
+        rows = await self._rows(CLAIM, {"worker": worker, "lease": lease_seconds})
+        return ClaimedRun(**rows[0]) if rows else None
+
+    async def heartbeat(self, worker: str, ids: list[uuid.UUID], lease_seconds: float) -> dict[uuid.UUID, bool]:
+        """Renew the leases of ``ids``; the runs still held, each with whether a cancel was asked."""
+        rows = await self._rows(HEARTBEAT, {"worker": worker, "ids": ids, "lease": lease_seconds})
+        return {row["id"]: row["cancel_requested"] for row in rows}
+
+    async def finish(
+        self,
+        run: ClaimedRun,
+        worker: str,
+        status: str,
+        outputs: dict[str, Any] | None,
+        error: dict[str, Any] | None,
+        notebook: dict[str, Any] | None,
+    ) -> bool:
+        """Record the end of an attempt, once: False when this worker no longer holds it (nothing changes)."""
+        params = {
+            "id": run.id,
+            "attempt": run.attempt,
+            "worker": worker,
+            "status": status,
+            "outputs": Jsonb(outputs) if outputs is not None else None,
+            "error": Jsonb(error) if error is not None else None,
+        }
+        async with self.pool.connection() as conn, conn.transaction():
+            done = await (await conn.execute(FINISH, params)).fetchone()
+            if done is not None and notebook is not None:
+                await conn.execute(SAVE_NOTEBOOK, {"id": run.id, "content": Jsonb(notebook)})
+            return done is not None
+
+    async def retry(self, run: ClaimedRun, worker: str, error: dict[str, Any], delay: float) -> bool:
+        """Put a failed attempt back in the queue after ``delay`` seconds; False when not held (or cancelled)."""
+        params = {"id": run.id, "attempt": run.attempt, "worker": worker, "error": Jsonb(error), "delay": delay}
+        return bool(await self._rows(RETRY, params))
+
+    async def release(self, run: ClaimedRun, worker: str) -> bool:
+        """Hand a run this worker is stopping for back to the queue (a stopping worker's runs)."""
+        return bool(await self._rows(RELEASE, {"id": run.id, "attempt": run.attempt, "worker": worker}))
+
+    async def requeue_lost(self, extra_attempts: int) -> list[dict[str, Any]]:
+        return await self._rows(REQUEUE_LOST, {"extra": extra_attempts})
+
+    async def append_events(self, rows: list[dict[str, Any]]) -> None:
+        await self._rows(APPEND_EVENTS, {"rows": Jsonb(rows)})
+
+    async def integrations(self, org_id: uuid.UUID, names: list[str]) -> list[dict[str, Any]]:
+        return await self._rows(INTEGRATIONS, {"org": org_id, "names": names})
+
+    async def now(self) -> datetime:
+        rows = await self._rows("SELECT clock_timestamp() AS now", {})
+        return rows[0]["now"]  # type: ignore[no-any-return]

@@ -1,0 +1,157 @@
+"""Warm runner processes for framework runtimes (``python -m orchestrator_runtimes.runner``).
+
+Each runner is started ahead of time with its frameworks already imported and
+waits for exactly one job; it runs in its own session (so the whole process
+group can be killed at once), in a fresh directory, with the scrubbed
+environment and the memory limit of :mod:`.isolation`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from .isolation import limiter, new_workdir, remove_workdir, run_environment
+
+log = logging.getLogger("orchestrator.engine")
+READY_TIMEOUT = 120.0
+MAX_LINE = 64 * 1024 * 1024
+
+
+class RunnerGone(RuntimeError):
+    """The runner process ended without a result (killed, or it crashed)."""
+
+
+class Runner:
+    """One started runner process waiting for its job."""
+
+    def __init__(self, process: asyncio.subprocess.Process, workdir: Path) -> None:
+        self.process = process
+        self.workdir = workdir
+
+    def kill_now(self) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+
+    async def wait_ready(self) -> None:
+        assert self.process.stdout is not None
+        line = await asyncio.wait_for(self.process.stdout.readline(), READY_TIMEOUT)
+        if json.loads(line or b"{}").get("ready") is not True:
+            raise RunnerGone("the runner did not start")
+
+    async def messages(self, job: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        """Send the job; yield the runner's protocol messages until its result or error."""
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.write(json.dumps(job).encode() + b"\n")
+        await self.process.stdin.drain()
+        self.process.stdin.close()
+        while True:
+            line = await self.process.stdout.readline()
+            if not line:
+                raise RunnerGone(f"the runner process ended (exit status {await self.process.wait()})")
+            message: dict[str, Any] = json.loads(line)
+            yield message
+            if "result" in message or "error" in message:
+                return
+
+    async def stderr_lines(self) -> AsyncIterator[str]:
+        assert self.process.stderr is not None
+        while line := await self.process.stderr.readline():
+            yield line.decode(errors="replace")
+
+    async def discard(self) -> None:
+        self.kill_now()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.process.wait(), 5)
+        remove_workdir(self.workdir)
+
+
+async def start_runner(preload: list[str], memory_mib: int, workdir_root: Path | None) -> Runner:
+    workdir = new_workdir(workdir_root, "runner-")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "orchestrator_runtimes.runner",
+        f"--preload={','.join(preload)}",
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        cwd=workdir,
+        env=run_environment(workdir),
+        preexec_fn=limiter(memory_mib),
+        start_new_session=True,
+        limit=MAX_LINE,
+    )
+    runner = Runner(process, workdir)
+    try:
+        await runner.wait_ready()
+    except BaseException:
+        await runner.discard()
+        raise
+    return runner
+
+
+class RunnerPool:
+    """``size`` runners started ahead; a run takes one, uses it once, and the pool starts another."""
+
+    def __init__(self, size: int, preload: list[str], memory_mib: int, workdir_root: Path | None = None) -> None:
+        self.size = size
+        self.preload = preload
+        self.memory_mib = memory_mib
+        self.workdir_root = workdir_root
+        self._ready: asyncio.Queue[Runner] = asyncio.Queue()
+        self._starting = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closed = False
+
+    @property
+    def warm(self) -> int:
+        return self._ready.qsize()
+
+    def fill(self) -> None:
+        while not self._closed and self._ready.qsize() + self._starting < self.size:
+            self._starting += 1
+            task = asyncio.create_task(self._start_one())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _start_one(self) -> None:
+        try:
+            runner = await start_runner(self.preload, self.memory_mib, self.workdir_root)
+        except Exception:
+            log.exception("a warm runner failed to start")
+            await asyncio.sleep(1.0)
+            return
+        finally:
+            self._starting -= 1
+        if self._closed:
+            await runner.discard()
+        else:
+            self._ready.put_nowait(runner)
+
+    async def take(self) -> Runner:
+        runner: Runner | None = None
+        while runner is None and not self._ready.empty():
+            candidate = self._ready.get_nowait()
+            if candidate.process.returncode is None:
+                runner = candidate
+            else:
+                await candidate.discard()
+        self.fill()
+        return runner or await start_runner(self.preload, self.memory_mib, self.workdir_root)
+
+    async def close(self) -> None:
+        self._closed = True
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        while not self._ready.empty():
+            await self._ready.get_nowait().discard()

@@ -1,0 +1,95 @@
+"""The execution engine's settings, as traits of a mixin the extension app inherits.
+
+They are configured like every other setting (``c.OrchestratorApp.worker_slots``),
+and shared by the personal mode's in-process worker and by ``jupyter
+orchestrator worker`` / ``scheduler``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from traitlets import Bool, Float, Int, Unicode
+from traitlets.config import Configurable
+
+
+@dataclass
+class WorkerSettings:
+    """How a worker runs; the CLI and the personal mode fill it from the app's traits."""
+
+    slots: int = 2
+    lease_seconds: float = 10.0
+    heartbeat_seconds: float = 2.0
+    poll_seconds: float = 1.0
+    reap_seconds: float = 1.0
+    kernel_pool_size: int = 2
+    runner_pool_size: int = 0
+    preload: tuple[str, ...] = ()
+    memory_mib: int = 2048
+    max_output_bytes: int = 2 * 1024 * 1024
+    max_log_bytes: int = 1024 * 1024
+    default_timeout_seconds: float = 3600.0
+    retry_backoff_seconds: float = 1.0
+    retry_backoff_max_seconds: float = 60.0
+    #: times a run may lose its worker beyond its max_attempts before it fails
+    lost_attempts: int = 2
+    workdir_root: Path | None = None
+
+
+class EngineSettings(Configurable):
+    run_engine = Bool(
+        True,
+        help="""Run a worker and the scheduler inside this server, so the personal mode works alone.
+        Turn off where workers and schedulers run as their own processes
+        (`jupyter orchestrator worker`, `jupyter orchestrator scheduler`).""",
+    ).tag(config=True)
+    worker_slots = Int(2, help="Runs one worker process executes at the same time.").tag(config=True)
+    kernel_pool_size = Int(
+        2, help="Fresh kernels a worker keeps started ahead for notebook runs (each serves one run)."
+    ).tag(config=True)
+    runner_pool_size = Int(
+        1, help="Runner processes a worker keeps started ahead, frameworks imported, for graph runs."
+    ).tag(config=True)
+    runner_preload = Unicode(
+        "langgraph,crewai,agno", help="Runtimes the warm runner processes import before their job (comma-separated)."
+    ).tag(config=True)
+    run_memory_mib = Int(
+        2048, help="Address-space limit of each run's process, in MiB (setrlimit RLIMIT_AS); 0: none."
+    ).tag(config=True)
+    run_timeout_seconds = Float(3600.0, help="Timeout of a run whose workflow and request set none, in seconds.").tag(
+        config=True
+    )
+    lease_seconds = Float(
+        10.0, help="How long a worker holds a run without renewing it; a run whose lease expires is taken up again."
+    ).tag(config=True)
+    heartbeat_seconds = Float(2.0, help="How often a worker renews its leases.").tag(config=True)
+    max_output_bytes = Int(
+        2 * 1024 * 1024, help="Printed output kept in an executed notebook, in bytes (the rest is dropped)."
+    ).tag(config=True)
+    max_log_bytes = Int(1024 * 1024, help="Log kept per run attempt, in bytes.").tag(config=True)
+    retry_backoff_seconds = Float(
+        1.0, help="Delay before the second attempt of a failed run; it doubles for each further attempt."
+    ).tag(config=True)
+    scheduler_interval = Float(1.0, help="How often the scheduler looks for due schedules, in seconds.").tag(
+        config=True
+    )
+    run_dir = Unicode(help="Where runs get their private working directories. Default: a temporary directory.").tag(
+        config=True
+    )
+
+    def worker_settings(self) -> WorkerSettings:
+        return WorkerSettings(
+            slots=self.worker_slots,
+            lease_seconds=self.lease_seconds,
+            heartbeat_seconds=self.heartbeat_seconds,
+            kernel_pool_size=self.kernel_pool_size,
+            runner_pool_size=self.runner_pool_size,
+            preload=tuple(name.strip() for name in self.runner_preload.split(",") if name.strip()),
+            memory_mib=self.run_memory_mib,
+            max_output_bytes=self.max_output_bytes,
+            max_log_bytes=self.max_log_bytes,
+            default_timeout_seconds=self.run_timeout_seconds,
+            retry_backoff_seconds=self.retry_backoff_seconds,
+            workdir_root=Path(self.run_dir) if self.run_dir else None,
+        )

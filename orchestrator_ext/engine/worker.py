@@ -1,0 +1,263 @@
+"""A worker: claims runs from the queue, runs each in its own child process, records how they end.
+
+Loops, each a task: *claim* (while a slot is free; woken by ``NOTIFY
+orchestrator_queue``, else every ``poll_seconds``), *heartbeat* (renews the
+leases of the runs it holds; a run it no longer holds is stopped and not
+recorded), *reap* (puts back in the queue the runs whose worker stopped
+renewing: any worker can take them up), and *listen* (``NOTIFY
+orchestrator_cancel`` stops a run within a second). Completion is recorded
+once per attempt, retried until the database takes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import socket
+import uuid
+from typing import Any
+
+import psycopg
+from orchestrator_runtimes import RunError
+from orchestrator_runtimes.runtime import ErrorKind
+
+from ..security.crypto import KeyRing
+from .attempts import FAILED, ActiveRun, Attempts, Limits, Outcome
+from .events import EventWriter, RunEvents
+from .kernels import KernelPool
+from .queue import ClaimedRun, Queue
+from .runners import RunnerPool
+from .settings import WorkerSettings
+
+log = logging.getLogger("orchestrator.engine")
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class Worker:
+    """Runs executions from the queue until stopped."""
+
+    def __init__(self, url: str, settings: WorkerSettings, keyring: KeyRing | None, name: str | None = None) -> None:
+        self.url = url
+        self.settings = settings
+        self.keyring = keyring
+        self.name = name or worker_name()
+        self.queue = Queue(url, size=4)
+        self.writer = EventWriter(self.queue)
+        self.kernels = KernelPool(settings.kernel_pool_size, settings.memory_mib, settings.workdir_root)
+        self.runners = RunnerPool(
+            settings.runner_pool_size, list(settings.preload), settings.memory_mib, settings.workdir_root
+        )
+        limits = Limits(settings.memory_mib, settings.max_output_bytes, settings.default_timeout_seconds)
+        self.attempts = Attempts(self.kernels, self.runners, limits)
+        self.active: dict[uuid.UUID, ActiveRun] = {}
+        self._slots = asyncio.Semaphore(settings.slots)
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._loops: list[asyncio.Task[None]] = []
+        self._runs: set[asyncio.Task[None]] = set()
+        self._unfinished: list[ClaimedRun] = []
+
+    async def start(self) -> None:
+        await self.queue.open()
+        self.writer.start()
+        self.kernels.fill()
+        self.runners.fill()
+        for loop in (self._claim_loop, self._heartbeat_loop, self._reap_loop, self._listen_loop):
+            task = asyncio.create_task(loop(), name=f"worker-{loop.__name__}")
+            task.add_done_callback(_report_crash)
+            self._loops.append(task)
+        log.info("worker %s started: %d slots", self.name, self.settings.slots)
+
+    async def stop(self, grace: float = 10.0) -> None:
+        """Stop claiming, let running runs finish for ``grace`` seconds, then stop them (they are retried)."""
+        self._stopping.set()
+        self._wake.set()
+        if self._runs:
+            await asyncio.wait(set(self._runs), timeout=grace)
+        for active in list(self.active.values()):
+            active.cancel(lost=True)  # not recorded as cancelled: handed back to the queue below
+        await asyncio.gather(*self._runs, return_exceptions=True)
+        for run in self._unfinished:
+            with contextlib.suppress(psycopg.Error, OSError):
+                await self.queue.release(run, self.name)
+        for task in self._loops:
+            task.cancel()
+        await asyncio.gather(*self._loops, return_exceptions=True)
+        await self.writer.close()
+        await asyncio.gather(self.kernels.close(), self.runners.close())
+        await self.queue.close()
+        log.info("worker %s stopped", self.name)
+
+    # ---- claiming ------------------------------------------------------------
+
+    async def _claim_loop(self) -> None:
+        while not self._stopping.is_set():
+            await self._slots.acquire()
+            try:
+                run = await self.queue.claim(self.name, self.settings.lease_seconds)
+            except (psycopg.Error, OSError):
+                self._slots.release()
+                log.warning("claim failed; the database may be restarting", exc_info=True)
+                await self._idle(1.0)
+                continue
+            if run is None:
+                self._slots.release()
+                await self._idle(self.settings.poll_seconds)
+                continue
+            task = asyncio.create_task(self._execute(run), name=f"run-{run.id}")
+            self._runs.add(task)
+            task.add_done_callback(self._runs.discard)
+
+    async def _idle(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), seconds)
+        self._wake.clear()
+
+    # ---- one run -------------------------------------------------------------
+
+    async def _execute(self, run: ClaimedRun) -> None:
+        events = RunEvents(self.writer, run.id, run.org_id, run.attempt, self.settings.max_log_bytes)
+        active = ActiveRun(run, events)
+        self.active[run.id] = active
+        log.info("run %s attempt %d started", run.id, run.attempt, extra={"correlation_id": run.correlation_id})
+        try:
+            try:
+                outcome = await self.attempts.run(active, await self._integrations(run))
+            except Exception as exc:  # the database or the key ring, before the run could start
+                log.exception("run %s could not start", run.id)
+                message = f"the run could not start: {type(exc).__name__}: {exc}"
+                outcome = Outcome(FAILED, error=RunError(ErrorKind.INTERNAL, message, retryable=True))
+            await self.writer.flush()  # the log is complete before the final status is
+            if not active.lost:
+                await self._record(run, outcome)
+            elif self._stopping.is_set():
+                self._unfinished.append(run)
+        finally:
+            self.active.pop(run.id, None)
+            self._slots.release()
+            self._wake.set()
+
+    async def _integrations(self, run: ClaimedRun) -> dict[str, dict[str, Any]]:
+        names = [str(name) for name in run.spec.get("integrations") or []]
+        if not names or self.keyring is None:
+            return {}
+        rows = await self.queue.integrations(run.org_id, names)
+        handed: dict[str, dict[str, Any]] = {}
+        for row in rows:
+            secret = None
+            if row["secret_encrypted"]:
+                secret = self.keyring.decrypt(row["secret_encrypted"], f"integrations.secret:{row['id']}")
+            handed[row["name"]] = {"kind": row["kind"], "config": row["config"], "secret": secret}
+        return handed
+
+    async def _record(self, run: ClaimedRun, outcome: Outcome) -> None:
+        error = outcome.error.as_json() if outcome.error is not None else None
+        retry = (
+            outcome.status == FAILED
+            and outcome.error is not None
+            and outcome.error.retryable
+            and run.attempt < run.max_attempts
+        )
+        while True:
+            try:
+                if retry and error is not None:
+                    delay = self._backoff(run.attempt)
+                    recorded = await self.queue.retry(run, self.name, {**error, "retry_in_seconds": delay}, delay)
+                    if recorded:
+                        log.info("run %s attempt %d failed; retry in %.1f s", run.id, run.attempt, delay)
+                        return
+                recorded = await self.queue.finish(
+                    run, self.name, outcome.status, outcome.outputs, error, _storable(outcome.notebook)
+                )
+                break
+            except (psycopg.OperationalError, OSError):
+                log.warning("could not record the end of run %s; retrying", run.id, exc_info=True)
+                await asyncio.sleep(1.0)
+        if recorded:
+            log.info("run %s attempt %d ended %s", run.id, run.attempt, outcome.status)
+        else:
+            log.warning(
+                "run %s attempt %d ended but is no longer held by this worker: not recorded", run.id, run.attempt
+            )
+
+    def _backoff(self, attempt: int) -> float:
+        base = self.settings.retry_backoff_seconds * (2 ** (attempt - 1))
+        return min(self.settings.retry_backoff_max_seconds, base) * random.uniform(0.8, 1.2)  # noqa: S311
+
+    # ---- leases, cancellation, lost runs --------------------------------------
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.heartbeat_seconds)
+            ids = list(self.active)
+            if not ids:
+                continue
+            try:
+                held = await self.queue.heartbeat(self.name, ids, self.settings.lease_seconds)
+            except (psycopg.Error, OSError):
+                log.warning("heartbeat failed; the database may be restarting", exc_info=True)
+                continue
+            for execution_id in ids:
+                active = self.active.get(execution_id)
+                if active is None:
+                    continue
+                if execution_id not in held:
+                    log.warning("run %s is no longer held by this worker; stopping it", execution_id)
+                    active.cancel(lost=True)
+                elif held[execution_id]:
+                    active.cancel()
+
+    async def _reap_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.reap_seconds)
+            try:
+                for row in await self.queue.requeue_lost(self.settings.lost_attempts):
+                    log.warning("run %s lost its worker: now %s", row["id"], row["status"])
+            except (psycopg.Error, OSError):
+                log.debug("reaping failed; the database may be restarting", exc_info=True)
+
+    async def _listen_loop(self) -> None:
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(self.url, autocommit=True) as conn:
+                    await conn.execute("LISTEN orchestrator_queue")
+                    await conn.execute("LISTEN orchestrator_cancel")
+                    self._wake.set()  # notifications may have been missed while disconnected
+                    async for note in conn.notifies():
+                        self._notified(note.channel, note.payload)
+            except (psycopg.Error, OSError):
+                log.debug("the notification connection dropped; reconnecting", exc_info=True)
+                await asyncio.sleep(1.0)
+
+    def _notified(self, channel: str, payload: str) -> None:
+        if channel == "orchestrator_queue":
+            self._wake.set()
+            return
+        with contextlib.suppress(ValueError):
+            active = self.active.get(uuid.UUID(payload))
+            if active is not None:
+                log.info("run %s cancelled by request", payload)
+                active.cancel()
+
+
+def _report_crash(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("worker loop %s crashed", task.get_name(), exc_info=task.exception())
+
+
+def _storable(notebook: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The notebook as PostgreSQL's JSON takes it (no NUL characters)."""
+    if notebook is None:
+        return None
+    import json
+
+    text = json.dumps(notebook, default=str)
+    if "\\u0000" in text:
+        text = text.replace("\\u0000", "\\ufffd")
+    return json.loads(text)  # type: ignore[no-any-return]

@@ -1,0 +1,113 @@
+"""The runtime interface: what every framework runtime implements, and how runs report.
+
+A runtime is found by name through the ``orchestrator.runtimes`` entry points
+(:func:`load_runtime`). ``run(spec, inputs, context)`` is a generator: it
+yields :class:`RunEvent` (log lines, steps) as the run goes, then one
+:class:`RunResult`. A failure raises :class:`RunError` with a kind from the
+error taxonomy, so the engine can tell the user what to fix and whether a
+retry may help.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from .spec import SpecError, WorkflowSpec
+
+ENTRY_POINT_GROUP = "orchestrator.runtimes"
+
+
+class ErrorKind(StrEnum):
+    """Why a run failed; the same taxonomy for notebooks and every framework."""
+
+    CONFIGURATION = "configuration"  # the workflow or the platform is set up wrong: fix the setup
+    INPUT = "input"  # the inputs do not fit the workflow: fix the request
+    CODE = "code"  # the workflow's own code raised: read the traceback
+    MODEL = "model"  # the model endpoint failed or answered nonsense
+    TOOL = "tool"  # a tool the workflow called failed
+    TIMEOUT = "timeout"  # the run took longer than its timeout_seconds
+    CANCELLED = "cancelled"  # someone cancelled it
+    RESOURCES = "resources"  # the run hit its memory or output limit
+    INTERNAL = "internal"  # the platform failed: retried when attempts are left
+
+
+class RunError(Exception):
+    """A run's failure: a kind, a message a user can act on, and details (cell, traceback...)."""
+
+    def __init__(self, kind: ErrorKind, message: str, *, retryable: bool = False, **details: Any) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        self.retryable = retryable
+        self.details = details
+
+    def as_json(self) -> dict[str, Any]:
+        return {"kind": self.kind.value, "message": self.message, **self.details}
+
+
+@dataclass(frozen=True)
+class RunEvent:
+    """Something a run reports while it goes: ``log`` (``{"stream", "text"}``) or ``step`` (free-form)."""
+
+    kind: str
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """The end of a successful run: its outputs (JSON values by name)."""
+
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What a run knows about itself: ids, its own working directory, the integrations handed to it."""
+
+    execution_id: str
+    attempt: int
+    workdir: Path
+    integrations: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Runtime(Protocol):
+    """A framework runtime (entry point group ``orchestrator.runtimes``)."""
+
+    name: str
+
+    def validate(self, spec: WorkflowSpec) -> list[SpecError]:
+        """What keeps ``spec`` from running on this runtime (empty: it can run)."""
+        ...
+
+    def run(self, spec: WorkflowSpec, inputs: Mapping[str, Any], context: RunContext) -> Iterator[RunEvent | RunResult]:
+        """Run ``spec`` with ``inputs``: events as they happen, then one result; raises RunError."""
+        ...
+
+
+def installed_runtimes() -> dict[str, str]:
+    """Runtime name -> ``module:attr`` of every installed runtime."""
+    return {ep.name: ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def load_runtime(name: str) -> Runtime:
+    """The runtime ``name``, instantiated; a clear configuration error when it is not installed."""
+    for ep in entry_points(group=ENTRY_POINT_GROUP, name=name):
+        factory = ep.load()
+        runtime = factory() if isinstance(factory, type) else factory
+        if not isinstance(runtime, Runtime):
+            raise RunError(ErrorKind.CONFIGURATION, f"the runtime '{name}' ({ep.value}) is not a Runtime")
+        return runtime
+    listed = ", ".join(sorted(installed_runtimes())) or "none"
+    raise RunError(
+        ErrorKind.CONFIGURATION,
+        f"the '{name}' runtime is not installed on this worker (installed: {listed}); "
+        f"install it with: pip install 'orchestrator[{name}]'",
+        runtime=name,
+    )
