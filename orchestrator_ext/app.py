@@ -255,6 +255,7 @@ class OrchestratorApp(ExtensionApp, EngineSettings):
             await self._scheduler.close()
             self._scheduler = None
         if self.services is not None:
+            await self.services.live.close()
             await self.services.db.dispose()
             self.services = None
         if self.embedded is not None:

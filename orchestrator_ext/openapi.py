@@ -168,6 +168,8 @@ def _responses(endpoint: Endpoint, schemas: _Schemas) -> dict[str, Any]:
         if model is not None:
             media = "application/problem+json" if model is Problem else "application/json"
             response["content"] = {media: {"schema": schemas.ref(model, "serialization")}}
+        for media in endpoint.operation.media.get(status, ()):
+            response.setdefault("content", {})[media] = {"schema": {"type": "string"}}
         responses[str(status)] = response
     return dict(sorted(responses.items()))
 

@@ -302,6 +302,8 @@ class Operation:
     tags: tuple[str, ...] = ()
     headers: dict[str, str] = field(default_factory=dict)
     authenticated: bool = True
+    #: responses that are not JSON: status -> media types (text/event-stream, text/plain, text/html)
+    media: dict[int, tuple[str, ...]] = field(default_factory=dict)
 
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -317,6 +319,7 @@ def operation(
     tags: tuple[str, ...] = (),
     headers: dict[str, str] | None = None,
     authenticated: bool = True,
+    media: dict[int, tuple[str, ...]] | None = None,
 ) -> Callable[[F], F]:
     """Describe a handler method for the OpenAPI document (``__openapi__`` on the function).
 
@@ -334,6 +337,7 @@ def operation(
             tags=tags,
             headers=headers or {},
             authenticated=authenticated,
+            media=media or {},
         )
         return func
 

@@ -7,15 +7,22 @@ Starting an execution answers 202 with the queued execution and its
 
 from __future__ import annotations
 
+import asyncio
+import json
 import re
+from typing import Any, Literal
 
+import nbformat
 from jupyter_server.auth.decorator import authorized
+from pydantic import Field
 from tornado import web
 
 from ..errors import FieldError, ValidationFailed
 from ..schemas.executions import DescribeExecution, ExecuteWorkflow, ListExecutionsQuery, ListExecutionsResponse
+from ..schemas.common import RequestModel
 from ..security.permissions import Permission
 from .base import OrchestratorHandler, operation, route_table
+from .events import ExecutionEventsHandler
 
 TAGS = ("executions",)
 KEY_HEADER = "Idempotency-Key"
@@ -88,8 +95,75 @@ class ExecutionHandler(OrchestratorHandler):
         self.write_model(execution)
 
 
+class CancelExecutionHandler(OrchestratorHandler):
+    @web.authenticated
+    @authorized
+    @operation(
+        "Cancel an execution: a queued one never starts; a running one is stopped within a second",
+        responses={200: DescribeExecution, 202: DescribeExecution},
+        permission=Permission.EXECUTIONS_CANCEL,
+        tags=TAGS,
+    )
+    async def post(self, execution_id: str) -> None:
+        target = self.parse_id(execution_id, "execution")
+        execution, stopping = await self.services.executions.cancel(self.identity, target)
+        self.write_model(execution, status=202 if stopping else 200)
+
+
+class ExecutionLogsHandler(OrchestratorHandler):
+    @web.authenticated
+    @authorized
+    @operation(
+        "The whole log of an execution (every attempt), as text",
+        responses={200: None},
+        permission=Permission.EXECUTIONS_READ,
+        tags=TAGS,
+        media={200: ("text/plain",)},
+    )
+    async def get(self, execution_id: str) -> None:
+        text = await self.services.executions.logs(self.identity, self.parse_id(execution_id, "execution"))
+        self.finish(text, set_content_type="text/plain; charset=utf-8")
+
+
+class NotebookFormatQuery(RequestModel):
+    format: Literal["ipynb", "html"] = Field(default="ipynb", description="ipynb (the document) or html.")
+
+
+class ExecutionNotebookHandler(OrchestratorHandler):
+    @web.authenticated
+    @authorized
+    @operation(
+        "The executed notebook of a notebook run, as .ipynb or rendered as HTML",
+        query=NotebookFormatQuery,
+        responses={200: None},
+        permission=Permission.EXECUTIONS_READ,
+        tags=TAGS,
+        media={200: ("application/x-ipynb+json", "text/html")},
+    )
+    async def get(self, execution_id: str) -> None:
+        target = self.parse_id(execution_id, "execution")
+        query = self.parse_query(NotebookFormatQuery)
+        content = await self.services.executions.notebook(self.identity, target)
+        if query.format == "html":
+            self.finish(await asyncio.to_thread(notebook_html, content), set_content_type="text/html; charset=utf-8")
+            return
+        self.set_header("Content-Disposition", f'attachment; filename="execution-{target}.ipynb"')
+        self.finish(json.dumps(content), set_content_type="application/x-ipynb+json")
+
+
+def notebook_html(content: dict[str, Any]) -> str:
+    from nbconvert import HTMLExporter
+
+    html, _ = HTMLExporter().from_notebook_node(nbformat.from_dict(content))
+    return str(html)
+
+
 default_handlers = route_table(
     ("/workflows/{workflow_id}/execute", ExecuteWorkflowHandler),
     ("/executions", ExecutionCollectionHandler),
     ("/executions/{execution_id}", ExecutionHandler),
+    ("/executions/{execution_id}/cancel", CancelExecutionHandler),
+    ("/executions/{execution_id}/events", ExecutionEventsHandler),
+    ("/executions/{execution_id}/logs", ExecutionLogsHandler),
+    ("/executions/{execution_id}/notebook", ExecutionNotebookHandler),
 )

@@ -1,7 +1,7 @@
-"""Executions: queue a run of a workflow version, read and list runs.
+"""Executions: queue a run of a workflow version, read, list and cancel runs, read their events.
 
-Starting an execution only records it, ``queued``: running it is the
-execution engine's work (a later issue), which moves it through its states.
+Starting an execution only records it, ``queued``: the execution engine's
+workers (:mod:`orchestrator_ext.engine`) move it through its states.
 
 An ``Idempotency-Key`` makes a start safe to retry: the key is unique per
 organization (a partial unique index), the first request inserts, and any
@@ -14,19 +14,29 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, Table, bindparam, select
+from sqlalchemy import Select, Table, bindparam, func, select
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.dialects.postgresql import insert
 
 from orchestrator_runtimes.notebook import NotebookParameter, input_problems
 
-from ..db.models import Agent, ExecutionStatus, ExecutionTrigger, Workflow, WorkflowExecution, WorkflowVersion
+from ..db.models import (
+    Agent,
+    ExecutionEvent,
+    ExecutionNotebook,
+    ExecutionStatus,
+    ExecutionTrigger,
+    Workflow,
+    WorkflowExecution,
+    WorkflowVersion,
+)
 from ..db.reads import CompiledReads, as_json_page, newest_first_page
 from ..errors import Conflict, FieldError, NotFound, ValidationFailed
 from ..observability.logging import correlation_id
-from ..schemas.executions import DescribeExecution, ExecuteWorkflow, ListExecutionsQuery
+from ..schemas.executions import DescribeExecution, ExecuteWorkflow, ExecutionEventOut, ListExecutionsQuery
 from ..security.permissions import Permission
 from . import audit
 from .pagination import JsonPage, page_params
@@ -35,6 +45,14 @@ from .settings import ServiceSettings
 from .workflows import is_notebook_spec, load_version, load_workflow, version_parameters
 
 KEY_FIELD = "Idempotency-Key"
+FINISHED = frozenset({"succeeded", "failed", "cancelled", "timed_out"})
+
+
+@dataclass(frozen=True)
+class EventBatch:
+    events: list[ExecutionEventOut]
+    ended: bool
+    full: bool
 
 
 def request_hash(workflow_id: uuid.UUID, body: ExecuteWorkflow) -> str:
@@ -124,13 +142,7 @@ class ExecutionService:
     async def get(self, identity: Identity, execution_id: uuid.UUID) -> DescribeExecution:
         """An execution, even one of a deleted agent or workflow."""
         async with self.scopes.enter(identity) as scope:
-            stmt = select(WorkflowExecution).where(WorkflowExecution.id == execution_id)
-            execution = (await scope.session.execute(stmt)).scalar_one_or_none()
-            if execution is None:
-                raise NotFound(f"No execution with id '{execution_id}'.")
-            scope.actor.require(
-                execution.org_id, Permission.EXECUTIONS_READ, what="execution", resource_id=execution_id
-            )
+            execution = await self._visible(scope, execution_id, Permission.EXECUTIONS_READ)
             return DescribeExecution.model_validate(execution)
 
     async def list(self, identity: Identity, query: ListExecutionsQuery) -> JsonPage:
@@ -152,7 +164,78 @@ class ExecutionService:
             actor.require(query.org_id, Permission.EXECUTIONS_READ)
         return JsonPage.of(rows[0])
 
+    async def cancel(self, identity: Identity, execution_id: uuid.UUID) -> tuple[DescribeExecution, bool]:
+        """Cancel a run: the execution, and True while its worker is still stopping it (202)."""
+        async with self.scopes.enter(identity) as scope:
+            execution = await self._visible(scope, execution_id, Permission.EXECUTIONS_CANCEL)
+            if execution.status in FINISHED and execution.status != ExecutionStatus.CANCELLED.value:
+                raise Conflict(
+                    f"The execution already ended ({execution.status}); only queued and running ones can be cancelled.",
+                    errors=[FieldError("status", f"is {execution.status}", "already_finished")],
+                )
+            reason = f"cancelled by {scope.actor.user_id}"
+            await scope.session.execute(select(func.orchestrator_cancel_execution(execution_id, reason)))
+            audit.record(scope, "execution.cancel", "execution", execution_id, execution.org_id)
+            await scope.session.refresh(execution)
+            return DescribeExecution.model_validate(execution), execution.status == ExecutionStatus.RUNNING.value
+
+    async def events(self, identity: Identity, execution_id: uuid.UUID, after: int, limit: int = 500) -> EventBatch:
+        """The run's events after id ``after`` (oldest first), and whether the run has ended."""
+        async with self.scopes.enter(identity) as scope:
+            execution = await self._visible(scope, execution_id, Permission.EXECUTIONS_READ)
+            stmt = (
+                select(ExecutionEvent)
+                .where(ExecutionEvent.execution_id == execution_id, ExecutionEvent.id > after)
+                .order_by(ExecutionEvent.id)
+                .limit(limit)
+            )
+            rows = (await scope.session.execute(stmt)).scalars().all()
+            return EventBatch(
+                events=[ExecutionEventOut.model_validate(row) for row in rows],
+                ended=execution.status in FINISHED,
+                full=len(rows) == limit,
+            )
+
+    async def logs(self, identity: Identity, execution_id: uuid.UUID) -> str:
+        """The run's whole log (every attempt's), as text."""
+        async with self.scopes.enter(identity) as scope:
+            await self._visible(scope, execution_id, Permission.EXECUTIONS_READ)
+            stmt = (
+                select(ExecutionEvent.attempt, ExecutionEvent.data["text"].astext)
+                .where(ExecutionEvent.execution_id == execution_id, ExecutionEvent.kind == "log")
+                .order_by(ExecutionEvent.id)
+            )
+            parts: list[str] = []
+            shown = 0
+            for attempt, text in (await scope.session.execute(stmt)).all():
+                if attempt != shown:
+                    parts.append(f"--- attempt {attempt} ---\n")
+                    shown = attempt
+                parts.append(text or "")
+            return "".join(parts)
+
+    async def notebook(self, identity: Identity, execution_id: uuid.UUID) -> dict[str, Any]:
+        """The executed notebook of a notebook run (its last attempt)."""
+        async with self.scopes.enter(identity) as scope:
+            await self._visible(scope, execution_id, Permission.EXECUTIONS_READ)
+            stmt = select(ExecutionNotebook.content).where(ExecutionNotebook.execution_id == execution_id)
+            content = (await scope.session.execute(stmt)).scalar_one_or_none()
+            if content is None:
+                raise NotFound(
+                    f"Execution '{execution_id}' has no executed notebook (it is not a notebook run, "
+                    "or it has not ended yet)."
+                )
+            return content
+
     # ---- helpers ---------------------------------------------------------------
+
+    async def _visible(self, scope: Scope, execution_id: uuid.UUID, permission: Permission) -> WorkflowExecution:
+        stmt = select(WorkflowExecution).where(WorkflowExecution.id == execution_id)
+        execution = (await scope.session.execute(stmt)).scalar_one_or_none()
+        if execution is None:
+            raise NotFound(f"No execution with id '{execution_id}'.")
+        scope.actor.require(execution.org_id, permission, what="execution", resource_id=execution_id)
+        return execution
 
     async def _require_live_agent(self, scope: Scope, workflow: Workflow) -> None:
         stmt = select(Agent.id).where(Agent.id == workflow.agent_id, Agent.deleted_at.is_(None))

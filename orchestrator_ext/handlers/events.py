@@ -1,0 +1,95 @@
+"""``GET /executions/{id}/events``: a run's events as server-sent events.
+
+From the beginning, or after ``Last-Event-ID`` (the header a reconnecting
+``EventSource`` sends, or the ``last_event_id`` query parameter). Each event
+has its row id as ``id``, its kind as ``event`` (``status``, ``log``, ``step``)
+and the event as JSON ``data``. The stream ends after the run's final status;
+while nothing happens a comment line keeps proxies from closing it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+
+from jupyter_server.auth.decorator import authorized
+from pydantic import Field
+from tornado import web
+from tornado.iostream import StreamClosedError
+
+from ..errors import FieldError, ValidationFailed
+from ..schemas.common import RequestModel
+from ..schemas.executions import ExecutionEventOut
+from ..security.permissions import Permission
+from .base import OrchestratorHandler, operation
+
+TAGS = ("executions",)
+KEEPALIVE_SECONDS = 15.0
+LAST_EVENT_ID = "Last-Event-ID"
+EVENT_STREAM = "text/event-stream; charset=utf-8"
+
+
+class EventsQuery(RequestModel):
+    last_event_id: int | None = Field(default=None, ge=0, description="Start after this event id.")
+
+
+class ExecutionEventsHandler(OrchestratorHandler):
+    @web.authenticated
+    @authorized
+    @operation(
+        "Stream an execution's status changes, log lines and steps (server-sent events)",
+        query=EventsQuery,
+        responses={200: None},
+        permission=Permission.EXECUTIONS_READ,
+        tags=TAGS,
+        headers={LAST_EVENT_ID: "Resume after this event id (what a reconnecting EventSource sends)."},
+        media={200: ("text/event-stream",)},
+    )
+    async def get(self, execution_id: str) -> None:
+        target = self.parse_id(execution_id, "execution")
+        last = self._start_after()
+        executions = self.services.executions
+        batch = await executions.events(self.identity, target, last)  # authorizes before anything is sent
+        self.set_header("Cache-Control", "no-cache")
+        self.set_header("X-Accel-Buffering", "no")
+        with self.services.live.subscribe(target) as woken, contextlib.suppress(StreamClosedError):
+            while True:
+                woken.clear()
+                last = await self._send(batch.events, last)
+                if batch.full:
+                    batch = await executions.events(self.identity, target, last)
+                    continue
+                if batch.ended:
+                    break
+                try:
+                    await asyncio.wait_for(woken.wait(), KEEPALIVE_SECONDS)
+                except TimeoutError:
+                    self.write(": keep-alive\n\n")
+                    await self._flush()
+                batch = await executions.events(self.identity, target, last)
+        self.finish(set_content_type=EVENT_STREAM)
+
+    def _start_after(self) -> int:
+        header = self.request.headers.get(LAST_EVENT_ID)
+        if header is None:
+            return self.parse_query(EventsQuery).last_event_id or 0
+        if not header.isdigit():
+            raise ValidationFailed(
+                "Last-Event-ID must be an event id (a non-negative integer).",
+                errors=[FieldError(LAST_EVENT_ID, "expected a non-negative integer", "invalid")],
+            )
+        return int(header)
+
+    async def _send(self, events: list[ExecutionEventOut], last: int) -> int:
+        for event in events:
+            data = json.dumps(event.model_dump(mode="json"), separators=(",", ":"))
+            self.write(f"id: {event.id}\nevent: {event.kind}\ndata: {data}\n\n")
+            last = event.id
+        if events:
+            await self._flush()
+        return last
+
+    async def _flush(self) -> None:
+        self.set_header("Content-Type", EVENT_STREAM)  # before the headers go out with the first flush
+        await self.flush()
