@@ -73,11 +73,15 @@ class _StreamingClient(PapermillNotebookClient):  # type: ignore[misc]
         if msg.get("msg_type") == "stream":
             text = str(content.get("text", ""))
             self.events.log(str(content.get("name", "stdout")), text, cell=cell_index)
-            if self.kept + len(text) > self.max_output_bytes:
-                if not self.truncated:
-                    self.truncated = True
-                    marker = TRUNCATED.format(limit=self.max_output_bytes)
-                    outs.append(nbformat.v4.new_output("stream", name="stderr", text=marker))
+            if self.truncated:
+                return None
+            room = self.max_output_bytes - self.kept
+            if len(text) > room:
+                self.truncated = True
+                if room > 0:
+                    super().output(outs, {**msg, "content": {**content, "text": text[:room]}}, display_id, cell_index)
+                marker = TRUNCATED.format(limit=self.max_output_bytes)
+                outs.append(nbformat.v4.new_output("stream", name="stderr", text=marker))
                 return None
             self.kept += len(text)
         return super().output(outs, msg, display_id, cell_index)

@@ -1,0 +1,86 @@
+"""Runs that go wrong end in a clear final state, with an error a user can act on, and the worker survives."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.conftest import Api
+from tests.engine.conftest import notebook, who
+
+
+async def test_a_notebook_that_loops_forever_times_out(
+    api: Api, workers: Any, notebook_workflow: Any, run_to_end: Any
+) -> None:
+    user = who()
+    workflow = await notebook_workflow(user, notebook("while True:\n    pass"))
+    follow_up = await notebook_workflow(user, notebook("from orchestrator_runtimes import record\nrecord('ok', 1)"))
+    async with workers():
+        run = await run_to_end(user, workflow["id"], timeout_seconds=2)
+        after = await run_to_end(user, follow_up["id"])
+    assert run["status"] == "timed_out" and run["timeout_seconds"] == 2
+    assert run["error"]["kind"] == "timeout" and "timeout of 2 s" in run["error"]["message"]
+    assert after["status"] == "succeeded" and after["outputs"] == {"ok": 1}  # the worker survived
+
+
+async def test_a_notebook_that_prints_50_mb_keeps_a_capped_log_and_notebook(
+    api: Api, workers: Any, notebook_workflow: Any, run_to_end: Any
+) -> None:
+    user = who()
+    workflow = await notebook_workflow(
+        user, notebook("line = 'x' * 1023\nfor _ in range(50 * 1024):\n    print(line)", "print('done')")
+    )
+    async with workers(max_log_bytes=256 * 1024, max_output_bytes=512 * 1024):
+        run = await run_to_end(user, workflow["id"], timeout=120)
+    assert run["status"] == "succeeded", run["error"]
+    logs = (await api("GET", "executions", run["id"], "logs", user=user)).text
+    assert len(logs) < 300 * 1024 and "[log truncated" in logs
+    document = (await api("GET", "executions", run["id"], "notebook", user=user)).json
+    outputs = document["cells"][0]["outputs"]
+    kept = "".join(out.get("text", "") for out in outputs)
+    assert 500 * 1024 < len(kept) < 600 * 1024 and "[output truncated" in kept
+    second = document["cells"][1]
+    assert second["execution_count"] is not None and second["metadata"]["papermill"]["status"] == "completed"
+    assert second["outputs"] == []  # past the cap, later output is dropped too
+
+
+async def test_a_notebook_that_allocates_too_much_memory_fails_with_the_limit(
+    api: Api, workers: Any, notebook_workflow: Any, run_to_end: Any
+) -> None:
+    user = who()
+    workflow = await notebook_workflow(user, notebook("hog = bytearray(4 * 1024 ** 3)"))
+    follow_up = await notebook_workflow(user, notebook("print('still here')"))
+    async with workers(memory_mib=1536):
+        run = await run_to_end(user, workflow["id"])
+        after = await run_to_end(user, follow_up["id"])
+    assert run["status"] == "failed"
+    assert run["error"]["kind"] == "resources" and "1536 MiB" in run["error"]["message"], run["error"]
+    assert after["status"] == "succeeded"
+
+
+async def test_failures_worth_retrying_are_retried_with_backoff(
+    api: Api, workers: Any, notebook_workflow: Any, run_to_end: Any
+) -> None:
+    user = who()
+    flaky = await notebook_workflow(user, notebook("raise ConnectionError('the API is down')"), max_attempts=3)
+    broken = await notebook_workflow(user, notebook("raise ValueError('a bug')"), max_attempts=3)
+    async with workers(retry_backoff_seconds=0.1):
+        retried = await run_to_end(user, flaky["id"])
+        not_retried = await run_to_end(user, broken["id"])
+    assert (retried["status"], retried["attempt"], retried["max_attempts"]) == ("failed", 3, 3)
+    assert retried["error"]["ename"] == "ConnectionError"
+    events = (await api("GET", "executions", retried["id"], "events", user=user)).text
+    assert events.count('"status":"queued"') == 3  # created, then two retries
+    assert (not_retried["status"], not_retried["attempt"]) == ("failed", 1)
+
+
+async def test_a_graph_workflow_without_its_runtime_fails_clearly(
+    api: Api, workers: Any, create_agent: Any, create_workflow: Any, run_to_end: Any
+) -> None:
+    user = who()
+    agent = await create_agent(user=user, framework="crewai")
+    workflow = await create_workflow(user, agent["id"])
+    async with workers(runner_pool_size=1):
+        run = await run_to_end(user, workflow["id"])
+    assert run["status"] == "failed"
+    assert run["error"]["kind"] == "configuration"
+    assert "'crewai' runtime is not installed" in run["error"]["message"]
