@@ -38,6 +38,8 @@ class _EngineCommand(JupyterApp):
         return parent
 
     def start(self) -> None:
+        # `jupyter orchestrator worker --OrchestratorApp.worker_slots=4`: the command line sets the parent's traits
+        self.orchestrator.update_config(self.config)
         ologging.configure(level=logging.INFO, fmt=self.orchestrator.log_style)
         prepared = prepare_database(self.orchestrator.database_location(), revision=None)
         try:

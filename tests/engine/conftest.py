@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import subprocess
+import sys
 import contextlib
 import dataclasses
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -103,3 +108,62 @@ async def wait_final(api: Api, user: str, execution_id: str, timeout: float = 60
             return reply.json  # type: ignore[no-any-return]
         assert time.monotonic() < deadline, f"still {reply.json['status']} after {timeout} s"
         await asyncio.sleep(0.05)
+
+
+class WorkerProcess:
+    """``jupyter orchestrator worker`` (or ``scheduler``) as its own process, on the test database."""
+
+    def __init__(self, database: TestDatabase, tmp: Path, command: str = "worker", **traits: Any) -> None:
+        self.log = tmp / f"{command}-{uuid.uuid4().hex[:6]}.log"
+        env = {
+            **os.environ,
+            "ORCHESTRATOR_DATABASE_URL": database.app_url,
+            "ORCHESTRATOR_ENCRYPTION_KEYS": TEST_KEYS,
+            "ORCHESTRATOR_DATA_DIR": str(tmp / "data"),
+        }
+        flags = [f"--OrchestratorApp.{name}={value}" for name, value in traits.items()]
+        with open(self.log, "wb") as out:
+            self.process = subprocess.Popen(  # noqa: S603 - our own command
+                [sys.executable, "-m", "jupyter", "orchestrator", command, *flags],
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def wait_started(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while " started" not in self.output():
+            assert self.process.poll() is None, f"exited: {self.output()[-3000:]}"
+            assert time.monotonic() < deadline, f"not started: {self.output()[-3000:]}"
+            time.sleep(0.1)
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def kill(self) -> None:
+        """kill -9, as a crash would (its kernels notice their parent is gone and exit)."""
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+@pytest.fixture
+def processes(database: TestDatabase, tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
+    started: list[WorkerProcess] = []
+
+    def start(command: str = "worker", **traits: Any) -> WorkerProcess:
+        process = WorkerProcess(database, tmp_path, command, **traits)
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.stop()

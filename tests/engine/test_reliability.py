@@ -1,0 +1,171 @@
+"""Reliability: crashes, database restarts and load, with real worker processes and real kernels."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import psycopg
+
+from orchestrator_ext.engine.queue import Queue
+from tests.conftest import Api, TestDatabase
+from tests.engine.conftest import notebook, wait_final, who
+
+FAST = {"lease_seconds": 2, "heartbeat_seconds": 0.5, "kernel_pool_size": 1}
+SLOW_RECORD = "import time\nprint('working', flush=True)\ntime.sleep(8)\nfrom orchestrator_runtimes import record\nrecord('done', True)"
+
+
+def statuses(admin_sql: Any, execution_id: str) -> list[tuple[str, int]]:
+    rows = admin_sql(
+        "SELECT data->>'status', attempt FROM execution_events WHERE execution_id = %s AND kind = 'status' ORDER BY id",
+        (execution_id,),
+    )
+    return [(status, attempt) for status, attempt in rows]
+
+
+async def test_a_run_whose_worker_is_killed_is_completed_by_another_once(
+    api: Api, processes: Any, notebook_workflow: Any, admin_sql: Any
+) -> None:
+    user = who()
+    workflow = await notebook_workflow(user, notebook(SLOW_RECORD))
+    first = processes(worker_slots=1, **FAST)
+    await asyncio.to_thread(first.wait_started)
+    reply = await api("POST", "workflows", workflow["id"], "execute", user=user, body={"inputs": {}})
+    execution_id = reply.json["id"]
+    while "working" not in (await api("GET", "executions", execution_id, "logs", user=user)).text:
+        await asyncio.sleep(0.05)
+    second = processes(worker_slots=1, **FAST)
+    await asyncio.to_thread(second.wait_started)
+    first.kill()
+    killed = time.monotonic()
+    run = await wait_final(api, user, execution_id, timeout=60)
+    assert (run["status"], run["attempt"], run["outputs"]) == ("succeeded", 2, {"done": True})
+    assert statuses(admin_sql, execution_id) == [
+        ("queued", 0),
+        ("running", 1),
+        ("queued", 1),  # its lease expired: back in the queue
+        ("running", 2),
+        ("succeeded", 2),
+    ]
+    assert time.monotonic() - killed < FAST["lease_seconds"] + 10 + 9  # lease, then at most 10 s, plus the run
+    logs = (await api("GET", "executions", execution_id, "logs", user=user)).text
+    assert logs.count("working") == 2 and "--- attempt 2 ---" in logs
+
+
+async def test_a_zombie_cannot_overwrite_a_newer_attempt(
+    api: Api, database: TestDatabase, notebook_workflow: Any, admin_sql: Any
+) -> None:
+    user = who()
+    workflow = await notebook_workflow(user, notebook("1"))
+    execution_id = (await api("POST", "workflows", workflow["id"], "execute", user=user, body={})).json["id"]
+    queue = Queue(database.app_url)
+    await queue.open()
+    try:
+        old = await queue.claim("zombie", 30)
+        assert old is not None and str(old.id) == execution_id
+        admin_sql("UPDATE workflow_executions SET lease_expires_at = now() - interval '1 s' WHERE id = %s", (execution_id,))
+        assert [str(row["id"]) for row in await queue.requeue_lost(2)] == [execution_id]
+        new = await queue.claim("alive", 30)
+        assert new is not None and new.attempt == old.attempt + 1
+        assert not await queue.finish(old, "zombie", "failed", None, {"kind": "internal", "message": "late"}, None)
+        assert await queue.heartbeat("zombie", [old.id], 30) == {}
+        assert await queue.finish(new, "alive", "succeeded", {"x": 1}, None, None)
+        assert not await queue.finish(new, "alive", "failed", None, None, None)  # once
+    finally:
+        await queue.close()
+    run = (await api("GET", "executions", execution_id, user=user)).json
+    assert (run["status"], run["attempt"], run["outputs"]) == ("succeeded", 2, {"x": 1})
+
+
+async def test_workers_reconnect_after_a_database_restart(
+    api: Api, processes: Any, notebook_workflow: Any, admin_sql: Any, pg_cluster: Any
+) -> None:
+    user = who()
+    workflow = await notebook_workflow(user, notebook("import time\ntime.sleep(0.5)\nprint('ok')"))
+    admin_sql(
+        "UPDATE organizations SET max_concurrent_executions = 10 WHERE id = %s", (workflow["org_id"],)
+    )
+    workers = [processes(worker_slots=2, kernel_pool_size=2) for _ in range(2)]
+    for worker in workers:
+        await asyncio.to_thread(worker.wait_started)
+    ids = []
+    for _ in range(12):
+        reply = await api("POST", "workflows", workflow["id"], "execute", user=user, body={"inputs": {}})
+        ids.append(reply.json["id"])
+    while not admin_sql("SELECT 1 FROM workflow_executions WHERE id = ANY(%s::uuid[]) AND status = 'succeeded'", (ids,)):
+        await asyncio.sleep(0.05)
+    await asyncio.to_thread(pg_cluster.server.stop)  # mid-batch: some runs done, some running, some queued
+    await asyncio.sleep(1.0)
+    await asyncio.to_thread(pg_cluster.server.start)
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            left = admin_sql(
+                "SELECT count(*) FROM workflow_executions WHERE id = ANY(%s::uuid[]) AND status <> 'succeeded'", (ids,)
+            )[0][0]
+        except psycopg.OperationalError:
+            left = -1
+        if left == 0:
+            break
+        assert time.monotonic() < deadline, f"{left} runs not finished; {workers[0].output()[-2000:]}"
+        await asyncio.sleep(0.2)
+    for worker in workers:
+        assert worker.process.poll() is None  # they survived
+        assert "reconnect" in worker.output() or "restarting" in worker.output() or "could not" in worker.output()
+
+
+async def test_200_runs_across_3_workers_end_once_within_the_limits(
+    api: Api, processes: Any, notebook_workflow: Any, admin_sql: Any
+) -> None:
+    limits = {}
+    workflows = []
+    for limit in (2, 3):
+        user = who()
+        workflow = await notebook_workflow(
+            user, notebook("from orchestrator_runtimes import record\nrecord('n', n)", parameters="n = 0")
+        )
+        admin_sql("UPDATE organizations SET max_concurrent_executions = %s WHERE id = %s", (limit, workflow["org_id"]))
+        limits[workflow["org_id"]] = limit
+        workflows.append((user, workflow))
+    workers = [processes(worker_slots=3, kernel_pool_size=2) for _ in range(3)]
+    submitted: dict[str, int] = {}
+
+    async def submit(user: str, workflow_id: str, n: int) -> None:
+        reply = await api("POST", "workflows", workflow_id, "execute", user=user, body={"inputs": {"n": n}})
+        assert reply.status == 202, reply.text
+        submitted[reply.json["id"]] = n
+
+    await asyncio.gather(*(submit(user, wf["id"], n) for n in range(100) for user, wf in workflows))
+    for worker in workers:
+        await asyncio.to_thread(worker.wait_started)
+    ids = list(submitted)
+    deadline = time.monotonic() + 600
+    while admin_sql(
+        "SELECT count(*) FROM workflow_executions WHERE id = ANY(%s::uuid[]) AND finished_at IS NULL", (ids,)
+    )[0][0]:
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.5)
+    rows = admin_sql("SELECT id::text, status, attempt, outputs FROM workflow_executions WHERE id = ANY(%s::uuid[])", (ids,))
+    assert len(rows) == 200
+    for execution_id, status, attempt, outputs in rows:
+        assert (status, attempt, outputs) == ("succeeded", 1, {"n": submitted[execution_id]})
+    finals = admin_sql(
+        "SELECT execution_id, count(*) FROM execution_events WHERE execution_id = ANY(%s::uuid[]) AND kind = 'status' "
+        "AND data->>'status' IN ('succeeded', 'failed', 'cancelled', 'timed_out') GROUP BY execution_id",
+        (ids,),
+    )
+    assert len(finals) == 200 and {count for _, count in finals} == {1}  # completed exactly once each
+    for org_id, limit in limits.items():
+        timeline = admin_sql(
+            "SELECT data->>'status' FROM execution_events WHERE org_id = %s AND kind = 'status' "
+            "AND data->>'status' IN ('running', 'succeeded', 'failed', 'cancelled', 'timed_out') ORDER BY id",
+            (org_id,),
+        )
+        running = peak = 0
+        for (status,) in timeline:
+            running += 1 if status == "running" else -1
+            peak = max(peak, running)
+        assert peak == limit, f"organization limit {limit}, peak {peak}"
+    used = {worker.log.name for worker in workers if "ended succeeded" in worker.output()}
+    assert len(used) == 3  # the load was shared
