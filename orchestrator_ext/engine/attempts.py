@@ -19,6 +19,7 @@ from typing import Any
 from nbclient.exceptions import DeadKernelError
 from orchestrator_runtimes import RunError, parse_parameters
 from orchestrator_runtimes.notebook import ParametersCellError, input_problems
+from orchestrator_runtimes.record import INTEGRATIONS_ENV
 from orchestrator_runtimes.runtime import ErrorKind
 
 from .events import RunEvents
@@ -190,7 +191,7 @@ def _check_inputs(document: dict[str, Any], inputs: dict[str, Any]) -> None:
 
 async def _hand_over(client: Any, integrations: dict[str, dict[str, Any]]) -> None:
     """Give this run's kernel its integrations, out of the notebook's history and outputs."""
-    code = f"import os as _o; _o.environ['ORCHESTRATOR_INTEGRATIONS'] = {json.dumps(json.dumps(integrations))}; del _o"
+    code = f"import os as _o; _o.environ[{INTEGRATIONS_ENV!r}] = {json.dumps(json.dumps(integrations))}; del _o"
     reply = await client.execute(code, silent=True, store_history=False, reply=True, timeout=10)
     if reply["content"].get("status") != "ok":
         raise RunError(ErrorKind.INTERNAL, "could not hand the integrations to the kernel", retryable=True)

@@ -8,7 +8,7 @@ server depends on it, never the reverse). Runtimes are found through the
 from __future__ import annotations
 
 from .notebook import NotebookParameter, NotebookRuntime, ParametersCellError, notebook_problems, parse_parameters
-from .record import RECORD_MIME_TYPE, record
+from .record import RECORD_MIME_TYPE, integration, record
 from .runtime import ErrorKind, RunContext, RunError, RunEvent, RunResult, Runtime, load_runtime
 from .spec import (
     GRAPH_FRAMEWORKS,

@@ -53,3 +53,24 @@ def records_of(notebook: dict[str, Any]) -> dict[str, Any]:
             if isinstance(data, dict) and isinstance(data.get(RECORD_MIME_TYPE), dict):
                 found.update(data[RECORD_MIME_TYPE])
     return found
+
+
+INTEGRATIONS_ENV = "ORCHESTRATOR_INTEGRATIONS"
+
+
+def integration(name: str) -> dict[str, Any]:
+    """The integration ``name`` handed to this run: ``{"kind", "config", "secret"}``.
+
+    Only the integrations the workflow's spec lists under ``integrations`` are
+    handed over, to this run alone (never through the notebook's cells or outputs).
+    """
+    import os
+
+    handed = json.loads(os.environ.get(INTEGRATIONS_ENV) or "{}")
+    if name not in handed:
+        listed = ", ".join(sorted(handed)) or "none"
+        raise KeyError(
+            f"no integration {name!r} was handed to this run (handed: {listed}); "
+            "list it under 'integrations' in the workflow's spec"
+        )
+    return dict(handed[name])

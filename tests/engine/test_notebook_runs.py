@@ -150,3 +150,27 @@ async def test_a_finished_run_cannot_be_cancelled(
         run = await run_to_end(user, workflow["id"])
     refused = await api("POST", "executions", run["id"], "cancel", user=user)
     assert refused.status == 409 and refused.json["errors"][0]["field"] == "status"
+
+
+async def test_a_run_sees_a_scrubbed_environment_and_only_its_integrations(
+    api: Api, workers: Any, notebook_workflow: Any, run_to_end: Any, monkeypatch: Any
+) -> None:
+    monkeypatch.setenv("ORCHESTRATOR_DATABASE_URL", "postgresql://should-not-leak")
+    user = who()
+    body = {"kind": "tool", "name": "weather", "config": {"units": "metric"}, "secret": "s3cret-value"}
+    probe = notebook(
+        "import os\nfrom orchestrator_runtimes import integration, record\n"
+        "w = integration('weather')\n"
+        "record('config', w['config'])\nrecord('secret_length', len(w['secret']))\n"
+        "record('leaked', sorted(k for k in os.environ if k.startswith(('ORCHESTRATOR_DATABASE', 'JUPYTERHUB'))))\n"
+        "record('own_dir', os.getcwd() == os.environ['HOME'] and os.path.basename(os.getcwd()).startswith('run-'))"
+    )
+    workflow = await notebook_workflow(user, probe, integrations=["weather"])
+    created = await api("POST", "integrations", user=user, body={"org_id": workflow["org_id"], **body})
+    assert created.status == 201, created.text
+    async with workers():
+        run = await run_to_end(user, workflow["id"])
+    assert run["status"] == "succeeded", run["error"]
+    assert run["outputs"] == {"config": {"units": "metric"}, "secret_length": 12, "leaked": [], "own_dir": True}
+    document = await api("GET", "executions", run["id"], "notebook", user=user)
+    assert "s3cret-value" not in document.text
