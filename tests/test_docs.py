@@ -25,12 +25,18 @@ import pytest
 from tests.personal_server import PersonalServer, running_server, wait_postgres_stopped
 
 ROOT = Path(__file__).resolve().parent.parent
-BASH_BLOCK = re.compile(r"^```bash\n(.*?)^```\s*$", re.MULTILINE | re.DOTALL)
+# ```bash blocks print JSON; ```bash text blocks print anything (logs, files), but must still succeed
+BASH_BLOCK = re.compile(r"^```bash( text)?\n(.*?)^```\s*$", re.MULTILINE | re.DOTALL)
 BLOCK_TIMEOUT_S = 120
 
 
 def bash_blocks(document: Path) -> list[str]:
-    return BASH_BLOCK.findall(document.read_text())
+    return [block for _, block in BASH_BLOCK.findall(document.read_text())]
+
+
+def json_printing(document: Path) -> list[bool]:
+    """For each bash block, whether it must print JSON (a plain ``bash`` block) or anything (``bash text``)."""
+    return [not text for text, _ in BASH_BLOCK.findall(document.read_text())]
 
 
 def json_values(text: str) -> list[Any]:
@@ -94,12 +100,15 @@ def bash_available() -> None:
 
 
 @pytest.mark.usefixtures("bash_available")
-@pytest.mark.parametrize("document", ["docs/api.md", "README.md"])
+@pytest.mark.parametrize("document", ["docs/api.md", "docs/executions.md", "README.md"])
 def test_examples_run(document: str, server: PersonalServer, tmp_path: Path) -> None:
     blocks = bash_blocks(ROOT / document)
     assert blocks, f"{document} has no bash examples"
     outputs = run_blocks(blocks, server, tmp_path)
-    for block, output in zip(blocks, outputs, strict=True):
+    for block, output, must_be_json in zip(blocks, outputs, json_printing(ROOT / document), strict=True):
+        assert output.strip(), f"this example prints nothing:\n{block}"
+        if not must_be_json:
+            continue
         try:
             values = json_values(output)
         except json.JSONDecodeError as exc:

@@ -56,7 +56,7 @@ async def start_kernel(name: str, memory_mib: int, workdir_root: Path | None) ->
     workdir = new_workdir(workdir_root, "run-")
     manager = AsyncKernelManager(kernel_name=name)
     try:
-        with open(workdir / "kernel.log", "wb") as captured:
+        with open(workdir / "kernel.log", "wb") as captured:  # noqa: ASYNC230 - a local, empty file
             await manager.start_kernel(
                 env=run_environment(workdir),
                 cwd=str(workdir),

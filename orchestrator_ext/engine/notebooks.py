@@ -97,7 +97,8 @@ def prepare(notebook: Mapping[str, Any], parameters: Mapping[str, Any], kernel_n
     if parameters:
         nb = parameterize_notebook(nb, dict(parameters), report_mode=False, kernel_name=kernel_name, language="python")
     nb = prepare_notebook_metadata(nb, source, None)
-    return remove_error_markers(nb)
+    prepared: NotebookNode = remove_error_markers(nb)
+    return prepared
 
 
 async def run_notebook(

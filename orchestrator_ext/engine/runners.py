@@ -49,7 +49,8 @@ class Runner:
 
     async def messages(self, job: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
         """Send the job; yield the runner's protocol messages until its result or error."""
-        assert self.process.stdin is not None and self.process.stdout is not None
+        assert self.process.stdin is not None
+        assert self.process.stdout is not None
         self.process.stdin.write(json.dumps(job).encode() + b"\n")
         await self.process.stdin.drain()
         self.process.stdin.close()

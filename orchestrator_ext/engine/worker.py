@@ -187,8 +187,8 @@ class Worker:
             )
 
     def _backoff(self, attempt: int) -> float:
-        base = self.settings.retry_backoff_seconds * (2 ** (attempt - 1))
-        return min(self.settings.retry_backoff_max_seconds, base) * random.uniform(0.8, 1.2)  # noqa: S311
+        base = self.settings.retry_backoff_seconds * float(2 ** (attempt - 1))
+        return min(self.settings.retry_backoff_max_seconds, base) * random.uniform(0.8, 1.2)  # noqa: S311 - jitter, not secrecy
 
     # ---- leases, cancellation, lost runs --------------------------------------
 

@@ -4,9 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import agents, executions, health, integrations, metrics, openapi, organizations, schemas, users, workflows
+from . import (
+    agents,
+    executions,
+    health,
+    integrations,
+    metrics,
+    openapi,
+    organizations,
+    schedules,
+    schemas,
+    users,
+    workflows,
+)
 
-RESOURCE_MODULES = (health, users, organizations, agents, workflows, executions, integrations, schemas)
+RESOURCE_MODULES = (health, users, organizations, agents, workflows, executions, schedules, integrations, schemas)
 
 
 def all_handlers() -> list[tuple[str, Any]]:

@@ -18,8 +18,8 @@ from pydantic import Field
 from tornado import web
 
 from ..errors import FieldError, ValidationFailed
-from ..schemas.executions import DescribeExecution, ExecuteWorkflow, ListExecutionsQuery, ListExecutionsResponse
 from ..schemas.common import RequestModel
+from ..schemas.executions import DescribeExecution, ExecuteWorkflow, ListExecutionsQuery, ListExecutionsResponse
 from ..security.permissions import Permission
 from .base import OrchestratorHandler, operation, route_table
 from .events import ExecutionEventsHandler

@@ -8,7 +8,9 @@ from ..security.crypto import KeyRing
 from .agents import AgentService
 from .executions import ExecutionService
 from .integrations import IntegrationService
+from .live import EventHub
 from .organizations import OrganizationService
+from .schedules import ScheduleService
 from .scope import ScopeFactory
 from .settings import ServiceSettings
 from .users import UserService
@@ -29,4 +31,6 @@ class Services:
         self.organizations = OrganizationService(self.scopes, settings)
         self.workflows = WorkflowService(self.scopes, settings)
         self.executions = ExecutionService(self.scopes, settings)
+        self.live = EventHub(db.url)
         self.integrations = IntegrationService(self.scopes, settings)
+        self.schedules = ScheduleService(self.scopes, settings)

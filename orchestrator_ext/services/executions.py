@@ -17,11 +17,10 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from orchestrator_runtimes.notebook import NotebookParameter, input_problems
 from sqlalchemy import Select, Table, bindparam, func, select
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.dialects.postgresql import insert
-
-from orchestrator_runtimes.notebook import NotebookParameter, input_problems
 
 from ..db.models import (
     Agent,
@@ -225,7 +224,7 @@ class ExecutionService:
                     f"Execution '{execution_id}' has no executed notebook (it is not a notebook run, "
                     "or it has not ended yet)."
                 )
-            return content
+            return dict(content)
 
     # ---- helpers ---------------------------------------------------------------
 

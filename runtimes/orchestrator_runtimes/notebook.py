@@ -18,8 +18,6 @@ from collections.abc import Iterator, Mapping
 from itertools import islice
 from typing import TYPE_CHECKING, Any, TypedDict
 
-from nbformat.validator import iter_validate
-
 if TYPE_CHECKING:
     from .spec import SpecError, WorkflowSpec
 
@@ -166,6 +164,8 @@ def notebook_problems(notebook: Mapping[str, Any]) -> list[str]:
         return [f"nbformat must be {NBFORMAT_MAJOR}, not {major!r}"]
     if not isinstance(minor, int) or isinstance(minor, bool) or minor < 0:
         return [f"nbformat_minor must be a non-negative integer, not {minor!r}"]
+    from nbformat.validator import iter_validate  # about a second to import: only where a notebook is checked
+
     errors = iter_validate(dict(notebook), version=NBFORMAT_MAJOR, version_minor=minor)  # type: ignore[no-untyped-call]
     problems = [_schema_problem(error) for error in islice(errors, _MAX_PROBLEMS)]
     if problems:

@@ -15,7 +15,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import psycopg
 import pytest
+from psycopg.types.json import Jsonb
 
 from orchestrator_ext.handlers import all_handlers
 from tests.conftest import GRAPH_SPEC, Api
@@ -81,6 +83,34 @@ async def _fresh_integration(api: Api, world: World) -> dict[str, str]:
     return {"integration": made.json["id"]}
 
 
+async def _fresh_schedule(api: Api, world: World) -> dict[str, str]:
+    made = await api(
+        "POST", "workflows", world["workflow"], "schedules", user=MEMBERS["owner"], body={"cron": "@daily"}
+    )
+    assert made.status == 201, made.text
+    return {"schedule": made.json["id"]}
+
+
+async def _ended_execution(api: Api, world: World) -> dict[str, str]:
+    """A run that ended (cancelled while queued), with an executed notebook stored for it."""
+    run = await api("POST", "workflows", world["workflow"], "execute", user=MEMBERS["owner"], body={"inputs": {}})
+    assert run.status == 202, run.text
+    cancelled = await api("POST", "executions", run.json["id"], "cancel", user=MEMBERS["owner"])
+    assert cancelled.status == 200, cancelled.text
+    with psycopg.connect(world["admin_url"], autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO execution_notebooks (execution_id, org_id, attempt, content) VALUES (%s, %s, 0, %s)",
+            (run.json["id"], world["org"], Jsonb({"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": []})),
+        )
+    return {"ended": run.json["id"]}
+
+
+async def _fresh_execution(api: Api, world: World) -> dict[str, str]:
+    run = await api("POST", "workflows", world["workflow"], "execute", user=MEMBERS["owner"], body={"inputs": {}})
+    assert run.status == 202, run.text
+    return {"fresh": run.json["id"]}
+
+
 def _named(world: World, extra: dict[str, str]) -> dict[str, Any]:
     return {"name": f"n-{uuid.uuid4().hex[:8]}"}
 
@@ -137,6 +167,17 @@ CASES: list[Case] = [
     Case("POST", "/workflows/{workflow}/execute", "developer", 202, body=lambda w, e: {"inputs": {}}),
     Case("GET", "/executions?org_id={org}", "viewer", 200),
     Case("GET", "/executions/{execution}", "viewer", 200),
+    Case("POST", "/executions/{fresh}/cancel", "developer", 200, setup=_fresh_execution),
+    Case("GET", "/executions/{ended}/events", "viewer", 200, setup=_ended_execution),
+    Case("GET", "/executions/{execution}/logs", "viewer", 200),
+    Case("GET", "/executions/{ended}/notebook", "viewer", 200, setup=_ended_execution),
+    Case("GET", "/workflows/{workflow}/schedules", "viewer", 200),
+    Case("POST", "/workflows/{workflow}/schedules", "developer", 201, body=lambda w, e: {"cron": "0 9 * * *"}),
+    Case("GET", "/schedules/{schedule}", "viewer", 200, setup=_fresh_schedule),
+    Case(
+        "PATCH", "/schedules/{schedule}", "developer", 200, body=lambda w, e: {"enabled": False}, setup=_fresh_schedule
+    ),
+    Case("DELETE", "/schedules/{schedule}", "developer", 204, setup=_fresh_schedule),
     Case("GET", "/integrations?org_id={org}", "viewer", 200),
     Case(
         "POST",
@@ -159,10 +200,10 @@ def world(api: Api, database: Any) -> Callable[[], Awaitable[World]]:
 
     Built through the API once per module database (on first await) and reused by every case.
     """
-    return lambda: _build_world(api, database.name)
+    return lambda: _build_world(api, database.name, database.admin_url)
 
 
-async def _build_world(api: Api, database: str) -> World:
+async def _build_world(api: Api, database: str, admin_url: str) -> World:
     if database in _WORLDS:
         return _WORLDS[database]
     boss = MEMBERS["owner"]
@@ -189,6 +230,7 @@ async def _build_world(api: Api, database: str) -> World:
         "workflow": wf.json["id"],
         "execution": run.json["id"],
         "integration": integration,
+        "admin_url": admin_url,
     }
     return _WORLDS[database]
 

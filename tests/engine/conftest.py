@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import os
 import signal
 import subprocess
 import sys
-import contextlib
-import dataclasses
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -91,22 +91,22 @@ def notebook_workflow(api: Api, create_agent: Any, create_workflow: Any) -> Call
 def run_to_end(api: Api) -> Callable[..., Awaitable[dict[str, Any]]]:
     """Execute a workflow and wait for the execution's final state."""
 
-    async def run(user: str, workflow_id: str, timeout: float = 60.0, **body: Any) -> dict[str, Any]:
+    async def run(user: str, workflow_id: str, within: float = 60.0, **body: Any) -> dict[str, Any]:
         reply = await api("POST", "workflows", workflow_id, "execute", user=user, body={"inputs": {}, **body})
         assert reply.status == 202, reply.text
-        return await wait_final(api, user, reply.json["id"], timeout)
+        return await wait_final(api, user, reply.json["id"], within)
 
     return run
 
 
-async def wait_final(api: Api, user: str, execution_id: str, timeout: float = 60.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
+async def wait_final(api: Api, user: str, execution_id: str, within: float = 60.0) -> dict[str, Any]:
+    deadline = time.monotonic() + within
     while True:
         reply = await api("GET", "executions", execution_id, user=user)
         assert reply.status == 200, reply.text
         if reply.json["status"] in FINAL:
             return reply.json  # type: ignore[no-any-return]
-        assert time.monotonic() < deadline, f"still {reply.json['status']} after {timeout} s"
+        assert time.monotonic() < deadline, f"still {reply.json['status']} after {within} s"
         await asyncio.sleep(0.05)
 
 
@@ -123,7 +123,7 @@ class WorkerProcess:
         }
         flags = [f"--OrchestratorApp.{name}={value}" for name, value in traits.items()]
         with open(self.log, "wb") as out:
-            self.process = subprocess.Popen(  # noqa: S603 - our own command
+            self.process = subprocess.Popen(
                 [sys.executable, "-m", "jupyter", "orchestrator", command, *flags],
                 env=env,
                 stdout=out,

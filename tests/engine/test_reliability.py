@@ -13,7 +13,10 @@ from tests.conftest import Api, TestDatabase
 from tests.engine.conftest import notebook, wait_final, who
 
 FAST = {"lease_seconds": 2, "heartbeat_seconds": 0.5, "kernel_pool_size": 1}
-SLOW_RECORD = "import time\nprint('working', flush=True)\ntime.sleep(8)\nfrom orchestrator_runtimes import record\nrecord('done', True)"
+SLOW_RECORD = (
+    "import time\nprint('working', flush=True)\ntime.sleep(8)\nfrom orchestrator_runtimes import record\n"
+    "record('done', True)"
+)
 
 
 def statuses(admin_sql: Any, execution_id: str) -> list[tuple[str, int]]:
@@ -39,7 +42,7 @@ async def test_a_run_whose_worker_is_killed_is_completed_by_another_once(
     await asyncio.to_thread(second.wait_started)
     first.kill()
     killed = time.monotonic()
-    run = await wait_final(api, user, execution_id, timeout=60)
+    run = await wait_final(api, user, execution_id, within=60)
     assert (run["status"], run["attempt"], run["outputs"]) == ("succeeded", 2, {"done": True})
     assert statuses(admin_sql, execution_id) == [
         ("queued", 0),
@@ -50,7 +53,8 @@ async def test_a_run_whose_worker_is_killed_is_completed_by_another_once(
     ]
     assert time.monotonic() - killed < FAST["lease_seconds"] + 10 + 9  # lease, then at most 10 s, plus the run
     logs = (await api("GET", "executions", execution_id, "logs", user=user)).text
-    assert logs.count("working") == 2 and "--- attempt 2 ---" in logs
+    assert logs.count("working") == 2
+    assert "--- attempt 2 ---" in logs
 
 
 async def test_a_zombie_cannot_overwrite_a_newer_attempt(
@@ -63,11 +67,15 @@ async def test_a_zombie_cannot_overwrite_a_newer_attempt(
     await queue.open()
     try:
         old = await queue.claim("zombie", 30)
-        assert old is not None and str(old.id) == execution_id
-        admin_sql("UPDATE workflow_executions SET lease_expires_at = now() - interval '1 s' WHERE id = %s", (execution_id,))
+        assert old is not None
+        assert str(old.id) == execution_id
+        admin_sql(
+            "UPDATE workflow_executions SET lease_expires_at = now() - interval '1 s' WHERE id = %s", (execution_id,)
+        )
         assert [str(row["id"]) for row in await queue.requeue_lost(2)] == [execution_id]
         new = await queue.claim("alive", 30)
-        assert new is not None and new.attempt == old.attempt + 1
+        assert new is not None
+        assert new.attempt == old.attempt + 1
         assert not await queue.finish(old, "zombie", "failed", None, {"kind": "internal", "message": "late"}, None)
         assert await queue.heartbeat("zombie", [old.id], 30) == {}
         assert await queue.finish(new, "alive", "succeeded", {"x": 1}, None, None)
@@ -83,9 +91,7 @@ async def test_workers_reconnect_after_a_database_restart(
 ) -> None:
     user = who()
     workflow = await notebook_workflow(user, notebook("import time\ntime.sleep(0.5)\nprint('ok')"))
-    admin_sql(
-        "UPDATE organizations SET max_concurrent_executions = 10 WHERE id = %s", (workflow["org_id"],)
-    )
+    admin_sql("UPDATE organizations SET max_concurrent_executions = 10 WHERE id = %s", (workflow["org_id"],))
     workers = [processes(worker_slots=2, kernel_pool_size=2) for _ in range(2)]
     for worker in workers:
         await asyncio.to_thread(worker.wait_started)
@@ -93,7 +99,9 @@ async def test_workers_reconnect_after_a_database_restart(
     for _ in range(12):
         reply = await api("POST", "workflows", workflow["id"], "execute", user=user, body={"inputs": {}})
         ids.append(reply.json["id"])
-    while not admin_sql("SELECT 1 FROM workflow_executions WHERE id = ANY(%s::uuid[]) AND status = 'succeeded'", (ids,)):
+    while not admin_sql(
+        "SELECT 1 FROM workflow_executions WHERE id = ANY(%s::uuid[]) AND status = 'succeeded'", (ids,)
+    ):
         await asyncio.sleep(0.05)
     await asyncio.to_thread(pg_cluster.server.stop)  # mid-batch: some runs done, some running, some queued
     await asyncio.sleep(1.0)
@@ -146,7 +154,9 @@ async def test_200_runs_across_3_workers_end_once_within_the_limits(
     )[0][0]:
         assert time.monotonic() < deadline
         await asyncio.sleep(0.5)
-    rows = admin_sql("SELECT id::text, status, attempt, outputs FROM workflow_executions WHERE id = ANY(%s::uuid[])", (ids,))
+    rows = admin_sql(
+        "SELECT id::text, status, attempt, outputs FROM workflow_executions WHERE id = ANY(%s::uuid[])", (ids,)
+    )
     assert len(rows) == 200
     for execution_id, status, attempt, outputs in rows:
         assert (status, attempt, outputs) == ("succeeded", 1, {"n": submitted[execution_id]})
@@ -155,7 +165,8 @@ async def test_200_runs_across_3_workers_end_once_within_the_limits(
         "AND data->>'status' IN ('succeeded', 'failed', 'cancelled', 'timed_out') GROUP BY execution_id",
         (ids,),
     )
-    assert len(finals) == 200 and {count for _, count in finals} == {1}  # completed exactly once each
+    assert len(finals) == 200
+    assert {count for _, count in finals} == {1}
     for org_id, limit in limits.items():
         timeline = admin_sql(
             "SELECT data->>'status' FROM execution_events WHERE org_id = %s AND kind = 'status' "
