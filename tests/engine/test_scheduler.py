@@ -337,3 +337,42 @@ async def wait_for(condition: Callable[[], bool], seconds: float = 10.0) -> None
     while not condition():
         assert asyncio.get_running_loop().time() < deadline, "timed out"
         await asyncio.sleep(0.05)
+
+
+async def test_kill_9_of_a_scheduler_while_schedules_are_due_fires_each_once(
+    api: Api, create_agent: Any, create_workflow: Any, admin_sql: AdminSql, processes: Any
+) -> None:
+    made = [await make_schedule(api, create_agent, create_workflow) for _ in range(3)]
+    # many due schedules, so that the first scheduler is killed in the middle of its work
+    admin_sql(
+        "INSERT INTO schedules (org_id, workflow_id, cron, next_run_at, created_by) "
+        "SELECT s.org_id, s.workflow_id, '* * * * *', %s, s.created_by FROM schedules s, generate_series(1, 150) "
+        "WHERE s.id = ANY(%s::uuid[])",
+        (this_minute(), [s["id"] for s in made]),
+    )
+    for schedule in made:
+        make_due(admin_sql, schedule, this_minute())
+    due = admin_sql("SELECT id, next_run_at FROM schedules WHERE enabled AND next_run_at IS NOT NULL")
+    assert len(due) == 453
+    first = processes("scheduler", scheduler_interval=0.05)
+    while not admin_sql("SELECT 1 FROM workflow_executions WHERE trigger = 'schedule' LIMIT 1"):
+        assert first.process.poll() is None, first.output()[-2000:]
+        await asyncio.sleep(0.01)
+    first.kill()
+    fired_before = admin_sql("SELECT count(*) FROM workflow_executions WHERE trigger = 'schedule'")[0][0]
+    assert fired_before < 453  # killed in the middle of its work
+    others = [processes("scheduler", scheduler_interval=0.05) for _ in range(2)]
+    deadline = asyncio.get_running_loop().time() + 60
+    while admin_sql("SELECT count(*) FROM schedules WHERE enabled AND next_run_at <= now()")[0][0]:
+        assert asyncio.get_running_loop().time() < deadline, others[0].output()[-2000:]
+        await asyncio.sleep(0.1)
+    fired = dict(
+        admin_sql(
+            "SELECT s.id, count(e.id) FROM schedules s LEFT JOIN workflow_executions e "
+            "ON e.schedule_id = s.id AND e.scheduled_for = %s WHERE s.id = ANY(%s::uuid[]) GROUP BY s.id",
+            (due[0][1], [row[0] for row in due]),
+        )
+    )
+    assert len(fired) == 453
+    assert set(fired.values()) == {1}  # every due firing happened, and once
+    assert all(process.process.poll() is None for process in others)
