@@ -16,10 +16,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from jupyter_client.kernelspec import NoSuchKernel
 from nbclient.exceptions import DeadKernelError
 from orchestrator_runtimes import RunError, parse_parameters
 from orchestrator_runtimes.notebook import ParametersCellError, input_problems
-from orchestrator_runtimes.record import INTEGRATIONS_ENV
+from orchestrator_runtimes.reporting import INTEGRATIONS_ENV
 from orchestrator_runtimes.runtime import ErrorKind
 
 from .events import RunEvents
@@ -117,7 +118,14 @@ class Attempts:
             raise RunError(ErrorKind.CONFIGURATION, "the workflow version has no notebook to run")
         _check_inputs(document, run.inputs)
         kernel_name = (document.get("metadata", {}).get("kernelspec") or {}).get("name") or DEFAULT_KERNEL
-        kernel = await self.kernels.take(kernel_name)
+        try:
+            kernel = await self.kernels.take(kernel_name)
+        except NoSuchKernel as exc:
+            raise RunError(
+                ErrorKind.CONFIGURATION,
+                f"the notebook's kernel '{kernel_name}' is not installed where this worker runs "
+                "(its metadata.kernelspec.name); install it there or use the python3 kernel",
+            ) from exc
         active.kill = kernel.kill_now
         try:
             if integrations:

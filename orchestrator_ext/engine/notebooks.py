@@ -20,7 +20,7 @@ import nbformat
 from nbclient.exceptions import CellExecutionError
 from nbformat import NotebookNode
 from orchestrator_runtimes import RunError
-from orchestrator_runtimes.record import records_of
+from orchestrator_runtimes.reporting import records_of
 from orchestrator_runtimes.runtime import ErrorKind
 from papermill.clientwrap import PapermillNotebookClient
 from papermill.engines import NotebookExecutionManager

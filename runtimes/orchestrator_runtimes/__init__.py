@@ -5,7 +5,7 @@ server depends on it, never the reverse). Runtimes are found through the
 ``orchestrator.runtimes`` entry points; each has a ``name`` and validates specs.
 
 Names are imported on first use: ``from orchestrator_runtimes import record``
-inside a run's kernel loads only :mod:`.record` (a few milliseconds), not the
+inside a run's kernel loads only :mod:`.reporting` (a few milliseconds), not the
 spec's validators (nbformat and pydantic, about a second).
 """
 
@@ -30,9 +30,9 @@ if TYPE_CHECKING:
     from .notebook import (
         parse_parameters as parse_parameters,
     )
-    from .record import RECORD_MIME_TYPE as RECORD_MIME_TYPE
-    from .record import integration as integration
-    from .record import record as record
+    from .reporting import RECORD_MIME_TYPE as RECORD_MIME_TYPE
+    from .reporting import integration as integration
+    from .reporting import record as record
     from .runtime import (
         ErrorKind as ErrorKind,
     )
@@ -95,7 +95,7 @@ _WHERE = {
         ["NotebookParameter", "NotebookRuntime", "ParametersCellError", "notebook_problems", "parse_parameters"],
         "notebook",
     ),
-    **dict.fromkeys(["RECORD_MIME_TYPE", "integration", "record"], "record"),
+    **dict.fromkeys(["RECORD_MIME_TYPE", "integration", "record"], "reporting"),
     **dict.fromkeys(
         ["ErrorKind", "RunContext", "RunError", "RunEvent", "RunResult", "Runtime", "load_runtime"], "runtime"
     ),
@@ -124,9 +124,11 @@ def __getattr__(name: str) -> Any:
     module = _WHERE.get(name)
     if module is None:
         raise AttributeError(f"module 'orchestrator_runtimes' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
-    globals()[name] = value
-    return value
+    loaded = importlib.import_module(f".{module}", __name__)
+    for public, where in _WHERE.items():
+        if where == module:
+            globals()[public] = getattr(loaded, public)
+    return globals()[name]
 
 
 def __dir__() -> list[str]:

@@ -22,7 +22,7 @@ import traceback
 from pathlib import Path
 from typing import IO, Any
 
-from .record import collect_records
+from .reporting import collect_records
 from .runtime import ErrorKind, RunContext, RunError, RunEvent, RunResult, load_runtime
 
 

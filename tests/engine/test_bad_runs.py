@@ -91,3 +91,17 @@ async def test_a_graph_workflow_without_its_runtime_fails_clearly(
     assert run["status"] == "failed"
     assert run["error"]["kind"] == "configuration"
     assert "'crewai' runtime is not installed" in run["error"]["message"]
+
+
+async def test_a_notebook_for_a_kernel_that_is_not_installed_fails_clearly(
+    api: Api, workers: Any, notebook_workflow: Any, run_to_end: Any
+) -> None:
+    user = who()
+    nb = notebook("1")
+    nb["metadata"]["kernelspec"] = {"name": "no-such-kernel", "display_name": "?", "language": "python"}
+    workflow = await notebook_workflow(user, nb)
+    async with workers():
+        run = await run_to_end(user, workflow["id"])
+    assert (run["status"], run["attempt"]) == ("failed", 1)
+    assert run["error"]["kind"] == "configuration"
+    assert "'no-such-kernel' is not installed" in run["error"]["message"]

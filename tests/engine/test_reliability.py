@@ -103,6 +103,9 @@ async def test_workers_reconnect_after_a_database_restart(
         "SELECT 1 FROM workflow_executions WHERE id = ANY(%s::uuid[]) AND status = 'succeeded'", (ids,)
     ):
         await asyncio.sleep(0.05)
+    unfinished = admin_sql(
+        "SELECT count(*) FROM workflow_executions WHERE id = ANY(%s::uuid[]) AND finished_at IS NULL", (ids,)
+    )[0][0]
     await asyncio.to_thread(pg_cluster.server.stop)  # mid-batch: some runs done, some running, some queued
     await asyncio.sleep(1.0)
     await asyncio.to_thread(pg_cluster.server.start)
@@ -118,9 +121,9 @@ async def test_workers_reconnect_after_a_database_restart(
             break
         assert time.monotonic() < deadline, f"{left} runs not finished; {workers[0].output()[-2000:]}"
         await asyncio.sleep(0.2)
+    assert unfinished > 0  # the restart did fall in the middle of the batch
     for worker in workers:
         assert worker.process.poll() is None  # they survived
-        assert "reconnect" in worker.output() or "restarting" in worker.output() or "could not" in worker.output()
 
 
 async def test_200_runs_across_3_workers_end_once_within_the_limits(
