@@ -50,25 +50,28 @@ class ExecutionEventsHandler(OrchestratorHandler):
         target = self.parse_id(execution_id, "execution")
         last = self._start_after()
         executions = self.services.executions
-        batch = await executions.events(self.identity, target, last)  # authorizes before anything is sent
-        self.set_header("Cache-Control", "no-cache")
-        self.set_header("X-Accel-Buffering", "no")
-        with self.services.live.subscribe(target) as woken, contextlib.suppress(StreamClosedError):
-            while True:
-                woken.clear()
-                last = await self._send(batch.events, last)
-                if batch.full:
+        # subscribe before the first read: an event committed in between still wakes us
+        with self.services.live.subscribe(target) as woken:
+            batch = await executions.events(self.identity, target, last)  # authorizes before anything is sent
+            self.set_header("Cache-Control", "no-cache")
+            self.set_header("X-Accel-Buffering", "no")
+            with contextlib.suppress(StreamClosedError):
+                while True:
+                    last = await self._send(batch.events, last)
+                    if batch.ended and not batch.full:
+                        break
+                    if not batch.full:
+                        await self._wait(woken)
+                    woken.clear()  # before reading: a notification from now on wakes the next wait
                     batch = await executions.events(self.identity, target, last)
-                    continue
-                if batch.ended:
-                    break
-                try:
-                    await asyncio.wait_for(woken.wait(), KEEPALIVE_SECONDS)
-                except TimeoutError:
-                    self.write(": keep-alive\n\n")
-                    await self._flush()
-                batch = await executions.events(self.identity, target, last)
         self.finish(set_content_type=EVENT_STREAM)
+
+    async def _wait(self, woken: asyncio.Event) -> None:
+        try:
+            await asyncio.wait_for(woken.wait(), KEEPALIVE_SECONDS)
+        except TimeoutError:
+            self.write(": keep-alive\n\n")
+            await self._flush()
 
     def _start_after(self) -> int:
         header = self.request.headers.get(LAST_EVENT_ID)

@@ -8,6 +8,7 @@ import time
 import uuid
 from typing import Any
 
+from orchestrator_ext.handlers import events as events_handler
 from tests.conftest import Api
 from tests.engine.conftest import notebook, wait_final, who
 
@@ -39,8 +40,10 @@ def sse_events(text: str) -> list[dict[str, Any]]:
 
 
 async def test_events_logs_and_the_executed_notebook(
-    api: Api, workers: Any, notebook_workflow: Any, run_to_end: Any
+    api: Api, workers: Any, notebook_workflow: Any, run_to_end: Any, monkeypatch: Any
 ) -> None:
+    # no keep-alive wake-ups: the stream must be woken by the run's own events, or it hangs
+    monkeypatch.setattr(events_handler, "KEEPALIVE_SECONDS", 3600)
     user = who()
     workflow = await notebook_workflow(user, notebook("print('line one')", "print('line two')"))
     async with workers():
@@ -180,3 +183,16 @@ async def test_a_run_sees_a_scrubbed_environment_and_only_its_integrations(
     assert run["outputs"] == {"config": {"units": "metric"}, "secret_length": 12, "leaked": [], "own_dir": True}
     document = await api("GET", "executions", run["id"], "notebook", user=user)
     assert "s3cret-value" not in document.text
+
+
+async def test_a_stream_opened_right_after_the_request_sees_the_end_at_once(
+    api: Api, workers: Any, notebook_workflow: Any, monkeypatch: Any
+) -> None:
+    monkeypatch.setattr(events_handler, "KEEPALIVE_SECONDS", 3600)  # only the run's own events wake the stream
+    user = who()
+    workflow = await notebook_workflow(user, notebook("1 + 1"))
+    async with workers(kernel_pool_size=2):
+        for _ in range(5):
+            reply = await api("POST", "workflows", workflow["id"], "execute", user=user, body={"inputs": {}})
+            stream = await asyncio.wait_for(api("GET", "executions", reply.json["id"], "events", user=user), 60)
+            assert sse_events(stream.text)[-1]["data"]["data"]["status"] == "succeeded"
