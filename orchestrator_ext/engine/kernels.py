@@ -86,7 +86,12 @@ async def discard(kernel: Kernel) -> None:
 
 
 class KernelPool:
-    """``size`` warm kernels of the default kernel; other kernel names start on demand."""
+    """``size`` warm kernels of the default kernel; other kernel names start on demand.
+
+    The owner calls :meth:`fill` after each run has been recorded, not when it
+    takes a kernel: starting one costs half a second of CPU, which would
+    otherwise slow down the very run that took the last one.
+    """
 
     def __init__(self, size: int, memory_mib: int, workdir_root: Path | None = None) -> None:
         self.size = size
@@ -133,7 +138,6 @@ class KernelPool:
                     kernel = candidate
                 else:
                     await discard(candidate)
-        self.fill()
         if kernel is None:
             kernel = await start_kernel(name, self.memory_mib, self.workdir_root)
         return kernel

@@ -146,7 +146,6 @@ class RunnerPool:
                 runner = candidate
             else:
                 await candidate.discard()
-        self.fill()
         return runner or await start_runner(self.preload, self.memory_mib, self.workdir_root)
 
     async def close(self) -> None:

@@ -142,6 +142,9 @@ class Worker:
             self.active.pop(run.id, None)
             self._slots.release()
             self._wake.set()
+            # refill once the run is recorded: a kernel starting (half a second of CPU) would slow the run down
+            self.kernels.fill()
+            self.runners.fill()
 
     async def _integrations(self, run: ClaimedRun) -> dict[str, dict[str, Any]]:
         names = [str(name) for name in run.spec.get("integrations") or []]
