@@ -25,7 +25,7 @@ from .isolation import limiter, new_workdir, remove_workdir, run_environment
 log = logging.getLogger("orchestrator.engine")
 
 DEFAULT_KERNEL = "python3"
-START_TIMEOUT = 60.0
+START_TIMEOUT = 30.0
 
 
 @dataclass
@@ -139,8 +139,16 @@ class KernelPool:
                 else:
                     await discard(candidate)
         if kernel is None:
-            kernel = await start_kernel(name, self.memory_mib, self.workdir_root)
+            kernel = await self._start_now(name)
         return kernel
+
+    async def _start_now(self, name: str) -> Kernel:
+        """Start a kernel for a run waiting on it; one more try when the first does not come up."""
+        try:
+            return await start_kernel(name, self.memory_mib, self.workdir_root)
+        except (RuntimeError, TimeoutError):  # it died or did not answer; NoSuchKernel is not retried
+            log.warning("a kernel did not come up; starting another", exc_info=True)
+            return await start_kernel(name, self.memory_mib, self.workdir_root)
 
     async def close(self) -> None:
         self._closed = True
