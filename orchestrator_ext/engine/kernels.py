@@ -54,7 +54,11 @@ class Kernel:
 async def start_kernel(name: str, memory_mib: int, workdir_root: Path | None) -> Kernel:
     """Start one kernel in a fresh directory and wait until it answers."""
     workdir = new_workdir(workdir_root, "run-")
-    manager = AsyncKernelManager(kernel_name=name)
+    # Unix sockets in the run's own directory, not TCP ports: no race with other workers for free ports,
+    # and nothing listening where other local users could connect
+    manager = AsyncKernelManager(
+        kernel_name=name, transport="ipc", ip=str(workdir / "k"), connection_file=str(workdir / "kernel.json")
+    )
     try:
         with open(workdir / "kernel.log", "wb") as captured:  # noqa: ASYNC230 - a local, empty file
             await manager.start_kernel(
