@@ -42,20 +42,20 @@ class Runner:
             os.killpg(self.process.pid, signal.SIGKILL)
 
     async def wait_ready(self) -> None:
-        assert self.process.stdout is not None
-        line = await asyncio.wait_for(self.process.stdout.readline(), READY_TIMEOUT)
+        line = await asyncio.wait_for(_pipe(self.process.stdout).readline(), READY_TIMEOUT)
         if json.loads(line or b"{}").get("ready") is not True:
             raise RunnerGone("the runner did not start")
 
     async def messages(self, job: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
         """Send the job; yield the runner's protocol messages until its result or error."""
-        assert self.process.stdin is not None
-        assert self.process.stdout is not None
-        self.process.stdin.write(json.dumps(job).encode() + b"\n")
-        await self.process.stdin.drain()
-        self.process.stdin.close()
+        stdin, stdout = self.process.stdin, _pipe(self.process.stdout)
+        if stdin is None:
+            raise RunnerGone("the runner has no standard input")
+        stdin.write(json.dumps(job).encode() + b"\n")
+        await stdin.drain()
+        stdin.close()
         while True:
-            line = await self.process.stdout.readline()
+            line = await stdout.readline()
             if not line:
                 raise RunnerGone(f"the runner process ended (exit status {await self.process.wait()})")
             message: dict[str, Any] = json.loads(line)
@@ -64,8 +64,8 @@ class Runner:
                 return
 
     async def stderr_lines(self) -> AsyncIterator[str]:
-        assert self.process.stderr is not None
-        while line := await self.process.stderr.readline():
+        stderr = _pipe(self.process.stderr)
+        while line := await stderr.readline():
             yield line.decode(errors="replace")
 
     async def discard(self) -> None:
@@ -73,6 +73,12 @@ class Runner:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.process.wait(), 5)
         remove_workdir(self.workdir)
+
+
+def _pipe(stream: asyncio.StreamReader | None) -> asyncio.StreamReader:
+    if stream is None:
+        raise RunnerGone("the runner's output is not connected")
+    return stream
 
 
 async def start_runner(preload: list[str], memory_mib: int, workdir_root: Path | None) -> Runner:

@@ -42,7 +42,7 @@ MAX_BATCHES = 100
 ERROR_PAUSE = 5.0
 CANCEL_REASON = "cancelled by the next run of its schedule"
 
-DUE = f"""
+DUE = """
 SELECT s.id, s.cron, s.timezone, s.inputs, s.version AS pinned, s.overlap_policy, s.misfire_policy,
        s.next_run_at, s.created_by, w.id AS workflow_id, w.org_id, w.agent_id, w.current_version,
        (w.deleted_at IS NOT NULL OR a.deleted_at IS NOT NULL) AS gone, clock_timestamp() AS now
@@ -52,7 +52,7 @@ SELECT s.id, s.cron, s.timezone, s.inputs, s.version AS pinned, s.overlap_policy
  WHERE s.enabled AND s.next_run_at <= (SELECT clock_timestamp())
  ORDER BY s.next_run_at
    FOR UPDATE OF s SKIP LOCKED
- LIMIT {BATCH}
+ LIMIT %(batch)s
 """
 
 VERSION = """
@@ -169,7 +169,7 @@ class Scheduler:
     async def _batch(self) -> tuple[int, int]:
         """One transaction: lock up to ``BATCH`` due schedules and fire them; (inserted, schedules locked)."""
         async with self.pool.connection() as conn, conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
-            await cur.execute(DUE)
+            await cur.execute(DUE, {"batch": BATCH})
             due = await cur.fetchall()
             inserted = 0
             for schedule in due:

@@ -191,7 +191,9 @@ class Worker:
 
     def _backoff(self, attempt: int) -> float:
         base = self.settings.retry_backoff_seconds * float(2 ** (attempt - 1))
-        return min(self.settings.retry_backoff_max_seconds, base) * random.uniform(0.8, 1.2)  # noqa: S311 - jitter, not secrecy
+        # jitter spreads the retries of runs that failed together; it is no secret
+        jitter = random.uniform(0.8, 1.2)  # noqa: S311  # nosec B311
+        return min(self.settings.retry_backoff_max_seconds, base) * jitter
 
     # ---- leases, cancellation, lost runs --------------------------------------
 
