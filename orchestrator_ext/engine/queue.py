@@ -23,7 +23,7 @@ CLAIM = """
 SELECT c.id, c.org_id, c.workflow_id, c.attempt, c.max_attempts, c.timeout_seconds, c.inputs,
        c.correlation_id, c.cancel_requested_at IS NOT NULL AS cancel_requested,
        v.spec, v.notebook_snapshot, a.framework
-  FROM orchestrator_claim_execution(%(worker)s, %(lease)s) c
+  FROM orchestrator_claim_execution(%(worker)s, %(lease)s, %(tiers)s) c
   JOIN workflow_versions v ON v.id = c.workflow_version_id
   JOIN agents a ON a.id = c.agent_id
 """
@@ -144,8 +144,9 @@ class Queue:
             await cur.execute(sql, params)
             return await cur.fetchall() if cur.description else []
 
-    async def claim(self, worker: str, lease_seconds: float) -> ClaimedRun | None:
-        rows = await self._rows(CLAIM, {"worker": worker, "lease": lease_seconds})
+    async def claim(self, worker: str, lease_seconds: float, tiers: list[str] | None = None) -> ClaimedRun | None:
+        """The oldest runnable run (of an organization on one of ``tiers``; None: any), now held by ``worker``."""
+        rows = await self._rows(CLAIM, {"worker": worker, "lease": lease_seconds, "tiers": tiers or None})
         return ClaimedRun(**rows[0]) if rows else None
 
     async def heartbeat(self, worker: str, ids: list[uuid.UUID], lease_seconds: float) -> dict[uuid.UUID, bool]:

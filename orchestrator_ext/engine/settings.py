@@ -34,6 +34,8 @@ class WorkerSettings:
     retry_backoff_max_seconds: float = 60.0
     #: times a run may lose its worker beyond its max_attempts before it fails
     lost_attempts: int = 2
+    #: resource tiers whose runs this worker takes (GPU workers: the GPU tiers); empty: every tier
+    tiers: tuple[str, ...] = ()
     workdir_root: Path | None = None
 
 
@@ -71,6 +73,11 @@ class EngineSettings(Configurable):
     retry_backoff_seconds = Float(
         1.0, help="Delay before the second attempt of a failed run; it doubles for each further attempt."
     ).tag(config=True)
+    worker_tiers = Unicode(
+        "",
+        help="""Resource tiers whose runs this worker takes, comma-separated (e.g. gpu-small,gpu-large for
+        workers on GPU nodes). Empty: runs of every tier.""",
+    ).tag(config=True)
     scheduler_interval = Float(1.0, help="How often the scheduler looks for due schedules, in seconds.").tag(
         config=True
     )
@@ -92,4 +99,5 @@ class EngineSettings(Configurable):
             default_timeout_seconds=self.run_timeout_seconds,
             retry_backoff_seconds=self.retry_backoff_seconds,
             workdir_root=Path(self.run_dir) if self.run_dir else None,
+            tiers=tuple(name.strip() for name in self.worker_tiers.split(",") if name.strip()),
         )

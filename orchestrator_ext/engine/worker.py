@@ -72,7 +72,8 @@ class Worker:
             task = asyncio.create_task(loop(), name=f"worker-{loop.__name__}")
             task.add_done_callback(_report_crash)
             self._loops.append(task)
-        log.info("worker %s started: %d slots", self.name, self.settings.slots)
+        tiers = ", ".join(self.settings.tiers) or "every tier"
+        log.info("worker %s started: %d slots, runs of %s", self.name, self.settings.slots, tiers)
 
     async def stop(self, grace: float = 10.0) -> None:
         """Stop claiming, let running runs finish for ``grace`` seconds, then stop them (they are retried)."""
@@ -100,7 +101,7 @@ class Worker:
         while not self._stopping.is_set():
             await self._slots.acquire()
             try:
-                run = await self.queue.claim(self.name, self.settings.lease_seconds)
+                run = await self.queue.claim(self.name, self.settings.lease_seconds, list(self.settings.tiers))
             except (psycopg.Error, OSError):
                 self._slots.release()
                 log.warning("claim failed; the database may be restarting", exc_info=True)

@@ -183,3 +183,22 @@ async def test_200_runs_across_3_workers_end_once_within_the_limits(
         assert peak == limit, f"organization limit {limit}, peak {peak}"
     used = {worker.log.name for worker in workers if "ended succeeded" in worker.output()}
     assert len(used) == 3  # the load was shared
+
+
+async def test_a_worker_for_some_tiers_takes_only_their_runs(
+    api: Api, database: TestDatabase, notebook_workflow: Any, admin_sql: Any
+) -> None:
+    user = who()
+    workflow = await notebook_workflow(user, notebook("1"))
+    admin_sql("UPDATE organizations SET tier_name = 'gpu-small' WHERE id = %s", (workflow["org_id"],))
+    execution_id = (await api("POST", "workflows", workflow["id"], "execute", user=user, body={})).json["id"]
+    queue = Queue(database.app_url)
+    await queue.open()
+    try:
+        assert await queue.claim("other-worker", 30, ["enterprise"]) is None  # not its tier: left in the queue
+        claimed = await queue.claim("gpu-worker", 30, ["gpu-small", "gpu-large"])
+        assert claimed is not None
+        assert str(claimed.id) == execution_id
+        assert await queue.finish(claimed, "gpu-worker", "succeeded", {}, None, None)
+    finally:
+        await queue.close()

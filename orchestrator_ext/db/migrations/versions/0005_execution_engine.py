@@ -33,7 +33,10 @@ TENANT = "orchestrator_is_system() OR org_id = ANY (orchestrator_org_ids())"
 NEW_TABLES = ("schedules", "execution_events", "execution_notebooks")
 
 FUNCTIONS = """
-CREATE FUNCTION orchestrator_claim_execution(p_worker text, p_lease_seconds double precision)
+-- p_tiers: the resource tiers whose runs this worker takes (GPU workers take GPU tiers); NULL: any
+CREATE FUNCTION orchestrator_claim_execution(
+  p_worker text, p_lease_seconds double precision, p_tiers text[] DEFAULT NULL
+)
 RETURNS SETOF workflow_executions
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
@@ -43,10 +46,12 @@ DECLARE
   running integer;
 BEGIN
   LOOP
-    SELECT e.id, e.org_id INTO candidate FROM workflow_executions e
+    SELECT e.id, e.org_id INTO candidate
+      FROM workflow_executions e JOIN organizations o ON o.id = e.org_id
      WHERE e.status = 'queued' AND e.run_after <= clock_timestamp() AND NOT (e.org_id = ANY (busy))
+       AND (p_tiers IS NULL OR o.tier_name = ANY (p_tiers))
      ORDER BY e.run_after, e.created_at
-     LIMIT 1 FOR UPDATE SKIP LOCKED;
+     LIMIT 1 FOR UPDATE OF e SKIP LOCKED;
     IF NOT FOUND THEN
       RETURN;
     END IF;
@@ -249,7 +254,7 @@ def downgrade() -> None:
         "DROP TRIGGER execution_status_event ON workflow_executions; "
         "DROP TRIGGER execution_created_event ON workflow_executions; "
         "DROP FUNCTION orchestrator_announce_event(); DROP FUNCTION orchestrator_execution_status_event(); "
-        "DROP FUNCTION orchestrator_claim_execution(text, double precision); "
+        "DROP FUNCTION orchestrator_claim_execution(text, double precision, text[]); "
         "DROP FUNCTION orchestrator_cancel_execution(uuid, text);"
     )
     op.drop_table("execution_notebooks")
