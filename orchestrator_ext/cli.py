@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from .app import OrchestratorApp
 
 
-class _Command(JupyterApp):
+class OrchestratorCommand(JupyterApp):
     """A subcommand reads the server's settings from its parent OrchestratorApp."""
 
     @property
@@ -39,7 +39,7 @@ class _Command(JupyterApp):
         return parent
 
 
-class MigrateCommand(_Command):
+class MigrateCommand(OrchestratorCommand):
     name = "jupyter-orchestrator-migrate"
     description = "Apply the database migrations (the server also does this at start-up)."
     revision = Unicode("head", help="Alembic revision to migrate to (e.g. head, or 0001 to go back).").tag(config=True)
@@ -54,7 +54,7 @@ class MigrateCommand(_Command):
                 prepared.embedded.stop()
 
 
-class RotateKeysCommand(_Command):
+class RotateKeysCommand(OrchestratorCommand):
     name = "jupyter-orchestrator-rotate-keys"
     description = "Re-encrypt personal data and secrets with the primary encryption key."
     generate = Bool(
@@ -94,7 +94,7 @@ class RotateKeysCommand(_Command):
         print(f"primary key {ring.primary}: {report}")
 
 
-class SetTierCommand(_Command):
+class SetTierCommand(OrchestratorCommand):
     name = "jupyter-orchestrator-set-tier"
     description = "Move an organization to any resource tier (operators; owners only reach the self-service tiers)."
     org = Unicode(help="The organization's id.").tag(config=True)

@@ -11,31 +11,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable
 
-from jupyter_core.application import JupyterApp
 from traitlets import Float
 
+from ..cli import OrchestratorCommand
 from ..db.setup import prepare_database
 from ..observability import logging as ologging
-
-if TYPE_CHECKING:
-    from ..app import OrchestratorApp
 
 log = logging.getLogger("orchestrator.engine")
 
 
-class _EngineCommand(JupyterApp):
+class _EngineCommand(OrchestratorCommand):
+    """Runs :meth:`serve` (each command's own) in an event loop until SIGTERM or SIGINT."""
+
     grace_seconds = Float(10.0, help="On SIGTERM, how long running runs may take to finish.").tag(config=True)
-
-    @property
-    def orchestrator(self) -> OrchestratorApp:
-        from ..app import OrchestratorApp
-
-        parent = self.parent
-        if not isinstance(parent, OrchestratorApp):  # pragma: no cover - always launched as a subcommand
-            raise RuntimeError("run this as `jupyter orchestrator <command>`")
-        return parent
+    serve: Callable[[str, asyncio.Event], Awaitable[None]]
 
     def start(self) -> None:
         # `jupyter orchestrator worker --OrchestratorApp.worker_slots=4`: the command line sets the parent's traits
@@ -43,20 +34,17 @@ class _EngineCommand(JupyterApp):
         ologging.configure(level=logging.INFO, fmt=self.orchestrator.log_style)
         prepared = prepare_database(self.orchestrator.database_location(), revision=None)
         try:
-            asyncio.run(self._serve(prepared.app_url))
+            asyncio.run(self._until_stopped(prepared.app_url))
         finally:
             if prepared.embedded is not None:
                 prepared.embedded.stop()
 
-    async def _serve(self, url: str) -> None:
+    async def _until_stopped(self, url: str) -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
         await self.serve(url, stop)
-
-    async def serve(self, url: str, stop: asyncio.Event) -> None:
-        raise NotImplementedError
 
 
 class WorkerCommand(_EngineCommand):

@@ -83,7 +83,6 @@ class RunEvents:
     def log(self, stream: str, text: str, **where: Any) -> None:
         if self.truncated or not text:
             return
-        text = text.replace("\x00", "\ufffd")  # PostgreSQL's JSON has no NUL
         if self.logged + len(text) > self.max_log_bytes:
             self.truncated = True
             text = f"[log truncated: more than {self.max_log_bytes} bytes; see the executed notebook]\n"

@@ -9,7 +9,6 @@ environment and the memory limit of :mod:`.isolation`.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import os
@@ -21,6 +20,7 @@ from jupyter_client.asynchronous.client import AsyncKernelClient
 from jupyter_client.manager import AsyncKernelManager
 
 from .isolation import limiter, new_workdir, remove_workdir, run_environment
+from .pool import WarmPool
 
 log = logging.getLogger("orchestrator.engine")
 
@@ -79,6 +79,10 @@ async def start_kernel(name: str, memory_mib: int, workdir_root: Path | None) ->
     return Kernel(manager=manager, client=client, workdir=workdir, name=name)
 
 
+async def _alive(kernel: Kernel) -> bool:
+    return bool(kernel.manager.has_kernel and await kernel.manager.is_alive())
+
+
 async def discard(kernel: Kernel) -> None:
     """Stop a used (or unused) kernel for good and remove its directory."""
     with contextlib.suppress(Exception):
@@ -89,62 +93,24 @@ async def discard(kernel: Kernel) -> None:
     remove_workdir(kernel.workdir)
 
 
-class KernelPool:
-    """``size`` warm kernels of the default kernel; other kernel names start on demand.
-
-    The owner calls :meth:`fill` after each run has been recorded, not when it
-    takes a kernel: starting one costs half a second of CPU, which would
-    otherwise slow down the very run that took the last one.
-    """
+class KernelPool(WarmPool[Kernel]):
+    """``size`` warm kernels of the default kernel; other kernel names start on demand."""
 
     def __init__(self, size: int, memory_mib: int, workdir_root: Path | None = None) -> None:
-        self.size = size
         self.memory_mib = memory_mib
         self.workdir_root = workdir_root
-        self._ready: asyncio.Queue[Kernel] = asyncio.Queue()
-        self._starting = 0
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._closed = False
-
-    @property
-    def warm(self) -> int:
-        return self._ready.qsize()
-
-    def fill(self) -> None:
-        """Start kernels in the background until ``size`` are ready or starting."""
-        while not self._closed and self._ready.qsize() + self._starting < self.size:
-            self._starting += 1
-            task = asyncio.create_task(self._start_one())
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-
-    async def _start_one(self) -> None:
-        try:
-            kernel = await start_kernel(DEFAULT_KERNEL, self.memory_mib, self.workdir_root)
-        except Exception:
-            log.exception("a warm kernel failed to start")
-            await asyncio.sleep(1.0)  # do not spin on a broken kernel spec
-            return
-        finally:
-            self._starting -= 1
-        if self._closed:
-            await discard(kernel)
-        else:
-            self._ready.put_nowait(kernel)
+        super().__init__(
+            size,
+            start=lambda: start_kernel(DEFAULT_KERNEL, memory_mib, workdir_root),
+            alive=_alive,
+            discard=discard,
+            what="kernel",
+        )
 
     async def take(self, name: str = DEFAULT_KERNEL) -> Kernel:
         """A fresh kernel named ``name``: a warm one when there is one, else one started now."""
-        kernel: Kernel | None = None
-        if name == DEFAULT_KERNEL:
-            while kernel is None and not self._ready.empty():
-                candidate = self._ready.get_nowait()
-                if candidate.manager.has_kernel and await candidate.manager.is_alive():
-                    kernel = candidate
-                else:
-                    await discard(candidate)
-        if kernel is None:
-            kernel = await self._start_now(name)
-        return kernel
+        kernel = await self.take_warm() if name == DEFAULT_KERNEL else None
+        return kernel or await self._start_now(name)
 
     async def _start_now(self, name: str) -> Kernel:
         """Start a kernel for a run waiting on it; one more try when the first does not come up."""
@@ -153,11 +119,3 @@ class KernelPool:
         except (RuntimeError, TimeoutError):  # it died or did not answer; NoSuchKernel is not retried
             log.warning("a kernel did not come up; starting another", exc_info=True)
             return await start_kernel(name, self.memory_mib, self.workdir_root)
-
-    async def close(self) -> None:
-        self._closed = True
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        while not self._ready.empty():
-            await discard(self._ready.get_nowait())

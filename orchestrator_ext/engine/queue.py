@@ -9,6 +9,8 @@ worker that holds it: a worker that lost its lease (a zombie) changes nothing.
 
 from __future__ import annotations
 
+import json
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -96,6 +98,20 @@ SELECT id, name, kind, config, secret_encrypted FROM integrations WHERE org_id =
 """
 
 
+#: a JSON escape of NUL (an odd run of backslashes before u0000), which PostgreSQL's jsonb refuses
+_NUL_ESCAPE = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
+
+
+def _pg_dumps(value: Any) -> str:
+    """JSON as jsonb takes it: what a run produced may hold NUL characters; they become U+FFFD."""
+    return _NUL_ESCAPE.sub(r"\1\\ufffd", json.dumps(value, default=str))
+
+
+def jsonb(value: Any) -> Jsonb:
+    """Every JSON value the engine writes goes through here: a run's output never fails its own completion."""
+    return Jsonb(value, dumps=_pg_dumps)
+
+
 @dataclass
 class ClaimedRun:
     """A run a worker holds: what to run, with what, for which attempt."""
@@ -169,18 +185,18 @@ class Queue:
             "attempt": run.attempt,
             "worker": worker,
             "status": status,
-            "outputs": Jsonb(outputs) if outputs is not None else None,
-            "error": Jsonb(error) if error is not None else None,
+            "outputs": jsonb(outputs) if outputs is not None else None,
+            "error": jsonb(error) if error is not None else None,
         }
         async with self.pool.connection() as conn, conn.transaction():
             done = await (await conn.execute(FINISH, params)).fetchone()
             if done is not None and notebook is not None:
-                await conn.execute(SAVE_NOTEBOOK, {"id": run.id, "content": Jsonb(notebook)})
+                await conn.execute(SAVE_NOTEBOOK, {"id": run.id, "content": jsonb(notebook)})
             return done is not None
 
     async def retry(self, run: ClaimedRun, worker: str, error: dict[str, Any], delay: float) -> bool:
         """Put a failed attempt back in the queue after ``delay`` seconds; False when not held (or cancelled)."""
-        params = {"id": run.id, "attempt": run.attempt, "worker": worker, "error": Jsonb(error), "delay": delay}
+        params = {"id": run.id, "attempt": run.attempt, "worker": worker, "error": jsonb(error), "delay": delay}
         return bool(await self._rows(RETRY, params))
 
     async def release(self, run: ClaimedRun, worker: str) -> bool:
@@ -191,7 +207,7 @@ class Queue:
         return await self._rows(REQUEUE_LOST, {"extra": extra_attempts})
 
     async def append_events(self, rows: list[dict[str, Any]]) -> None:
-        await self._rows(APPEND_EVENTS, {"rows": Jsonb(rows)})
+        await self._rows(APPEND_EVENTS, {"rows": jsonb(rows)})
 
     async def integrations(self, org_id: uuid.UUID, names: list[str]) -> list[dict[str, Any]]:
         return await self._rows(INTEGRATIONS, {"org": org_id, "names": names})

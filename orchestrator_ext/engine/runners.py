@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .isolation import limiter, new_workdir, remove_workdir, run_environment
+from .pool import WarmPool
 
 log = logging.getLogger("orchestrator.engine")
 READY_TIMEOUT = 120.0
@@ -106,58 +107,24 @@ async def start_runner(preload: list[str], memory_mib: int, workdir_root: Path |
     return runner
 
 
-class RunnerPool:
-    """``size`` runners started ahead; a run takes one, uses it once, and the pool starts another."""
+class RunnerPool(WarmPool[Runner]):
+    """``size`` runners started ahead, their frameworks imported; a run takes one and uses it once."""
 
     def __init__(self, size: int, preload: list[str], memory_mib: int, workdir_root: Path | None = None) -> None:
-        self.size = size
         self.preload = preload
         self.memory_mib = memory_mib
         self.workdir_root = workdir_root
-        self._ready: asyncio.Queue[Runner] = asyncio.Queue()
-        self._starting = 0
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._closed = False
-
-    @property
-    def warm(self) -> int:
-        return self._ready.qsize()
-
-    def fill(self) -> None:
-        while not self._closed and self._ready.qsize() + self._starting < self.size:
-            self._starting += 1
-            task = asyncio.create_task(self._start_one())
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-
-    async def _start_one(self) -> None:
-        try:
-            runner = await start_runner(self.preload, self.memory_mib, self.workdir_root)
-        except Exception:
-            log.exception("a warm runner failed to start")
-            await asyncio.sleep(1.0)
-            return
-        finally:
-            self._starting -= 1
-        if self._closed:
-            await runner.discard()
-        else:
-            self._ready.put_nowait(runner)
+        super().__init__(
+            size,
+            start=lambda: start_runner(preload, memory_mib, workdir_root),
+            alive=_alive,
+            discard=Runner.discard,
+            what="runner",
+        )
 
     async def take(self) -> Runner:
-        runner: Runner | None = None
-        while runner is None and not self._ready.empty():
-            candidate = self._ready.get_nowait()
-            if candidate.process.returncode is None:
-                runner = candidate
-            else:
-                await candidate.discard()
-        return runner or await start_runner(self.preload, self.memory_mib, self.workdir_root)
+        return await self.take_warm() or await start_runner(self.preload, self.memory_mib, self.workdir_root)
 
-    async def close(self) -> None:
-        self._closed = True
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        while not self._ready.empty():
-            await self._ready.get_nowait().discard()
+
+async def _alive(runner: Runner) -> bool:
+    return runner.process.returncode is None

@@ -68,6 +68,7 @@ class Worker:
         self.writer.start()
         self.kernels.fill()
         self.runners.fill()
+        # the claim loop first: stop() waits for it before anything else
         for loop in (self._claim_loop, self._heartbeat_loop, self._reap_loop, self._listen_loop):
             task = asyncio.create_task(loop(), name=f"worker-{loop.__name__}")
             task.add_done_callback(_report_crash)
@@ -79,6 +80,7 @@ class Worker:
         """Stop claiming, let running runs finish for ``grace`` seconds, then stop them (they are retried)."""
         self._stopping.set()
         self._wake.set()
+        await asyncio.gather(self._loops[0], return_exceptions=True)  # the claim loop: no run starts after this
         if self._runs:
             await asyncio.wait(set(self._runs), timeout=grace)
         for active in list(self.active.values()):
@@ -98,8 +100,7 @@ class Worker:
     # ---- claiming ------------------------------------------------------------
 
     async def _claim_loop(self) -> None:
-        while not self._stopping.is_set():
-            await self._slots.acquire()
+        while await self._free_slot():
             try:
                 run = await self.queue.claim(self.name, self.settings.lease_seconds, list(self.settings.tiers))
             except (psycopg.Error, OSError):
@@ -114,6 +115,20 @@ class Worker:
             task = asyncio.create_task(self._execute(run), name=f"run-{run.id}")
             self._runs.add(task)
             task.add_done_callback(self._runs.discard)
+
+    async def _free_slot(self) -> bool:
+        """Wait for a free slot and take it; False once the worker is stopping."""
+        acquiring = asyncio.ensure_future(self._slots.acquire())
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        await asyncio.wait({acquiring, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if not acquiring.done():
+            acquiring.cancel()
+            return False
+        if self._stopping.is_set():
+            self._slots.release()
+            return False
+        return True
 
     async def _idle(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -161,34 +176,41 @@ class Worker:
         return handed
 
     async def _record(self, run: ClaimedRun, outcome: Outcome) -> None:
-        error = outcome.error.as_json() if outcome.error is not None else None
-        retry = (
-            outcome.status == FAILED
-            and outcome.error is not None
-            and outcome.error.retryable
-            and run.attempt < run.max_attempts
-        )
+        """Record how the attempt ended, retrying while the database is away.
+
+        Should the database refuse what the run produced (its outputs or notebook), the run
+        still ends: ``failed``, saying so, rather than being lost and retried forever.
+        """
         while True:
             try:
-                if retry and error is not None:
-                    delay = self._backoff(run.attempt)
-                    recorded = await self.queue.retry(run, self.name, {**error, "retry_in_seconds": delay}, delay)
-                    if recorded:
-                        log.info("run %s attempt %d failed; retry in %.1f s", run.id, run.attempt, delay)
-                        return
-                recorded = await self.queue.finish(
-                    run, self.name, outcome.status, outcome.outputs, error, _storable(outcome.notebook)
-                )
+                recorded = await self._write_end(run, outcome)
                 break
             except (psycopg.OperationalError, OSError):
                 log.warning("could not record the end of run %s; retrying", run.id, exc_info=True)
                 await asyncio.sleep(1.0)
+            except psycopg.Error as exc:
+                if outcome.status == FAILED and outcome.notebook is None and outcome.outputs is None:
+                    raise
+                log.exception("the database refused the result of run %s", run.id)
+                message = f"the run's result could not be stored ({type(exc).__name__}: {exc})"
+                outcome = Outcome(FAILED, error=RunError(ErrorKind.INTERNAL, message))
         if recorded:
             log.info("run %s attempt %d ended %s", run.id, run.attempt, outcome.status)
         else:
             log.warning(
                 "run %s attempt %d ended but is no longer held by this worker: not recorded", run.id, run.attempt
             )
+
+    async def _write_end(self, run: ClaimedRun, outcome: Outcome) -> bool:
+        """A retry when attempts are left for a failure worth retrying, else the final state; False: not held."""
+        error = outcome.error.as_json() if outcome.error is not None else None
+        worth_retrying = outcome.status == FAILED and outcome.error is not None and outcome.error.retryable
+        if worth_retrying and error is not None and run.attempt < run.max_attempts:
+            delay = self._backoff(run.attempt)
+            if await self.queue.retry(run, self.name, {**error, "retry_in_seconds": delay}, delay):
+                log.info("run %s attempt %d failed; retry in %.1f s", run.id, run.attempt, delay)
+                return True
+        return await self.queue.finish(run, self.name, outcome.status, outcome.outputs, error, outcome.notebook)
 
     def _backoff(self, attempt: int) -> float:
         base = self.settings.retry_backoff_seconds * float(2 ** (attempt - 1))
@@ -255,15 +277,3 @@ class Worker:
 def _report_crash(task: asyncio.Task[None]) -> None:
     if not task.cancelled() and task.exception() is not None:
         log.error("worker loop %s crashed", task.get_name(), exc_info=task.exception())
-
-
-def _storable(notebook: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The notebook as PostgreSQL's JSON takes it (no NUL characters)."""
-    if notebook is None:
-        return None
-    import json
-
-    text = json.dumps(notebook, default=str)
-    if "\\u0000" in text:
-        text = text.replace("\\u0000", "\\ufffd")
-    return json.loads(text)  # type: ignore[no-any-return]

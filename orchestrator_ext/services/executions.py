@@ -23,7 +23,6 @@ from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.dialects.postgresql import insert
 
 from ..db.models import (
-    Agent,
     ExecutionEvent,
     ExecutionNotebook,
     ExecutionStatus,
@@ -41,7 +40,7 @@ from . import audit
 from .pagination import JsonPage, page_params
 from .scope import Identity, Scope, ScopeFactory
 from .settings import ServiceSettings
-from .workflows import is_notebook_spec, load_version, load_workflow, version_parameters
+from .workflows import is_notebook_spec, load_runnable_workflow, load_version, version_parameters
 
 KEY_FIELD = "Idempotency-Key"
 FINISHED = frozenset({"succeeded", "failed", "cancelled", "timed_out"})
@@ -84,6 +83,20 @@ def check_inputs(version: WorkflowVersion, inputs: dict[str, object], *, prefix:
         raise ValidationFailed("Some inputs do not fit the notebook's parameters.", errors=errors)
 
 
+async def runnable_version(
+    scope: Scope, workflow: Workflow, number: int | None, inputs: dict[str, object], *, prefix: str = "inputs"
+) -> WorkflowVersion:
+    """Version ``number`` of the workflow (None: the current one), given that ``inputs`` fit it; 422 otherwise."""
+    version = await load_version(scope, workflow.id, number or workflow.current_version)
+    if version is None:
+        raise ValidationFailed(
+            f"The workflow has no version {number}.",
+            errors=[FieldError("version", f"no version {number}; the current one is {workflow.current_version}")],
+        )
+    check_inputs(version, inputs, prefix=prefix)
+    return version
+
+
 _READS = CompiledReads()
 
 
@@ -117,15 +130,13 @@ class ExecutionService:
     ) -> tuple[DescribeExecution, bool]:
         """Queue a run; the execution, and False when it is the replay of an earlier request with the same key."""
         async with self.scopes.enter(identity) as scope:
-            workflow = await load_workflow(scope, workflow_id, Permission.EXECUTIONS_CREATE)
-            await self._require_live_agent(scope, workflow)
+            workflow = await load_runnable_workflow(scope, workflow_id, Permission.EXECUTIONS_CREATE)
             digest = request_hash(workflow.id, body)
             if idempotency_key is not None:
                 earlier = await self._by_key(scope, workflow.org_id, idempotency_key)
                 if earlier is not None:
                     return _replay(earlier, digest), False
-            version = await self._version(scope, workflow, body.version)
-            check_inputs(version, body.inputs)
+            version = await runnable_version(scope, workflow, body.version, body.inputs)
             execution_id = await self._insert(scope, workflow, version, body, idempotency_key, digest)
             if execution_id is None and idempotency_key is not None:  # a concurrent request won the insert
                 earlier = await self._by_key(scope, workflow.org_id, idempotency_key)
@@ -236,25 +247,11 @@ class ExecutionService:
         scope.actor.require(execution.org_id, permission, what="execution", resource_id=execution_id)
         return execution
 
-    async def _require_live_agent(self, scope: Scope, workflow: Workflow) -> None:
-        stmt = select(Agent.id).where(Agent.id == workflow.agent_id, Agent.deleted_at.is_(None))
-        if (await scope.session.execute(stmt)).first() is None:
-            raise NotFound(f"No workflow with id '{workflow.id}' (its agent was deleted).")
-
     async def _by_key(self, scope: Scope, org_id: uuid.UUID, key: str) -> WorkflowExecution | None:
         stmt = select(WorkflowExecution).where(
             WorkflowExecution.org_id == org_id, WorkflowExecution.idempotency_key == key
         )
         return (await scope.session.execute(stmt)).scalar_one_or_none()
-
-    async def _version(self, scope: Scope, workflow: Workflow, number: int | None) -> WorkflowVersion:
-        version = await load_version(scope, workflow.id, number or workflow.current_version)
-        if version is None:
-            raise ValidationFailed(
-                f"The workflow has no version {number}.",
-                errors=[FieldError("version", f"no version {number}; the current one is {workflow.current_version}")],
-            )
-        return version
 
     async def _insert(
         self,

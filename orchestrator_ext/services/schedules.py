@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import delete, func, select
 
-from ..db.models import Agent, Schedule, Workflow, WorkflowExecution, WorkflowVersion
+from ..db.models import Agent, Schedule, Workflow, WorkflowExecution
 from ..engine.cron import CronError, check_cron, check_timezone, next_fire
 from ..errors import FieldError, NotFound, ValidationFailed
 from ..schemas.schedules import (
@@ -32,11 +32,11 @@ from ..schemas.schedules import (
 )
 from ..security.permissions import Permission
 from . import audit
-from .executions import check_inputs
+from .executions import runnable_version
 from .pagination import page_of, paginate
 from .scope import Identity, Scope, ScopeFactory
 from .settings import ServiceSettings
-from .workflows import load_version, load_workflow
+from .workflows import load_runnable_workflow
 
 #: changing one of these moves ``next_run_at``
 TIMING_FIELDS = frozenset({"cron", "timezone", "enabled"})
@@ -83,9 +83,9 @@ class ScheduleService:
 
     async def create(self, identity: Identity, workflow_id: uuid.UUID, body: CreateSchedule) -> DescribeSchedule:
         async with self.scopes.enter(identity) as scope:
-            workflow = await _live_workflow(scope, workflow_id, Permission.SCHEDULES_MANAGE)
+            workflow = await load_runnable_workflow(scope, workflow_id, Permission.SCHEDULES_MANAGE)
             cron, timezone = checked_timing(body.cron, body.timezone)
-            await _check_inputs(scope, workflow, body.version, body.inputs)
+            await runnable_version(scope, workflow, body.version, body.inputs)
             schedule = Schedule(
                 id=uuid.uuid4(),
                 org_id=workflow.org_id,
@@ -113,7 +113,7 @@ class ScheduleService:
         self, identity: Identity, workflow_id: uuid.UUID, query: ListSchedulesQuery
     ) -> ListSchedulesResponse:
         async with self.scopes.enter(identity) as scope:
-            workflow = await _live_workflow(scope, workflow_id, Permission.SCHEDULES_READ)
+            workflow = await load_runnable_workflow(scope, workflow_id, Permission.SCHEDULES_READ)
             stmt = select(Schedule).where(Schedule.workflow_id == workflow.id)
             page = paginate(stmt, Schedule.created_at, Schedule.id, query.limit, query.cursor)
             schedules, next_cursor = page_of((await scope.session.execute(page)).scalars().all(), query.limit)
@@ -138,7 +138,7 @@ class ScheduleService:
                     changes.get("cron", schedule.cron), changes.get("timezone", schedule.timezone)
                 )
             if sent & INPUT_FIELDS:
-                await _check_inputs(
+                await runnable_version(
                     scope, workflow, changes.get("version", schedule.version), changes.get("inputs", schedule.inputs)
                 )
             changed = sorted(name for name, value in changes.items() if _stored(value) != getattr(schedule, name))
@@ -177,15 +177,6 @@ def _stored(value: Any) -> Any:
     return value.value if isinstance(value, Enum) else value
 
 
-async def _live_workflow(scope: Scope, workflow_id: uuid.UUID, permission: Permission) -> Workflow:
-    """A workflow whose agent is live too; 404 otherwise."""
-    workflow = await load_workflow(scope, workflow_id, permission)
-    stmt = select(Agent.id).where(Agent.id == workflow.agent_id, Agent.deleted_at.is_(None))
-    if (await scope.session.execute(stmt)).first() is None:
-        raise NotFound(f"No workflow with id '{workflow_id}' (its agent was deleted).")
-    return workflow
-
-
 async def _load_schedule(
     scope: Scope, schedule_id: uuid.UUID, permission: Permission, *, lock: bool = False
 ) -> tuple[Schedule, Workflow]:
@@ -204,19 +195,6 @@ async def _load_schedule(
     schedule, workflow = found
     scope.actor.require(schedule.org_id, permission, what="schedule", resource_id=schedule_id)
     return schedule, workflow
-
-
-async def _check_inputs(scope: Scope, workflow: Workflow, number: int | None, inputs: dict[str, Any]) -> None:
-    """The inputs must fit the pinned version (or the current one); an unknown version is a 422 on ``version``."""
-    version: WorkflowVersion | None = await load_version(scope, workflow.id, number or workflow.current_version)
-    if version is None:
-        raise ValidationFailed(
-            f"The workflow has no version {number}.",
-            errors=[
-                FieldError("version", f"no version {number}; the current one is {workflow.current_version}", "unknown")
-            ],
-        )
-    check_inputs(version, inputs, prefix="inputs")
 
 
 async def _last_runs(scope: Scope, schedule_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, list[WorkflowExecution]]:

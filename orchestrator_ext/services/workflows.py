@@ -65,6 +65,15 @@ async def load_workflow(
     return workflow
 
 
+async def load_runnable_workflow(scope: Scope, workflow_id: uuid.UUID, permission: Permission) -> Workflow:
+    """A live workflow whose agent is live too (what may be executed or scheduled); 404 otherwise."""
+    workflow = await load_workflow(scope, workflow_id, permission)
+    stmt = select(Agent.id).where(Agent.id == workflow.agent_id, Agent.deleted_at.is_(None))
+    if (await scope.session.execute(stmt)).first() is None:
+        raise NotFound(f"No workflow with id '{workflow_id}' (its agent was deleted).")
+    return workflow
+
+
 async def load_version(scope: Scope, workflow_id: uuid.UUID, number: int) -> WorkflowVersion | None:
     stmt = select(WorkflowVersion).where(WorkflowVersion.workflow_id == workflow_id, WorkflowVersion.version == number)
     return (await scope.session.execute(stmt)).scalar_one_or_none()

@@ -121,7 +121,10 @@ class WorkerProcess:
             "ORCHESTRATOR_ENCRYPTION_KEYS": TEST_KEYS,
             "ORCHESTRATOR_DATA_DIR": str(tmp / "data"),
         }
-        flags = [f"--OrchestratorApp.{name}={value}" for name, value in traits.items()]
+        flags = [
+            f"--{name}={value}" if "." in name else f"--OrchestratorApp.{name}={value}"
+            for name, value in traits.items()
+        ]
         with open(self.log, "wb") as out:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "jupyter", "orchestrator", command, *flags],

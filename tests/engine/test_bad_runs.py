@@ -105,3 +105,18 @@ async def test_a_notebook_for_a_kernel_that_is_not_installed_fails_clearly(
     assert (run["status"], run["attempt"]) == ("failed", 1)
     assert run["error"]["kind"] == "configuration"
     assert "'no-such-kernel' is not installed" in run["error"]["message"]
+
+
+async def test_nul_characters_in_what_a_run_produces_do_not_lose_it(
+    api: Api, workers: Any, notebook_workflow: Any, run_to_end: Any
+) -> None:
+    user = who()
+    source = "from orchestrator_runtimes import record\nprint('a\\x00b')\nrecord('text', 'x\\x00y')\nraise KeyError('k\\x00')"
+    workflow = await notebook_workflow(user, notebook(source))
+    async with workers():
+        run = await run_to_end(user, workflow["id"])
+    assert run["status"] == "failed"  # the KeyError, recorded: PostgreSQL's refusal of NUL did not lose the run
+    assert run["outputs"] == {"text": "x\ufffdy"}
+    assert run["error"]["ename"] == "KeyError"
+    assert "a\ufffdb" in (await api("GET", "executions", run["id"], "logs", user=user)).text
+    assert (await api("GET", "executions", run["id"], "notebook", user=user)).status == 200

@@ -202,3 +202,30 @@ async def test_a_worker_for_some_tiers_takes_only_their_runs(
         assert await queue.finish(claimed, "gpu-worker", "succeeded", {}, None, None)
     finally:
         await queue.close()
+
+
+async def test_sigterm_hands_a_running_run_back_to_the_queue(
+    api: Api, processes: Any, notebook_workflow: Any, admin_sql: Any
+) -> None:
+    user = who()
+    workflow = await notebook_workflow(user, notebook(SLOW_RECORD))
+    first = processes(worker_slots=1, **FAST, **{"WorkerCommand.grace_seconds": 0.5})
+    await asyncio.to_thread(first.wait_started)
+    execution_id = (await api("POST", "workflows", workflow["id"], "execute", user=user, body={})).json["id"]
+    while "working" not in (await api("GET", "executions", execution_id, "logs", user=user)).text:
+        await asyncio.sleep(0.05)
+    first.process.terminate()
+    assert await asyncio.to_thread(first.process.wait, 30) == 0  # a clean stop
+    run = (await api("GET", "executions", execution_id, user=user)).json
+    assert (run["status"], run["attempt"]) == ("queued", 1)  # handed back at once, not after its lease
+    second = processes(worker_slots=1, **FAST)
+    await asyncio.to_thread(second.wait_started)
+    run = await wait_final(api, user, execution_id, within=60)
+    assert (run["status"], run["attempt"], run["outputs"]) == ("succeeded", 2, {"done": True})
+    assert statuses(admin_sql, execution_id) == [
+        ("queued", 0),
+        ("running", 1),
+        ("queued", 1),
+        ("running", 2),
+        ("succeeded", 2),
+    ]
