@@ -36,10 +36,6 @@ class WarmPool(Generic[T]):
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
 
-    @property
-    def warm(self) -> int:
-        return self._ready.qsize()
-
     def fill(self) -> None:
         """Start processes in the background until ``size`` are ready or starting."""
         while not self._closed and self._ready.qsize() + self._starting < self.size:

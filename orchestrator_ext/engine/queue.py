@@ -13,7 +13,6 @@ import json
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from psycopg import AsyncConnection
@@ -211,7 +210,3 @@ class Queue:
 
     async def integrations(self, org_id: uuid.UUID, names: list[str]) -> list[dict[str, Any]]:
         return await self._rows(INTEGRATIONS, {"org": org_id, "names": names})
-
-    async def now(self) -> datetime:
-        rows = await self._rows("SELECT clock_timestamp() AS now", {})
-        return rows[0]["now"]  # type: ignore[no-any-return]

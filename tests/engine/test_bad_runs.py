@@ -111,7 +111,10 @@ async def test_nul_characters_in_what_a_run_produces_do_not_lose_it(
     api: Api, workers: Any, notebook_workflow: Any, run_to_end: Any
 ) -> None:
     user = who()
-    source = "from orchestrator_runtimes import record\nprint('a\\x00b')\nrecord('text', 'x\\x00y')\nraise KeyError('k\\x00')"
+    source = (
+        "from orchestrator_runtimes import record\nprint('a\\x00b')\n"
+        "record('text', 'x\\x00y')\nraise KeyError('k\\x00')"
+    )
     workflow = await notebook_workflow(user, notebook(source))
     async with workers():
         run = await run_to_end(user, workflow["id"])
