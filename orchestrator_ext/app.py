@@ -29,6 +29,7 @@ from .db.setup import DatabaseLocation, prepare_database
 from .engine.commands import SchedulerCommand, WorkerCommand
 from .engine.settings import EngineSettings
 from .handlers import all_handlers
+from .local_model import ModelCommand
 from .observability import logging as ologging
 from .observability.metrics import Metrics
 from .security.crypto import KeyRing, load_or_create_keyring
@@ -68,6 +69,7 @@ class OrchestratorApp(ExtensionApp, EngineSettings):
         "set-tier": (SetTierCommand, SetTierCommand.description),
         "worker": (WorkerCommand, WorkerCommand.description),
         "scheduler": (SchedulerCommand, SchedulerCommand.description),
+        "model": (ModelCommand, ModelCommand.description),
     }
 
     database_url = Unicode(
@@ -135,6 +137,10 @@ class OrchestratorApp(ExtensionApp, EngineSettings):
     def _default_database_admin_url(self) -> str:
         return _env("ORCHESTRATOR_DATABASE_ADMIN_URL")
 
+    @default("runs_database_url")
+    def _default_runs_database_url(self) -> str:
+        return _env("ORCHESTRATOR_RUNS_DATABASE_URL")
+
     @default("data_dir")
     def _default_data_dir(self) -> str:
         return _env("ORCHESTRATOR_DATA_DIR", str(Path(jupyter_data_dir()) / "orchestrator"))
@@ -152,6 +158,7 @@ class OrchestratorApp(ExtensionApp, EngineSettings):
         return "/lab"
 
     embedded: EmbeddedPostgres | None = None
+    runs_url: str | None = None
     _worker: Worker | None = None
     _scheduler: Scheduler | None = None
     _scheduler_task: asyncio.Task[None] | None = None
@@ -206,6 +213,7 @@ class OrchestratorApp(ExtensionApp, EngineSettings):
         """Start the embedded server if needed, migrate, and return the server's own URL."""
         prepared = prepare_database(self.database_location(), revision="head" if self.migrate_on_start else None)
         self.embedded = prepared.embedded
+        self.runs_url = prepared.runs_url
         return prepared.app_url
 
     def database_location(self) -> DatabaseLocation:
@@ -237,7 +245,8 @@ class OrchestratorApp(ExtensionApp, EngineSettings):
         from .engine.worker import Worker
 
         url = self.services.db.url
-        self._worker = Worker(url, self.worker_settings(), self.services.keyring)
+        settings = self.worker_settings(self.runs_url, self.services.settings.root_dir)
+        self._worker = Worker(url, settings, self.services.keyring)
         await self._worker.start()
         self._scheduler = Scheduler(url, interval=self.scheduler_interval)
         self._scheduler_stop = asyncio.Event()

@@ -19,7 +19,9 @@ Fixtures:
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import tempfile
 import uuid
 import warnings
@@ -258,3 +260,18 @@ def create_workflow(api: Api) -> Callable[..., Awaitable[dict[str, Any]]]:
 
 def pytest_configure(config: pytest.Config) -> None:
     warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+
+
+@pytest.fixture(scope="session")
+def local_model() -> Iterator[dict[str, Any]]:
+    """The real local model server (SmolLM2-135M-Instruct on llama-cpp-python), once per session, on a free
+    loopback port, as ``jupyter orchestrator model serve`` runs it; the integration runs receive for it."""
+    from orchestrator_ext import local_model as lm
+
+    process, base_url = lm.start_server(threads=2)
+    try:
+        lm.wait_until_ready(base_url, process)
+        yield lm.integration(base_url)
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=10)

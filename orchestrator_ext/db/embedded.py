@@ -12,6 +12,8 @@ import psycopg
 log = logging.getLogger("orchestrator.db")
 
 APP_DATABASE = "orchestrator"
+#: the database (and its owner role) where runs keep state: LangGraph checkpoints, Agno memory and knowledge
+RUNS_DATABASE = "orchestrator_runs"
 
 
 class EmbeddedPostgres:
@@ -46,6 +48,21 @@ class EmbeddedPostgres:
 
     def role_url(self, role: str, database: str = APP_DATABASE) -> str:
         return f"postgresql://{role}@/{database}?host={self.socket_dir}"
+
+    def provision_runs_database(self) -> str:
+        """Create the runs' database, owned by its own unprivileged role, with pgvector; its URL.
+
+        Runs never get the application's URL: this database holds nothing but what runs keep.
+        """
+        with psycopg.connect(self.admin_url("postgres"), autocommit=True) as conn:
+            if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (RUNS_DATABASE,)).fetchone() is None:
+                conn.execute(f'CREATE ROLE "{RUNS_DATABASE}" LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE')
+            if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (RUNS_DATABASE,)).fetchone() is None:
+                conn.execute(f'CREATE DATABASE "{RUNS_DATABASE}" OWNER "{RUNS_DATABASE}"')
+        with psycopg.connect(self.admin_url(RUNS_DATABASE), autocommit=True) as conn:
+            conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+            conn.execute(f'GRANT ALL ON SCHEMA public TO "{RUNS_DATABASE}"')
+        return self.role_url(RUNS_DATABASE, RUNS_DATABASE)
 
     def _ensure_database(self, name: str) -> None:
         with psycopg.connect(self.admin_url("postgres"), autocommit=True) as conn:

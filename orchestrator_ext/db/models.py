@@ -45,6 +45,7 @@ class Framework(StrEnum):
 class ExecutionStatus(StrEnum):
     QUEUED = "queued"
     RUNNING = "running"
+    WAITING = "waiting"  # stopped at a human approval until resumed
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     CANCELLED = "cancelled"
@@ -291,6 +292,11 @@ class WorkflowExecution(Base):
     cancel_requested_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     schedule_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("schedules.id", ondelete="SET NULL"))
     scheduled_for: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # ---- human in the loop ----
+    #: what a waiting run asks (its node and question)
+    waiting_for: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    #: the answer a resumed run goes on with
+    resume: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
 
 
 class Schedule(Base):

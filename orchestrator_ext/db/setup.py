@@ -26,6 +26,8 @@ class PreparedDatabase:
     admin_url: str
     app_url: str
     embedded: EmbeddedPostgres | None
+    #: where runs keep their state (checkpoints, memory, knowledge); None: not provisioned
+    runs_url: str | None = None
 
 
 def prepare_database(where: DatabaseLocation, *, revision: str | None = "head") -> PreparedDatabase:
@@ -46,6 +48,7 @@ def prepare_database(where: DatabaseLocation, *, revision: str | None = "head") 
         if revision is not None:
             migrate(admin_url, revision)
         provision_app_role(admin_url, where.app_role)
-        prepared = PreparedDatabase(admin_url, embedded.role_url(where.app_role), embedded)
+        runs_url = embedded.provision_runs_database()
+        prepared = PreparedDatabase(admin_url, embedded.role_url(where.app_role), embedded, runs_url)
     warn_if_rls_bypassed(prepared.app_url)
     return prepared

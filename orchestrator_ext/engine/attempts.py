@@ -30,7 +30,7 @@ from .queue import ClaimedRun
 from .runners import RunnerGone, RunnerPool
 
 log = logging.getLogger("orchestrator.engine")
-SUCCEEDED, FAILED, CANCELLED, TIMED_OUT = "succeeded", "failed", "cancelled", "timed_out"
+SUCCEEDED, FAILED, CANCELLED, TIMED_OUT, WAITING = "succeeded", "failed", "cancelled", "timed_out", "waiting"
 
 
 @dataclass
@@ -41,6 +41,8 @@ class Outcome:
     outputs: dict[str, Any] | None = None
     error: RunError | None = None
     notebook: dict[str, Any] | None = None
+    #: what a run that stopped for a human asks (status waiting)
+    waiting_for: dict[str, Any] | None = None
 
 
 @dataclass
@@ -60,6 +62,8 @@ class ActiveRun:
     lost: bool = False
     kill: Callable[[], None] = lambda: None
     notebook: dict[str, Any] | None = None
+    #: the organization's default model integration (framework runs)
+    default_model: str | None = None
 
     def cancel(self, *, lost: bool = False) -> None:
         self.lost = self.lost or lost
@@ -69,10 +73,20 @@ class ActiveRun:
 class Attempts:
     """Runs attempts on the worker's pools."""
 
-    def __init__(self, kernels: KernelPool, runners: RunnerPool, limits: Limits) -> None:
+    def __init__(
+        self,
+        kernels: KernelPool,
+        runners: RunnerPool,
+        limits: Limits,
+        *,
+        state_url: str | None = None,
+        files_root: str | None = None,
+    ) -> None:
         self.kernels = kernels
         self.runners = runners
         self.limits = limits
+        self.state_url = state_url
+        self.files_root = files_root
 
     async def run(self, active: ActiveRun, integrations: dict[str, dict[str, Any]]) -> Outcome:
         """The attempt's outcome; its own failures become outcomes, never exceptions."""
@@ -163,6 +177,13 @@ class Attempts:
             "execution_id": str(run.id),
             "attempt": run.attempt,
             "integrations": integrations,
+            "default_model": active.default_model,
+            "state_url": self.state_url,
+            "resume": run.resume,
+            "files_root": self.files_root,
+            "org_id": str(run.org_id),
+            "agent_id": str(run.agent_id),
+            "workflow_id": str(run.workflow_id),
         }
         try:
             async for message in runner.messages(job):
@@ -173,6 +194,10 @@ class Attempts:
                         active.events.step(message.get("data") or {})
                 elif "result" in message:
                     return Outcome(SUCCEEDED, outputs=message["result"].get("outputs") or {})
+                elif "waiting" in message:
+                    waiting = message["waiting"]
+                    asked = {"node": waiting.get("node"), **(waiting.get("request") or {})}
+                    return Outcome(WAITING, outputs=waiting.get("outputs") or {}, waiting_for=asked)
                 elif "error" in message:
                     return Outcome(FAILED, error=_run_error(message["error"]))
             raise RunnerGone("the runner ended without a result")

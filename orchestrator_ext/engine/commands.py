@@ -12,6 +12,7 @@ import asyncio
 import logging
 import signal
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 from traitlets import Float
 
@@ -27,6 +28,7 @@ class _EngineCommand(OrchestratorCommand):
 
     grace_seconds = Float(10.0, help="On SIGTERM, how long running runs may take to finish.").tag(config=True)
     serve: Callable[[str, asyncio.Event], Awaitable[None]]
+    runs_url: str | None = None
 
     def start(self) -> None:
         # `jupyter orchestrator worker --OrchestratorApp.worker_slots=4`: the command line sets the parent's traits
@@ -34,6 +36,7 @@ class _EngineCommand(OrchestratorCommand):
         ologging.configure(level=logging.INFO, fmt=self.orchestrator.log_style)
         prepared = prepare_database(self.orchestrator.database_location(), revision=None)
         try:
+            self.runs_url = prepared.runs_url
             asyncio.run(self._until_stopped(prepared.app_url))
         finally:
             if prepared.embedded is not None:
@@ -55,7 +58,7 @@ class WorkerCommand(_EngineCommand):
         from .worker import Worker
 
         app = self.orchestrator
-        worker = Worker(url, app.worker_settings(), app.keyring())
+        worker = Worker(url, app.worker_settings(self.runs_url, Path.cwd()), app.keyring())
         await worker.start()
         try:
             await stop.wait()

@@ -21,8 +21,8 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 CLAIM = """
-SELECT c.id, c.org_id, c.workflow_id, c.attempt, c.max_attempts, c.timeout_seconds, c.inputs,
-       c.correlation_id, c.cancel_requested_at IS NOT NULL AS cancel_requested,
+SELECT c.id, c.org_id, c.workflow_id, c.agent_id, c.attempt, c.max_attempts, c.timeout_seconds, c.inputs,
+       c.correlation_id, c.cancel_requested_at IS NOT NULL AS cancel_requested, c.resume,
        v.spec, v.notebook_snapshot, a.framework
   FROM orchestrator_claim_execution(%(worker)s, %(lease)s, %(tiers)s) c
   JOIN workflow_versions v ON v.id = c.workflow_version_id
@@ -41,6 +41,15 @@ UPDATE workflow_executions
    SET status = %(status)s, outputs = %(outputs)s, error = %(error)s, finished_at = clock_timestamp(),
        updated_at = clock_timestamp(), lease_expires_at = NULL
  WHERE id = %(id)s AND attempt = %(attempt)s AND worker_id = %(worker)s AND status = 'running'
+RETURNING id
+"""
+
+WAIT = """
+UPDATE workflow_executions
+   SET status = 'waiting', outputs = %(outputs)s, waiting_for = %(waiting_for)s, error = NULL, resume = NULL,
+       updated_at = clock_timestamp(), lease_expires_at = NULL, worker_id = NULL
+ WHERE id = %(id)s AND attempt = %(attempt)s AND worker_id = %(worker)s AND status = 'running'
+   AND cancel_requested_at IS NULL
 RETURNING id
 """
 
@@ -96,6 +105,12 @@ INTEGRATIONS = """
 SELECT id, name, kind, config, secret_encrypted FROM integrations WHERE org_id = %(org)s AND name = ANY(%(names)s)
 """
 
+#: the organization's default model: the openai-compatible integration named 'default', else the oldest
+DEFAULT_MODEL = """
+SELECT name FROM integrations WHERE org_id = %(org)s AND kind = 'openai-compatible'
+ ORDER BY name = 'default' DESC, created_at, name LIMIT 1
+"""
+
 
 #: a JSON escape of NUL (an odd run of backslashes before u0000), which PostgreSQL's jsonb refuses
 _NUL_ESCAPE = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
@@ -118,6 +133,7 @@ class ClaimedRun:
     id: uuid.UUID
     org_id: uuid.UUID
     workflow_id: uuid.UUID
+    agent_id: uuid.UUID
     attempt: int
     max_attempts: int
     timeout_seconds: int | None
@@ -127,6 +143,8 @@ class ClaimedRun:
     spec: dict[str, Any]
     notebook_snapshot: dict[str, Any] | None
     framework: str
+    #: the human's answer a resumed run goes on with
+    resume: dict[str, Any] | None = None
 
 
 async def _system(conn: AsyncConnection[Any]) -> None:
@@ -193,6 +211,17 @@ class Queue:
                 await conn.execute(SAVE_NOTEBOOK, {"id": run.id, "content": jsonb(notebook)})
             return done is not None
 
+    async def wait(self, run: ClaimedRun, worker: str, outputs: dict[str, Any], waiting_for: dict[str, Any]) -> bool:
+        """End an attempt that stopped for a human: ``waiting`` until resumed; False when not held."""
+        params = {
+            "id": run.id,
+            "attempt": run.attempt,
+            "worker": worker,
+            "outputs": jsonb(outputs),
+            "waiting_for": jsonb(waiting_for),
+        }
+        return bool(await self._rows(WAIT, params))
+
     async def retry(self, run: ClaimedRun, worker: str, error: dict[str, Any], delay: float) -> bool:
         """Put a failed attempt back in the queue after ``delay`` seconds; False when not held (or cancelled)."""
         params = {"id": run.id, "attempt": run.attempt, "worker": worker, "error": jsonb(error), "delay": delay}
@@ -210,3 +239,7 @@ class Queue:
 
     async def integrations(self, org_id: uuid.UUID, names: list[str]) -> list[dict[str, Any]]:
         return await self._rows(INTEGRATIONS, {"org": org_id, "names": names})
+
+    async def default_model(self, org_id: uuid.UUID) -> str | None:
+        rows = await self._rows(DEFAULT_MODEL, {"org": org_id})
+        return str(rows[0]["name"]) if rows else None

@@ -37,6 +37,10 @@ class WorkerSettings:
     #: resource tiers whose runs this worker takes (GPU workers: the GPU tiers); empty: every tier
     tiers: tuple[str, ...] = ()
     workdir_root: Path | None = None
+    #: the PostgreSQL database runs keep state in (checkpoints, memory, knowledge); None: none
+    state_url: str | None = None
+    #: the notebook server's files, where code-first workflows' modules and notebooks live
+    files_root: Path | None = None
 
 
 class EngineSettings(Configurable):
@@ -81,12 +85,25 @@ class EngineSettings(Configurable):
     scheduler_interval = Float(1.0, help="How often the scheduler looks for due schedules, in seconds.").tag(
         config=True
     )
+    runs_database_url = Unicode(
+        help="""PostgreSQL URL of the database where runs keep state: LangGraph checkpoints (human approval,
+        resume), Agno memory and pgvector knowledge. Use a database and role of its own: every run can
+        reach it. Empty: the embedded server's 'orchestrator_runs' database in the personal mode, none
+        otherwise. Env: ORCHESTRATOR_RUNS_DATABASE_URL.""",
+    ).tag(config=True)
+    files_root = Unicode(
+        help="""Where code-first workflows' modules and notebooks are found ('module:function').
+        Default: the notebook server's root directory (a worker command: its working directory).""",
+    ).tag(config=True)
     run_dir = Unicode(help="Where runs get their private working directories. Default: a temporary directory.").tag(
         config=True
     )
 
-    def worker_settings(self) -> WorkerSettings:
+    def worker_settings(self, runs_url: str | None = None, files_root: Path | None = None) -> WorkerSettings:
+        """The worker's settings; ``runs_url`` and ``files_root`` are the defaults the caller found."""
         return WorkerSettings(
+            state_url=self.runs_database_url or runs_url or None,
+            files_root=Path(self.files_root) if self.files_root else files_root,
             slots=self.worker_slots,
             lease_seconds=self.lease_seconds,
             heartbeat_seconds=self.heartbeat_seconds,

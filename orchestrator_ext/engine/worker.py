@@ -25,12 +25,28 @@ from orchestrator_runtimes import RunError
 from orchestrator_runtimes.runtime import ErrorKind
 
 from ..security.crypto import KeyRing
-from .attempts import FAILED, ActiveRun, Attempts, Limits, Outcome
+from .attempts import FAILED, WAITING, ActiveRun, Attempts, Limits, Outcome
 from .events import EventWriter, RunEvents
 from .kernels import KernelPool
 from .queue import ClaimedRun, Queue
 from .runners import RunnerPool
 from .settings import WorkerSettings
+
+#: config keys of a graph spec's nodes and options that name a model integration
+MODEL_KEYS = ("model", "manager_model", "embedder_model")
+
+
+def model_references(spec: dict[str, Any]) -> list[str]:
+    """The model integrations a graph spec names (in its options and its nodes' config)."""
+    found: list[str] = []
+    places = [spec.get("options") or {}, *((node.get("config") or {}) for node in spec.get("nodes") or [])]
+    for place in places:
+        for key in MODEL_KEYS:
+            value = place.get(key) if isinstance(place, dict) else None
+            if isinstance(value, str) and value:
+                found.append(value)
+    return found
+
 
 log = logging.getLogger("orchestrator.engine")
 
@@ -54,7 +70,13 @@ class Worker:
             settings.runner_pool_size, list(settings.preload), settings.memory_mib, settings.workdir_root
         )
         limits = Limits(settings.memory_mib, settings.max_output_bytes, settings.default_timeout_seconds)
-        self.attempts = Attempts(self.kernels, self.runners, limits)
+        self.attempts = Attempts(
+            self.kernels,
+            self.runners,
+            limits,
+            state_url=settings.state_url,
+            files_root=str(settings.files_root) if settings.files_root else None,
+        )
         self.active: dict[uuid.UUID, ActiveRun] = {}
         self._slots = asyncio.Semaphore(settings.slots)
         self._wake = asyncio.Event()
@@ -144,7 +166,7 @@ class Worker:
         log.info("run %s attempt %d started", run.id, run.attempt, extra={"correlation_id": run.correlation_id})
         try:
             try:
-                outcome = await self.attempts.run(active, await self._integrations(run))
+                outcome = await self.attempts.run(active, await self._integrations(active))
             except Exception as exc:  # the database or the key ring, before the run could start
                 log.exception("run %s could not start", run.id)
                 message = f"the run could not start: {type(exc).__name__}: {exc}"
@@ -162,8 +184,15 @@ class Worker:
             self.kernels.fill()
             self.runners.fill()
 
-    async def _integrations(self, run: ClaimedRun) -> dict[str, dict[str, Any]]:
+    async def _integrations(self, active: ActiveRun) -> dict[str, dict[str, Any]]:
+        """The integrations this run receives: those its spec names, and for frameworks its models."""
+        run = active.run
         names = [str(name) for name in run.spec.get("integrations") or []]
+        if run.framework != "notebook":
+            names.extend(model_references(run.spec))
+            active.default_model = await self.queue.default_model(run.org_id)
+            if active.default_model is not None:
+                names.append(active.default_model)
         if not names or self.keyring is None:
             return {}
         rows = await self.queue.integrations(run.org_id, names)
@@ -203,6 +232,8 @@ class Worker:
 
     async def _write_end(self, run: ClaimedRun, outcome: Outcome) -> bool:
         """A retry when attempts are left for a failure worth retrying, else the final state; False: not held."""
+        if outcome.status == WAITING and outcome.waiting_for is not None:
+            return await self.queue.wait(run, self.name, outcome.outputs or {}, outcome.waiting_for)
         error = outcome.error.as_json() if outcome.error is not None else None
         worth_retrying = outcome.status == FAILED and outcome.error is not None and outcome.error.retryable
         if worth_retrying and error is not None and run.attempt < run.max_attempts:

@@ -12,13 +12,25 @@ from . import (
     metrics,
     openapi,
     organizations,
+    runtimes,
     schedules,
     schemas,
     users,
     workflows,
 )
 
-RESOURCE_MODULES = (health, users, organizations, agents, workflows, executions, schedules, integrations, schemas)
+RESOURCE_MODULES = (
+    health,
+    users,
+    organizations,
+    agents,
+    workflows,
+    executions,
+    schedules,
+    integrations,
+    schemas,
+    runtimes,
+)
 
 
 def all_handlers() -> list[tuple[str, Any]]:

@@ -19,7 +19,13 @@ from tornado import web
 
 from ..errors import FieldError, ValidationFailed
 from ..schemas.common import RequestModel
-from ..schemas.executions import DescribeExecution, ExecuteWorkflow, ListExecutionsQuery, ListExecutionsResponse
+from ..schemas.executions import (
+    DescribeExecution,
+    ExecuteWorkflow,
+    ListExecutionsQuery,
+    ListExecutionsResponse,
+    ResumeExecution,
+)
 from ..security.permissions import Permission
 from .base import OrchestratorHandler, operation, route_table
 from .events import ExecutionEventsHandler
@@ -110,6 +116,23 @@ class CancelExecutionHandler(OrchestratorHandler):
         self.write_model(execution, status=202 if stopping else 200)
 
 
+class ResumeExecutionHandler(OrchestratorHandler):
+    @web.authenticated
+    @authorized
+    @operation(
+        "Resume a waiting execution with the human's answer: it continues from its checkpoint",
+        body=ResumeExecution,
+        responses={202: DescribeExecution},
+        permission=Permission.EXECUTIONS_CREATE,
+        tags=TAGS,
+    )
+    async def post(self, execution_id: str) -> None:
+        target = self.parse_id(execution_id, "execution")
+        body = self.parse_body(ResumeExecution)
+        execution = await self.services.executions.resume(self.identity, target, body)
+        self.write_model(execution, status=202)
+
+
 class ExecutionLogsHandler(OrchestratorHandler):
     @web.authenticated
     @authorized
@@ -163,6 +186,7 @@ default_handlers = route_table(
     ("/executions", ExecutionCollectionHandler),
     ("/executions/{execution_id}", ExecutionHandler),
     ("/executions/{execution_id}/cancel", CancelExecutionHandler),
+    ("/executions/{execution_id}/resume", ResumeExecutionHandler),
     ("/executions/{execution_id}/events", ExecutionEventsHandler),
     ("/executions/{execution_id}/logs", ExecutionLogsHandler),
     ("/executions/{execution_id}/notebook", ExecutionNotebookHandler),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 
 from jupyter_server.auth.decorator import authorized
+from orchestrator_runtimes import validate_spec
 from tornado import web
 
 from ..errors import FieldError, NotFound, ValidationFailed
@@ -20,7 +21,10 @@ from ..schemas.workflows import (
     ListWorkflowsResponse,
     ListWorkflowVersionsQuery,
     ListWorkflowVersionsResponse,
+    SpecProblem,
     UpdateWorkflow,
+    ValidateSpec,
+    ValidateSpecResponse,
 )
 from ..security.permissions import Permission
 from .base import OrchestratorHandler, operation, route_table
@@ -153,7 +157,24 @@ class WorkflowVersionHandler(_WorkflowHandler):
         self.write_model(reply)
 
 
+class ValidateSpecHandler(OrchestratorHandler):
+    @web.authenticated
+    @authorized
+    @operation(
+        "Check a workflow spec for a framework without saving it: every problem, with the node at fault",
+        body=ValidateSpec,
+        responses={200: ValidateSpecResponse},
+        tags=TAGS,
+    )
+    async def post(self) -> None:
+        body = self.parse_body(ValidateSpec)
+        _, problems = validate_spec(body.spec, body.framework)
+        errors = [SpecProblem(field=p.field, message=p.message) for p in problems]
+        self.write_model(ValidateSpecResponse(valid=not errors, errors=errors))
+
+
 default_handlers = route_table(
+    ("/workflows/validate", ValidateSpecHandler),
     ("/agents/{agent_id}/workflows", AgentWorkflowsHandler),
     ("/workflows/{workflow_id}", WorkflowHandler),
     ("/workflows/{workflow_id}/versions", WorkflowVersionsHandler),

@@ -29,6 +29,12 @@ class ExecuteWorkflow(RequestModel):
     )
 
 
+class ResumeExecution(RequestModel):
+    answer: Any = Field(
+        description='The human\'s answer to what the waiting run asks (any JSON value, e.g. {"approved": true}).'
+    )
+
+
 class DescribeExecution(ResponseModel):
     id: uuid.UUID
     org_id: uuid.UUID
@@ -46,6 +52,9 @@ class DescribeExecution(ResponseModel):
     schedule_id: uuid.UUID | None = Field(default=None, description="The schedule that started it, if any.")
     scheduled_for: Timestamp | None = Field(default=None, description="The schedule's firing time it stands for.")
     cancel_requested_at: Timestamp | None = None
+    waiting_for: dict[str, Any] | None = Field(
+        default=None, description="What a waiting run asks (its node and question); answer with POST .../resume."
+    )
     correlation_id: str | None = Field(
         default=None, description="The X-Request-ID of the request that started it; the run logs under it."
     )

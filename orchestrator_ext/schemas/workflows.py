@@ -111,3 +111,20 @@ class ListWorkflowVersionsResponse(ResponseModel):
 
 class DescribeJsonSchema(RootModel[dict[str, Any]]):
     """A JSON Schema document."""
+
+
+class ValidateSpec(RequestModel):
+    framework: str = Field(
+        min_length=1, max_length=64, description="The agent framework the spec is for (langgraph, crewai, agno, ...)."
+    )
+    spec: JsonObject = Field(description="The workflow spec to check.")
+
+
+class SpecProblem(ResponseModel):
+    field: str = Field(description="Where: a dotted location such as spec.nodes.2.config.prompt.")
+    message: str
+
+
+class ValidateSpecResponse(ResponseModel):
+    valid: bool
+    errors: list[SpecProblem] = Field(description="Every problem found, each with the node or field at fault.")

@@ -34,7 +34,13 @@ from ..db.models import (
 from ..db.reads import CompiledReads, as_json_page, newest_first_page
 from ..errors import Conflict, FieldError, NotFound, ValidationFailed
 from ..observability.logging import correlation_id
-from ..schemas.executions import DescribeExecution, ExecuteWorkflow, ExecutionEventOut, ListExecutionsQuery
+from ..schemas.executions import (
+    DescribeExecution,
+    ExecuteWorkflow,
+    ExecutionEventOut,
+    ListExecutionsQuery,
+    ResumeExecution,
+)
 from ..security.permissions import Permission
 from . import audit
 from .pagination import JsonPage, page_params
@@ -188,6 +194,28 @@ class ExecutionService:
             audit.record(scope, "execution.cancel", "execution", execution_id, execution.org_id)
             await scope.session.refresh(execution)
             return DescribeExecution.model_validate(execution), execution.status == ExecutionStatus.RUNNING.value
+
+    async def resume(self, identity: Identity, execution_id: uuid.UUID, body: ResumeExecution) -> DescribeExecution:
+        """Answer a waiting run: it goes back in the queue and continues from its checkpoint."""
+        async with self.scopes.enter(identity) as scope:
+            execution = await self._visible(scope, execution_id, Permission.EXECUTIONS_CREATE)
+            await scope.session.refresh(execution, with_for_update=True)
+            if execution.status != ExecutionStatus.WAITING.value:
+                raise Conflict(
+                    f"The execution is {execution.status}; only a waiting one can be resumed.",
+                    errors=[FieldError("status", f"is {execution.status}", "not_waiting")],
+                )
+            execution.status = ExecutionStatus.QUEUED.value
+            execution.resume = {"answer": body.answer, "by": str(scope.actor.user_id)}
+            execution.waiting_for = None
+            execution.run_after = func.clock_timestamp()
+            execution.updated_at = func.clock_timestamp()
+            # each resume takes one attempt: the run keeps its budget for failures worth retrying
+            execution.max_attempts = execution.max_attempts + 1
+            audit.record(scope, "execution.resume", "execution", execution_id, execution.org_id)
+            await scope.session.flush()
+            await scope.session.refresh(execution)
+            return DescribeExecution.model_validate(execution)
 
     async def events(self, identity: Identity, execution_id: uuid.UUID, after: int, limit: int = 500) -> EventBatch:
         """The run's events after id ``after`` (oldest first), and whether the run has ended."""

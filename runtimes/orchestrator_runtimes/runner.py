@@ -5,10 +5,12 @@ those runtimes first), each waiting for one job; a runner runs one job and
 exits, so no state leaks from one run to the next.
 
 Protocol: the job is one JSON line on stdin (``framework``, ``spec``,
-``inputs``, ``execution_id``, ``attempt``, ``integrations``). The runner answers
+``inputs``, ``execution_id``, ``attempt``, ``integrations``, ``default_model``,
+``state_url``, ``resume``, ``files_root``). The runner answers
 ``{"ready": true}`` once preloaded, then one JSON line per event
-(``{"event": kind, "data": {...}}``) and a last line ``{"result": {...}}`` or
-``{"error": {...}}`` on the stdout it was started with. Anything the run's own
+(``{"event": kind, "data": {...}}``) and a last line ``{"result": {...}}``,
+``{"waiting": {...}}`` (stopped for a human) or ``{"error": {...}}`` on the
+stdout it was started with. Anything the run's own
 code prints goes to stderr, which the worker keeps as the run's log.
 """
 
@@ -22,8 +24,9 @@ import traceback
 from pathlib import Path
 from typing import IO, Any
 
+from .models import model_failure
 from .reporting import collect_records
-from .runtime import ErrorKind, RunContext, RunError, RunEvent, RunResult, load_runtime
+from .runtime import ErrorKind, RunContext, RunError, RunEvent, RunResult, RunWaiting, load_runtime
 
 
 def _protocol_channel() -> IO[str]:
@@ -64,6 +67,13 @@ def run_job(job: dict[str, Any], channel: IO[str]) -> int:
             attempt=int(job.get("attempt", 1)),
             workdir=Path.cwd(),
             integrations=job.get("integrations") or {},
+            default_model=job.get("default_model") or None,
+            state_url=job.get("state_url") or None,
+            resume=job.get("resume"),
+            files_root=Path(job["files_root"]) if job.get("files_root") else None,
+            org_id=job.get("org_id"),
+            agent_id=job.get("agent_id"),
+            workflow_id=job.get("workflow_id"),
         )
         for item in runtime.run(spec, job.get("inputs") or {}, context):
             if isinstance(item, RunEvent):
@@ -71,10 +81,18 @@ def run_job(job: dict[str, Any], channel: IO[str]) -> int:
             elif isinstance(item, RunResult):
                 _send(channel, {"result": {"outputs": {**records, **item.outputs}}})
                 return 0
+            elif isinstance(item, RunWaiting):
+                waiting = {"node": item.node, "request": item.request, "outputs": {**records, **item.outputs}}
+                _send(channel, {"waiting": waiting})
+                return 0
         raise RunError(ErrorKind.INTERNAL, f"the '{framework}' runtime ended without a result")
     except RunError as exc:
         _send(channel, {"error": {**exc.as_json(), "retryable": exc.retryable}})
     except Exception as exc:  # noqa: BLE001 - a framework's own exception becomes the run's error
+        failure = model_failure(exc, None)
+        if failure is not None:
+            _send(channel, {"error": {**failure.as_json(), "retryable": failure.retryable}})
+            return 1
         trace = traceback.format_exception(exc)
         _send(
             channel,

@@ -67,13 +67,35 @@ class RunResult:
 
 
 @dataclass(frozen=True)
+class RunWaiting:
+    """The end of a run that stopped for a human: what it asks, at which node; resumed with an answer."""
+
+    node: str
+    request: dict[str, Any] = field(default_factory=dict)
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class RunContext:
-    """What a run knows about itself: ids, its own working directory, the integrations handed to it."""
+    """What a run knows about itself: ids, its own working directory, the integrations handed to it.
+
+    ``default_model`` names the organization's default model integration (one of ``integrations``);
+    ``state_url`` is the PostgreSQL database runs keep state in (checkpoints, memory, knowledge),
+    None where the worker has none; ``resume`` holds the human's answer when a waiting run goes on;
+    ``files_root`` is the notebook server's root directory, where code-first callables live.
+    """
 
     execution_id: str
     attempt: int
     workdir: Path
     integrations: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    default_model: str | None = None
+    state_url: str | None = None
+    resume: Mapping[str, Any] | None = None
+    files_root: Path | None = None
+    org_id: str | None = None
+    agent_id: str | None = None
+    workflow_id: str | None = None
 
 
 @runtime_checkable
@@ -86,9 +108,21 @@ class Runtime(Protocol):
         """What keeps ``spec`` from running on this runtime (empty: it can run)."""
         ...
 
-    def run(self, spec: WorkflowSpec, inputs: Mapping[str, Any], context: RunContext) -> Iterator[RunEvent | RunResult]:
-        """Run ``spec`` with ``inputs``: events as they happen, then one result; raises RunError."""
+    def run(
+        self, spec: WorkflowSpec, inputs: Mapping[str, Any], context: RunContext
+    ) -> Iterator[RunEvent | RunResult | RunWaiting]:
+        """Run ``spec`` with ``inputs``: events as they happen, then one result (or a wait); raises RunError."""
         ...
+
+
+#: what each runtime can do, as ``GET /runtimes`` lists it
+CAPABILITIES = ("streaming", "checkpoints", "multi_agent", "tools", "human_in_the_loop", "multi_modal", "gpu")
+
+
+def runtime_capabilities(runtime: Runtime) -> dict[str, bool]:
+    """The runtime's ``capabilities`` mapping, every known capability present (False when not declared)."""
+    declared = getattr(runtime, "capabilities", {}) or {}
+    return {name: bool(declared.get(name, False)) for name in CAPABILITIES}
 
 
 def installed_runtimes() -> dict[str, str]:

@@ -202,8 +202,10 @@ def rule_problems(spec: WorkflowSpec) -> list[SpecError]:
             problems.append(SpecError("nodes", "a notebook spec has no nodes"))
         if spec.edges:
             problems.append(SpecError("edges", "a notebook spec has no edges"))
-    elif not spec.nodes:
-        problems.append(SpecError("nodes", "at least one node is required (or a notebook)"))
+    elif not spec.nodes and not spec.options.get("callable"):
+        problems.append(
+            SpecError("nodes", "at least one node is required (or a notebook, or options.callable for code-first)")
+        )
     return problems
 
 
@@ -220,6 +222,19 @@ def framework_problems(spec: WorkflowSpec, framework: str) -> list[SpecError]:
     return [SpecError("framework", f"unknown framework '{framework}'")]
 
 
+def runtime_problems(spec: WorkflowSpec, framework: str) -> list[SpecError]:
+    """What the framework's runtime finds wrong in ``spec`` (node by node), where that runtime is installed."""
+    from .runtime import RunError, installed_runtimes, load_runtime
+
+    if framework == NOTEBOOK_FRAMEWORK or framework not in installed_runtimes():
+        return []
+    try:
+        runtime = load_runtime(framework)
+    except (RunError, ImportError):
+        return []
+    return [p if not p.field.startswith("spec.") else SpecError(p.field[5:], p.message) for p in runtime.validate(spec)]
+
+
 def validate_spec(data: Any, framework: str, *, prefix: str = "spec") -> tuple[WorkflowSpec | None, list[SpecError]]:
     """Validate ``data`` as the spec of a ``framework`` workflow: the spec, or every problem found.
 
@@ -232,6 +247,8 @@ def validate_spec(data: Any, framework: str, *, prefix: str = "spec") -> tuple[W
     problems = rule_problems(spec)
     if not problems:
         problems = framework_problems(spec, framework)
+    if not problems:
+        problems = runtime_problems(spec, framework)
     if problems:
         return None, [_prefixed(p, prefix) for p in problems]
     return spec, []
