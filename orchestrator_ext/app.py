@@ -13,6 +13,7 @@ import getpass
 import logging
 import os
 import signal
+import subprocess
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,7 +22,7 @@ from jupyter_core.paths import jupyter_data_dir
 from jupyter_server.extension.application import ExtensionApp
 from traitlets import Bool, CaselessStrEnum, Float, Int, Unicode, default
 
-from . import __version__
+from . import __version__, local_model
 from .cli import MigrateCommand, RotateKeysCommand, SetTierCommand
 from .db.embedded import EmbeddedPostgres
 from .db.engine import Database, PoolSettings
@@ -159,6 +160,7 @@ class OrchestratorApp(ExtensionApp, EngineSettings):
 
     embedded: EmbeddedPostgres | None = None
     runs_url: str | None = None
+    _model_process: subprocess.Popen[bytes] | None = None
     _worker: Worker | None = None
     _scheduler: Scheduler | None = None
     _scheduler_task: asyncio.Task[None] | None = None
@@ -246,6 +248,7 @@ class OrchestratorApp(ExtensionApp, EngineSettings):
 
         url = self.services.db.url
         settings = self.worker_settings(self.runs_url, self.services.settings.root_dir)
+        settings.fallback_model = await self._start_local_model()
         self._worker = Worker(url, settings, self.services.keyring)
         await self._worker.start()
         self._scheduler = Scheduler(url, interval=self.scheduler_interval)
@@ -254,10 +257,28 @@ class OrchestratorApp(ExtensionApp, EngineSettings):
 
     # ---- shutdown -------------------------------------------------------------
 
+    async def _start_local_model(self) -> tuple[str, dict[str, Any]] | None:
+        """Personal mode: the local model server, when installed and wanted; what runs receive for it."""
+        if not self.local_model or not local_model.installed():
+            return None
+        process, base_url = local_model.start_server()
+        try:
+            await asyncio.to_thread(local_model.wait_until_ready, base_url, process)
+        except RuntimeError as exc:
+            self.log.warning("the local model did not start (%s): runs need a model integration", exc)
+            local_model.stop_server(process)
+            return None
+        self._model_process = process
+        self.log.info("local model %s at %s (integration 'local-model')", local_model.MODEL_ALIAS, base_url)
+        return local_model.INTEGRATION_NAME, local_model.integration(base_url)
+
     async def stop_extension(self) -> None:
         if self._worker is not None:
             await self._worker.stop(grace=5.0)
             self._worker = None
+        if self._model_process is not None:
+            local_model.stop_server(self._model_process)
+            self._model_process = None
         if self._scheduler is not None and self._scheduler_task is not None:
             self._scheduler_stop.set()
             await self._scheduler_task

@@ -13,8 +13,10 @@ organizations that configured none.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -113,6 +115,19 @@ def start_server(host: str = "127.0.0.1", port: int = 0, threads: int = 0) -> tu
         start_new_session=True,
     )
     return process, f"http://{host}:{port}/v1"
+
+
+def stop_server(process: subprocess.Popen[bytes]) -> None:
+    """Stop a server :func:`start_server` started (its whole process group)."""
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
 
 
 class ModelServeCommand(OrchestratorCommand):

@@ -137,8 +137,12 @@ def start_personal_server(
     *,
     extra_env: dict[str, str] | None = None,
     extra_args: tuple[str, ...] = (),
+    local_model: bool = False,
 ) -> PersonalServer:
-    """Start ``jupyter orchestrator --no-browser --port P --IdentityProvider.token=T`` and wait for /health."""
+    """Start ``jupyter orchestrator --no-browser --port P --IdentityProvider.token=T`` and wait for /health.
+
+    The local model server starts beside it only when ``local_model`` (the framework docs' examples need it).
+    """
     token = secrets.token_hex(16)
     last_error: RuntimeError | None = None
     for attempt in range(3):  # another process may take the free port before the server binds it
@@ -153,6 +157,7 @@ def start_personal_server(
             f"--port={port}",
             "--ServerApp.port_retries=0",
             f"--IdentityProvider.token={token}",
+            f"--OrchestratorApp.local_model={local_model}",
             *extra_args,
         ]
         with log_path.open("wb") as log:
@@ -202,10 +207,10 @@ def _json_or_text(raw: bytes) -> Any:
         return raw.decode("utf-8", "replace")
 
 
-def running_server(tmp_path_factory: Any, name: str) -> Iterator[PersonalServer]:
+def running_server(tmp_path_factory: Any, name: str, *, local_model: bool = False) -> Iterator[PersonalServer]:
     """Body of a module-scoped fixture: one server for the module, stopped with SIGTERM after it."""
     root = tmp_path_factory.mktemp(name)
-    running = start_personal_server(root, root / "data")
+    running = start_personal_server(root, root / "data", local_model=local_model)
     try:
         yield running
     finally:

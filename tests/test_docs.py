@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # ```bash blocks print JSON; ```bash text blocks print anything (logs, files), but must still succeed
 BASH_BLOCK = re.compile(r"^```bash( text)?\n(.*?)^```\s*$", re.MULTILINE | re.DOTALL)
 BLOCK_TIMEOUT_S = 120
+FRAMEWORK_GUIDES = ["docs/frameworks/langgraph.md"]
 
 
 def bash_blocks(document: Path) -> list[str]:
@@ -115,6 +116,18 @@ def test_examples_run(document: str, server: PersonalServer, tmp_path: Path) -> 
             pytest.fail(f"not JSON ({exc}):\n{block}\n--- output:\n{output}")
         assert values, f"this example prints nothing:\n{block}"
         assert not [v for v in values if is_problem(v)], f"an error response:\n{block}\n--- output:\n{output}"
+
+
+@pytest.fixture(scope="module")
+def model_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PersonalServer]:
+    """A personal server with its local model (the framework guides run real agents on it)."""
+    yield from running_server(tmp_path_factory, "frameworks", local_model=True)
+
+
+@pytest.mark.usefixtures("bash_available")
+@pytest.mark.parametrize("document", FRAMEWORK_GUIDES)
+def test_framework_guides_run(document: str, model_server: PersonalServer, tmp_path: Path) -> None:
+    test_examples_run(document, model_server, tmp_path)
 
 
 def test_api_examples_cover_every_resource() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from traitlets import Bool, Float, Int, Unicode
 from traitlets.config import Configurable
@@ -41,6 +42,8 @@ class WorkerSettings:
     state_url: str | None = None
     #: the notebook server's files, where code-first workflows' modules and notebooks live
     files_root: Path | None = None
+    #: (name, integration) of the model runs of organizations with none get (the personal mode's local model)
+    fallback_model: tuple[str, dict[str, Any]] | None = None
 
 
 class EngineSettings(Configurable):
@@ -90,6 +93,11 @@ class EngineSettings(Configurable):
         resume), Agno memory and pgvector knowledge. Use a database and role of its own: every run can
         reach it. Empty: the embedded server's 'orchestrator_runs' database in the personal mode, none
         otherwise. Env: ORCHESTRATOR_RUNS_DATABASE_URL.""",
+    ).tag(config=True)
+    local_model = Bool(
+        True,
+        help="""Personal mode: start the local model server (SmolLM2-135M-Instruct, the 'local-model' extra) beside
+        the server, and let runs of organizations without a model integration use it as 'local-model'.""",
     ).tag(config=True)
     files_root = Unicode(
         help="""Where code-first workflows' modules and notebooks are found ('module:function').

@@ -193,6 +193,16 @@ class Worker:
             active.default_model = await self.queue.default_model(run.org_id)
             if active.default_model is not None:
                 names.append(active.default_model)
+        fallback = self.settings.fallback_model if run.framework != "notebook" else None
+        if fallback is not None and active.default_model is None:
+            # no model of its own: the organization's runs use the server's local model
+            active.default_model = fallback[0]
+        handed = await self._named_integrations(run, names)
+        if fallback is not None and fallback[0] not in handed and fallback[0] in (*names, active.default_model):
+            handed[fallback[0]] = dict(fallback[1])
+        return handed
+
+    async def _named_integrations(self, run: ClaimedRun, names: list[str]) -> dict[str, dict[str, Any]]:
         if not names or self.keyring is None:
             return {}
         rows = await self.queue.integrations(run.org_id, names)

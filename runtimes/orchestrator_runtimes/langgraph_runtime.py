@@ -32,6 +32,7 @@ name), ``endpoint`` and ``inputs`` it accepts.
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import operator
 import time
@@ -85,6 +86,11 @@ class LangGraphRuntime:
         "multi_modal": False,
         "gpu": False,
     }
+
+    def preload(self) -> None:
+        """Import LangGraph, its PostgreSQL checkpointer and the OpenAI client (a warm runner does this)."""
+        for module in ("langgraph.graph", "langgraph.checkpoint.postgres", "openai"):
+            importlib.import_module(module)
 
     # ---- validation ------------------------------------------------------------
 

@@ -42,11 +42,17 @@ def _send(channel: IO[str], message: dict[str, Any]) -> None:
 
 
 def _preload(names: list[str]) -> None:
+    """Import each runtime and its framework now, so the job does not wait for it."""
     for name in names:
         try:
-            load_runtime(name)
+            runtime = load_runtime(name)
+            warm = getattr(runtime, "preload", None)
+            if callable(warm):
+                warm()
         except RunError:
             continue  # not installed here: a job for it fails with the runtime's own message
+        except Exception as exc:  # noqa: BLE001 - a broken runtime must not take the others down
+            print(f"runtime {name!r} could not be preloaded: {type(exc).__name__}: {exc}", file=sys.stderr)
 
 
 def run_job(job: dict[str, Any], channel: IO[str]) -> int:
