@@ -111,6 +111,18 @@ async def _fresh_execution(api: Api, world: World) -> dict[str, str]:
     return {"fresh": run.json["id"]}
 
 
+async def _waiting_execution(api: Api, world: World) -> dict[str, str]:
+    """A run stopped at a human approval (set as a worker would leave it)."""
+    run = await api("POST", "workflows", world["workflow"], "execute", user=MEMBERS["owner"], body={"inputs": {}})
+    assert run.status == 202, run.text
+    with psycopg.connect(world["admin_url"], autocommit=True) as conn:
+        conn.execute(
+            "UPDATE workflow_executions SET status = 'waiting', waiting_for = %s WHERE id = %s",
+            (Jsonb({"node": "approve", "question": "ok?"}), run.json["id"]),
+        )
+    return {"waiting": run.json["id"]}
+
+
 def _named(world: World, extra: dict[str, str]) -> dict[str, Any]:
     return {"name": f"n-{uuid.uuid4().hex[:8]}"}
 
@@ -169,6 +181,14 @@ CASES: list[Case] = [
     Case("GET", "/executions/{execution}", "viewer", 200),
     Case("POST", "/executions/{fresh}/cancel", "developer", 200, setup=_fresh_execution),
     Case("GET", "/executions/{ended}/events", "viewer", 200, setup=_ended_execution),
+    Case(
+        "POST",
+        "/executions/{waiting}/resume",
+        "developer",
+        202,
+        body=lambda w, e: {"answer": {"approved": True}},
+        setup=_waiting_execution,
+    ),
     Case("GET", "/executions/{execution}/logs", "viewer", 200),
     Case("GET", "/executions/{ended}/notebook", "viewer", 200, setup=_ended_execution),
     Case("GET", "/workflows/{workflow}/schedules", "viewer", 200),
@@ -189,6 +209,8 @@ CASES: list[Case] = [
     Case("GET", "/integrations/{integration}", "viewer", 200),
     Case("DELETE", "/integrations/{integration}", "admin", 204, setup=_fresh_integration),
     Case("GET", "/schemas/workflow-spec.json", None, 200),
+    Case("GET", "/runtimes", None, 200),
+    Case("POST", "/workflows/validate", None, 200, body=lambda w, e: {"framework": "langgraph", "spec": GRAPH_SPEC}),
 ]
 
 _WORLDS: dict[str, World] = {}
