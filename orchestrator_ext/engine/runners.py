@@ -1,9 +1,13 @@
-"""Warm runner processes for framework runtimes (``python -m orchestrator_runtimes.runner``).
+"""Runner processes for framework runtimes: a fresh process for every run.
 
-Each runner is started ahead of time with its frameworks already imported and
-waits for exactly one job; it runs in its own session (so the whole process
-group can be killed at once), in a fresh directory, with the scrubbed
-environment and the memory limit of :mod:`.isolation`.
+With ``runner_pool_size`` >= 1 (the default), a worker keeps one fork server
+(``python -m orchestrator_runtimes.forkserver``) that has the frameworks
+imported; each run is a new process forked from it (a few milliseconds instead
+of a second of imports), which applies the run's memory limit and directory
+itself. With 0, each run starts ``python -m orchestrator_runtimes.runner``
+from scratch. Either way a run's process is in its own session (so the whole
+process group can be killed at once), in a fresh directory, with the scrubbed
+environment and the memory limit of :mod:`.isolation`, and runs one job.
 """
 
 from __future__ import annotations
@@ -20,11 +24,12 @@ from pathlib import Path
 from typing import Any
 
 from .isolation import limiter, new_workdir, remove_workdir, run_environment
-from .pool import WarmPool
 
 log = logging.getLogger("orchestrator.engine")
 READY_TIMEOUT = 120.0
 MAX_LINE = 64 * 1024 * 1024
+#: the runner protocol's last message of a run is one of these
+FINAL_MESSAGES = frozenset({"result", "error", "waiting"})
 
 
 class RunnerGone(RuntimeError):
@@ -61,7 +66,7 @@ class Runner:
                 raise RunnerGone(f"the runner process ended (exit status {await self.process.wait()})")
             message: dict[str, Any] = json.loads(line)
             yield message
-            if "result" in message or "error" in message:
+            if FINAL_MESSAGES & message.keys():
                 return
 
     async def stderr_lines(self) -> AsyncIterator[str]:
@@ -107,24 +112,167 @@ async def start_runner(preload: list[str], memory_mib: int, workdir_root: Path |
     return runner
 
 
-class RunnerPool(WarmPool[Runner]):
-    """``size`` runners started ahead, their frameworks imported; a run takes one and uses it once."""
+class ForkedRunner:
+    """One run's process, forked by the fork server; the same interface as :class:`Runner`."""
+
+    def __init__(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, workdir: Path, memory_mib: int
+    ) -> None:
+        self.reader, self.writer = reader, writer
+        self.workdir = workdir
+        self.memory_mib = memory_mib
+        self.pid: int | None = None
+
+    def kill_now(self) -> None:
+        if self.pid is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.pid, signal.SIGKILL)
+
+    async def messages(self, job: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        process = {"workdir": str(self.workdir), "memory_mib": self.memory_mib}
+        self.writer.write(json.dumps({**job, "process": process}).encode() + b"\n")
+        await self.writer.drain()
+        while True:
+            line = await self.reader.readline()
+            if not line:
+                raise RunnerGone("the run's process ended without a result")
+            message: dict[str, Any] = json.loads(line)
+            if "pid" in message:
+                self.pid = int(message["pid"])
+                continue
+            yield message
+            if FINAL_MESSAGES & message.keys():
+                return
+
+    async def stderr_lines(self) -> AsyncIterator[str]:
+        """Nothing: a forked run's output arrives as ``log`` messages."""
+        return
+        yield  # pragma: no cover - makes this an (empty) async generator
+
+    async def discard(self) -> None:
+        self.kill_now()
+        self.writer.close()
+        with contextlib.suppress(Exception):
+            await self.writer.wait_closed()
+        remove_workdir(self.workdir)
+
+
+class ForkServer:
+    """``python -m orchestrator_runtimes.forkserver``: started once, restarted when it dies."""
+
+    def __init__(self, preload: list[str], memory_mib: int, workdir_root: Path | None) -> None:
+        self.preload, self.memory_mib, self.workdir_root = preload, memory_mib, workdir_root
+        self.process: asyncio.subprocess.Process | None = None
+        self.home: Path | None = None
+        self._lock = asyncio.Lock()
+        self._stderr: asyncio.Task[None] | None = None
+
+    @property
+    def socket(self) -> Path:
+        if self.home is None:
+            raise RunnerGone("the fork server is not started")
+        return self.home / "runs.sock"
+
+    async def ensure(self) -> Path:
+        async with self._lock:
+            if self.process is None or self.process.returncode is not None:
+                await self._stop()
+                await self._start()
+            return self.socket
+
+    async def _start(self) -> None:
+        self.home = new_workdir(self.workdir_root, "forkserver-")
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "orchestrator_runtimes.forkserver",
+            str(self.socket),
+            f"--preload={','.join(self.preload)}",
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            cwd=self.home,
+            env=run_environment(self.home),
+            preexec_fn=limiter(self.memory_mib),
+            start_new_session=True,
+        )
+        self._stderr = asyncio.create_task(_log_lines(_pipe(self.process.stderr)))
+        line = await asyncio.wait_for(_pipe(self.process.stdout).readline(), READY_TIMEOUT)
+        if json.loads(line or b"{}").get("ready") is not True:
+            await self._stop()
+            raise RunnerGone("the fork server did not start")
+        log.info("fork server ready (%s)", ", ".join(self.preload) or "no frameworks preloaded")
+
+    async def connect(self) -> ForkedRunner:
+        for attempt in (1, 2):
+            path = await self.ensure()
+            try:
+                reader, writer = await asyncio.open_unix_connection(str(path), limit=MAX_LINE)
+            except OSError:
+                if attempt == 2:
+                    raise
+                await self._restart()
+                continue
+            return ForkedRunner(reader, writer, new_workdir(self.workdir_root, "run-"), self.memory_mib)
+        raise RunnerGone("the fork server cannot be reached")  # pragma: no cover - the loop returns or raises
+
+    async def _restart(self) -> None:
+        async with self._lock:
+            await self._stop()
+
+    async def _stop(self) -> None:
+        if self.process is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.process.wait(), 5)
+            self.process = None
+        if self._stderr is not None:
+            self._stderr.cancel()
+            self._stderr = None
+        if self.home is not None:
+            remove_workdir(self.home)
+            self.home = None
+
+    async def close(self) -> None:
+        async with self._lock:
+            await self._stop()
+
+
+async def _log_lines(stream: asyncio.StreamReader) -> None:
+    while line := await stream.readline():
+        log.warning("fork server: %s", line.decode(errors="replace").rstrip())
+
+
+class RunnerPool:
+    """Where framework runs get their process: the fork server (``size`` >= 1), else a new runner each."""
 
     def __init__(self, size: int, preload: list[str], memory_mib: int, workdir_root: Path | None = None) -> None:
         self.preload = preload
         self.memory_mib = memory_mib
         self.workdir_root = workdir_root
-        super().__init__(
-            size,
-            start=lambda: start_runner(preload, memory_mib, workdir_root),
-            alive=_alive,
-            discard=Runner.discard,
-            what="runner",
-        )
+        self.server = ForkServer(preload, memory_mib, workdir_root) if size > 0 else None
+        self._starting: asyncio.Task[Path] | None = None
 
-    async def take(self) -> Runner:
-        return await self.take_warm() or await start_runner(self.preload, self.memory_mib, self.workdir_root)
+    def fill(self) -> None:
+        """Have the fork server started (in the background) before the first run needs it."""
+        if self.server is not None and (self._starting is None or self._starting.done()):
+            self._starting = asyncio.create_task(self.server.ensure())
+            self._starting.add_done_callback(_report_start)
+
+    async def take(self) -> Runner | ForkedRunner:
+        if self.server is not None:
+            return await self.server.connect()
+        return await start_runner(self.preload, self.memory_mib, self.workdir_root)
+
+    async def close(self) -> None:
+        if self._starting is not None:
+            self._starting.cancel()
+            await asyncio.gather(self._starting, return_exceptions=True)
+        if self.server is not None:
+            await self.server.close()
 
 
-async def _alive(runner: Runner) -> bool:
-    return runner.process.returncode is None
+def _report_start(task: asyncio.Task[Path]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("the fork server failed to start", exc_info=task.exception())

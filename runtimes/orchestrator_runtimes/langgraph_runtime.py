@@ -39,6 +39,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, nullcontext
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypedDict
 
 from .code import check_reference, load_callable
@@ -50,6 +51,13 @@ from .tools import call_tool, load_tool, tool_problem
 if TYPE_CHECKING:
     from .spec import Node, SpecError, WorkflowSpec
 
+_WARM_UP = {
+    "nodes": [
+        {"id": "a", "type": "code", "config": {"source": "def run(values):\n    return 1"}},
+        {"id": "b", "type": "output", "config": {"from": "a"}},
+    ],
+    "edges": [{"source": "a", "target": "b"}],
+}
 NODE_TYPES = ("input", "output", "model", "tool", "code", "router", "condition", "human_approval")
 DEFAULT_MAX_TOKENS = 256
 
@@ -91,6 +99,14 @@ class LangGraphRuntime:
         """Import LangGraph, its PostgreSQL checkpointer and the OpenAI client (a warm runner does this)."""
         for module in ("langgraph.graph", "langgraph.checkpoint.postgres", "openai"):
             importlib.import_module(module)
+        # one tiny graph, so the first real run finds LangGraph's lazy imports and caches done
+        from .spec import validate_spec
+
+        warm, _ = validate_spec(_WARM_UP, self.name)
+        if warm is not None:
+            context = RunContext(execution_id="warm-up", attempt=1, workdir=Path.cwd())
+            for _ in self.run(warm, {}, context):
+                pass
 
     # ---- validation ------------------------------------------------------------
 

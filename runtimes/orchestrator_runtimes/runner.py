@@ -2,7 +2,9 @@
 
 The worker starts runners ahead of time (``--preload langgraph,crewai`` imports
 those runtimes first), each waiting for one job; a runner runs one job and
-exits, so no state leaks from one run to the next.
+exits, so no state leaks from one run to the next. (:mod:`.forkserver` does
+the same for many runs: a fresh process for each, forked from one that has
+the frameworks imported.)
 
 Protocol: the job is one JSON line on stdin (``framework``, ``spec``,
 ``inputs``, ``execution_id``, ``attempt``, ``integrations``, ``default_model``,
@@ -22,7 +24,7 @@ import os
 import sys
 import traceback
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 from .models import model_failure
 from .reporting import collect_records
@@ -37,11 +39,15 @@ def _protocol_channel() -> IO[str]:
     return channel
 
 
-def _send(channel: IO[str], message: dict[str, Any]) -> None:
+class Writer(Protocol):
+    def write(self, text: str, /) -> int: ...
+
+
+def _send(channel: Writer, message: dict[str, Any]) -> None:
     channel.write(json.dumps(message, default=str, allow_nan=False) + "\n")
 
 
-def _preload(names: list[str]) -> None:
+def preload(names: list[str]) -> None:
     """Import each runtime and its framework now, so the job does not wait for it."""
     for name in names:
         try:
@@ -55,7 +61,7 @@ def _preload(names: list[str]) -> None:
             print(f"runtime {name!r} could not be preloaded: {type(exc).__name__}: {exc}", file=sys.stderr)
 
 
-def run_job(job: dict[str, Any], channel: IO[str]) -> int:
+def run_job(job: dict[str, Any], channel: Writer) -> int:
     """Run one job, reporting on ``channel``; the process's exit status."""
     from .spec import validate_spec
 
@@ -119,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--preload", default="", help="comma-separated runtimes to import before the job")
     args = parser.parse_args(argv)
     channel = _protocol_channel()
-    _preload([name for name in args.preload.split(",") if name])
+    preload([name for name in args.preload.split(",") if name])
     _send(channel, {"ready": True})
     line = sys.stdin.readline()
     if not line:

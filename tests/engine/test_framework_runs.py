@@ -88,7 +88,7 @@ async def test_langgraph_waits_for_a_human_and_resumes_from_its_checkpoint_on_an
     await add_model(api, user, local_model)
     workflow_id = await langgraph_workflow(api, create_agent, create_workflow, user, APPROVAL_SPEC)
 
-    async with workers(state_url=runs_db):
+    async with workers(state_url=runs_db, runner_pool_size=1):
         reply = await api("POST", "workflows", workflow_id, "execute", user=user, body={"inputs": {"topic": "tea"}})
         assert reply.status == 202, reply.text
         execution_id = reply.json["id"]
@@ -108,7 +108,7 @@ async def test_langgraph_waits_for_a_human_and_resumes_from_its_checkpoint_on_an
     again = await api("POST", "executions", execution_id, "resume", user=user, body={"answer": {"approved": True}})
     assert again.status == 409  # already answered: nothing changes
 
-    async with workers(state_url=runs_db):
+    async with workers(state_url=runs_db, runner_pool_size=1):
         run = await wait_final(api, user, execution_id, within=90)
     assert run["status"] == "succeeded", run
     nodes = [step["node"] for step in run["outputs"]["steps"]]
@@ -131,7 +131,7 @@ async def test_a_waiting_run_can_be_cancelled_and_only_a_waiting_run_resumed(
     user = who()
     await add_model(api, user, local_model)
     workflow_id = await langgraph_workflow(api, create_agent, create_workflow, user, APPROVAL_SPEC)
-    async with workers(state_url=runs_db):
+    async with workers(state_url=runs_db, runner_pool_size=1):
         reply = await api("POST", "workflows", workflow_id, "execute", user=user, body={"inputs": {"topic": "x"}})
         execution_id = reply.json["id"]
         await wait_status(api, user, execution_id, {"waiting"})
@@ -185,7 +185,7 @@ async def test_errors_of_framework_runs_have_their_kinds(
         user,
         {"nodes": [{"id": "boom", "type": "code", "config": {"source": "def run(values):\n    raise KeyError('k')"}}]},
     )
-    async with workers(state_url=runs_db):
+    async with workers(state_url=runs_db, runner_pool_size=1):
         missing = await run_to_end(user, unreachable)
         tool = await run_to_end(user, tool_raises)
         code = await run_to_end(user, code_raises)
@@ -201,7 +201,7 @@ async def test_errors_of_framework_runs_have_their_kinds(
     listed = await api("GET", "integrations", user=user)
     for item in listed.json["items"]:
         assert (await api("DELETE", "integrations", item["id"], user=user)).status == 204
-    async with workers(state_url=runs_db):
+    async with workers(state_url=runs_db, runner_pool_size=1):
         none = await run_to_end(user, no_model)
     assert none["error"]["kind"] == "configuration"
     assert "openai-compatible" in none["error"]["message"]
