@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -28,6 +28,41 @@ class PoolCollector(Collector):
         for state, value in self.status().items():
             family.add_metric([state], float(value))
         yield family
+
+
+class RuntimeCollector(Collector):
+    """The frameworks' figures (steps, model calls, tokens, step time), as counters by framework."""
+
+    FAMILIES = (
+        ("orchestrator_runtime_runs", "Framework runs that recorded steps, by framework.", "runs"),
+        ("orchestrator_runtime_steps", "Steps (nodes, tasks, agent runs) of framework runs, by framework.", "steps"),
+        ("orchestrator_runtime_model_calls", "Model calls of framework runs, by framework.", "model_calls"),
+        (
+            "orchestrator_runtime_step_seconds",
+            "Time spent in the steps of framework runs, by framework.",
+            "step_seconds",
+        ),
+    )
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        totals = self.metrics.runtime_totals
+        for name, help_text, key in self.FAMILIES:
+            family = CounterMetricFamily(name, help_text, labels=["framework"])
+            for framework, figures in sorted(totals.items()):
+                family.add_metric([framework], figures.get(key, 0.0))
+            yield family
+        tokens = CounterMetricFamily(
+            "orchestrator_runtime_tokens",
+            "Model tokens of framework runs, by framework and kind.",
+            labels=["framework", "kind"],
+        )
+        for framework, figures in sorted(totals.items()):
+            tokens.add_metric([framework, "prompt"], figures.get("prompt_tokens", 0.0))
+            tokens.add_metric([framework, "completion"], figures.get("completion_tokens", 0.0))
+        yield tokens
 
 
 class Metrics:
@@ -53,6 +88,9 @@ class Metrics:
         self.executions = Gauge(
             "orchestrator_executions", "Executions by status, all organizations.", ["status"], registry=self.registry
         )
+        #: per framework: runs, steps, model_calls, prompt_tokens, completion_tokens, step_seconds (from the database)
+        self.runtime_totals: dict[str, dict[str, float]] = {}
+        self.registry.register(RuntimeCollector(self))
 
     def watch_pool(self, status: Callable[[], dict[str, int]]) -> None:
         self.registry.register(PoolCollector(status))

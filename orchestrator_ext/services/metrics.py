@@ -26,7 +26,34 @@ async def executions_by_status(db: Database) -> dict[str, int]:
     return counts
 
 
+#: per framework, what its runs recorded in ``outputs.steps`` and ``outputs.usage`` (framework runtimes)
+RUNTIME_TOTALS = text("""
+SELECT a.framework,
+       count(*) AS runs,
+       coalesce(sum(jsonb_array_length(e.outputs -> 'steps')), 0) AS steps,
+       coalesce(sum((e.outputs -> 'usage' ->> 'model_calls')::bigint), 0) AS model_calls,
+       coalesce(sum((e.outputs -> 'usage' ->> 'prompt_tokens')::bigint), 0) AS prompt_tokens,
+       coalesce(sum((e.outputs -> 'usage' ->> 'completion_tokens')::bigint), 0) AS completion_tokens,
+       coalesce(sum((SELECT sum((s ->> 'latency_ms')::float8) FROM jsonb_array_elements(e.outputs -> 'steps') s)), 0)
+         / 1000.0 AS step_seconds
+  FROM workflow_executions e JOIN agents a ON a.id = e.agent_id
+ WHERE a.framework <> 'notebook' AND jsonb_typeof(e.outputs -> 'steps') = 'array'
+   AND jsonb_typeof(e.outputs -> 'usage') = 'object'
+ GROUP BY a.framework
+""")
+
+
+async def runtime_totals(db: Database) -> dict[str, dict[str, float]]:
+    """Per framework: runs, steps, model calls, tokens and step time its runs recorded, all organizations."""
+    async with db.transaction() as session:
+        await session.execute(text("SET TRANSACTION READ ONLY"))
+        await session.execute(text("SELECT set_config('orchestrator.system', 'on', true)"))
+        rows = (await session.execute(RUNTIME_TOTALS)).mappings().all()
+    return {str(row["framework"]): {k: float(v) for k, v in row.items() if k != "framework"} for row in rows}
+
+
 async def refresh_executions(db: Database, metrics: Metrics) -> None:
-    """Set the ``orchestrator_executions`` gauge from the database."""
+    """Set the ``orchestrator_executions`` gauge and the per-framework runtime totals from the database."""
     for status, count in (await executions_by_status(db)).items():
         metrics.executions.labels(status).set(count)
+    metrics.runtime_totals = await runtime_totals(db)

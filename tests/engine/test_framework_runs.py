@@ -13,6 +13,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from tests.api.test_metrics import sample, scrape
 from tests.conftest import Api, PgCluster
 from tests.engine.conftest import FINAL, wait_final, who
 
@@ -83,6 +84,7 @@ async def test_langgraph_waits_for_a_human_and_resumes_from_its_checkpoint_on_an
     runs_db: str,
     approved: bool,
     taken: str,
+    jp_fetch: Any,
 ) -> None:
     user = who()
     await add_model(api, user, local_model)
@@ -123,6 +125,12 @@ async def test_langgraph_waits_for_a_human_and_resumes_from_its_checkpoint_on_an
     events = await api("GET", "executions", execution_id, "events", user=user)
     statuses = [line for line in events.text.splitlines() if line.startswith("data:") and '"status"' in line]
     assert any('"waiting"' in line for line in statuses)
+
+    # the framework's figures reach Prometheus
+    text = (await scrape(jp_fetch, user)).body.decode()
+    assert sample(text, "orchestrator_runtime_model_calls_total", framework="langgraph") >= 1
+    assert sample(text, "orchestrator_runtime_tokens_total", framework="langgraph", kind="prompt") > 0
+    assert sample(text, "orchestrator_runtime_steps_total", framework="langgraph") >= 6
 
 
 async def test_a_waiting_run_can_be_cancelled_and_only_a_waiting_run_resumed(
