@@ -58,7 +58,9 @@ class EngineSettings(Configurable):
         2, help="Fresh kernels a worker keeps started ahead for notebook runs (each serves one run)."
     ).tag(config=True)
     runner_pool_size = Int(
-        1, help="Runner processes a worker keeps started ahead, frameworks imported, for graph runs."
+        1,
+        help="""Framework runs fork from a warm server that imported the frameworks (1, the default), or
+        start a fresh Python process each (0: slower, nothing shared with the server).""",
     ).tag(config=True)
     runner_preload = Unicode(
         "langgraph,crewai,agno", help="Runtimes the warm runner processes import before their job (comma-separated)."

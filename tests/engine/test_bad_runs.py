@@ -84,13 +84,13 @@ async def test_a_graph_workflow_without_its_runtime_fails_clearly(
     api: Api, workers: Any, create_agent: Any, create_workflow: Any, run_to_end: Any
 ) -> None:
     user = who()
-    agent = await create_agent(user=user, framework="crewai")
+    agent = await create_agent(user=user, framework="n8n")  # no n8n runtime exists yet
     workflow = await create_workflow(user, agent["id"])
     async with workers(runner_pool_size=1):
         run = await run_to_end(user, workflow["id"])
     assert run["status"] == "failed"
     assert run["error"]["kind"] == "configuration"
-    assert "'crewai' runtime is not installed" in run["error"]["message"]
+    assert "'n8n' runtime is not installed" in run["error"]["message"]
 
 
 async def test_a_notebook_for_a_kernel_that_is_not_installed_fails_clearly(
