@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from alembic import command
@@ -45,15 +46,34 @@ def alembic_config() -> AlembicConfig:
 
 
 def migrate(admin_url: str, revision: str = "head") -> None:
-    """Apply the Alembic migrations up to ``revision`` (idempotent)."""
+    """Bring the schema to ``revision`` (idempotent): upgrade to a newer one, downgrade to an older one."""
     engine = create_engine(sqlalchemy_url(admin_url), poolclass=None)
     try:
         with engine.begin() as connection:
             config = alembic_config()
             config.attributes["connection"] = connection
-            command.upgrade(config, revision)
+            if _is_older(config, connection, revision):
+                command.downgrade(config, revision)
+            else:
+                command.upgrade(config, revision)
     finally:
         engine.dispose()
+
+
+def _is_older(config: Any, connection: Any, revision: str) -> bool:
+    """Whether ``revision`` is below the database's current revision (so reaching it is a downgrade)."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    current = MigrationContext.configure(connection).get_current_revision()
+    if current is None or revision == "head":
+        return False
+    if revision == "base":
+        return True
+    script = ScriptDirectory.from_config(config)
+    target = script.get_revision(revision)
+    below = {rev.revision for rev in script.walk_revisions(base="base", head=current)}
+    return target is not None and target.revision != current and target.revision in below
 
 
 def provision_app_role(admin_url: str, role: str) -> None:

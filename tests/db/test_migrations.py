@@ -48,3 +48,38 @@ def test_models_match_migrations(pg_cluster: PgCluster) -> None:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     engine.dispose()
     assert diff == []
+
+
+def _revision(url: str) -> str:
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+def test_migrate_goes_back_to_an_older_revision_and_forward_again(pg_cluster: PgCluster) -> None:
+    """``jupyter orchestrator migrate --revision 0005`` is the rollback of an upgrade: it downgrades."""
+    url = pg_cluster.admin_url(pg_cluster.new_database())
+    migrate(url)
+    assert _revision(url) == "0006"
+    with psycopg.connect(url) as conn:
+        columns = {
+            r[0]
+            for r in conn.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = 'workflow_executions'"
+            ).fetchall()
+        }
+    assert "waiting_for" in columns
+    migrate(url, "0005")
+    assert _revision(url) == "0005"
+    with psycopg.connect(url) as conn:
+        columns = {
+            r[0]
+            for r in conn.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = 'workflow_executions'"
+            ).fetchall()
+        }
+    assert "waiting_for" not in columns
+    migrate(url, "0005")  # already there: nothing to do
+    migrate(url)
+    assert _revision(url) == "0006"
