@@ -30,6 +30,7 @@ from .db.setup import DatabaseLocation, prepare_database
 from .engine.commands import SchedulerCommand, WorkerCommand
 from .engine.settings import EngineSettings
 from .handlers import all_handlers
+from .hub import identity as hub
 from .local_model import ModelCommand
 from .observability import logging as ologging
 from .observability.metrics import Metrics
@@ -129,6 +130,15 @@ class OrchestratorApp(ExtensionApp, EngineSettings):
     authenticate_metrics = Bool(
         True, help="Require authentication for /orchestrator/metrics (like ServerApp.authenticate_prometheus)."
     ).tag(config=True)
+    hub_blocked_group = Unicode(
+        "blocked",
+        help="""As a JupyterHub service: members of this hub group are refused by the API (empty: none).""",
+    ).tag(config=True)
+    hub_auth_cache_seconds = Int(
+        0,
+        help="""As a JupyterHub service: seconds to remember the hub's answer about a token or login cookie.
+        0 asks the hub on every request, so a user removed or blocked in the hub loses access at once.""",
+    ).tag(config=True)
 
     @default("database_url")
     def _default_database_url(self) -> str:
@@ -194,8 +204,18 @@ class OrchestratorApp(ExtensionApp, EngineSettings):
         )
         self.services.metrics.watch_pool(self.services.db.pool_status)
         self.settings["orchestrator_services"] = self.services
+        self._serve_as_hub_service()
         self._stop_cleanly_on_sigint()
         self.log.info("Orchestrator API at %sorchestrator/api/v1/", self.serverapp.base_url if self.serverapp else "/")
+
+    def _serve_as_hub_service(self) -> None:
+        """Behind JupyterHub (its server extension gives the identity): hub rules, the API only."""
+        if self.serverapp is None or not hub.served_by_hub(self.serverapp.identity_provider):
+            return
+        hub.limit_hub_cache(self.serverapp.identity_provider, self.hub_auth_cache_seconds)
+        hub.lock_down(self.serverapp, self.settings)
+        self.settings["orchestrator_hub"] = hub.HubAccess(blocked_group=self.hub_blocked_group)
+        self.log.info("serving the API only, as a JupyterHub service (hub OAuth identity)")
 
     def _stop_cleanly_on_sigint(self) -> None:
         """Without a terminal, jupyter-server lets SIGINT raise KeyboardInterrupt and skips its

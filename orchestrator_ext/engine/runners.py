@@ -30,6 +30,8 @@ READY_TIMEOUT = 120.0
 MAX_LINE = 64 * 1024 * 1024
 #: the runner protocol's last message of a run is one of these
 FINAL_MESSAGES = frozenset({"result", "error", "waiting"})
+#: how the fork server learns the runs' database (its runtimes create their tables once)
+STATE_URL_ENV = "ORCHESTRATOR_RUNS_DATABASE_URL"
 
 
 class RunnerGone(RuntimeError):
@@ -160,8 +162,11 @@ class ForkedRunner:
 class ForkServer:
     """``python -m orchestrator_runtimes.forkserver``: started once, restarted when it dies."""
 
-    def __init__(self, preload: list[str], memory_mib: int, workdir_root: Path | None) -> None:
+    def __init__(
+        self, preload: list[str], memory_mib: int, workdir_root: Path | None, state_url: str | None = None
+    ) -> None:
         self.preload, self.memory_mib, self.workdir_root = preload, memory_mib, workdir_root
+        self.state_url = state_url
         self.process: asyncio.subprocess.Process | None = None
         self.home: Path | None = None
         self._lock = asyncio.Lock()
@@ -192,7 +197,7 @@ class ForkServer:
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             cwd=self.home,
-            env=run_environment(self.home),
+            env=run_environment(self.home, {STATE_URL_ENV: self.state_url} if self.state_url else None),
             preexec_fn=limiter(self.memory_mib),
             start_new_session=True,
         )
@@ -247,11 +252,18 @@ async def _log_lines(stream: asyncio.StreamReader) -> None:
 class RunnerPool:
     """Where framework runs get their process: the fork server (``size`` >= 1), else a new runner each."""
 
-    def __init__(self, size: int, preload: list[str], memory_mib: int, workdir_root: Path | None = None) -> None:
+    def __init__(
+        self,
+        size: int,
+        preload: list[str],
+        memory_mib: int,
+        workdir_root: Path | None = None,
+        state_url: str | None = None,
+    ) -> None:
         self.preload = preload
         self.memory_mib = memory_mib
         self.workdir_root = workdir_root
-        self.server = ForkServer(preload, memory_mib, workdir_root) if size > 0 else None
+        self.server = ForkServer(preload, memory_mib, workdir_root, state_url) if size > 0 else None
         self._starting: asyncio.Task[Path] | None = None
 
     def fill(self) -> None:

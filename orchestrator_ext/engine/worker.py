@@ -67,7 +67,11 @@ class Worker:
         self.writer = EventWriter(self.queue)
         self.kernels = KernelPool(settings.kernel_pool_size, settings.memory_mib, settings.workdir_root)
         self.runners = RunnerPool(
-            settings.runner_pool_size, list(settings.preload), settings.memory_mib, settings.workdir_root
+            settings.runner_pool_size,
+            list(settings.preload),
+            settings.memory_mib,
+            settings.workdir_root,
+            settings.state_url,
         )
         limits = Limits(settings.memory_mib, settings.max_output_bytes, settings.default_timeout_seconds)
         self.attempts = Attempts(

@@ -45,6 +45,7 @@ from ..observability.logging import correlation_id
 from ..services.scope import Identity
 
 if TYPE_CHECKING:
+    from ..hub.identity import HubAccess
     from ..services.container import Services
 
 AUTH_RESOURCE = "orchestrator"
@@ -156,6 +157,10 @@ class OrchestratorHandler(ExtensionHandlerMixin, APIHandler):
         user = self.current_user
         if user is None:  # pragma: no cover - @web.authenticated runs first
             raise web.HTTPError(403)
+        hub: HubAccess | None = self.settings.get("orchestrator_hub")
+        hub_identity = hub.identity(user) if hub is not None else None
+        if hub_identity is not None:
+            return hub_identity
         if type(self.identity_provider) in SINGLE_USER_PROVIDERS:
             # A plain jupyter-server has one user: whoever holds its token or
             # password is its owner (its own anonymous names change per cookie).

@@ -38,8 +38,22 @@ from pathlib import Path
 from typing import Any
 
 from .runner import preload, run_job
+from .runtime import load_runtime
 
 MAX_OPEN_FILES = 4096
+#: the runs' database: runtimes create their tables there once, before the first fork
+STATE_URL_ENV = "ORCHESTRATOR_RUNS_DATABASE_URL"
+
+
+def prepare_state(names: list[str], url: str) -> None:
+    """Let each preloaded runtime create what it keeps in the runs' database, once for all runs."""
+    for name in names:
+        try:
+            prepare = getattr(load_runtime(name), "prepare_state", None)
+            if callable(prepare):
+                prepare(url)
+        except Exception as exc:  # noqa: BLE001 - each run checks again and reports its own failure
+            print(f"runtime {name!r} could not prepare the runs' database: {exc}", file=sys.stderr)
 
 
 class Channel:
@@ -129,6 +143,9 @@ def child(conn: socket.socket) -> int:
 
 def serve(path: Path, names: list[str]) -> None:
     preload(names)
+    state_url = os.environ.get(STATE_URL_ENV)
+    if state_url:
+        prepare_state(names, state_url)
     # what is imported now is shared with every run: keep the collector from writing to (and so copying) it
     gc.collect()
     gc.freeze()

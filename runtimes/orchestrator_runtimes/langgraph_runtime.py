@@ -35,6 +35,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import operator
+import os
 import time
 import traceback
 from collections.abc import Callable, Iterator, Mapping
@@ -60,6 +61,12 @@ _WARM_UP = {
 }
 NODE_TYPES = ("input", "output", "model", "tool", "code", "router", "condition", "human_approval")
 DEFAULT_MAX_TOKENS = 256
+#: when checkpoints are written: "exit" (when the run stops: it ends, fails or waits for a human), "async" or
+#: "sync" (after every step; a lost worker's retry then goes on from the last step instead of starting over)
+DURABILITY = ("exit", "async", "sync")
+DEFAULT_DURABILITY = "exit"
+#: set in a fork server's environment once the checkpoint tables exist, so its runs skip the check
+PREPARED_ENV = "ORCHESTRATOR_CHECKPOINTS_READY"
 
 
 def _merge(left: dict[str, Any] | None, right: dict[str, Any] | None) -> dict[str, Any]:
@@ -108,6 +115,11 @@ class LangGraphRuntime:
             for _ in self.run(warm, {}, context):
                 pass
 
+    def prepare_state(self, url: str) -> None:
+        """Create the checkpoint tables once (a fork server does this for all its runs)."""
+        with _postgres_saver(url):
+            os.environ[PREPARED_ENV] = url
+
     # ---- validation ------------------------------------------------------------
 
     def validate(self, spec: WorkflowSpec) -> list[SpecError]:
@@ -118,6 +130,8 @@ class LangGraphRuntime:
             problem = check_reference(str(callable_ref))
             return [SpecError("options.callable", problem)] if problem else []
         problems: list[SpecError] = []
+        if spec.options.get("durability", DEFAULT_DURABILITY) not in DURABILITY:
+            problems.append(SpecError("options.durability", f"must be one of {', '.join(DURABILITY)}"))
         for index, node in enumerate(spec.nodes):
             problems.extend(SpecError(f"nodes.{index}.{where}", message) for where, message in _node_problems(node))
         targets = {edge.target for edge in spec.edges}
@@ -186,6 +200,7 @@ class LangGraphRuntime:
             "configurable": {"thread_id": context.execution_id},
             "recursion_limit": int(spec.options.get("recursion_limit", 25)),
         }
+        durability = str(spec.options.get("durability", DEFAULT_DURABILITY))
         payload: Any
         if context.resume is not None:
             payload = Command(resume=context.resume.get("answer"))
@@ -198,7 +213,8 @@ class LangGraphRuntime:
         mark, mark_time = METER.snapshot(), time.perf_counter()
         code_steps: list[dict[str, Any]] = []
         try:
-            for mode, chunk in graph.stream(payload, config, stream_mode=["updates", "values"]):
+            stream = graph.stream(payload, config, stream_mode=["updates", "values"], durability=durability)
+            for mode, chunk in stream:
                 if mode == "values":
                     values = dict(chunk)
                     continue
@@ -489,7 +505,8 @@ class _postgres_saver(AbstractContextManager[Any]):
         try:
             self._context = PostgresSaver.from_conn_string(self.url)
             saver = self._context.__enter__()
-            saver.setup()
+            if os.environ.get(PREPARED_ENV) != self.url:
+                saver.setup()
         except Exception as exc:
             raise RunError(
                 ErrorKind.INTERNAL, f"the runs' database cannot keep checkpoints: {exc}", retryable=True
