@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # ```bash blocks print JSON; ```bash text blocks print anything (logs, files), but must still succeed
 BASH_BLOCK = re.compile(r"^```bash( text)?\n(.*?)^```\s*$", re.MULTILINE | re.DOTALL)
 BLOCK_TIMEOUT_S = 120
-FRAMEWORK_GUIDES = ["docs/frameworks/langgraph.md"]
+FRAMEWORK_GUIDES = ["docs/frameworks/langgraph.md", "docs/frameworks/crewai.md"]
 
 
 def bash_blocks(document: Path) -> list[str]:
