@@ -101,14 +101,16 @@ SELECT execution_id, org_id, attempt, kind, data
   FROM jsonb_to_recordset(%(rows)s) AS e(execution_id uuid, org_id uuid, attempt integer, kind text, data jsonb)
 """
 
+#: the integrations a run names, and (``default_model``) the organization's default model: the
+#: openai-compatible integration named 'default', else the oldest; one round trip
 INTEGRATIONS = """
-SELECT id, name, kind, config, secret_encrypted FROM integrations WHERE org_id = %(org)s AND name = ANY(%(names)s)
-"""
-
-#: the organization's default model: the openai-compatible integration named 'default', else the oldest
-DEFAULT_MODEL = """
-SELECT name FROM integrations WHERE org_id = %(org)s AND kind = 'openai-compatible'
- ORDER BY name = 'default' DESC, created_at, name LIMIT 1
+WITH preferred AS (
+  SELECT id FROM integrations WHERE org_id = %(org)s AND kind = 'openai-compatible' AND %(with_default)s
+   ORDER BY name = 'default' DESC, created_at, name LIMIT 1
+)
+SELECT i.id, i.name, i.kind, i.config, i.secret_encrypted, i.id IN (SELECT id FROM preferred) AS is_default
+  FROM integrations i
+ WHERE i.org_id = %(org)s AND (i.name = ANY(%(names)s) OR i.id IN (SELECT id FROM preferred))
 """
 
 
@@ -237,9 +239,8 @@ class Queue:
     async def append_events(self, rows: list[dict[str, Any]]) -> None:
         await self._rows(APPEND_EVENTS, {"rows": jsonb(rows)})
 
-    async def integrations(self, org_id: uuid.UUID, names: list[str]) -> list[dict[str, Any]]:
-        return await self._rows(INTEGRATIONS, {"org": org_id, "names": names})
-
-    async def default_model(self, org_id: uuid.UUID) -> str | None:
-        rows = await self._rows(DEFAULT_MODEL, {"org": org_id})
-        return str(rows[0]["name"]) if rows else None
+    async def integrations(
+        self, org_id: uuid.UUID, names: list[str], *, with_default: bool = False
+    ) -> list[dict[str, Any]]:
+        """The organization's integrations named ``names`` (and its default model: ``is_default``)."""
+        return await self._rows(INTEGRATIONS, {"org": org_id, "names": names, "with_default": with_default})

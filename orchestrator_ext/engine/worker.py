@@ -191,31 +191,26 @@ class Worker:
     async def _integrations(self, active: ActiveRun) -> dict[str, dict[str, Any]]:
         """The integrations this run receives: those its spec names, and for frameworks its models."""
         run = active.run
+        framework_run = run.framework != "notebook"
         names = [str(name) for name in run.spec.get("integrations") or []]
-        if run.framework != "notebook":
+        if framework_run:
             names.extend(model_references(run.spec))
-            active.default_model = await self.queue.default_model(run.org_id)
-            if active.default_model is not None:
-                names.append(active.default_model)
-        fallback = self.settings.fallback_model if run.framework != "notebook" else None
-        if fallback is not None and active.default_model is None:
-            # no model of its own: the organization's runs use the server's local model
-            active.default_model = fallback[0]
-        handed = await self._named_integrations(run, names)
-        if fallback is not None and fallback[0] not in handed and fallback[0] in (*names, active.default_model):
-            handed[fallback[0]] = dict(fallback[1])
-        return handed
-
-    async def _named_integrations(self, run: ClaimedRun, names: list[str]) -> dict[str, dict[str, Any]]:
-        if not names or self.keyring is None:
-            return {}
-        rows = await self.queue.integrations(run.org_id, names)
         handed: dict[str, dict[str, Any]] = {}
-        for row in rows:
-            secret = None
-            if row["secret_encrypted"]:
-                secret = self.keyring.decrypt(row["secret_encrypted"], f"integrations.secret:{row['id']}")
-            handed[row["name"]] = {"kind": row["kind"], "config": row["config"], "secret": secret}
+        if (names or framework_run) and self.keyring is not None:
+            for row in await self.queue.integrations(run.org_id, names, with_default=framework_run):
+                secret = None
+                if row["secret_encrypted"]:
+                    secret = self.keyring.decrypt(row["secret_encrypted"], f"integrations.secret:{row['id']}")
+                handed[row["name"]] = {"kind": row["kind"], "config": row["config"], "secret": secret}
+                if row["is_default"]:
+                    active.default_model = row["name"]
+        fallback = self.settings.fallback_model if framework_run else None
+        if fallback is not None:
+            # no model of its own: the organization's runs use the server's local model
+            if active.default_model is None:
+                active.default_model = fallback[0]
+            if fallback[0] not in handed and fallback[0] in (*names, active.default_model):
+                handed[fallback[0]] = dict(fallback[1])
         return handed
 
     async def _record(self, run: ClaimedRun, outcome: Outcome) -> None:
