@@ -13,7 +13,6 @@ import getpass
 import logging
 import os
 import signal
-import subprocess
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,6 +37,8 @@ from .security.crypto import KeyRing, load_or_create_keyring
 from .services.container import Services, ServiceSettings
 
 if TYPE_CHECKING:
+    import subprocess  # nosec B404 - only for a type annotation
+
     from .engine.scheduler import Scheduler
     from .engine.worker import Worker
 

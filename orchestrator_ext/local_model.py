@@ -18,7 +18,7 @@ import importlib.util
 import os
 import signal
 import socket
-import subprocess
+import subprocess  # nosec B404 - starts our own model server, no shell
 import sys
 import time
 import urllib.error
@@ -89,7 +89,8 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 def integration(base_url: str) -> dict[str, Any]:
     """The model integration runs receive for this server."""
-    return {"kind": "openai-compatible", "config": {"base_url": base_url, "model": MODEL_ALIAS}, "secret": None}
+    config = {"base_url": base_url, "model": MODEL_ALIAS}
+    return {"kind": "openai-compatible", "config": config, "secret": None}  # nosec B105 - the local model has no key
 
 
 def wait_until_ready(base_url: str, process: subprocess.Popen[bytes] | None = None, timeout: float = 60.0) -> None:
