@@ -27,8 +27,8 @@ from tests.personal_server import PersonalServer, running_server, wait_postgres_
 ROOT = Path(__file__).resolve().parent.parent
 # ```bash blocks print JSON; ```bash text blocks print anything (logs, files), but must still succeed
 BASH_BLOCK = re.compile(r"^```bash( text)?\n(.*?)^```\s*$", re.MULTILINE | re.DOTALL)
-BLOCK_TIMEOUT_S = 120
-FRAMEWORK_GUIDES = ["docs/frameworks/langgraph.md", "docs/frameworks/crewai.md"]
+BLOCK_TIMEOUT_S = 300  # a document's blocks together; the framework guides run real agents
+FRAMEWORK_GUIDES = ["docs/frameworks/langgraph.md", "docs/frameworks/crewai.md", "docs/frameworks/agno.md"]
 
 
 def bash_blocks(document: Path) -> list[str]:
