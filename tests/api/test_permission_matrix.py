@@ -66,7 +66,7 @@ async def _fresh_agent(api: Api, world: World) -> dict[str, str]:
         "POST",
         "agents",
         user=MEMBERS["owner"],
-        body={"org_id": world["org"], "name": uuid.uuid4().hex, "framework": "agno"},
+        body={"org_id": world["org"], "name": uuid.uuid4().hex, "framework": "langgraph"},
     )
     assert made.status == 201, made.text
     return {"agent": made.json["id"]}
