@@ -19,6 +19,7 @@ from traitlets import Float
 from ..cli import OrchestratorCommand
 from ..db.setup import prepare_database
 from ..observability import logging as ologging
+from .isolation import protect_worker_process
 
 log = logging.getLogger("orchestrator.engine")
 
@@ -58,6 +59,9 @@ class WorkerCommand(_EngineCommand):
         from .worker import Worker
 
         app = self.orchestrator
+        # runs are this user's processes too: they must not read this one's environment (URLs, keys)
+        if not protect_worker_process():
+            logging.getLogger("orchestrator.engine").warning("could not make the worker non-dumpable")
         worker = Worker(url, app.worker_settings(self.runs_url, Path.cwd()), app.keyring())
         await worker.start()
         try:

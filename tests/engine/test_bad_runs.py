@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from typing import Any
 
 from tests.conftest import Api
@@ -123,3 +125,15 @@ async def test_nul_characters_in_what_a_run_produces_do_not_lose_it(
     assert run["error"]["ename"] == "KeyError"
     assert "a\ufffdb" in (await api("GET", "executions", run["id"], "logs", user=user)).text
     assert (await api("GET", "executions", run["id"], "notebook", user=user)).status == 200
+
+
+def test_a_worker_process_is_not_dumpable() -> None:
+    """Runs run as the worker's user: its /proc/<pid>/environ (database URL, keys) must not be theirs to read."""
+    code = (
+        "import ctypes\n"
+        "from orchestrator_ext.engine.isolation import protect_worker_process\n"
+        "assert protect_worker_process()\n"
+        "print(ctypes.CDLL(None).prctl(3, 0, 0, 0, 0))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout.strip() == "0"
