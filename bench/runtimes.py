@@ -1,9 +1,10 @@
 """Latency and throughput of framework runs (LangGraph, CrewAI, Agno), against each framework called directly.
 
     python bench/runtimes.py [--frameworks langgraph,crewai,agno] [--runs 50] [--warmup 3] [--throughput-runs 200]
+                             [--model fake|local] [--observe both|sse|poll]
 
-One run, on 127.0.0.1 only, no network. For each framework, the same trivial
-two-step workflow is run
+One run, on 127.0.0.1 only, no network. What is measured is our overhead: for
+each framework, the same trivial two-step workflow is run
 
 * baseline: in this process, by the framework itself, one call after the other
   (wall time of each call):
@@ -12,20 +13,21 @@ two-step workflow is run
     ``a + 1``), no checkpointer; baseline A compiled once and invoked for each
     call, baseline B built and compiled in each call;
   - CrewAI: a sequential ``Crew`` of two agents and two tasks (the second
-    task receives the first one's output), built and kicked off in each call,
-    on the local model;
+    task receives the first one's output), built and kicked off in each call;
   - Agno: a ``Team`` in ``route`` mode with one member ``Agent``, built and
-    run (``Team.run``) in each call, on the local model: the leader's one call
-    delegates the message to the member (pinned to that member through the
-    model's ``request_params``, with the limits the runtime gives a forced
-    delegation: the member's id as the only choice, a task of at most 200
-    characters, at least 160 tokens), the member's answer is the team's;
+    run (``Team.run``) in each call: the leader's one model call delegates the
+    message to the member, the member's answer is the team's;
 
-* ours: the same work as a workflow spec (LangGraph: two ``code`` nodes; CrewAI:
-  two ``agent`` and two ``task`` nodes; Agno: an ``agent`` node and a ``team``
-  node, mode ``route``, whose member it is), ``POST /workflows/{id}/execute``
-  to ``succeeded`` seen by polling ``GET /executions/{id}`` every 2 ms, one run
-  at a time after warm-up runs not counted. ``jupyter orchestrator`` runs with ``--OrchestratorApp.run_engine=False``
+* ours: the same work as a workflow spec, ``POST /workflows/{id}/execute`` to
+  ``succeeded`` seen by the client, one run at a time after warm-up runs not
+  counted. The client sees the end (``--observe``, as in ``bench/executions.py``)
+  on the SSE stream ``GET /executions/{id}/events`` opened right after the 202
+  (``sse``), or by polling ``GET /executions/{id}`` every 2 ms (``poll``: on a
+  2-CPU machine the poller's requests take a CPU from the API server and the
+  workers), or ``both``, taking turns (the default). The overhead uses the SSE
+  runs unless the stream left a final status unseen for more than a second in
+  any run (a lost wake-up); then it uses the polled runs, and says so.
+  ``jupyter orchestrator`` runs with ``--OrchestratorApp.run_engine=False``
   and ``--OrchestratorApp.local_model=False`` (a throw-away data dir, embedded
   PostgreSQL); the runs go to a separate ``jupyter orchestrator worker``
   (``worker_slots=4``, ``runner_pool_size=1``, ``runner_preload=<framework>``,
@@ -39,21 +41,36 @@ two-step workflow is run
   the result written to PostgreSQL. *Overhead* is ours p50 minus baseline
   (A for LangGraph) p50, in milliseconds and as a ratio;
 * ours, throughput: a second worker joins (same settings); ``--throughput-runs``
-  runs (``--model-throughput-runs`` for the frameworks that need a model) are
-  submitted at once from a thread pool, and the clock stops when none of them
-  is queued or running any more (all must have succeeded).
+  runs (``--model-throughput-runs`` for CrewAI and Agno) are submitted at once
+  from a thread pool, and the clock stops when none of them is queued or
+  running any more (all must have succeeded).
 
-CrewAI and Agno need a model: one local model server (SmolLM2-135M-Instruct,
-``orchestrator_ext.local_model.start_server``) serves the baselines and ours;
-it is registered through ``POST /integrations`` as the organization's
-``default`` integration of kind ``openai-compatible``, which the workers hand
-to the runs. Answers are kept short (``--max-tokens``, temperature 0). The
-model calls and tokens of a run are printed for both sides (the framework's
-own count for the baseline, ``outputs.usage`` for ours): the same work shows
-as the same counts, and a model's answer of another length explains a
-difference. A framework whose runtime module (``runtimes/orchestrator_runtimes/<name>_runtime.py``)
-is missing, fails to import or rejects the benchmark's spec, or whose library
-or model is not installed, is reported as skipped, with why.
+LangGraph's work is two ``code`` nodes. CrewAI's and Agno's need a model (``--model``):
+
+* ``fake`` (the default): deterministic models in the calling process, answering
+  at once (``bench/fake_agents.py``), so the figures are the frameworks' and
+  ours, not a model's. Both sides run the SAME code-first builder:
+  ``fake_agents:build_crew`` and ``fake_agents:build_team``, called here for the
+  baseline (build, then kickoff/run, in each call) and named by the spec for
+  ours (``{"options": {"callable": "fake_agents:build_crew"}}``), which the
+  workers import from their files root (``--OrchestratorApp.files_root`` =
+  ``bench/``). Each run's answer is a fixed text, checked on both sides;
+* ``local``: SmolLM2-135M-Instruct (``orchestrator_ext.local_model.start_server``)
+  serves the baselines and ours; it is registered through ``POST /integrations``
+  as the organization's ``default`` integration of kind ``openai-compatible``,
+  which the workers hand to the runs. Ours is then a declarative spec (CrewAI:
+  two ``agent`` and two ``task`` nodes; Agno: an ``agent`` node and a ``team``
+  node, mode ``route``, whose member it is); the Agno baseline pins the
+  leader's call to the delegation (the member's id as the only choice, a task
+  of at most 200 characters, at least 160 tokens), as the runtime does. Answers
+  are kept short (``--max-tokens``, temperature 0); a model's answer of another
+  length makes the two sides differ, which the model calls and tokens show.
+
+The model calls and tokens of a run are printed for both sides (the framework's
+own count for the baseline, ``outputs.usage`` for ours), and the steps of ours
+(``outputs.steps``). A framework whose runtime module (``runtimes/orchestrator_runtimes/<name>_runtime.py``)
+is missing, fails to import or rejects the benchmark's spec, or whose library,
+fake builder or local model is not installed or fails, is reported as skipped, with why.
 
 The workers get the runs' database (``orchestrator_runs`` in the embedded
 server) from ``prepare_database``; that LangGraph's runs were checkpointed there
@@ -108,6 +125,16 @@ API = "/orchestrator/api/v1"
 FINAL = {"succeeded", "failed", "cancelled", "timed_out"}
 FRAMEWORKS = ("langgraph", "crewai", "agno")
 MODEL_FRAMEWORKS = frozenset({"crewai", "agno"})
+#: ``--model``: deterministic in-process models (bench/fake_agents.py), or the local model server
+MODELS = ("fake", "local")
+#: ``--model fake``: the code-first builder both sides run (the baseline here, ours named by the spec)
+FAKE_BUILDERS = {"crewai": "fake_agents:build_crew", "agno": "fake_agents:build_team"}
+#: ``--observe``: how the client sees a run's end (as in bench/executions.py)
+OBSERVE = ("both", "sse", "poll")
+OBSERVED = {"sse": "SSE", "poll": "poll 2 ms"}
+#: a final status seen this long after it was written: the SSE client was not woken (as in bench/executions.py)
+STALL_SECONDS = 1.0
+LAST_PHASE = "4 finished row -> seen by client"
 POLL_SECONDS = 0.002
 RUN_DEADLINE_SECONDS = 300.0
 #: a worker whose processes use less than this share of one CPU over IDLE_WINDOW seconds is idle
@@ -149,13 +176,22 @@ AGNO_DELEGATION_MIN_TOKENS = 160
 AGNO_TASK_CHARS = 200
 
 
-def spec_of(framework: str, max_tokens: int) -> dict[str, Any]:
+def fake_agents() -> Any:
+    """``bench/fake_agents.py``, imported as the workers import it (the top-level module ``fake_agents``)."""
+    if str(BENCH) not in sys.path:
+        sys.path.insert(0, str(BENCH))
+    return importlib.import_module("fake_agents")
+
+
+def spec_of(framework: str, max_tokens: int, model: str) -> dict[str, Any]:
     """The benchmark's two-step workflow as our spec."""
     if framework == "langgraph":
         return {
             "nodes": [code_node("a", "1"), code_node("b", "values['a'] + 1")],
             "edges": [{"source": "a", "target": "b"}],
         }
+    if model == "fake":
+        return {"nodes": [], "edges": [], "options": {"callable": FAKE_BUILDERS[framework]}}
     options = {"max_tokens": max_tokens, "temperature": 0}
     if framework == "crewai":
         agents = [
@@ -187,14 +223,19 @@ def spec_of(framework: str, max_tokens: int) -> dict[str, Any]:
     raise ValueError(framework)
 
 
-def inputs_of(framework: str) -> dict[str, Any]:
-    return {"message": AGNO_MESSAGE} if framework == "agno" else {}
+def inputs_of(framework: str, model: str) -> dict[str, Any]:
+    if framework != "agno":
+        return {}
+    return {"message": fake_agents().AGNO_MESSAGE if model == "fake" else AGNO_MESSAGE}
 
 
-def expected_output(framework: str, output: Any) -> str | None:
+def expected_output(framework: str, output: Any, model: str) -> str | None:
     """Why a run's output is not what the work produces (None: it is)."""
     if framework == "langgraph":
         return None if output == 2 else f"the output is {output!r}, not 2"
+    if model == "fake":
+        wanted = fake_agents().FINAL_ANSWERS[framework]
+        return None if output == wanted else f"the final answer is {output!r}, not the fake model's {wanted!r}"
     if not isinstance(output, str) or not output.strip():
         return f"the final answer is {output!r}, not a text"
     return None
@@ -350,19 +391,47 @@ def agno_usage(outputs: list[Any]) -> dict[str, int]:
     return usage
 
 
+def fake_baselines(framework: str) -> dict[str, Callable[[], tuple[Any, dict[str, int] | None]]]:
+    """``--model fake``: the builder ours runs, called here; what it builds, run (build and run in each call)."""
+    fake = fake_agents()
+    reference = FAKE_BUILDERS[framework]
+    build = getattr(fake, reference.split(":")[1])
+    if framework == "crewai":
+
+        def kickoff() -> Any:
+            output = build().kickoff()
+            usage = output.token_usage
+            return str(output.raw), {
+                "model_calls": int(usage.successful_requests or 0),
+                "prompt_tokens": int(usage.prompt_tokens or 0),
+                "completion_tokens": int(usage.completion_tokens or 0),
+            }
+
+        return {"fake_agents.build_crew() + kickoff() per call": kickoff}
+
+    def run() -> Any:
+        output = build().run(fake.AGNO_MESSAGE)
+        return output.content, agno_usage([output, *(output.member_responses or [])])
+
+    return {"fake_agents.build_team() + run() per call": run}
+
+
 def baselines_of(
-    framework: str, base_url: str | None, max_tokens: int, workdir: Path
+    framework: str, base_url: str | None, args: argparse.Namespace, workdir: Path
 ) -> dict[str, Callable[[], tuple[Any, dict[str, int] | None]]]:
     """The direct calls of a framework, by label; the first one is the one overhead is measured against."""
     if framework == "langgraph":
         return langgraph_baselines()
+    if args.model == "fake":
+        return fake_baselines(framework)
+    max_tokens = args.max_tokens
     assert base_url is not None
     if framework == "crewai":
         return crewai_baselines(base_url, max_tokens, workdir)
     return agno_baselines(base_url, max_tokens)
 
 
-def unavailable(framework: str, max_tokens: int) -> str | None:
+def unavailable(framework: str, args: argparse.Namespace) -> str | None:
     """Why ``framework`` cannot be measured here (None: it can)."""
     module = f"orchestrator_runtimes.{framework}_runtime"
     path = RUNTIMES / f"{framework}_runtime.py"
@@ -377,13 +446,19 @@ def unavailable(framework: str, max_tokens: int) -> str | None:
         from orchestrator_runtimes.spec import WorkflowSpec
 
         runtime: Any = load_runtime(framework)
-        problems = runtime.validate(WorkflowSpec.model_validate(spec_of(framework, max_tokens)))
+        problems = runtime.validate(WorkflowSpec.model_validate(spec_of(framework, args.max_tokens, args.model)))
     except Exception as exc:  # noqa: BLE001 - whatever it is, the framework is skipped and why is said
         return f"{module} fails to import: {type(exc).__name__}: {exc}"
     if problems:
         found = "; ".join(f"{p.field}: {p.message}" for p in problems)
         return f"the runtime rejects the benchmark's spec (bench/runtimes.py spec_of needs updating): {found}"
-    if framework in MODEL_FRAMEWORKS:
+    if framework in MODEL_FRAMEWORKS and args.model == "fake":
+        reference = FAKE_BUILDERS[framework]
+        try:
+            getattr(fake_agents(), reference.split(":")[1])()
+        except Exception as exc:  # noqa: BLE001 - whatever it is, the framework is skipped and why is said
+            return f"bench/fake_agents.py cannot build the work ({reference}): {type(exc).__name__}: {exc}"
+    elif framework in MODEL_FRAMEWORKS:
         from orchestrator_ext import local_model
 
         if not local_model.installed():
@@ -633,6 +708,28 @@ class Client:
             raise RuntimeError(f"{method} {path}: {response.status} {payload[:500]!r}")
         return json.loads(payload) if payload else None
 
+    def events(self, execution_id: str) -> Iterator[tuple[dict[str, Any], float]]:
+        """The execution's server-sent events, each with the perf_counter() at which it was read."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        try:
+            conn.request("GET", f"{API}/executions/{execution_id}/events", headers=self.headers)
+            response = conn.getresponse()
+            if response.status != 200:
+                raise RuntimeError(f"events of {execution_id}: {response.status} {response.read()[:500]!r}")
+            data: list[str] = []
+            while True:
+                line = response.readline()
+                if not line:
+                    return
+                text = line.decode().rstrip("\r\n")
+                if text.startswith("data: "):
+                    data.append(text[6:])
+                elif not text and data:
+                    yield json.loads("\n".join(data)), time.perf_counter()
+                    data = []
+        finally:
+            conn.close()
+
     def close(self) -> None:
         self.conn.close()
 
@@ -641,7 +738,7 @@ class Client:
 
 
 def measure_baseline(
-    framework: str, once: Callable[[], tuple[Any, dict[str, int] | None]], runs: int, warmup: int
+    framework: str, once: Callable[[], tuple[Any, dict[str, int] | None]], runs: int, warmup: int, model: str
 ) -> dict[str, Any]:
     """Each call's wall time, and the model calls and tokens of each (as the framework counts them)."""
     times: list[float] = []
@@ -650,7 +747,7 @@ def measure_baseline(
         started = time.perf_counter()
         output, usage = once()
         took = time.perf_counter() - started
-        problem = expected_output(framework, output)
+        problem = expected_output(framework, output, model)
         if problem:
             raise SystemExit(f"the {framework} baseline went wrong: {problem}")
         if i >= warmup:
@@ -697,14 +794,25 @@ class Run:
         }
 
 
-def execute_once(client: Client, workflow_id: str, inputs: dict[str, Any]) -> tuple[float, float, float, Any]:
-    """POST, then GET every 2 ms until the run ends: (wall clock before, perf_counter before, when seen, the run)."""
+def execute_once(
+    client: Client, workflow_id: str, inputs: dict[str, Any], observe: str
+) -> tuple[float, float, float, Any]:
+    """POST, then see the run end: on its SSE stream, opened right after the 202 (``sse``), or by a GET every
+    2 ms (``poll``). (wall clock before, perf_counter before, when the end was seen, the run as read after)."""
     t0_wall = time.time()
     t0 = time.perf_counter()
     execution = client.call("POST", f"{API}/workflows/{workflow_id}/execute", {"inputs": inputs}, expect=(202,))
+    path = f"{API}/executions/{execution['id']}"
     deadline = t0 + RUN_DEADLINE_SECONDS
+    if observe == "sse":
+        for event, at in client.events(execution["id"]):
+            if event.get("kind") == "status" and (event.get("data") or {}).get("status") in FINAL:
+                return t0_wall, t0, at, client.call("GET", path)  # the run as written (outputs), not timed
+            if time.perf_counter() > deadline:
+                break
+        # the stream ended without the final status (it should not): polling, as below, says when it ends
     while True:
-        current = client.call("GET", f"{API}/executions/{execution['id']}")
+        current = client.call("GET", path)
         if current["status"] in FINAL:
             return t0_wall, t0, time.perf_counter(), current
         if time.perf_counter() > deadline:
@@ -712,37 +820,65 @@ def execute_once(client: Client, workflow_id: str, inputs: dict[str, Any]) -> tu
         time.sleep(POLL_SECONDS)
 
 
+def modes(observe: str) -> list[str]:
+    return ["sse", "poll"] if observe == "both" else [observe]
+
+
 def sequential(
     client: Client, framework: str, workflow_id: str, runs: int, warmup: int, worker: Started, args: argparse.Namespace
-) -> list[Run]:
-    kept: list[Run] = []
+) -> dict[str, list[Run]]:
+    """One run at a time, each once the worker is idle; with both ways of observing, they take turns (the same
+    conditions for each)."""
+    kept: dict[str, list[Run]] = {mode: [] for mode in modes(args.observe)}
     for i in range(warmup + runs):
-        idle = wait_idle([worker.process.pid], args.settle_max)
-        time.sleep(args.pause)
-        t0_wall, t0, observed, execution = execute_once(client, workflow_id, inputs_of(framework))
-        if execution["status"] != "succeeded":
-            raise SystemExit(
-                f"{framework} run {execution['id']} ended {execution['status']}: {json.dumps(execution.get('error'))}"
-            )
-        problem = expected_output(framework, (execution.get("outputs") or {}).get("output"))
-        if problem:
-            raise SystemExit(f"{framework} run {execution['id']}: {problem}")
-        if i >= warmup:
-            kept.append(Run(t0_wall, t0, observed, execution, idle))
+        for mode, runs_seen in kept.items():
+            idle = wait_idle([worker.process.pid], args.settle_max)
+            time.sleep(args.pause)
+            t0_wall, t0, observed, execution = execute_once(client, workflow_id, inputs_of(framework, args.model), mode)
+            if execution["status"] != "succeeded":
+                raise SystemExit(
+                    f"{framework} run {execution['id']} ended {execution['status']}: "
+                    f"{json.dumps(execution.get('error'))}"
+                )
+            problem = expected_output(framework, (execution.get("outputs") or {}).get("output"), args.model)
+            if problem:
+                raise SystemExit(f"{framework} run {execution['id']}: {problem}")
+            if i >= warmup:
+                runs_seen.append(Run(t0_wall, t0, observed, execution, idle))
     return kept
+
+
+def steps_of(execution: dict[str, Any]) -> str:
+    """A run's steps (``outputs.steps``), as ``node (type)`` in their order."""
+    steps = (execution.get("outputs") or {}).get("steps") or []
+    return ", ".join(f"{step.get('node')} ({step.get('type')})" for step in steps) or "none"
 
 
 def summarize(runs: list[Run]) -> dict[str, Any]:
     phases = [p for r in runs if (p := r.phases()) is not None]
     busy = [r for r in runs if r.idle_wait is None]
     usages = [(r.execution.get("outputs") or {}).get("usage") or {} for r in runs]
+    late = [p[LAST_PHASE] for p in phases if p[LAST_PHASE] > STALL_SECONDS]
     return {
         "usage_median": median_usage(usages),
+        "steps": dict(Counter(steps_of(r.execution) for r in runs)),
         "end_to_end": distribution([r.observed - r.t0 for r in runs]),
         "phases": {name: distribution([p[name] for p in phases]) for name in phases[0]} if phases else {},
         "idle_wait": distribution([r.idle_wait for r in runs if r.idle_wait is not None]),
         "runs_started_on_a_busy_worker": len(busy),
+        "stalled_runs": len(late),
     }
+
+
+def choose_primary(summaries: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """SSE if it works; if the stream let a run's end wait (a wake-up lost until the keep-alive), polling."""
+    if "sse" in summaries and "poll" in summaries and summaries["sse"]["stalled_runs"]:
+        why = f"SSE missed the final status of {summaries['sse']['stalled_runs']} runs for > {STALL_SECONDS:.0f} s"
+        return {"primary": "poll", "primary_because": why}
+    mode = "sse" if "sse" in summaries else "poll"
+    if len(summaries) == 1:
+        return {"primary": mode, "primary_because": f"only {OBSERVED[mode]} was measured"}
+    return {"primary": mode, "primary_because": "SSE worked"}
 
 
 def list_executions(client: Client, workflow_id: str, status: str | None = None, limit: int = 200) -> Iterator[Any]:
@@ -886,12 +1022,15 @@ def start_server(procs: Processes, port: int, token: str) -> Started:
 
 
 def worker_options(framework: str, args: argparse.Namespace) -> list[str]:
-    return [
+    options = [
         "--OrchestratorApp.kernel_pool_size=0",
         f"--OrchestratorApp.worker_slots={args.worker_slots}",
         f"--OrchestratorApp.runner_pool_size={args.runner_pool_size}",
         f"--OrchestratorApp.runner_preload={framework}",
     ]
+    if framework in MODEL_FRAMEWORKS and args.model == "fake":
+        options.append(f"--OrchestratorApp.files_root={BENCH}")  # where the runs import fake_agents from
+    return options
 
 
 def start_worker(procs: Processes, name: str, framework: str, args: argparse.Namespace) -> Started:
@@ -1004,7 +1143,8 @@ def measure_ours(session: Session, framework: str, args: argparse.Namespace, mac
     model = framework in MODEL_FRAMEWORKS
     runs = args.model_runs if model else args.runs
     tput_runs = args.model_throughput_runs if model else args.throughput_runs
-    spec = spec_of(framework, args.max_tokens)
+    spec = spec_of(framework, args.max_tokens, args.model)
+    inputs = inputs_of(framework, args.model)
     agent_id = session.agents[framework]
     workflows = [
         client.call("POST", f"{API}/agents/{agent_id}/workflows", {"name": name, "spec": spec}, expect=(201,))["id"]
@@ -1015,15 +1155,24 @@ def measure_ours(session: Session, framework: str, args: argparse.Namespace, mac
         f"  {worker_a.name} (pid {worker_a.process.pid}: {' '.join(worker_options(framework, args))}) started; "
         f"{shared_postgres(procs, session.postgres_pid, [worker_a])}"
     )
-    print(f"  ours, sequential: {args.warmup} warm-up + {runs} runs, each once the worker is idle ...")
+    observed = " and ".join(OBSERVED[mode] for mode in modes(args.observe))
+    print(
+        f"  ours, sequential: {args.warmup} warm-up + {runs} runs seen ending by each of {observed}"
+        f"{', taking turns' if args.observe == 'both' else ''}, each once the worker is idle ..."
+    )
     with watched(machine, f"{framework}: ours, sequential"):
         runs_seen = sequential(client, framework, workflows[0], runs, args.warmup, worker_a, args)
     procs.note_descendants()
     per_worker = runs_per_worker(procs.root / "data" / "pgdata", workflows[0])
     if set(per_worker) != {str(worker_a.process.pid)}:
         raise SystemExit(f"runs were claimed by {per_worker}, not only {worker_a.name} (pid {worker_a.process.pid})")
-    summary = summarize(runs_seen)
-    print(f"    p50 {summary['end_to_end']['p50_ms']:.1f} ms, p99 {summary['end_to_end']['p99_ms']:.1f} ms")
+    summaries = {mode: summarize(seen) for mode, seen in runs_seen.items()}
+    for mode, summary in summaries.items():
+        print(
+            f"    {OBSERVED[mode]}: p50 {summary['end_to_end']['p50_ms']:.1f} ms, "
+            f"p99 {summary['end_to_end']['p99_ms']:.1f} ms"
+        )
+    primary = choose_primary(summaries)
 
     worker_b = start_worker(procs, f"{framework}-worker-2", framework, args)
     print(
@@ -1033,9 +1182,7 @@ def measure_ours(session: Session, framework: str, args: argparse.Namespace, mac
     settled = wait_idle([worker_a.process.pid, worker_b.process.pid], args.settle_max)
     print(f"  ours, throughput: {tput_runs} runs submitted at once through 2 workers ...")
     with watched(machine, f"{framework}: ours, throughput"):
-        tput = throughput(
-            session.port, session.token, workflows[1], tput_runs, args.submit_concurrency, inputs_of(framework)
-        )
+        tput = throughput(session.port, session.token, workflows[1], tput_runs, args.submit_concurrency, inputs)
     tput["workers_idle_before"] = settled is not None
     tput["per_worker_pid"] = runs_per_worker(procs.root / "data" / "pgdata", workflows[1])
     if framework == "langgraph":
@@ -1050,10 +1197,14 @@ def measure_ours(session: Session, framework: str, args: argparse.Namespace, mac
         procs.stop(entry)
     return {
         "spec": spec,
-        "inputs": inputs_of(framework),
+        "inputs": inputs,
         "workers": {"count_sequential": 1, "count_throughput": 2, "options": worker_options(framework, args)},
         "worker_pids": [worker_a.process.pid, worker_b.process.pid],
-        "sequential": summary,
+        #: the runs the overhead is measured on (``observed_by``); each way of observing in ``sequential_by_observe``
+        "observed_by": primary["primary"],
+        "observed_by_because": primary["primary_because"],
+        "sequential": summaries[primary["primary"]],
+        "sequential_by_observe": summaries,
         "throughput": tput,
         "logged_problems": problems,
     }
@@ -1065,10 +1216,10 @@ def measure(
     model = framework in MODEL_FRAMEWORKS
     runs = args.model_runs if model else args.runs
     results: dict[str, Any] = {"baselines": {}}
-    for label, once in baselines_of(framework, base_url, args.max_tokens, session.procs.root).items():
+    for label, once in baselines_of(framework, base_url, args, session.procs.root).items():
         print(f"  baseline {label}: {args.warmup} warm-up + {runs} calls ...")
         with watched(machine, f"{framework}: baseline {label}"):
-            results["baselines"][label] = measure_baseline(framework, once, runs, args.warmup)
+            results["baselines"][label] = measure_baseline(framework, once, runs, args.warmup, args.model)
         row = results["baselines"][label]
         print(f"    p50 {row['p50_ms']:.1f} ms, p99 {row['p99_ms']:.1f} ms")
     results["ours"] = measure_ours(session, framework, args, machine)
@@ -1076,6 +1227,7 @@ def measure(
     ours = results["ours"]["sequential"]["end_to_end"]
     results["overhead"] = {
         "against": next(iter(results["baselines"])),
+        "ours_observed_by": results["ours"]["observed_by"],
         "p50_ms": round(ours["p50_ms"] - primary["p50_ms"], 2),
         "p50_ratio": round(ours["p50_ms"] / primary["p50_ms"], 2),
         "p99_ms": round(ours["p99_ms"] - primary["p99_ms"], 2),
@@ -1108,20 +1260,35 @@ def report(results: dict[str, Any]) -> dict[str, bool]:
         print(f"{'measure':<60}{'n':>5}{'p50 ms':>11}{'p99 ms':>11}{'mean ms':>11}")
         for label, dist in found["baselines"].items():
             print(row(f"baseline {label}", dist))
-        print(row("ours: POST -> succeeded seen (poll 2 ms)", seq["end_to_end"]))
-        for name, dist in seq["phases"].items():
-            print(row(f"  {name}", dist))
-        if seq["runs_started_on_a_busy_worker"]:
-            print(f"  !! {seq['runs_started_on_a_busy_worker']} runs started while the worker was still busy")
+        primary = ours["observed_by"]
+        by_observe = ours["sequential_by_observe"]
+        for mode in sorted(by_observe, key=lambda m: m != primary):  # the one the overhead uses first
+            print(row(f"ours: POST -> succeeded seen ({OBSERVED[mode]})", by_observe[mode]["end_to_end"]))
+            if mode == primary:
+                for name, dist in seq["phases"].items():
+                    print(row(f"  {name}", dist))
+        for mode, summary in by_observe.items():
+            if summary["runs_started_on_a_busy_worker"]:
+                print(
+                    f"  !! {summary['runs_started_on_a_busy_worker']} runs ({OBSERVED[mode]}) started while the "
+                    "worker was still busy"
+                )
+        print(f"ours observed by {OBSERVED[primary]} for the overhead: {ours['observed_by_because']}")
         if framework in MODEL_FRAMEWORKS:
-            print("model calls, prompt and completion tokens per run (medians):")
+            model = results.get("model", "local")
+            print(
+                f"model: {'fake, in-process (bench/fake_agents.py)' if model == 'fake' else 'local model server'}; "
+                "model calls, prompt and completion tokens per run (medians):"
+            )
             for label, dist in found["baselines"].items():
                 print(f"  baseline {label}: {usage_text(dist.get('usage_median'))}  (as the framework counts them)")
             print(f"  ours: {usage_text(seq.get('usage_median'))}  (outputs.usage)")
+            for steps, count in seq.get("steps", {}).items():
+                print(f"  ours' steps (outputs.steps) in {count} of {seq['end_to_end']['n']} runs: {steps}")
         overhead = found["overhead"]
         print(
-            f"overhead over baseline {overhead['against'].split(':')[0]}: p50 {overhead['p50_ms']:+.1f} ms "
-            f"({overhead['p50_ratio']:.1f}x), p99 {overhead['p99_ms']:+.1f} ms"
+            f"overhead over baseline {overhead['against'].split(':')[0]} (ours seen by {OBSERVED[primary]}): "
+            f"p50 {overhead['p50_ms']:+.1f} ms ({overhead['p50_ratio']:.1f}x), p99 {overhead['p99_ms']:+.1f} ms"
         )
         print(
             f"throughput: {tput['runs']} runs through 2 workers: {tput['runs_per_second']:.2f} runs/s "
@@ -1203,12 +1370,29 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3, help="warm-up runs of each, not counted")
     parser.add_argument("--throughput-runs", type=int, default=200, help="LangGraph runs submitted at once")
     parser.add_argument(
-        "--model-runs", type=int, help="measured runs of each sequential measure of CrewAI and Agno (min(runs, 10))"
+        "--model",
+        choices=MODELS,
+        default="fake",
+        help="CrewAI's and Agno's model: deterministic in-process models answering at once (bench/fake_agents.py), "
+        "or the local model server (SmolLM2-135M)",
     )
     parser.add_argument(
-        "--model-throughput-runs", type=int, help="CrewAI and Agno runs submitted at once (min(throughput-runs, 20))"
+        "--model-runs",
+        type=int,
+        help="measured runs of each sequential measure of CrewAI and Agno (--model fake: runs; local: min(runs, 10))",
     )
-    parser.add_argument("--max-tokens", type=int, default=16, help="max_tokens of every model call")
+    parser.add_argument(
+        "--model-throughput-runs",
+        type=int,
+        help="CrewAI and Agno runs submitted at once (--model fake: throughput-runs; local: min(throughput-runs, 20))",
+    )
+    parser.add_argument(
+        "--observe",
+        choices=OBSERVE,
+        default="both",
+        help="how the client sees a run end: SSE, polling every 2 ms, or both taking turns (the overhead uses SSE)",
+    )
+    parser.add_argument("--max-tokens", type=int, default=16, help="max_tokens of every call of the local model")
     parser.add_argument("--worker-slots", type=int, default=4, help="worker_slots of each worker")
     parser.add_argument("--runner-pool-size", type=int, default=1, help="runner_pool_size of each worker")
     parser.add_argument("--submit-concurrency", type=int, default=16, help="client threads submitting them")
@@ -1218,10 +1402,11 @@ def main() -> None:
     )
     parser.add_argument("--logs", type=Path, help="copy the server's, the workers' logs to this directory")
     args = parser.parse_args()
+    fake = args.model == "fake"
     if args.model_runs is None:
-        args.model_runs = min(args.runs, 10)
+        args.model_runs = args.runs if fake else min(args.runs, 10)
     if args.model_throughput_runs is None:
-        args.model_throughput_runs = min(args.throughput_runs, 20)
+        args.model_throughput_runs = args.throughput_runs if fake else min(args.throughput_runs, 20)
 
     def terminated(signum: int, frame: FrameType | None) -> None:
         raise SystemExit(128 + signum)  # unwinds through the clean-up below
@@ -1234,24 +1419,26 @@ def main() -> None:
     print(
         f"code: {code['commit']}" + (f", changed: {', '.join(code['changed_files'])}" if code["changed_files"] else "")
     )
-    results: dict[str, Any] = {"frameworks": {}}
+    results: dict[str, Any] = {"frameworks": {}, "model": args.model, "observe": args.observe}
     machine: dict[str, Any] = {}
     results["machine_load"] = machine
     measured: list[str] = []
-    for framework in args.frameworks:
-        why = unavailable(framework, args.max_tokens)
-        if why is None:
-            measured.append(framework)
-        else:
-            results["frameworks"][framework] = {"skipped": why}
-            print(f"{framework}: skipped: {why}")
     with tempfile.TemporaryDirectory(prefix="orch-bench-runtimes-") as tmp:
         root = Path(tmp)
         env = bench_env(root)
         os.environ["TMPDIR"] = tempfile.tempdir = env["TMPDIR"]  # the in-process baselines' files too
+        os.environ["CREWAI_STORAGE_DIR"] = str(root / "crewai")  # what CrewAI keeps, here (fake builds it already)
+        for framework in args.frameworks:
+            why = unavailable(framework, args)
+            if why is None:
+                measured.append(framework)
+            else:
+                results["frameworks"][framework] = {"skipped": why}
+                print(f"{framework}: skipped: {why}")
         procs = Processes(env=env, root=root)
         try:
-            base_url = start_model(procs) if any(f in MODEL_FRAMEWORKS for f in measured) else None
+            local = args.model == "local" and any(f in MODEL_FRAMEWORKS for f in measured)
+            base_url = start_model(procs) if local else None
             if measured:
                 session = open_session(procs, base_url, measured)
                 for framework in measured:
@@ -1284,8 +1471,12 @@ def main() -> None:
                 },
                 "method": {
                     "baseline": "the framework called in this process, one call after the other (wall time)",
-                    "ours": "POST /workflows/{id}/execute, then GET /executions/{id} every 2 ms until succeeded; "
-                    "one run at a time, each once the worker's processes are idle",
+                    "ours": "POST /workflows/{id}/execute, then the end seen on GET /executions/{id}/events (SSE, "
+                    "opened right after the 202) or by GET /executions/{id} every 2 ms (--observe; both: taking "
+                    "turns, the overhead on SSE unless it stalled); one run at a time, each once the worker's "
+                    "processes are idle",
+                    "model": "CrewAI and Agno: --model fake: the same code-first builder (bench/fake_agents.py) "
+                    "on both sides, on deterministic in-process models; --model local: the local model server",
                     "overhead": "ours p50 minus the first baseline's p50",
                     "throughput": "runs submitted at once from a thread pool through 2 workers; the clock stops "
                     "when none is queued or running",

@@ -163,6 +163,8 @@ class OrchestratorApp(ExtensionApp, EngineSettings):
 
     @default("default_url")
     def _default_default_url(self) -> str:
+        if os.environ.get("JUPYTERHUB_SERVICE_NAME"):  # a hub service serves the API only
+            return "/orchestrator/docs"
         try:
             import jupyterlab  # type: ignore[import-untyped]  # noqa: F401
         except ImportError:  # pragma: no cover - jupyterlab is a dependency

@@ -111,16 +111,19 @@ def _hub_ssl(environ: Mapping[str, str]) -> ssl.SSLContext | None:
 
 
 def _api_root(base_url: str) -> str:
+    if not base_url.startswith(("http://", "https://")):
+        raise ClientError(f"The Orchestrator's URL must be http(s): {base_url[:200]!r}")
     base = base_url.rstrip("/")
     return base if base.endswith(API_PATH) else f"{base}/{API_PATH}"
 
 
 def _get_json(url: str, token: str, timeout: float, context: ssl.SSLContext | None) -> Any:
-    request = urllib.request.Request(url, headers={"Authorization": f"token {token}"})  # noqa: S310 - http(s) only
     if not url.startswith(("http://", "https://")):
-        raise ClientError(f"Not an http(s) URL: {url}")
+        raise ClientError(f"The hub's URL must be http(s): {url[:200]!r}")
+    request = urllib.request.Request(url, headers={"Authorization": f"token {token}"})  # noqa: S310
     try:
-        with urllib.request.urlopen(request, timeout=timeout, context=context) as response:  # noqa: S310
+        # http(s) only, checked above
+        with urllib.request.urlopen(request, timeout=timeout, context=context) as response:  # noqa: S310  # nosec B310
             return json.loads(response.read())
     except urllib.error.HTTPError as exc:
         raise ApiError.from_response(exc.code, exc.read(), exc.reason) from exc
@@ -225,7 +228,7 @@ class Client:
         for name, value in (headers or {}).items():
             request.add_header(name, value)
         try:
-            with urllib.request.urlopen(  # noqa: S310
+            with urllib.request.urlopen(  # noqa: S310  # nosec B310 - api_url is http(s) (_api_root)
                 request, timeout=self.timeout, context=self.connection.ssl_context
             ) as response:
                 raw = response.read()

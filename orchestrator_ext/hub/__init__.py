@@ -7,7 +7,9 @@
 - :mod:`.profiles`: server profiles and the resource tiers that allow them,
   and the hub-side check of a user's tiers (asked of the API as that user).
 - :mod:`.spawner`: the team mode's spawner: one system account per hub user.
+- :mod:`.native`: NativeAuthenticator with a login page that works on JupyterHub 6.
+- :mod:`.dashboard`: the ``dashboard`` hub service (Voila in the user's own server).
 
-Nothing here imports JupyterHub at module level except :mod:`.spawner`, which
-only the hub loads.
+:mod:`.identity` and :mod:`.profiles` run in the API and need no JupyterHub;
+the others are loaded by the hub (or started by it) and import it.
 """

@@ -85,14 +85,15 @@ def lock_down(serverapp: Any, extension_settings: dict[str, Any]) -> None:
     """
     authorizer = ServiceAuthorizer(parent=serverapp, log=serverapp.log, identity_provider=serverapp.identity_provider)
     serverapp.authorizer = authorizer
-    serverapp.web_app.settings["authorizer"] = authorizer
-    extension_settings["authorizer"] = authorizer
+    for settings in (serverapp.web_app.settings, extension_settings):
+        settings["authorizer"] = authorizer
 
 
 def limit_hub_cache(identity_provider: Any, seconds: int) -> None:
     """Cache the hub's answers about tokens for ``seconds`` (0: ask the hub on every request)."""
     hub_auth = identity_provider.hub_auth
-    cache_type = type(hub_auth.cache)
+    # JupyterHub's own cache class (not a NoCache of an earlier call)
+    cache_type = next(k for k in type(hub_auth.cache).__mro__ if not getattr(k, "remembers_nothing", False))
     if seconds > 0:
         hub_auth.cache_max_age = seconds
         hub_auth.cache = cache_type(seconds)
@@ -100,6 +101,8 @@ def limit_hub_cache(identity_provider: Any, seconds: int) -> None:
 
     class NoCache(cache_type):  # type: ignore[valid-type,misc]
         """Remembers nothing: each request asks the hub."""
+
+        remembers_nothing = True
 
         def __setitem__(self, key: Any, value: Any) -> None:
             return None

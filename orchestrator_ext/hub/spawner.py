@@ -20,7 +20,7 @@ import pwd
 import re
 import shutil
 import ssl
-import subprocess
+import subprocess  # nosec B404 - useradd and usermod, no shell
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -65,9 +65,16 @@ def ensure_system_account(name: str, home: Path, *, login_shell: str, comment: s
     except KeyError:
         useradd = shutil.which("useradd") or "/usr/sbin/useradd"
         command = [useradd, "--create-home", "--home-dir", str(home), "--shell", login_shell, "--user-group"]
-        subprocess.run(  # noqa: S603 - a fixed program; names come from system_name or the operator
+        subprocess.run(  # noqa: S603  # nosec B603 - a fixed program; names from system_name or the operator
             [*command, "--comment", comment, name], check=True, capture_output=True, text=True
         )
+        entry = pwd.getpwnam(name)
+    if entry.pw_uid == 0:
+        raise ValueError(f"'{name}' is the superuser, not an account of its own")
+    if Path(entry.pw_dir) != home and entry.pw_gecos == comment:  # ours, and the configuration moved it
+        usermod = shutil.which("usermod") or "/usr/sbin/usermod"
+        moved = [usermod, "--home", str(home), name]
+        subprocess.run(moved, check=True, capture_output=True, text=True)  # noqa: S603  # nosec B603 - as above
         entry = pwd.getpwnam(name)
     Path(entry.pw_dir).mkdir(parents=True, exist_ok=True)
     os.chown(entry.pw_dir, entry.pw_uid, entry.pw_gid)

@@ -491,7 +491,11 @@ def test_notebook_servers_cannot_reach_postgres(
         labels = pod["metadata"]["labels"]
         assert labels["component"] == "singleuser-server"
         assert labels.get(DB_CLIENT_LABEL[0]) is None, f"profile {slug} pods carry the database-client label"
-        assert not any(name.startswith("ORCHESTRATOR_") for c in containers(pod) for name in env_of(c)), slug
+        # the API's public URL (through the proxy) is all a notebook server is told: no database, no keys
+        settings = {name for c in containers(pod) for name in env_of(c) if name.startswith("ORCHESTRATOR_")}
+        assert settings <= {"ORCHESTRATOR_URL"}, slug
+        notebook = next(c for c in containers(pod) if c["name"] == "notebook")
+        assert env_of(notebook)["ORCHESTRATOR_URL"]["value"].endswith("/services/orchestrator/"), slug
         policies = policies_for(docs, labels)
         assert [p["metadata"]["name"] for p in policies] == ["singleuser"], slug
         assert "Egress" in policies[0]["spec"]["policyTypes"]

@@ -1,0 +1,167 @@
+# ruff: noqa: F821 - `c` is the configuration object JupyterHub passes to its config files
+"""Team mode on one machine: users' servers as local processes, each as the user's own account.
+
+Loaded by jupyterhub_config.py after shared.py. The hub runs as root: it makes
+a system account for each hub user on their first spawn (``jupyter-<name>``,
+a private home) and starts their server as that account, from a Python
+environment every account can read (ORCHESTRATOR_TEAM_ENV). The Orchestrator
+API runs as a service the hub starts, under an account of its own; its data
+(the embedded PostgreSQL, the key ring) and the hub's (its database, cookie
+secret) sit in folders only their owner can open. docs/deploy/team.md tells the
+whole story; every setting is in .env.example.
+"""
+
+import os
+import pwd
+import sys
+from pathlib import Path
+
+from orchestrator_ext.hub.dashboard import NOTEBOOK
+from orchestrator_ext.hub.spawner import TeamSpawner, ensure_system_account
+
+
+def env(name, default=""):
+    return os.environ.get(name) or default
+
+
+def env_flag(name, default):
+    return env(name, str(default)).strip().lower() in {"1", "true", "yes", "on"}
+
+
+def private_dir(path, owner="root"):
+    """A folder only ``owner`` can open (mode 0700)."""
+    path.mkdir(parents=True, exist_ok=True)
+    entry = pwd.getpwnam(owner)
+    os.chown(path, entry.pw_uid, entry.pw_gid)
+    path.chmod(0o700)
+    return path
+
+
+if os.geteuid() != 0:
+    sys.exit("The team mode runs as root: it starts each user's server as that user's own system account.")
+
+SERVICE = env("ORCHESTRATOR_HUB_SERVICE", "orchestrator")
+BLOCKED_GROUP = env("ORCHESTRATOR_HUB_BLOCKED_GROUP", "blocked")
+REPOSITORY = Path(__file__).resolve().parent.parent
+TEAM_DIR = Path(env("ORCHESTRATOR_TEAM_DIR", "/srv/orchestrator"))
+ENV_PREFIX = Path(env("ORCHESTRATOR_TEAM_ENV", sys.prefix))
+SERVICE_PORT = int(env("ORCHESTRATOR_SERVICE_PORT", "8890"))
+DASHBOARD_PORT = int(env("ORCHESTRATOR_DASHBOARD_PORT", "8891"))
+SERVICE_USER = env("ORCHESTRATOR_SERVICE_USER", "orchestrator")
+BIN = ENV_PREFIX / "bin"
+PATH = os.pathsep.join([str(BIN), "/usr/local/bin", "/usr/bin", "/bin"])
+
+if str(ENV_PREFIX).startswith("/root"):
+    sys.exit(f"ORCHESTRATOR_TEAM_ENV={ENV_PREFIX} is under /root, which users' accounts cannot read.")
+
+TEAM_DIR.mkdir(parents=True, exist_ok=True)
+TEAM_DIR.chmod(0o755)
+
+# ---- the hub's own state: root only ------------------------------------------------
+
+HUB_DIR = private_dir(TEAM_DIR / "hub")
+c.JupyterHub.db_url = f"sqlite:///{HUB_DIR / 'jupyterhub.sqlite'}"
+c.JupyterHub.cookie_secret_file = str(HUB_DIR / "jupyterhub_cookie_secret")
+c.ConfigurableHTTPProxy.pid_file = str(HUB_DIR / "jupyterhub-proxy.pid")
+c.JupyterHub.internal_certs_location = str(HUB_DIR / "internal-ssl")
+c.JupyterHub.bind_url = env("ORCHESTRATOR_HUB_BIND_URL", "http://:8000")
+
+# The proxy: configurable-http-proxy from PATH (the PyPI one, installed with the hub's
+# environment), or another command, e.g. the npm one, which TLS needs (the PyPI one has none).
+if env("ORCHESTRATOR_HUB_PROXY_COMMAND"):
+    c.ConfigurableHTTPProxy.command = [env("ORCHESTRATOR_HUB_PROXY_COMMAND")]
+
+# TLS (docs/deploy/tls.md): the public address over https, and optionally every
+# connection between the hub, the proxy, the services and users' servers.
+if env("ORCHESTRATOR_HUB_SSL_CERT"):
+    c.JupyterHub.ssl_cert = env("ORCHESTRATOR_HUB_SSL_CERT")
+    c.JupyterHub.ssl_key = env("ORCHESTRATOR_HUB_SSL_KEY")
+c.JupyterHub.internal_ssl = env_flag("ORCHESTRATOR_HUB_INTERNAL_SSL", False)
+SCHEME = "https" if c.JupyterHub.internal_ssl else "http"
+
+# ---- the Orchestrator API: a hub service under its own account ----------------------
+
+SERVICE_DIR = TEAM_DIR / "service"
+if SERVICE_USER != "root":  # root: the service runs as the hub does (not recommended)
+    ensure_system_account(SERVICE_USER, SERVICE_DIR, login_shell="/usr/sbin/nologin", comment="Orchestrator API")
+for sub in ("data", "files", "jupyter", "run"):
+    private_dir(SERVICE_DIR / sub, SERVICE_USER)
+DATA_DIR = SERVICE_DIR / "data"
+if len(str(DATA_DIR / "pgdata" / ".s.PGSQL.5432")) > 100 and not env("ORCHESTRATOR_DATABASE_URL"):
+    # longer, and the embedded PostgreSQL puts its socket in a shared folder any account can reach
+    sys.exit(f"ORCHESTRATOR_TEAM_DIR={TEAM_DIR} is too long a path for PostgreSQL's socket: choose a shorter one.")
+
+SECRETS = (
+    "ORCHESTRATOR_DATABASE_URL",
+    "ORCHESTRATOR_DATABASE_ADMIN_URL",
+    "ORCHESTRATOR_ENCRYPTION_KEYS",
+    "ORCHESTRATOR_RUNS_DATABASE_URL",
+)
+OFF = ("jupyterlab", "voila", "jupyter_lsp", "notebook", "notebook_shim", "jupyter_server_terminals")
+c.JupyterHub.services.append(
+    {
+        "name": SERVICE,
+        "url": f"{SCHEME}://127.0.0.1:{SERVICE_PORT}",
+        "user": SERVICE_USER,
+        "cwd": str(SERVICE_DIR),
+        "command": [
+            str(BIN / "jupyter-orchestrator"),
+            "--ServerApp.jpserver_extensions=jupyterhub=True",
+            *(f"--ServerApp.jpserver_extensions={name}=False" for name in OFF),
+            "--ServerApp.terminals_enabled=False",
+            f"--ServerApp.root_dir={SERVICE_DIR / 'files'}",
+            f"--OrchestratorApp.hub_blocked_group={BLOCKED_GROUP}",
+        ],
+        "environment": {
+            "PATH": PATH,
+            "HOME": str(SERVICE_DIR),
+            "ORCHESTRATOR_DATA_DIR": str(DATA_DIR),
+            "JUPYTER_PLATFORM_DIRS": "1",
+            "JUPYTER_CONFIG_DIR": str(SERVICE_DIR / "jupyter" / "config"),
+            "JUPYTER_DATA_DIR": str(SERVICE_DIR / "jupyter" / "data"),
+            "JUPYTER_RUNTIME_DIR": str(SERVICE_DIR / "jupyter" / "runtime"),
+            "XDG_RUNTIME_DIR": str(SERVICE_DIR / "run"),
+            **{name: os.environ[name] for name in SECRETS if os.environ.get(name)},
+        },
+        "oauth_no_confirm": True,
+        "display": True,
+        "info": {"description": "The Orchestrator API and its interactive documentation"},
+    }
+)
+
+# ---- the dashboard: hub login, then Voila in the user's own server --------------------
+
+c.JupyterHub.services.append(
+    {
+        "name": "dashboard",
+        "url": f"http://127.0.0.1:{DASHBOARD_PORT}",
+        "user": env("ORCHESTRATOR_DASHBOARD_USER", "nobody"),
+        "cwd": "/",
+        "command": [str(BIN / "python"), "-m", "orchestrator_ext.hub.dashboard"],
+        "environment": {"PATH": PATH, "ORCHESTRATOR_DASHBOARD_NOTEBOOK": NOTEBOOK},
+        "oauth_no_confirm": True,
+        "display": True,
+        "info": {"description": "Your executions, rendered by Voila in your server"},
+    }
+)
+if c.JupyterHub.internal_ssl:
+    # the dashboard only redirects: it stays on plain http on the loopback
+    c.JupyterHub.trusted_alt_names = ["IP:127.0.0.1", "DNS:localhost"]
+
+# ---- users' servers ----------------------------------------------------------------
+
+c.JupyterHub.spawner_class = TeamSpawner
+c.TeamSpawner.env_prefix = str(ENV_PREFIX)
+c.TeamSpawner.orchestrator_api_url = f"{SCHEME}://127.0.0.1:{SERVICE_PORT}/services/{SERVICE}/orchestrator/api/v1"
+c.TeamSpawner.orchestrator_service = SERVICE
+c.TeamSpawner.blocked_group = BLOCKED_GROUP
+c.TeamSpawner.home_root = env("ORCHESTRATOR_TEAM_HOMES", "/home")
+c.TeamSpawner.gpu_devices = env("ORCHESTRATOR_TEAM_GPU_DEVICES", "0")
+c.TeamSpawner.notebooks = {NOTEBOOK: str(REPOSITORY / "notebooks" / "dashboard.ipynb")}
+c.TeamSpawner.default_url = "/lab"
+c.TeamSpawner.notebook_dir = "~"
+# the Orchestrator extension is installed in that environment (users' code imports
+# orchestrator_ext.client) but must not start in users' servers
+c.TeamSpawner.args = ["--ServerApp.jpserver_extensions=orchestrator_ext=False"]
+c.TeamSpawner.http_timeout = 60
+c.TeamSpawner.start_timeout = 120

@@ -1,0 +1,79 @@
+"""A person in a browser (Playwright, Debian's Chromium, headless): signs up and logs in on the hub's
+pages, starts a server from the spawn page (only the profiles their tier allows are offered), and
+opens the Services menu's entries: the Orchestrator's API documentation and the dashboard, which
+Voila renders in their own server from their own executions. Logging out ends it all."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from urllib.parse import unquote
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.hub.conftest import needs_root
+from tests.hub.team_hub import PASSWORD, TeamHub
+
+pytestmark = [needs_root, pytest.mark.timeout(600)]  # the first test builds the users' environment
+
+#: every request that would leave the machine (Voila's template links a font CDN) fails at once
+OFF_MACHINE = re.compile(r"^(https?|wss?)://(?!(127\.0\.0\.1|localhost)[:/])")
+
+
+def open_service(page: Page, name: str) -> None:
+    page.get_by_role("button", name="Services").or_(page.get_by_role("link", name="Services")).first.click()
+    page.locator(".dropdown-menu").get_by_role("link", name=name, exact=True).click()
+
+
+def test_sign_up_log_in_start_and_open_the_services(team_hub: TeamHub, page: Page) -> None:
+    hub = team_hub
+    page.context.route(OFF_MACHINE, lambda route: route.abort())
+    page.set_default_timeout(60_000)
+    name = f"hana-{secrets.token_hex(2)}"
+    hub.accounts.add(f"jupyter-{name}")
+
+    page.goto(f"{hub.url}/hub/signup")
+    page.fill("#username_input", name)
+    page.fill("#password_input", PASSWORD)
+    page.fill("#password_confirmation_input", PASSWORD)
+    page.get_by_role("button", name="Create User").click()
+    expect(page.locator(".alert")).to_contain_text("successful")
+
+    page.goto(f"{hub.url}/hub/login")
+    page.fill("#username_input", name)
+    page.fill("#password_input", PASSWORD)
+    page.locator("#login_submit").click()
+
+    # the spawn page offers what the tier allows: a new user's personal organization is on 'free'
+    page.goto(f"{hub.url}/hub/spawn")
+    profiles = page.locator("#orchestrator-profiles")
+    expect(profiles).to_contain_text("CPU small")
+    expect(profiles).not_to_contain_text("GPU")
+    page.get_by_role("button", name=re.compile("start", re.IGNORECASE)).click()
+    page.wait_for_url(re.compile(rf"/user/{name}/lab"), timeout=120_000)
+
+    # the orchestrator's entry: hub OAuth, then the API's interactive documentation, which loads the
+    # OpenAPI document from the service
+    page.goto(f"{hub.url}/hub/home")
+    with page.expect_response(lambda response: response.url.endswith("/api/v1/openapi.json")) as loaded:
+        open_service(page, "orchestrator")
+    page.wait_for_url(re.compile(r"/services/orchestrator/orchestrator/docs"))
+    expect(page.locator("#swagger-ui")).to_be_attached()
+    assert loaded.value.ok
+    assert loaded.value.json()["info"]["title"] == "Orchestrator API"
+
+    page.goto(f"{hub.url}/hub/home")
+    open_service(page, "dashboard")
+    page.wait_for_url(re.compile(rf"/user/{name}/voila/render/orchestrator/dashboard.ipynb"))
+    expect(page.locator(".dashboard-user")).to_have_text(name, timeout=90_000)
+    expect(page.locator(".count-succeeded")).to_have_text("0")
+    expect(page.locator("body")).to_contain_text("No executions yet")
+
+    # logging out ends the hub's session and the services' sessions made from it, at once
+    page.goto(f"{hub.url}/hub/logout")
+    page.goto(f"{hub.url}/services/dashboard/")
+    page.wait_for_url(re.compile(r"/hub/login"))
+    expect(page.locator("#login_submit")).to_be_visible()
+    # the dashboard asked the hub for a new login (its own was revoked), not for the user's server
+    assert "client_id=service-dashboard" in unquote(unquote(page.url))
