@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -52,9 +50,3 @@ def jp_server_cleanup() -> Iterator[None]:
     """No jupyter-server runs in this process here: nothing for pytest-jupyter to clean up (its
     cleanup would run a loop inside Playwright's)."""
     return
-
-
-@pytest.fixture(scope="session")
-def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[str, Any]:
-    """Playwright cannot download its browsers here: Debian's Chromium (apt-get install chromium)."""
-    return {**browser_type_launch_args, "executable_path": shutil.which("chromium") or "/usr/bin/chromium"}

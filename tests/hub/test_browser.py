@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import re
 import secrets
+import shutil
+from collections.abc import Iterator
 from urllib.parse import unquote
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, expect, sync_playwright
 
 from tests.hub.conftest import needs_root
 from tests.hub.team_hub import PASSWORD, TeamHub
@@ -19,6 +21,21 @@ pytestmark = [needs_root, pytest.mark.timeout(600)]  # the first test builds the
 
 #: every request that would leave the machine (Voila's template links a font CDN) fails at once
 OFF_MACHINE = re.compile(r"^(https?|wss?)://(?!(127\.0\.0\.1|localhost)[:/])")
+
+
+@pytest.fixture
+def page() -> Iterator[Page]:
+    """Debian's Chromium through Playwright, for this test only: Playwright's sync API runs an event
+    loop while it is open, and it must be closed before the next module's tests start theirs (the
+    session-wide fixture of pytest-playwright kept it open to the end and broke every later asyncio test)."""
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=shutil.which("chromium") or "/usr/bin/chromium")
+        context = browser.new_context()
+        try:
+            yield context.new_page()
+        finally:
+            context.close()
+            browser.close()
 
 
 def open_service(page: Page, name: str) -> None:
