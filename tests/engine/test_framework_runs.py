@@ -7,7 +7,9 @@ assertions are on structure (steps, routing, tokens, states), never on wording.
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -16,6 +18,7 @@ import pytest
 from tests.api.test_metrics import sample, scrape
 from tests.conftest import Api, PgCluster
 from tests.engine.conftest import FINAL, wait_final, who
+from tests.personal_server import start_personal_server, wait_postgres_stopped
 
 APPROVAL_SPEC: dict[str, Any] = {
     "nodes": [
@@ -232,3 +235,43 @@ async def test_the_validator_names_the_node_at_fault(api: Api, create_agent: Any
     saved = await api("POST", "agents", agent["id"], "workflows", user=user, body={"name": "bad", "spec": spec})
     assert saved.status == 422
     assert "spec.nodes.0.config.prompt" in {e["field"] for e in saved.json["errors"]}
+
+
+def test_a_waiting_run_resumes_after_every_process_restarted(local_model: dict[str, Any], tmp_path: Path) -> None:
+    """The API server, its worker, the scheduler and the embedded PostgreSQL all stop while a run waits;
+    a new server on the same data resumes it from its checkpoint."""
+    root, data = tmp_path / "server", tmp_path / "data"
+    root.mkdir()
+    first = start_personal_server(root, data)
+    try:
+        body = {"name": "default", "kind": "openai-compatible", "config": local_model["config"]}
+        assert first.call("POST", "/integrations", body).status == 201
+        agent = first.call("POST", "/agents", {"name": "writer", "framework": "langgraph"})
+        workflow = first.call("POST", f"/agents/{agent.body['id']}/workflows", {"name": "a", "spec": APPROVAL_SPEC})
+        assert workflow.status == 201, workflow.body
+        run = first.call("POST", f"/workflows/{workflow.body['id']}/execute", {"inputs": {"topic": "tea"}})
+        execution = f"/executions/{run.body['id']}"
+        deadline = time.monotonic() + 120
+        while first.call("GET", execution).body["status"] != "waiting":
+            assert time.monotonic() < deadline, first.call("GET", execution).body
+            time.sleep(0.2)
+    finally:
+        assert first.stop(signal.SIGTERM) == 0
+    wait_postgres_stopped(first.pgdata)
+
+    second = start_personal_server(root, data)
+    try:
+        waiting = second.call("GET", execution)
+        assert waiting.body["status"] == "waiting"
+        resumed = second.call("POST", f"{execution}/resume", {"answer": {"approved": True}})
+        assert resumed.status == 202, resumed.body
+        deadline = time.monotonic() + 120
+        while (done := second.call("GET", execution).body)["status"] not in FINAL:
+            assert time.monotonic() < deadline, done
+            time.sleep(0.2)
+        assert done["status"] == "succeeded", done
+        assert [s["node"] for s in done["outputs"]["steps"]] == ["start", "draft", "check", "approve", "publish", "end"]
+        assert done["outputs"]["usage"]["model_calls"] == 1  # the draft came from the checkpoint, not a new call
+    finally:
+        second.stop(signal.SIGTERM)
+        wait_postgres_stopped(second.pgdata)
