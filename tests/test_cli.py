@@ -114,3 +114,39 @@ def test_external_postgresql_by_url(pg_cluster: PgCluster, tmp_path: Path) -> No
         role = conn.execute("SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = %s", (APP_ROLE,)).fetchone()
     assert rows == [(marker,)]
     assert role == (False, False), "the server's role is walled by row-level security"
+
+
+def test_model_serve_answers_like_openai(tmp_path: Path) -> None:
+    """``jupyter orchestrator model serve``: the local model, offline, OpenAI-compatible."""
+    import json
+    import subprocess
+    import sys
+
+    from orchestrator_ext import local_model
+
+    port = local_model.free_port()
+    log = (tmp_path / "model.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "jupyter", "orchestrator", "model", "serve", f"--port={port}"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}/v1"
+        local_model.wait_until_ready(base, process)
+        with urllib.request.urlopen(f"{base}/models", timeout=10) as reply:
+            models = json.load(reply)
+        assert [m["id"] for m in models["data"]] == [local_model.MODEL_ALIAS]
+        ask = {"model": local_model.MODEL_ALIAS, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 8}
+        request = urllib.request.Request(
+            f"{base}/chat/completions", json.dumps(ask).encode(), {"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=60) as reply:
+            answer = json.load(reply)
+        assert answer["usage"]["completion_tokens"] > 0
+        assert answer["choices"][0]["message"]["role"] == "assistant"
+    finally:
+        local_model.stop_server(process)
+        log.close()
+    assert "serving SmolLM2-135M-Instruct" in (tmp_path / "model.log").read_text()

@@ -5,11 +5,11 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 from ..db.models import ExecutionStatus, ExecutionTrigger
 from .common import PageQuery, RequestModel, ResponseModel, Timestamp
-from .workflows import MAX_VERSION, JsonObject
+from .workflows import MAX_VERSION, JsonObject, storable
 
 MAX_TIMEOUT = 7 * 24 * 3600
 
@@ -30,7 +30,7 @@ class ExecuteWorkflow(RequestModel):
 
 
 class ResumeExecution(RequestModel):
-    answer: Any = Field(
+    answer: Annotated[Any, AfterValidator(storable)] = Field(
         description='The human\'s answer to what the waiting run asks (any JSON value, e.g. {"approved": true}).'
     )
 

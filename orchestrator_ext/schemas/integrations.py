@@ -9,7 +9,7 @@ response ever contains it, only ``has_secret``.
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -54,6 +54,12 @@ class OpenAICompatibleConfig(BaseModel):
 
     base_url: HttpUrlText = Field(description="API root, e.g. 'http://localhost:11434/v1'.")
     model: ModelName = Field(description="Model name the server knows, e.g. 'llama3.1'.")
+    modalities: list[Literal["text", "image", "file", "audio"]] = Field(
+        default=["text"],
+        min_length=1,
+        max_length=4,
+        description="What the model reads besides text; runs refuse image or file inputs it does not take.",
+    )
 
 
 class N8nConfig(BaseModel):

@@ -56,7 +56,7 @@ from typing import TYPE_CHECKING, Any
 
 from .code import check_reference, load_callable
 from .models import METER, ModelEndpoint, Usage, model_endpoint, model_failure
-from .runtime import ErrorKind, RunContext, RunError, RunEvent, RunResult, RunWaiting
+from .runtime import ErrorKind, RunContext, RunError, RunEvent, RunResult, RunWaiting, invalid_spec
 from .tools import load_tool, tool_problem
 from .tracking import StepTracker
 
@@ -1161,12 +1161,7 @@ class AgnoRuntime:
     ) -> Iterator[RunEvent | RunResult | RunWaiting]:
         problems = spec_problems(spec)
         if problems:
-            detail = "; ".join(f"{where}: {message}" for where, message in problems)
-            raise RunError(
-                ErrorKind.CONFIGURATION,
-                f"the agno workflow's spec is invalid: {detail}",
-                errors=[{"field": where, "message": message} for where, message in problems],
-            )
+            raise invalid_spec(problems, "the agno workflow's spec")
         try:
             import agno  # noqa: F401
         except ImportError as exc:

@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 from .code import check_reference, load_callable
 from .models import METER, ModelEndpoint, Usage, model_endpoint, model_failure
-from .runtime import ErrorKind, RunContext, RunError, RunEvent, RunResult, RunWaiting
+from .runtime import ErrorKind, RunContext, RunError, RunEvent, RunResult, RunWaiting, invalid_spec
 from .tools import load_tool, tool_problem
 from .tracking import StepTracker
 
@@ -648,12 +648,7 @@ class CrewAIRuntime:
     ) -> Iterator[RunEvent | RunResult | RunWaiting]:
         problems = spec_problems(spec)
         if problems:
-            detail = "; ".join(f"{where}: {message}" for where, message in problems)
-            raise RunError(
-                ErrorKind.CONFIGURATION,
-                f"the crew's spec is invalid: {detail}",
-                errors=[{"field": where, "message": message} for where, message in problems],
-            )
+            raise invalid_spec(problems, "the crew's spec")
         previous = _quiet_environment(context)
         try:
             yield from self._run(spec, inputs, context)

@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypedDict
 from .code import check_reference, load_callable
 from .expressions import ExpressionError, evaluate, parse_condition, render
 from .models import METER, ModelEndpoint, Usage, model_endpoint, model_failure
-from .runtime import ErrorKind, RunContext, RunError, RunEvent, RunResult, RunWaiting
+from .runtime import ErrorKind, RunContext, RunError, RunEvent, RunResult, RunWaiting, invalid_spec
 from .tools import call_tool, load_tool, tool_problem
 
 if TYPE_CHECKING:
@@ -157,8 +157,7 @@ class LangGraphRuntime:
     ) -> Iterator[RunEvent | RunResult | RunWaiting]:
         problems = self.validate(spec)
         if problems:
-            detail = "; ".join(f"{p.field}: {p.message}" for p in problems)
-            raise RunError(ErrorKind.CONFIGURATION, f"the workflow spec is not valid: {detail}")
+            raise invalid_spec([(p.field, p.message) for p in problems])
         needs_checkpoints = any(node.type.value == "human_approval" for node in spec.nodes)
         if needs_checkpoints and not context.state_url:
             raise RunError(

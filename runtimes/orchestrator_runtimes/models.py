@@ -123,20 +123,6 @@ def metered_transport() -> httpx.BaseTransport:
     return MeteredTransport()
 
 
-def async_metered_transport() -> httpx.AsyncBaseTransport:
-    httpx = http_library()
-
-    class AsyncMeteredTransport(httpx.AsyncHTTPTransport):  # type: ignore[misc,name-defined]
-        async def handle_async_request(self, request: Any) -> Any:
-            response = await super().handle_async_request(request)
-            if _is_model_call(request.url.path) and response.status_code < 400:
-                body = await response.aread()
-                _count(body)
-            return response
-
-    return AsyncMeteredTransport()
-
-
 @dataclass(frozen=True)
 class ModelEndpoint:
     """An OpenAI-compatible model, as one integration describes it."""
@@ -153,10 +139,6 @@ class ModelEndpoint:
     def http_client(self, timeout: float = 120.0) -> httpx.Client:
         """An httpx client (the flavour openai takes) that counts this run's model calls and tokens."""
         client: httpx.Client = http_library().Client(transport=metered_transport(), timeout=timeout)
-        return client
-
-    def async_http_client(self, timeout: float = 120.0) -> httpx.AsyncClient:
-        client: httpx.AsyncClient = http_library().AsyncClient(transport=async_metered_transport(), timeout=timeout)
         return client
 
     def openai_client(self, timeout: float = 120.0) -> Any:

@@ -28,7 +28,7 @@ from typing import IO, Any, Protocol
 
 from .models import model_failure
 from .reporting import collect_records
-from .runtime import ErrorKind, RunContext, RunError, RunEvent, RunResult, RunWaiting, load_runtime
+from .runtime import ErrorKind, RunContext, RunError, RunEvent, RunResult, RunWaiting, invalid_spec, load_runtime
 
 
 def _protocol_channel() -> IO[str]:
@@ -72,8 +72,7 @@ def run_job(job: dict[str, Any], channel: Writer) -> int:
         runtime = load_runtime(framework)
         spec, problems = validate_spec(job.get("spec"), framework)
         if spec is None:
-            detail = "; ".join(f"{p.field}: {p.message}" for p in problems)
-            raise RunError(ErrorKind.CONFIGURATION, f"the workflow spec is not valid: {detail}")
+            raise invalid_spec([(p.field, p.message) for p in problems])
         context = RunContext(
             execution_id=str(job.get("execution_id", "")),
             attempt=int(job.get("attempt", 1)),

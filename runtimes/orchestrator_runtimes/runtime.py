@@ -52,6 +52,16 @@ class RunError(Exception):
         return {"kind": self.kind.value, "message": self.message, **self.details}
 
 
+def invalid_spec(problems: list[tuple[str, str]], what: str = "the workflow spec") -> RunError:
+    """The ``configuration`` error of a spec that does not validate: every (field, message), in one message."""
+    detail = "; ".join(f"{field}: {message}" for field, message in problems)
+    return RunError(
+        ErrorKind.CONFIGURATION,
+        f"{what} is not valid: {detail}",
+        errors=[{"field": field, "message": message} for field, message in problems],
+    )
+
+
 @dataclass(frozen=True)
 class RunEvent:
     """Something a run reports while it goes: ``log`` (``{"stream", "text"}``) or ``step`` (free-form)."""

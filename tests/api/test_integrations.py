@@ -193,3 +193,17 @@ async def test_secret_is_write_only_in_the_contract(api: Api) -> None:
     schemas = document["components"]["schemas"]
     assert schemas["CreateIntegration"]["properties"]["secret"]["anyOf"][0]["writeOnly"] is True
     assert "secret" not in schemas["DescribeIntegration"]["properties"]
+
+
+async def test_a_model_declares_what_it_reads(api: Api) -> None:
+    """``config.modalities``: what runs may hand the model besides text (the Agno runtime refuses the rest)."""
+    config = {**OPENAI["config"], "modalities": ["text", "image"]}
+    reply = await api("POST", "integrations", body=body(OPENAI, config=config))
+    assert reply.status == 201, reply.text
+    assert reply.json["config"]["modalities"] == ["text", "image"]
+    plain = await api("POST", "integrations", body=body(OPENAI))
+    assert "modalities" not in plain.json["config"]  # unset stays unset: runs read it as text only
+    for wrong, where in (([], "config.modalities"), (["smell"], "config.modalities.0"), ("image", "config.modalities")):
+        refused = await api("POST", "integrations", body=body(OPENAI, config={**OPENAI["config"], "modalities": wrong}))
+        assert refused.status == 422, refused.text
+        assert where in {e["field"] for e in refused.json["errors"]}

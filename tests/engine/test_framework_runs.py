@@ -146,6 +146,11 @@ async def test_a_waiting_run_can_be_cancelled_and_only_a_waiting_run_resumed(
         reply = await api("POST", "workflows", workflow_id, "execute", user=user, body={"inputs": {"topic": "x"}})
         execution_id = reply.json["id"]
         await wait_status(api, user, execution_id, {"waiting"})
+    # an answer PostgreSQL cannot store is refused, and the run keeps waiting
+    nul = await api("POST", "executions", execution_id, "resume", user=user, body={"answer": {"note": "a\u0000b"}})
+    assert nul.status == 422, nul.text
+    assert nul.json["errors"][0]["field"].startswith("answer")
+    assert (await api("GET", "executions", execution_id, user=user)).json["status"] == "waiting"
     cancelled = await api("POST", "executions", execution_id, "cancel", user=user)
     assert cancelled.status == 200
     assert cancelled.json["status"] == "cancelled"
