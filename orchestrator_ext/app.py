@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from jupyter_core.paths import jupyter_data_dir
 from jupyter_server.extension.application import ExtensionApp
-from traitlets import Bool, CaselessStrEnum, Float, Int, Unicode, default
+from traitlets import Bool, CaselessStrEnum, Float, Int, List, Unicode, default
 
 from . import __version__, local_model
 from .cli import MigrateCommand, RotateKeysCommand, SetTierCommand
@@ -135,6 +135,16 @@ class OrchestratorApp(ExtensionApp, EngineSettings):
         "blocked",
         help="""As a JupyterHub service: members of this hub group are refused by the API (empty: none).""",
     ).tag(config=True)
+    hub_org_groups = Bool(
+        True,
+        help="""As a JupyterHub service: hub groups named org:<slug> (or org:<slug>:<role>) make their
+        members members of the organization with that slug, created if missing (docs/deploy/team.md).""",
+    ).tag(config=True)
+    platform_admins = List(
+        Unicode(),
+        help="""User names that may use the /admin endpoints (every organization, tiers, limits, slugs).
+        JupyterHub admins always may; on a personal server, its owner.""",
+    ).tag(config=True)
     hub_auth_cache_seconds = Int(
         0,
         help="""As a JupyterHub service: seconds to remember the hub's answer about a token or login cookie.
@@ -203,6 +213,7 @@ class OrchestratorApp(ExtensionApp, EngineSettings):
                 root_dir=Path(self.serverapp.root_dir if self.serverapp else os.getcwd()),
                 authenticate_metrics=self.authenticate_metrics,
                 owner=self.owner,
+                platform_admins=frozenset(self.platform_admins),
             ),
         )
         self.services.metrics.watch_pool(self.services.db.pool_status)
@@ -217,7 +228,9 @@ class OrchestratorApp(ExtensionApp, EngineSettings):
             return
         hub.limit_hub_cache(self.serverapp.identity_provider, self.hub_auth_cache_seconds)
         hub.lock_down(self.serverapp, self.settings)
-        self.settings["orchestrator_hub"] = hub.HubAccess(blocked_group=self.hub_blocked_group)
+        self.settings["orchestrator_hub"] = hub.HubAccess(
+            blocked_group=self.hub_blocked_group, org_groups=self.hub_org_groups
+        )
         self.log.info("serving the API only, as a JupyterHub service (hub OAuth identity)")
 
     def _stop_cleanly_on_sigint(self) -> None:

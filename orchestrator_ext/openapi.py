@@ -23,7 +23,7 @@ from pydantic.json_schema import JsonSchemaMode, JsonSchemaValue, models_json_sc
 from . import __version__
 from .handlers.base import API_PREFIX, Operation
 from .schemas.common import Problem
-from .security.permissions import ROLE_PERMISSIONS, Permission
+from .security.permissions import PLATFORM_ADMIN, ROLE_PERMISSIONS, Permission
 
 HTTP_METHODS = ("get", "put", "post", "patch", "delete")
 REF_TEMPLATE = "#/components/schemas/{model}"
@@ -175,6 +175,11 @@ def _responses(endpoint: Endpoint, schemas: _Schemas) -> dict[str, Any]:
 
 
 def _permission_text(permission: str) -> str:
+    if permission == PLATFORM_ADMIN:
+        return (
+            "Requires a platform admin: a JupyterHub admin, a personal server's owner, "
+            "or a name in OrchestratorApp.platform_admins."
+        )
     roles = [role.value for role, granted in ROLE_PERMISSIONS.items() if Permission(permission) in granted]
     return f"Requires the `{permission}` permission in the organization (roles: {', '.join(roles)})."
 

@@ -139,6 +139,7 @@ def test_api_examples_cover_every_resource() -> None:
         "/health",
         "/users/me",
         "/organizations",
+        "/admin/organizations",
         "/agents",
         "/workflows",
         "/execute",

@@ -58,6 +58,14 @@ class ExecutionTrigger(StrEnum):
     SCHEDULE = "schedule"
 
 
+class MembershipSource(StrEnum):
+    HUB = "hub"  # a JupyterHub group org:<slug>[:<role>]
+
+
+#: an organization's slug: what a hub group ``org:<slug>`` names
+SLUG_PATTERN = "^[a-z0-9][a-z0-9-]{0,62}$"
+
+
 class IntegrationKind(StrEnum):
     OPENAI_COMPATIBLE = "openai-compatible"
     N8N = "n8n"
@@ -123,10 +131,14 @@ class Organization(Base):
         ),
         CheckConstraint("max_agents IS NULL OR max_agents > 0", name="max_agents_override_positive"),
         CheckConstraint("live_agents >= 0", name="live_agents_non_negative"),
+        CheckConstraint(f"slug ~ '{SLUG_PATTERN}'", name="slug_format"),
+        Index("uq_organizations_slug", "slug", unique=True),
     )
 
     id: Mapped[uuid.UUID] = _uuid_pk()
     name: Mapped[str] = mapped_column(String(200), nullable=False)
+    #: the short name a hub group ``org:<slug>`` refers to (None: no hub group maps to it)
+    slug: Mapped[str | None] = mapped_column(String(63))
     tier_name: Mapped[str] = mapped_column(ForeignKey("resource_tiers.name"), nullable=False, server_default="free")
     personal_for_user_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("users.id", ondelete="CASCADE"), unique=True
@@ -144,12 +156,15 @@ class OrganizationMember(Base):
     __tablename__ = "organization_members"
     __table_args__ = (
         CheckConstraint(_in("role", Role), name="role_known"),
+        CheckConstraint(_in("source", MembershipSource), name="source_known"),
         Index("ix_organization_members_user_id", "user_id"),
     )
 
     org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True)
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
     role: Mapped[str] = mapped_column(String(16), nullable=False)
+    #: None: granted through the API; "hub": given by a hub group (it comes and goes with the group)
+    source: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[datetime] = _created()
 
 

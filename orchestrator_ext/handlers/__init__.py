@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import (
+    admin,
     agents,
     executions,
     health,
@@ -30,6 +31,7 @@ RESOURCE_MODULES = (
     integrations,
     schemas,
     runtimes,
+    admin,
 )
 
 

@@ -165,9 +165,12 @@ class OrchestratorHandler(ExtensionHandlerMixin, APIHandler):
             # A plain jupyter-server has one user: whoever holds its token or
             # password is its owner (its own anonymous names change per cookie).
             owner = self.services.settings.owner
-            return Identity(subject=owner, display_name=owner)
+            return Identity(subject=owner, display_name=owner, platform_admin=True)
         display = getattr(user, "display_name", None) or getattr(user, "name", None)
-        return Identity(subject=str(user.username), display_name=display or None)
+        name = str(user.username)
+        return Identity(
+            subject=name, display_name=display or None, platform_admin=name in self.services.settings.platform_admins
+        )
 
     def parse_body(self, model: type[M]) -> M:
         body = self.request.body or b""

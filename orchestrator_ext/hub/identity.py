@@ -9,6 +9,9 @@ and lets in callers with ``access:services!service=<name>``. On top of that:
   *service*'s token (the idle culler's, a metrics scraper's) is not a user and
   is refused by every endpoint that acts for someone (the metrics still
   answer it). A member of the hub group ``blocked_group`` is refused.
+- **Hub admins are platform admins** (:attr:`Identity.platform_admin`), and
+  hub groups ``org:<slug>[:<role>]`` give organization memberships
+  (:mod:`orchestrator_ext.services.groups`) when ``org_groups`` is on.
 - **At once**: JupyterHub's client caches the hub's answer for each token for
   five minutes by default, so a user deleted in the hub would keep access that
   long. :func:`limit_hub_cache` makes it ask the hub on every request (or
@@ -29,6 +32,7 @@ from typing import Any
 from jupyter_server.auth.authorizer import Authorizer
 
 from ..errors import Forbidden
+from ..services.groups import parse_org_groups
 from ..services.scope import Identity
 
 log = logging.getLogger("orchestrator.hub")
@@ -50,6 +54,8 @@ class HubAccess:
     """How the API treats callers that the hub identified."""
 
     blocked_group: str = "blocked"
+    #: hub groups ``org:<slug>[:<role>]`` manage organization memberships
+    org_groups: bool = True
 
     def identity(self, user: Any) -> Identity | None:
         """The orchestrator identity of a hub-identified caller; None if the hub did not identify them."""
@@ -67,7 +73,12 @@ class HubAccess:
             raise Forbidden("Your hub account is blocked: ask a hub administrator.")
         name = str(model["name"])
         display = getattr(user, "display_name", None) or name
-        return Identity(subject=name, display_name=display)
+        return Identity(
+            subject=name,
+            display_name=display,
+            platform_admin=model.get("admin") is True,
+            org_grants=parse_org_groups(groups) if self.org_groups else None,
+        )
 
 
 class ServiceAuthorizer(Authorizer):

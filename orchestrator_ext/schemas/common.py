@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, StringConstraints
 
@@ -40,6 +40,13 @@ def json_time(value: datetime) -> str:
 
 #: a timestamp in a response
 Timestamp = Annotated[datetime, PlainSerializer(json_time, return_type=str, when_used="json")]
+
+#: where a membership comes from
+MemberSource = Literal["api", "hub"]
+SOURCE_HELP = (
+    "'api': granted through the API; 'hub': given by a JupyterHub group org:<slug>[:<role>], "
+    "so it follows the group and the API does not change it."
+)
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Limit = Annotated[int, Field(ge=1, le=200, description="Page size (1-200).")]

@@ -8,7 +8,7 @@ from typing import Annotated
 from pydantic import Field, StringConstraints, field_validator
 
 from ..security.permissions import Role
-from .common import Name, PageQuery, RequestModel, ResponseModel, Timestamp
+from .common import SOURCE_HELP, MemberSource, Name, PageQuery, RequestModel, ResponseModel, Timestamp
 
 TierName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
 Username = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
@@ -69,6 +69,9 @@ class DescribeLimits(ResponseModel):
 class DescribeOrganization(ResponseModel):
     id: uuid.UUID
     name: str
+    slug: str | None = Field(
+        description="The short name a JupyterHub group org:<slug> refers to (set by a platform admin); null: none."
+    )
     personal: bool = Field(description="A user's personal organization: exactly one member, its owner.")
     role: Role = Field(description="The caller's role in the organization.")
     tier: DescribeTier
@@ -103,6 +106,7 @@ class DescribeMember(ResponseModel):
     username: str
     display_name: str | None
     role: Role
+    source: MemberSource = Field(description=SOURCE_HELP)
     joined_at: Timestamp
 
 

@@ -9,7 +9,7 @@ from typing import Annotated
 from pydantic import AfterValidator, Field, StringConstraints
 
 from ..security.permissions import Role
-from .common import Name, RequestModel, ResponseModel, Timestamp
+from .common import SOURCE_HELP, MemberSource, Name, RequestModel, ResponseModel, Timestamp
 
 # A deliberately strict address: dot-atom local part, a dotted host name of
 # letters, digits and inner hyphens, a top-level label of letters only.
@@ -41,6 +41,7 @@ class DescribeMembership(ResponseModel):
     name: str
     role: Role
     personal: bool = Field(description="The caller's personal organization (exactly one member).")
+    source: MemberSource = Field(description=SOURCE_HELP)
 
 
 class DescribeUser(ResponseModel):
@@ -51,3 +52,7 @@ class DescribeUser(ResponseModel):
     created_at: Timestamp
     updated_at: Timestamp
     memberships: list[DescribeMembership] = Field(description="The personal organization first, then by name.")
+    platform_admin: bool = Field(
+        description="May use the /admin endpoints: a JupyterHub admin, a personal server's owner, "
+        "or a name in OrchestratorApp.platform_admins."
+    )

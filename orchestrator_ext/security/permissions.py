@@ -38,6 +38,10 @@ class Permission(StrEnum):
     AUDIT_READ = "audit:read"
 
 
+#: what the ``/admin`` endpoints need: not an organization role but a platform admin
+#: (a JupyterHub admin, a personal server's owner, or a name in OrchestratorApp.platform_admins)
+PLATFORM_ADMIN = "platform:admin"
+
 PERMISSION_DESCRIPTIONS: dict[Permission, str] = {
     Permission.ORG_READ: "See the organization, its tier and limits.",
     Permission.ORG_UPDATE: "Rename the organization.",

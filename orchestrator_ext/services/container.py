@@ -5,6 +5,7 @@ from __future__ import annotations
 from ..db.engine import Database
 from ..observability.metrics import Metrics
 from ..security.crypto import KeyRing
+from .admin import AdminService
 from .agents import AgentService
 from .executions import ExecutionService
 from .integrations import IntegrationService
@@ -34,3 +35,4 @@ class Services:
         self.live = EventHub(db.url)
         self.integrations = IntegrationService(self.scopes, settings)
         self.schedules = ScheduleService(self.scopes, settings)
+        self.admin = AdminService(self.scopes)

@@ -27,8 +27,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Select, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from ..db.models import Agent, Organization, OrganizationMember, ResourceTier, User
+from ..db.models import Agent, MembershipSource, Organization, OrganizationMember, ResourceTier, User
 from ..errors import Conflict, FieldError, Forbidden, NotFound, ValidationFailed
 from ..schemas.organizations import (
     CREATABLE_TIERS,
@@ -80,6 +81,7 @@ def describe_org(org: Organization, tier: ResourceTier, role: Role) -> DescribeO
     return DescribeOrganization(
         id=org.id,
         name=org.name,
+        slug=org.slug,
         personal=org.personal_for_user_id is not None,
         role=role,
         tier=DescribeTier.model_validate(tier),
@@ -87,6 +89,15 @@ def describe_org(org: Organization, tier: ResourceTier, role: Role) -> DescribeO
         created_at=org.created_at,
         updated_at=org.updated_at,
     )
+
+
+def not_from_hub(member: OrganizationMember, org: Organization, change: str) -> None:
+    """A membership a hub group gives follows the group: the hub is where it changes."""
+    if member.source == MembershipSource.HUB.value:
+        raise Conflict(
+            f"This membership comes from the JupyterHub group 'org:{org.slug}' and cannot be {change} here: "
+            "change the user's groups in the hub's admin panel."
+        )
 
 
 def permission_for(*roles: Role) -> Permission:
@@ -117,7 +128,7 @@ class OrganizationService:
 
     async def create(self, identity: Identity, body: CreateOrganization) -> DescribeOrganization:
         async with self.scopes.enter(identity) as scope:
-            tier = await self._tier(scope, body.tier)
+            tier = await find_tier(scope.session, body.tier)
             if tier.name not in CREATABLE_TIERS:
                 raise ValidationFailed(
                     f"A new organization starts on one of: {', '.join(CREATABLE_TIERS)}; "
@@ -148,7 +159,7 @@ class OrganizationService:
                 scope.actor.require(org_id, Permission.ORG_CHANGE_TIER)
             org, tier = await self._load(scope, org_id, lock=True)
             if "tier" in changes and changes["tier"] != tier.name:
-                wanted = await self._tier(scope, changes["tier"])
+                wanted = await find_tier(scope.session, changes["tier"])
                 _self_service(wanted.name, tier.name)
                 tier = wanted
                 await self._check_agents_fit(scope, org, tier)
@@ -184,7 +195,7 @@ class OrganizationService:
             org = await self._lock(scope, org_id)
             if org.personal_for_user_id is not None:
                 raise Conflict("A personal organization has exactly one member; create an organization to share work.")
-            user, field = await self._find_user(scope, body)
+            user, field = await find_user(scope.session, body)
             if await self._membership(scope, org_id, user.id) is not None:
                 raise Conflict(
                     "The user is already a member; change their role instead.",
@@ -202,14 +213,15 @@ class OrganizationService:
     ) -> DescribeMember:
         async with self.scopes.enter(identity) as scope:
             scope.actor.require(org_id, Permission.MEMBERS_READ)
-            await self._lock(scope, org_id)
+            org = await self._lock(scope, org_id)
             member, user = await self._load_member(scope, org_id, user_id)
+            not_from_hub(member, org, "changed")
             current = Role(member.role)
             scope.actor.require(org_id, permission_for(current, body.role))
             if current == body.role:
                 return self._describe_member(member, user)
             if current == Role.OWNER:
-                await self._check_not_last_owner(scope, org_id, "demoted")
+                await check_not_last_owner(scope.session, org_id, "demoted")
             member.role = body.role.value
             audit.record(
                 scope, "member.update", "member", user_id, org_id, old_role=current.value, role=body.role.value
@@ -221,14 +233,15 @@ class OrganizationService:
         """Remove a member; removing oneself (leaving) needs no permission beyond membership."""
         async with self.scopes.enter(identity) as scope:
             scope.actor.require(org_id, Permission.MEMBERS_READ)
-            await self._lock(scope, org_id)
+            org = await self._lock(scope, org_id)
             member, _ = await self._load_member(scope, org_id, user_id)
+            not_from_hub(member, org, "removed")
             role = Role(member.role)
             leaving = user_id == scope.actor.user_id
             if not leaving:
                 scope.actor.require(org_id, permission_for(role))
             if role == Role.OWNER:
-                await self._check_not_last_owner(scope, org_id, "removed")
+                await check_not_last_owner(scope.session, org_id, "removed")
             await scope.session.delete(member)
             audit.record(scope, "member.remove", "member", user_id, org_id, role=role.value, left=leaving)
             await scope.session.flush()
@@ -255,17 +268,6 @@ class OrganizationService:
             raise NotFound(f"No organization with id '{org_id}'.")
         return org
 
-    async def _tier(self, scope: Scope, name: str) -> ResourceTier:
-        tier = await scope.session.get(ResourceTier, name)
-        if tier is None:
-            known = (await scope.session.execute(select(ResourceTier.name).order_by(ResourceTier.name))).scalars()
-            listed = ", ".join(known)
-            raise ValidationFailed(
-                f"There is no tier '{name}'; the tiers are: {listed}.",
-                errors=[FieldError("tier", f"unknown tier; one of {listed}", "enum")],
-            )
-        return tier
-
     async def _check_agents_fit(self, scope: Scope, org: Organization, tier: ResourceTier) -> None:
         limit = org.max_agents if org.max_agents is not None else tier.max_agents
         live = (
@@ -278,23 +280,6 @@ class OrganizationService:
                 f"The organization has {live} agents; tier '{tier.name}' allows {limit}. Archive agents first.",
                 errors=[FieldError("tier", "the organization's agents exceed this tier's limit", "limit")],
             )
-
-    async def _find_user(self, scope: Scope, body: AddMember) -> tuple[User, str]:
-        """The user to add and the request field that named them."""
-        if (body.username is None) == (body.user_id is None):
-            raise ValidationFailed(
-                "Name the user by exactly one of 'username' or 'user_id'.",
-                errors=[FieldError("username", "give exactly one of username or user_id", "missing")],
-            )
-        field = "username" if body.username is not None else "user_id"
-        condition: Any = User.subject == body.username if body.username is not None else User.id == body.user_id
-        user = (await scope.session.execute(select(User).where(condition))).scalar_one_or_none()
-        if user is None:
-            raise ValidationFailed(
-                "No such user: a user exists once they have used the API.",
-                errors=[FieldError(field, "no such user (they must sign in once first)", "not_found")],
-            )
-        return user, field
 
     async def _membership(self, scope: Scope, org_id: uuid.UUID, user_id: uuid.UUID) -> OrganizationMember | None:
         return await scope.session.get(OrganizationMember, (org_id, user_id))
@@ -312,22 +297,54 @@ class OrganizationService:
             raise NotFound(f"No member with user id '{user_id}' in this organization.")
         return row
 
-    async def _check_not_last_owner(self, scope: Scope, org_id: uuid.UUID, change: str) -> None:
-        owners = (
-            await scope.session.execute(
-                select(func.count())
-                .select_from(OrganizationMember)
-                .where(OrganizationMember.org_id == org_id, OrganizationMember.role == Role.OWNER.value)
-            )
-        ).scalar_one()
-        if owners <= 1:
-            raise Conflict(f"The last owner cannot be {change}; make another member an owner first.")
-
     def _describe_member(self, member: OrganizationMember, user: User) -> DescribeMember:
         return DescribeMember(
             user_id=user.id,
             username=user.subject,
             display_name=open_field(self.scopes.keyring, user.display_name_encrypted, "display_name", user.id),
             role=Role(member.role),
+            source=member.source or "api",
             joined_at=member.created_at,
         )
+
+
+async def find_tier(session: AsyncSession, name: str) -> ResourceTier:
+    """The tier named ``name``; an unknown one is a 422 on ``tier`` listing the known ones."""
+    tier = await session.get(ResourceTier, name)
+    if tier is None:
+        listed = ", ".join((await session.execute(select(ResourceTier.name).order_by(ResourceTier.name))).scalars())
+        raise ValidationFailed(
+            f"There is no tier '{name}'; the tiers are: {listed}.",
+            errors=[FieldError("tier", f"unknown tier; one of {listed}", "enum")],
+        )
+    return tier
+
+
+async def find_user(session: AsyncSession, body: AddMember) -> tuple[User, str]:
+    """The user ``body`` names and the request field that named them."""
+    if (body.username is None) == (body.user_id is None):
+        raise ValidationFailed(
+            "Name the user by exactly one of 'username' or 'user_id'.",
+            errors=[FieldError("username", "give exactly one of username or user_id", "missing")],
+        )
+    field = "username" if body.username is not None else "user_id"
+    condition: Any = User.subject == body.username if body.username is not None else User.id == body.user_id
+    user = (await session.execute(select(User).where(condition))).scalar_one_or_none()
+    if user is None:
+        raise ValidationFailed(
+            "No such user: a user exists once they have used the API.",
+            errors=[FieldError(field, "no such user (they must sign in once first)", "not_found")],
+        )
+    return user, field
+
+
+async def check_not_last_owner(session: AsyncSession, org_id: uuid.UUID, change: str) -> None:
+    owners = (
+        await session.execute(
+            select(func.count())
+            .select_from(OrganizationMember)
+            .where(OrganizationMember.org_id == org_id, OrganizationMember.role == Role.OWNER.value)
+        )
+    ).scalar_one()
+    if owners <= 1:
+        raise Conflict(f"The last owner cannot be {change}; make another member an owner first.")

@@ -25,15 +25,26 @@ from ..db.reads import Prepared
 from ..errors import FieldError, Forbidden, NotFound, ValidationFailed
 from ..security.crypto import KeyRing
 from ..security.permissions import Permission, Role, role_allows
+from .groups import HubGroupSync
 
 
 @dataclass(frozen=True)
 class Identity:
-    """The authenticated caller: a stable subject (user name) and optional profile hints."""
+    """The authenticated caller: a stable subject (user name) and optional profile hints.
+
+    ``platform_admin``: the caller operates the whole platform (a JupyterHub
+    admin, the owner of a personal server, or a name in
+    ``OrchestratorApp.platform_admins``): the ``/admin`` endpoints answer them.
+    ``org_grants``: the organizations the caller's hub groups (``org:<slug>``,
+    ``org:<slug>:<role>``) make them a member of, as (slug, role) pairs; None
+    when no hub manages the caller's memberships.
+    """
 
     subject: str
     display_name: str | None = None
     email: str | None = None
+    platform_admin: bool = False
+    org_grants: tuple[tuple[str, Role], ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -124,6 +135,7 @@ class ScopeFactory:
         self.keyring = keyring
         # subject -> user id; ids never change, so this is safe to keep.
         self._user_ids: dict[str, uuid.UUID] = {}
+        self.hub_groups = HubGroupSync(db)
 
     @asynccontextmanager
     async def enter(self, identity: Identity) -> AsyncIterator[Scope]:
@@ -168,6 +180,8 @@ class ScopeFactory:
             async with self.db.transaction() as session:
                 user_id = await self._first_sight(session, identity)
             self._user_ids[identity.subject] = user_id
+        if identity.org_grants is not None:
+            await self.hub_groups.sync(user_id, identity.subject, identity.org_grants)
         return user_id
 
     async def _first_sight(self, session: AsyncSession, identity: Identity) -> uuid.UUID:

@@ -15,3 +15,5 @@ class ServiceSettings:
     authenticate_metrics: bool = True
     #: single-user servers: the user every token holder acts as
     owner: str = "owner"
+    #: user names that are platform admins whatever authenticates them (hub admins always are)
+    platform_admins: frozenset[str] = frozenset()

@@ -52,7 +52,7 @@ class UserService:
 
     async def me(self, identity: Identity) -> DescribeUser:
         async with self.scopes.enter(identity) as scope:
-            return await self._describe(scope, await self._load(scope))
+            return await self._describe(scope, await self._load(scope), identity)
 
     async def update(self, identity: Identity, body: UpdateUser) -> DescribeUser:
         async with self.scopes.enter(identity) as scope:
@@ -65,15 +65,15 @@ class UserService:
                 user.updated_at = datetime.now(UTC)
                 audit.record(scope, "user.update", "user", user.id, None, fields=sorted(changes))
                 await scope.session.flush()
-            return await self._describe(scope, user)
+            return await self._describe(scope, user, identity)
 
     async def _load(self, scope: Scope) -> User:
         return (await scope.session.execute(select(User).where(User.id == scope.actor.user_id))).scalar_one()
 
-    async def _describe(self, scope: Scope, user: User) -> DescribeUser:
+    async def _describe(self, scope: Scope, user: User, identity: Identity) -> DescribeUser:
         rows = (
             await scope.session.execute(
-                select(OrganizationMember.role, Organization)
+                select(OrganizationMember.role, OrganizationMember.source, Organization)
                 .join(Organization, Organization.id == OrganizationMember.org_id)
                 .where(OrganizationMember.user_id == user.id)
             )
@@ -81,9 +81,13 @@ class UserService:
         memberships = sorted(
             (
                 DescribeMembership(
-                    org_id=org.id, name=org.name, role=Role(role), personal=org.personal_for_user_id == user.id
+                    org_id=org.id,
+                    name=org.name,
+                    role=Role(role),
+                    personal=org.personal_for_user_id == user.id,
+                    source=source or "api",
                 )
-                for role, org in rows
+                for role, source, org in rows
             ),
             key=lambda m: (not m.personal, m.name.lower(), str(m.org_id)),
         )
@@ -96,4 +100,5 @@ class UserService:
             created_at=user.created_at,
             updated_at=user.updated_at,
             memberships=memberships,
+            platform_admin=identity.platform_admin,
         )

@@ -25,6 +25,7 @@ from tests.conftest import GRAPH_SPEC, Api
 RANK = {"viewer": 0, "developer": 1, "admin": 2, "owner": 3}
 MEMBERS = {"owner": "m-boss", "admin": "m-ada", "developer": "m-dev", "viewer": "m-vic"}
 OUTSIDER = "m-eve"
+PLATFORM = "platform admin"
 
 World = dict[str, str]
 Setup = Callable[[Api, World], Awaitable[dict[str, str]]]
@@ -34,7 +35,7 @@ Setup = Callable[[Api, World], Awaitable[dict[str, str]]]
 class Case:
     method: str
     route: str
-    least: str | None  # least role allowed; None: any authenticated user, not organization-scoped
+    least: str | None  # least role allowed; None: any authenticated user, not organization-scoped; PLATFORM
     ok: int
     body: Callable[[World, dict[str, str]], Any] | None = None
     setup: Setup | None = None
@@ -211,6 +212,16 @@ CASES: list[Case] = [
     Case("GET", "/schemas/workflow-spec.json", None, 200),
     Case("GET", "/runtimes", None, 200),
     Case("POST", "/workflows/validate", None, 200, body=lambda w, e: {"framework": "langgraph", "spec": GRAPH_SPEC}),
+    # platform admins only (tests/api/test_admin.py): every organization role and outsiders get 403
+    Case("GET", "/admin/organizations", PLATFORM, 200),
+    Case("PATCH", "/admin/organizations/{org}", PLATFORM, 200, body=lambda w, e: {"name": "Acme"}),
+    Case(
+        "POST",
+        "/admin/organizations/{org}/members",
+        PLATFORM,
+        200,
+        body=lambda w, e: {"username": MEMBERS["viewer"], "role": "viewer"},
+    ),
 ]
 
 _WORLDS: dict[str, World] = {}
@@ -258,6 +269,8 @@ async def _build_world(api: Api, database: str, admin_url: str) -> World:
 
 
 def _expected(case: Case, who: str) -> int:
+    if case.least == PLATFORM:
+        return 403  # no organization role reaches /admin
     if who == "outsider":
         return case.ok if case.least is None else 404
     if case.least is None or RANK[who] >= RANK[case.least]:

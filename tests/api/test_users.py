@@ -26,7 +26,14 @@ async def test_first_sight_creates_profile_and_personal_org(api: Api) -> None:
     assert me["email"] is None
     assert uuid.UUID(me["id"])
     [personal] = me["memberships"]
-    assert personal == {"org_id": personal["org_id"], "name": f"{name} (personal)", "role": "owner", "personal": True}
+    assert personal == {
+        "org_id": personal["org_id"],
+        "name": f"{name} (personal)",
+        "role": "owner",
+        "personal": True,
+        "source": "api",
+    }
+    assert me["platform_admin"] is False  # the header identity: not a hub admin, not in platform_admins
     again = await api("GET", "users", "me", user=name)
     assert again.json == me
 

@@ -9,6 +9,8 @@ from sqlalchemy import create_engine
 from orchestrator_ext.db.engine import alembic_config, migrate, sqlalchemy_url
 from tests.conftest import PgCluster
 
+HEAD = "0007"
+
 
 def _tables(url: str) -> set[str]:
     with psycopg.connect(url) as conn:
@@ -58,28 +60,28 @@ def _revision(url: str) -> str:
 
 
 def test_migrate_goes_back_to_an_older_revision_and_forward_again(pg_cluster: PgCluster) -> None:
-    """``jupyter orchestrator migrate --revision 0005`` is the rollback of an upgrade: it downgrades."""
+    """``jupyter orchestrator migrate --revision <older>`` is the rollback of an upgrade: it downgrades."""
     url = pg_cluster.admin_url(pg_cluster.new_database())
     migrate(url)
+    assert _revision(url) == HEAD
+    assert "waiting_for" in _columns(url, "workflow_executions")
+    assert "slug" in _columns(url, "organizations")
+    migrate(url, "0006")
     assert _revision(url) == "0006"
-    with psycopg.connect(url) as conn:
-        columns = {
-            r[0]
-            for r in conn.execute(
-                "SELECT column_name FROM information_schema.columns WHERE table_name = 'workflow_executions'"
-            ).fetchall()
-        }
-    assert "waiting_for" in columns
+    assert "slug" not in _columns(url, "organizations")
+    assert "source" not in _columns(url, "organization_members")
     migrate(url, "0005")
     assert _revision(url) == "0005"
-    with psycopg.connect(url) as conn:
-        columns = {
-            r[0]
-            for r in conn.execute(
-                "SELECT column_name FROM information_schema.columns WHERE table_name = 'workflow_executions'"
-            ).fetchall()
-        }
-    assert "waiting_for" not in columns
+    assert "waiting_for" not in _columns(url, "workflow_executions")
     migrate(url, "0005")  # already there: nothing to do
     migrate(url)
-    assert _revision(url) == "0006"
+    assert _revision(url) == HEAD
+    assert "source" in _columns(url, "organization_members")
+
+
+def _columns(url: str, table: str) -> set[str]:
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = %s", (table,)
+        ).fetchall()
+    return {r[0] for r in rows}

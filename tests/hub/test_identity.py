@@ -14,6 +14,8 @@ from jupyterhub.singleuser.extension import JupyterHubUser
 
 from orchestrator_ext.errors import Forbidden
 from orchestrator_ext.hub.identity import HubAccess, ServiceAuthorizer, limit_hub_cache, lock_down, served_by_hub
+from orchestrator_ext.security.permissions import Role
+from orchestrator_ext.services.groups import parse_org_groups
 from orchestrator_ext.services.scope import Identity
 
 
@@ -23,9 +25,9 @@ def hub_user(name: str = "ada", kind: str = "user", groups: tuple[str, ...] = ()
 
 def test_a_hub_user_is_the_orchestrator_user_of_the_same_name() -> None:
     access = HubAccess()
-    assert access.identity(hub_user("ada")) == Identity(subject="ada", display_name="ada")
+    assert access.identity(hub_user("ada")) == Identity(subject="ada", display_name="ada", org_grants=())
     named = hub_user("bob", user_info=None, display_name="Bob B.")
-    assert access.identity(named) == Identity(subject="bob", display_name="Bob B.")
+    assert access.identity(named) == Identity(subject="bob", display_name="Bob B.", org_grants=())
 
 
 def test_a_caller_the_hub_did_not_identify_is_left_to_the_rest() -> None:
@@ -74,3 +76,22 @@ def test_the_hubs_answers_are_not_remembered_unless_asked() -> None:
     provider.hub_auth.cache["token:a"] = {"name": "ada"}
     assert provider.hub_auth.cache["token:a"] == {"name": "ada"}
     assert provider.hub_auth.cache.max_age == provider.hub_auth.cache_max_age == 30
+
+
+def test_hub_admins_are_platform_admins() -> None:
+    access = HubAccess()
+    assert access.identity(JupyterHubUser({"name": "root", "kind": "user", "admin": True})).platform_admin
+    assert not access.identity(JupyterHubUser({"name": "ada", "kind": "user", "admin": False})).platform_admin
+    assert not access.identity(hub_user("bob")).platform_admin  # a model without the flag: not an admin
+
+
+def test_org_groups_become_grants_with_the_highest_role() -> None:
+    groups = ("org:acme", "org:acme:admin", "org:beta:viewer", "staff", "org:", "org:Bad Slug", "org:gamma:king")
+    assert HubAccess().identity(hub_user("ada", groups=groups)).org_grants == (
+        ("acme", Role.ADMIN),
+        ("beta", Role.VIEWER),
+    )
+    assert parse_org_groups(["org:acme:owner", "org:acme"]) == (("acme", Role.OWNER),)
+    assert parse_org_groups([]) == ()
+    # switched off (OrchestratorApp.hub_org_groups = False): the groups manage nothing
+    assert HubAccess(org_groups=False).identity(hub_user("ada", groups=groups)).org_grants is None

@@ -1,0 +1,87 @@
+"""The hub decides who runs the platform and who belongs where, with a real JupyterHub in team mode.
+
+Hub admins are the Orchestrator's platform admins (``/admin``), from the request after the admin
+panel changes it; hub groups ``org:<slug>[:<role>]`` make organization members, and taking someone
+out of the group takes them out of the organization. Everything goes through the hub's own REST API
+(what its admin panel calls) and the service behind the hub's proxy, with the people's own tokens.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+import pytest
+import requests
+
+from tests.hub.conftest import needs_root
+from tests.hub.team_hub import API, Person, TeamHub
+
+pytestmark = [needs_root, pytest.mark.timeout(600)]
+
+
+def admin_of(hub: TeamHub) -> Person:
+    return hub.people.get(hub.admin) or hub.person(hub.admin)
+
+
+def call(hub: TeamHub, method: str, path: str, person: Person, **kwargs: Any) -> requests.Response:
+    """One API request through the hub's proxy with ``person``'s token."""
+    return requests.request(
+        method, f"{hub.api_url}{path}", headers=person.headers, timeout=30, verify=hub.ssl_verify, **kwargs
+    )
+
+
+def memberships(hub: TeamHub, person: Person) -> dict[str, tuple[str, str]]:
+    me = hub.get(f"{API}/users/me", person.token)
+    assert me.status_code == 200, me.text
+    return {m["name"]: (m["role"], m["source"]) for m in me.json()["memberships"] if not m["personal"]}
+
+
+def test_hub_admins_are_platform_admins_and_the_panel_decides_at_once(team_hub: TeamHub) -> None:
+    hub = team_hub
+    admin, carol = admin_of(hub), hub.person(f"carol-{secrets.token_hex(2)}")
+    assert hub.get(f"{API}/users/me", admin.token).json()["platform_admin"] is True
+    listed = hub.get(f"{API}/admin/organizations", admin.token)
+    assert listed.status_code == 200, listed.text
+
+    refused = hub.get(f"{API}/admin/organizations", carol.token)
+    assert refused.status_code == 403
+    assert "platform admins" in refused.json()["detail"]
+
+    # the admin panel's "admin" box, through the hub's API
+    assert hub.hub_api("PATCH", f"/users/{carol.name}", admin.token, json={"admin": True}).status_code == 200
+    assert hub.get(f"{API}/admin/organizations", carol.token).status_code == 200
+    assert hub.get(f"{API}/users/me", carol.token).json()["platform_admin"] is True
+    assert hub.hub_api("PATCH", f"/users/{carol.name}", admin.token, json={"admin": False}).status_code == 200
+    assert hub.get(f"{API}/admin/organizations", carol.token).status_code == 403
+
+
+def test_org_groups_make_members_until_the_hub_takes_them_out(team_hub: TeamHub) -> None:
+    hub = team_hub
+    admin, dana = admin_of(hub), hub.person(f"dana-{secrets.token_hex(2)}")
+    slug = f"lab-{secrets.token_hex(3)}"
+    group = f"org:{slug}:admin"
+    assert hub.hub_api("POST", f"/groups/{group}", admin.token).status_code == 201
+    added = hub.hub_api("POST", f"/groups/{group}/users", admin.token, json={"users": [dana.name]})
+    assert added.status_code == 200, added.text
+
+    assert memberships(hub, dana) == {slug: ("admin", "hub")}
+    [org] = [o for o in hub.get(f"{API}/organizations", dana.token).json()["items"] if o["slug"] == slug]
+    made = hub.get(f"{API}/organizations/{org['id']}/members", dana.token)
+    assert made.status_code == 200
+    assert [(m["username"], m["role"], m["source"]) for m in made.json()["items"]] == [(dana.name, "admin", "hub")]
+    # the API leaves what the hub manages to the hub
+    me = hub.get(f"{API}/users/me", dana.token).json()
+    left = call(hub, "DELETE", f"/organizations/{org['id']}/members/{me['id']}", dana)
+    assert left.status_code == 409
+    assert group.rsplit(":", 1)[0] in left.json()["detail"]
+
+    # a platform admin sees the organization the group made, and grants it a GPU tier
+    moved = call(hub, "PATCH", f"/admin/organizations/{org['id']}", admin, json={"tier": "gpu-small"})
+    assert moved.status_code == 200, moved.text
+    assert (moved.json()["slug"], moved.json()["members"], moved.json()["tier"]["name"]) == (slug, 1, "gpu-small")
+
+    removed = hub.hub_api("DELETE", f"/groups/{group}/users", admin.token, json={"users": [dana.name]})
+    assert removed.status_code == 200
+    assert memberships(hub, dana) == {}
+    assert hub.get(f"{API}/organizations/{org['id']}", dana.token).status_code == 404
