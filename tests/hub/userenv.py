@@ -6,15 +6,19 @@ operator to do, the project is installed from a built wheel (not editable)
 into a venv made with Debian's /usr/bin/python3 in a folder every account can
 read. The venv is kept under /var/tmp, keyed by the wheel's content and the
 versions installed beside it, so a second run with the same code reuses it.
+Test runs at the same time (two checkouts) take turns building (a lock file)
+and keep each other's environments: only those unused for 30 minutes are removed.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import zipfile
 from importlib import metadata
 from pathlib import Path
@@ -22,6 +26,8 @@ from pathlib import Path
 REPOSITORY = Path(__file__).resolve().parents[2]
 ROOT = Path("/var/tmp/orchestrator-hub-env")
 SYSTEM_PYTHON = Path("/usr/bin/python3")
+#: environments (~0.5 GB each) not used for this long are removed
+STALE_AFTER_S = 30 * 60
 #: installed beside the wheel at the versions the test runner has (no new downloads when cached)
 COMPANIONS = ("jupyterhub", "voila", "ipywidgets")
 
@@ -51,26 +57,39 @@ def ensure_env() -> Path:
         wheel = _wheel(Path(out))
         key = _content_key(wheel, requirements)
         prefix = ROOT / key
-        if (prefix / ".complete").exists():
-            return prefix
         ROOT.mkdir(parents=True, exist_ok=True)
         ROOT.chmod(0o755)
-        for old in ROOT.iterdir():  # one environment at a time: they are ~0.5 GB each
+        with (ROOT / ".lock").open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # another run may be building this very environment
+            if not (prefix / ".complete").exists():
+                _remove_stale()
+                _build(prefix, wheel, requirements)
+        (prefix / ".complete").touch()  # its time says when it was last used
+        return prefix
+
+
+def _remove_stale() -> None:
+    for old in ROOT.iterdir():
+        marker = old / ".complete"
+        if old.is_dir() and (not marker.exists() or time.time() - marker.stat().st_mtime > STALE_AFTER_S):
             shutil.rmtree(old, ignore_errors=True)
-        subprocess.run([str(SYSTEM_PYTHON), "-m", "venv", str(prefix)], check=True, capture_output=True)
-        result = subprocess.run(
-            [str(prefix / "bin" / "pip"), "install", "--quiet", str(wheel), *requirements],
-            capture_output=True,
-            text=True,
-        )
-        if result.returncode != 0:
-            shutil.rmtree(prefix, ignore_errors=True)
-            raise RuntimeError(f"installing the users' environment failed:\n{result.stdout}\n{result.stderr}")
+
+
+def _build(prefix: Path, wheel: Path, requirements: list[str]) -> None:
+    shutil.rmtree(prefix, ignore_errors=True)  # a build that was interrupted
+    subprocess.run([str(SYSTEM_PYTHON), "-m", "venv", str(prefix)], check=True, capture_output=True)
+    result = subprocess.run(
+        [str(prefix / "bin" / "pip"), "install", "--quiet", str(wheel), *requirements],
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode != 0:
+        shutil.rmtree(prefix, ignore_errors=True)
+        raise RuntimeError(f"installing the users' environment failed:\n{result.stdout}\n{result.stderr}")
     for path in [prefix, *prefix.rglob("*")]:  # readable by every account, whatever the umask
         if not path.is_symlink():
             path.chmod(path.stat().st_mode | 0o444 | (0o111 if path.is_dir() else 0))
     (prefix / ".complete").touch()
-    return prefix
 
 
 #: the npm configurable-http-proxy: the PyPI one has no TLS (--ssl-* "not supported yet")
