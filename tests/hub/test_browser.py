@@ -79,6 +79,11 @@ def test_sign_up_log_in_start_and_open_the_services(team_hub: TeamHub, page: Pag
     expect(page.locator("#swagger-ui")).to_be_attached()
     assert loaded.value.ok
     assert loaded.value.json()["info"]["title"] == "Orchestrator API"
+    # Swagger UI 5 renders the OpenAPI 3.1 document: its title and the operations, tag by tag
+    expect(page.locator(".info .title")).to_contain_text("Orchestrator API")
+    expect(page.locator(".opblock-tag-section").first).to_be_visible()
+    expect(page.locator("#operations-tag-admin")).to_be_visible()
+    expect(page.locator("body")).not_to_contain_text("Unable to render this definition")
 
     page.goto(f"{hub.url}/hub/home")
     open_service(page, "dashboard")
