@@ -112,15 +112,17 @@ c.JupyterHub.load_roles = [
 
 # ---- the idle culler ------------------------------------------------------------
 
-c.JupyterHub.services = [
-    {
-        "name": "idle-culler",
-        "command": [
-            sys.executable,
-            "-m",
-            "jupyterhub_idle_culler",
-            f"--timeout={int(env('ORCHESTRATOR_HUB_IDLE_TIMEOUT', '3600'))}",
-            f"--cull-every={int(env('ORCHESTRATOR_HUB_CULL_EVERY', '300'))}",
-        ],
-    },
+CULLER = [
+    sys.executable,
+    "-m",
+    "jupyterhub_idle_culler",
+    f"--timeout={int(env('ORCHESTRATOR_HUB_IDLE_TIMEOUT', '3600'))}",
+    f"--cull-every={int(env('ORCHESTRATOR_HUB_CULL_EVERY', '300'))}",
 ]
+if env_flag("ORCHESTRATOR_HUB_INTERNAL_SSL", False):
+    # internal TLS (the team mode, docs/deploy/tls.md): the culler ignores the JUPYTERHUB_SSL_* the
+    # hub gives services; it reads the hub's own certificate from the hub's store instead (it runs as
+    # root, as the hub does), where team.py puts it
+    STORE = os.path.join(env("ORCHESTRATOR_TEAM_DIR", "/srv/orchestrator"), "hub", "internal-ssl")
+    CULLER += ["--ssl-enabled=True", f"--internal-certs-location={STORE}"]
+c.JupyterHub.services = [{"name": "idle-culler", "command": CULLER}]

@@ -16,6 +16,7 @@ import pwd
 import sys
 from pathlib import Path
 
+from orchestrator_ext.hub import tls
 from orchestrator_ext.hub.dashboard import NOTEBOOK
 from orchestrator_ext.hub.spawner import TeamSpawner, ensure_system_account
 
@@ -63,6 +64,7 @@ HUB_DIR = private_dir(TEAM_DIR / "hub")
 c.JupyterHub.db_url = f"sqlite:///{HUB_DIR / 'jupyterhub.sqlite'}"
 c.JupyterHub.cookie_secret_file = str(HUB_DIR / "jupyterhub_cookie_secret")
 c.ConfigurableHTTPProxy.pid_file = str(HUB_DIR / "jupyterhub-proxy.pid")
+# internal TLS: the hub's CAs and certificates (shared.py's idle culler reads them from here too)
 c.JupyterHub.internal_certs_location = str(HUB_DIR / "internal-ssl")
 c.JupyterHub.bind_url = env("ORCHESTRATOR_HUB_BIND_URL", "http://:8000")
 
@@ -78,6 +80,9 @@ if env("ORCHESTRATOR_HUB_SSL_CERT"):
     c.JupyterHub.ssl_key = env("ORCHESTRATOR_HUB_SSL_KEY")
 c.JupyterHub.internal_ssl = env_flag("ORCHESTRATOR_HUB_INTERNAL_SSL", False)
 SCHEME = "https" if c.JupyterHub.internal_ssl else "http"
+# internal TLS: each service's and server's key and certificates, in a folder of its account's
+# (certs/services/<name>, certs/users/<account>) inside this one, root's
+CERTS_DIR = TEAM_DIR / "certs"
 
 # ---- the Orchestrator API: a hub service under its own account ----------------------
 
@@ -134,7 +139,7 @@ c.JupyterHub.services.append(
 c.JupyterHub.services.append(
     {
         "name": "dashboard",
-        "url": f"http://127.0.0.1:{DASHBOARD_PORT}",
+        "url": f"{SCHEME}://127.0.0.1:{DASHBOARD_PORT}",
         "user": env("ORCHESTRATOR_DASHBOARD_USER", "nobody"),
         "cwd": "/",
         "command": [str(BIN / "python"), "-m", "orchestrator_ext.hub.dashboard"],
@@ -144,14 +149,26 @@ c.JupyterHub.services.append(
         "info": {"description": "Your executions, rendered by Voila in your server"},
     }
 )
+
+# ---- internal TLS (docs/deploy/tls.md) -------------------------------------------------
+
 if c.JupyterHub.internal_ssl:
-    # the dashboard only redirects: it stays on plain http on the loopback
-    c.JupyterHub.trusted_alt_names = ["IP:127.0.0.1", "DNS:localhost"]
+    # the services' certificates where their accounts can read them, and JupyterHub's wait for
+    # an https service fixed (orchestrator_ext/hub/tls.py); users' kernels call the API directly,
+    # so the API accepts users' servers' certificates too, not only the hub's and the proxy's
+    tls.enable(
+        {
+            SERVICE: tls.ServiceCerts(CERTS_DIR / "services" / SERVICE, trust_servers=True),
+            "dashboard": tls.ServiceCerts(CERTS_DIR / "services" / "dashboard"),
+        }
+    )
+    # the idle culler (shared.py) reads the hub's own certificate from internal_certs_location
 
 # ---- users' servers ----------------------------------------------------------------
 
 c.JupyterHub.spawner_class = TeamSpawner
 c.TeamSpawner.env_prefix = str(ENV_PREFIX)
+c.TeamSpawner.certs_root = str(CERTS_DIR)
 c.TeamSpawner.orchestrator_api_url = f"{SCHEME}://127.0.0.1:{SERVICE_PORT}/services/{SERVICE}/orchestrator/api/v1"
 c.TeamSpawner.orchestrator_service = SERVICE
 c.TeamSpawner.blocked_group = BLOCKED_GROUP

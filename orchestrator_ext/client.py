@@ -18,6 +18,8 @@ Where it finds the API (the first that applies):
    the service (``GET $JUPYTERHUB_API_URL/services/orchestrator``), with the
    server's token ``JUPYTERHUB_API_TOKEN``: the user's own identity, no URL or
    token typed by hand. ``ORCHESTRATOR_SERVICE`` names another service.
+   With the hub's internal TLS, the server's certificate (``JUPYTERHUB_SSL_*``)
+   and the services' CA (``ORCHESTRATOR_SSL_CA``) are used.
 3. Personal mode: the running ``jupyter orchestrator`` server that started
    this kernel (or the only one running), with its token.
 
@@ -99,11 +101,17 @@ class Connection:
 
 
 def _hub_ssl(environ: Mapping[str, str]) -> ssl.SSLContext | None:
-    """The hub's internal TLS, as JupyterHub hands it to users' servers (and so to their kernels)."""
-    ca = environ.get("JUPYTERHUB_SSL_CLIENT_CA")
-    if not ca:
+    """The hub's internal TLS, as JupyterHub hands it to users' servers (and so to their kernels).
+
+    ``ORCHESTRATOR_SSL_CA`` adds a CA to trust: the hub's own bundle for servers does not include the
+    one that signs the services' certificates, which the team mode's spawner puts beside it.
+    """
+    ca, extra = environ.get("JUPYTERHUB_SSL_CLIENT_CA"), environ.get("ORCHESTRATOR_SSL_CA")
+    if not ca and not extra:
         return None
-    context = ssl.create_default_context(cafile=ca)
+    context = ssl.create_default_context(cafile=ca or extra)
+    if ca and extra:
+        context.load_verify_locations(cafile=extra)
     cert, key = environ.get("JUPYTERHUB_SSL_CERTFILE"), environ.get("JUPYTERHUB_SSL_KEYFILE")
     if cert and key:
         context.load_cert_chain(cert, key)

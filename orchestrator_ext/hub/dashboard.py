@@ -7,6 +7,9 @@ in their **own** server (``/hub/user-redirect/voila/render/<notebook>``): the
 dashboard's kernel runs as that user, with that user's token, so one kernel
 account never holds several users' tokens, and nothing here can run code.
 The spawner puts a fresh copy of the notebook in each user's home.
+
+With the hub's internal TLS it serves https with the certificate the hub made
+for it, to the hub and the proxy only (:func:`.tls.server_context`).
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from urllib.parse import quote, urlparse
 from jupyterhub.services.auth import HubOAuthCallbackHandler, HubOAuthenticated  # type: ignore[import-untyped]
 from jupyterhub.utils import url_path_join  # type: ignore[import-untyped]
 from tornado import ioloop, web
+
+from .tls import server_context
 
 #: where the spawner copies notebooks/dashboard.ipynb, relative to the user's home
 NOTEBOOK = "orchestrator/dashboard.ipynb"
@@ -52,7 +57,10 @@ def main(**settings: Any) -> None:
     hub_prefix = url_path_join(os.environ.get("JUPYTERHUB_BASE_URL", "/"), "hub/")
     url = urlparse(os.environ.get("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:8891"))
     app = make_app(prefix, hub_prefix, os.environ.get("ORCHESTRATOR_DASHBOARD_NOTEBOOK", NOTEBOOK))
-    app.listen(url.port or 80, url.hostname or "127.0.0.1", **settings)
+    tls = server_context(os.environ)
+    if tls is not None:
+        settings.setdefault("ssl_options", tls)
+    app.listen(url.port or (443 if tls else 80), url.hostname or "127.0.0.1", **settings)
     loop = ioloop.IOLoop.current()
     for stop in (signal.SIGINT, signal.SIGTERM):  # the hub stops its services with SIGINT, then SIGTERM
         signal.signal(stop, lambda *_: loop.add_callback_from_signal(loop.stop))

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
-from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
+from tornado.httpclient import HTTPClientError, HTTPRequest
+from tornado.simple_httpclient import SimpleAsyncHTTPClient
 
 #: every resource tier of the database (migration 0002)
 ALL_TIERS: frozenset[str] = frozenset({"free", "team", "gpu-small", "gpu-large", "enterprise"})
@@ -112,9 +113,10 @@ async def fetch_tiers(api_url: str, token: str, *, seconds: float = 10.0, **requ
     """The tiers of the organizations that the holder of ``token`` belongs to, asked of the API.
 
     ``api_url`` is the API's root (``.../orchestrator/api/v1``); ``request`` goes to
-    tornado's ``HTTPRequest`` (e.g. ``ssl_options`` for internal TLS).
+    tornado's ``HTTPRequest`` (e.g. ``ssl_options`` for internal TLS). Tornado's own client, not
+    whichever the hub configured: the hub picks pycurl's when installed, which refuses ``ssl_options``.
     """
-    client = AsyncHTTPClient()
+    client = SimpleAsyncHTTPClient()
     tiers: set[str] = set()
     cursor: str | None = None
     for _ in range(100):  # 100 pages of 100 organizations: more than anyone belongs to

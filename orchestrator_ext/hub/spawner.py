@@ -31,11 +31,14 @@ from tornado import web
 from traitlets import Dict, Unicode, default
 
 from . import profiles as P
+from . import tls
 
 #: system account names: lowercase letters, digits, '-' and '_', at most 32 characters
 _UNSAFE = re.compile(r"[^a-z0-9_-]")
 _MAX_NAME = 32
 TOKEN_SECONDS = 120
+#: internal TLS: the CA file, beside a server's certificates, that its kernels check the API's certificate with
+ORCHESTRATOR_CA = "orchestrator-ca.crt"
 
 
 def system_name(hub_name: str, prefix: str = "jupyter-") -> str:
@@ -174,6 +177,11 @@ class TeamSpawner(LocalProcessSpawner):  # type: ignore[misc]
         help="""The Python environment users' servers run from (its bin/ has jupyterhub-singleuser).
         Every account must be able to read it: not under /root."""
     ).tag(config=True)
+    certs_root = Unicode(
+        "/srv/orchestrator/certs",
+        help="""Internal TLS: each server's key and certificates go in <certs_root>/users/<account>,
+        readable by that account only (a folder of root's, not the account's home: see tls.install_certs).""",
+    ).tag(config=True)
 
     @default("env_prefix")
     def _default_env_prefix(self) -> str:
@@ -216,7 +224,9 @@ class TeamSpawner(LocalProcessSpawner):  # type: ignore[misc]
         if all(p.open_to_all for p in P.PROFILES):
             return P.options_form(P.PROFILES)
         try:
-            tiers = await user_tiers(self.user, self.orchestrator_api_url, service=self.orchestrator_service)
+            tiers = await user_tiers(
+                self.user, self.orchestrator_api_url, service=self.orchestrator_service, ssl_options=self.hub_ssl
+            )
         except P.TierLookupFailed as exc:
             self.log.warning("tiers of %s unknown (%s): offering the profiles every tier allows", self.user.name, exc)
             tiers = set()
@@ -251,26 +261,28 @@ class TeamSpawner(LocalProcessSpawner):  # type: ignore[misc]
         return env
 
     async def move_certs(self, paths: dict[str, str]) -> dict[str, str]:
-        """Internal TLS: the server's key and certificates, into its account's home, readable by it only."""
-        entry = pwd.getpwnam(self.account)
-        out_dir = Path(entry.pw_dir) / ".jupyterhub" / "jupyterhub-certs"
-        shutil.rmtree(out_dir, ignore_errors=True)
-        out_dir.mkdir(mode=0o700, parents=True)
-        moved = {
-            "keyfile": shutil.move(paths["keyfile"], out_dir),
-            "certfile": shutil.move(paths["certfile"], out_dir),
-            "cafile": shutil.copy(paths["cafile"], out_dir),
-        }
-        for path in [out_dir.parent, out_dir, *map(Path, moved.values())]:
-            os.chown(path, entry.pw_uid, entry.pw_gid)
-        return {key: str(value) for key, value in moved.items()}
+        """Internal TLS: the server's key and certificates, readable by its account only
+        (:func:`.tls.install_certs`), with the CA of the services' certificates beside them
+        (``ORCHESTRATOR_SSL_CA``: the user's kernels check the Orchestrator service's certificate)."""
+        folder = Path(self.certs_root) / "users" / self.account
+        services_ca = {ORCHESTRATOR_CA: tls.authority_cert(self.internal_certs_location)}
+        return await asyncio.to_thread(tls.install_certs, paths, folder, self.account, copies=services_ca)
+
+    @property
+    def hub_ssl(self) -> ssl.SSLContext | None:
+        """The hub's client certificate and CAs when internal TLS is on: the API checks them."""
+        return tls.hub_client_context(self.user.settings)
 
     # ---- start ----------------------------------------------------------------
 
     async def run_pre_spawn_hook(self) -> None:
         """Before the hub makes internal TLS certificates or starts anything: the profile and the account."""
         profile = await chosen_profile(
-            self, self.orchestrator_api_url, service=self.orchestrator_service, blocked_group=self.blocked_group
+            self,
+            self.orchestrator_api_url,
+            service=self.orchestrator_service,
+            blocked_group=self.blocked_group,
+            ssl_options=self.hub_ssl,
         )
         await asyncio.to_thread(self.ensure_account)
         self.cpu_limit = float(profile.cpu_limit)
@@ -290,4 +302,6 @@ class TeamSpawner(LocalProcessSpawner):  # type: ignore[misc]
                 CUDA_VISIBLE_DEVICES=gpus,
                 NVIDIA_VISIBLE_DEVICES=gpus or "void",
             )
+        if self.cert_paths:
+            env["ORCHESTRATOR_SSL_CA"] = str(Path(self.cert_paths["cafile"]).with_name(ORCHESTRATOR_CA))
         return env

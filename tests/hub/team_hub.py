@@ -62,6 +62,10 @@ class TeamHub:
     accounts: set[str] = field(default_factory=set)
     #: what the hub started (proxy, services), kept while it lives: stopped even if the hub dies first
     spawned: dict[int, psutil.Process] = field(default_factory=dict)
+    #: the loopback ports of the hub's API and of the Orchestrator and dashboard services (behind the proxy)
+    hub_port: int = 0
+    service_port: int = 0
+    dashboard_port: int = 0
 
     def remember_children(self) -> None:
         try:
@@ -234,6 +238,7 @@ def start_hub(
     (team_dir / "home").mkdir(exist_ok=True)
     hub = TeamHub(f"{scheme}://127.0.0.1:{port}", process, team_dir, env_prefix, log_path, admin, tokens, service_user)
     hub.ssl_verify = ssl_verify
+    hub.hub_port, hub.service_port, hub.dashboard_port = hub_port, service_port, dashboard_port
     try:
         _wait_up(hub)
     except BaseException:
