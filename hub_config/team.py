@@ -68,10 +68,14 @@ c.ConfigurableHTTPProxy.pid_file = str(HUB_DIR / "jupyterhub-proxy.pid")
 c.JupyterHub.internal_certs_location = str(HUB_DIR / "internal-ssl")
 c.JupyterHub.bind_url = env("ORCHESTRATOR_HUB_BIND_URL", "http://:8000")
 
-# The proxy: configurable-http-proxy from PATH (the PyPI one, installed with the hub's
-# environment), or another command, e.g. the npm one, which TLS needs (the PyPI one has none).
+# The proxy: the PyPI configurable-http-proxy installed beside the hub (found even when the
+# hub's environment is not on PATH, as when run as /opt/orchestrator/bin/jupyterhub), else the
+# one on PATH, or another command, e.g. the npm one, which TLS needs (the PyPI one has none).
+HUB_PROXY = Path(sys.executable).parent / "configurable-http-proxy"
 if env("ORCHESTRATOR_HUB_PROXY_COMMAND"):
     c.ConfigurableHTTPProxy.command = [env("ORCHESTRATOR_HUB_PROXY_COMMAND")]
+elif HUB_PROXY.exists():
+    c.ConfigurableHTTPProxy.command = [str(HUB_PROXY)]
 
 # TLS (docs/deploy/tls.md): the public address over https, and optionally every
 # connection between the hub, the proxy, the services and users' servers.

@@ -32,6 +32,7 @@ SERVICE_USER = "orch-test-svc"
 PASSWORD = "correct-horse-battery-9"
 START_TIMEOUT_S = 120.0
 API = "/services/orchestrator/orchestrator/api/v1"
+SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 @dataclass
@@ -199,6 +200,8 @@ def start_hub(
     admin = f"admin-{secrets.token_hex(3)}"
     tokens = {"intruder": secrets.token_hex(16), "bystander": secrets.token_hex(16)}
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ORCHESTRATOR_", "JUPYTERHUB_", "OAUTH_"))}
+    # a root shell's PATH, without the hub's environment: as README's /opt/orchestrator/bin/jupyterhub runs
+    env["PATH"] = SYSTEM_PATH
     env.update(
         ORCHESTRATOR_TEST_TEAM_CONFIG=str(TEAM_CONFIG),
         ORCHESTRATOR_TEST_INTRUDER_TOKEN=tokens["intruder"],
