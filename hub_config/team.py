@@ -120,6 +120,7 @@ c.JupyterHub.services.append(
             "--ServerApp.terminals_enabled=False",
             f"--ServerApp.root_dir={SERVICE_DIR / 'files'}",
             f"--OrchestratorApp.hub_blocked_group={BLOCKED_GROUP}",
+            f"--OrchestratorApp.hub_org_groups={env_flag('ORCHESTRATOR_HUB_ORG_GROUPS', True)}",
         ],
         "environment": {
             "PATH": PATH,
