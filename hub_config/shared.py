@@ -71,7 +71,7 @@ if env("OAUTH_CLIENT_ID"):
 else:
     import nativeauthenticator
 
-    from orchestrator_ext.hub.native import TeamAuthenticator
+    from orchestrator_ext.hub.native import TEMPLATES, TeamAuthenticator
 
     # NativeAuthenticator, with a login page that works on JupyterHub 6 too
     c.JupyterHub.authenticator_class = TeamAuthenticator
@@ -85,8 +85,8 @@ else:
     c.NativeAuthenticator.allowed_failed_logins = int(env("ORCHESTRATOR_HUB_LOGIN_ATTEMPTS", "5"))
     c.NativeAuthenticator.seconds_before_next_try = int(env("ORCHESTRATOR_HUB_LOCKOUT_SECONDS", "600"))
     c.NativeAuthenticator.ask_email_on_signup = False
-    # its sign-up, change-password and authorize pages
-    c.JupyterHub.template_paths = [os.path.join(os.path.dirname(nativeauthenticator.__file__), "templates")]
+    # its sign-up, change-password and authorize pages (our authorize page first: approvals POST)
+    c.JupyterHub.template_paths = [TEMPLATES, os.path.join(os.path.dirname(nativeauthenticator.__file__), "templates")]
 
 # ---- roles ----------------------------------------------------------------------
 

@@ -59,6 +59,8 @@ class TeamHub:
     service_tokens: dict[str, str]
     service_user: str
     ssl_verify: Any = True
+    #: sign-ups wait for an admin's approval (ORCHESTRATOR_HUB_APPROVAL, on by default)
+    approval: bool = True
     people: dict[str, Person] = field(default_factory=dict)
     accounts: set[str] = field(default_factory=set)
     #: what the hub started (proxy, services), kept while it lives: stopped even if the hub dies first
@@ -129,9 +131,27 @@ class TeamHub:
         )
         return session, response
 
+    def approve(self, name: str) -> requests.Response:
+        """The hub's admin approves ``name``'s sign-up with the authorization page's button (a POST
+        with the page's XSRF token); the hub's answer."""
+        admin = self.people.get(self.admin) or self.person(self.admin)
+        page = admin.session.get(f"{self.url}/hub/authorize", timeout=30)
+        assert page.status_code == 200, page.text[-2000:]
+        return admin.session.post(
+            f"{self.url}/hub/authorize/{name}",
+            data={"_xsrf": admin.session.cookies.get("_xsrf", "")},
+            allow_redirects=False,
+            timeout=30,
+        )
+
     def person(self, name: str) -> Person:
-        """Sign ``name`` up, log in on the hub's page, and make an API token from that session."""
+        """Sign ``name`` up, have the admin approve them (unless approval is off or they are the
+        admin), log in on the hub's page, and make an API token from that session."""
         assert self.sign_up(name).status_code == 200
+        if self.approval and name != self.admin:
+            _, refused = self.log_in(name)
+            assert refused.status_code == 200, "logged in before an admin approved the sign-up"
+            assert self.approve(name).status_code == 302
         session, response = self.log_in(name)
         assert response.status_code == 302, response.text[-2000:]
         made = session.post(
@@ -213,7 +233,6 @@ def start_hub(
         ORCHESTRATOR_SERVICE_PORT=str(service_port),
         ORCHESTRATOR_DASHBOARD_PORT=str(dashboard_port),
         ORCHESTRATOR_HUB_ADMINS=admin,
-        ORCHESTRATOR_HUB_APPROVAL="false",
         ORCHESTRATOR_HUB_LOGIN_ATTEMPTS="3",
         ORCHESTRATOR_HUB_LOCKOUT_SECONDS="600",
     )
@@ -241,6 +260,7 @@ def start_hub(
     (team_dir / "home").mkdir(exist_ok=True)
     hub = TeamHub(f"{scheme}://127.0.0.1:{port}", process, team_dir, env_prefix, log_path, admin, tokens, service_user)
     hub.ssl_verify = ssl_verify
+    hub.approval = env.get("ORCHESTRATOR_HUB_APPROVAL", "true") == "true"
     hub.hub_port, hub.service_port, hub.dashboard_port = hub_port, service_port, dashboard_port
     try:
         _wait_up(hub)

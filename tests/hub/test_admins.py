@@ -85,3 +85,61 @@ def test_org_groups_make_members_until_the_hub_takes_them_out(team_hub: TeamHub)
     assert removed.status_code == 200
     assert memberships(hub, dana) == {}
     assert hub.get(f"{API}/organizations/{org['id']}", dana.token).status_code == 404
+
+
+def approved(hub: TeamHub, admin: Person, name: str) -> bool:
+    """What the authorization page says of ``name`` (asking, not logging in: NativeAuthenticator
+    counts a login refused for want of approval as a failed one, towards the lockout)."""
+    page = admin.session.get(f"{hub.url}/hub/authorize", timeout=30).text
+    row = page.split(f'id="{name}"', 1)[1].split("</tr>", 1)[0]
+    return "<td>Yes</td>" in row
+
+
+def test_approving_a_sign_up_takes_the_admins_post_not_a_link(team_hub: TeamHub) -> None:
+    """NativeAuthenticator approves on a GET, which any page an admin visits can trigger; here only
+    the authorization page's POST, with the hub's XSRF token, does."""
+    hub = team_hub
+    admin, name = admin_of(hub), f"ivan-{secrets.token_hex(2)}"
+    assert hub.sign_up(name).status_code == 200
+    hub.accounts.add(f"jupyter-{name}")
+
+    # a page elsewhere sends the admin's browser to the old approval link: nothing changes
+    followed = admin.session.get(f"{hub.url}/hub/authorize/{name}", allow_redirects=False, timeout=30)
+    assert followed.status_code == 302
+    assert not approved(hub, admin, name)
+    # a form elsewhere posts without the page's XSRF token: refused
+    forged = admin.session.post(f"{hub.url}/hub/authorize/{name}", allow_redirects=False, timeout=30)
+    assert forged.status_code == 403
+    assert not approved(hub, admin, name)
+    # not an admin: refused even with a token
+    other = hub.person(f"judy-{secrets.token_hex(2)}")
+    other.session.get(f"{hub.url}/hub/home", timeout=30)
+    refused = other.session.post(
+        f"{hub.url}/hub/authorize/{name}",
+        data={"_xsrf": other.session.cookies.get("_xsrf", "")},
+        allow_redirects=False,
+        timeout=30,
+    )
+    assert refused.status_code == 403
+    assert not approved(hub, admin, name)
+    assert hub.log_in(name)[1].status_code == 200  # waiting for approval: no session
+
+    # the authorization page's button
+    page = admin.session.get(f"{hub.url}/hub/authorize", timeout=30).text
+    assert f'action="/hub/authorize/{name}"' in page
+    assert 'name="_xsrf"' in page
+    assert hub.approve(name).status_code == 302
+    assert hub.log_in(name)[1].status_code == 302
+    # discarding is a POST too, and only for accounts still waiting
+    waiting = f"kim-{secrets.token_hex(2)}"
+    assert hub.sign_up(waiting).status_code == 200
+    assert admin.session.get(f"{hub.url}/hub/discard/{waiting}", allow_redirects=False, timeout=30).status_code == 302
+    assert waiting in admin.session.get(f"{hub.url}/hub/authorize", timeout=30).text
+    discarded = admin.session.post(
+        f"{hub.url}/hub/discard/{waiting}",
+        data={"_xsrf": admin.session.cookies.get("_xsrf", "")},
+        allow_redirects=False,
+        timeout=30,
+    )
+    assert discarded.status_code == 302
+    assert waiting not in admin.session.get(f"{hub.url}/hub/authorize", timeout=30).text

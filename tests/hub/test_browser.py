@@ -55,7 +55,31 @@ def test_sign_up_log_in_start_and_open_the_services(team_hub: TeamHub, page: Pag
     page.fill("#password_input", PASSWORD)
     page.fill("#password_confirmation_input", PASSWORD)
     page.get_by_role("button", name="Create User").click()
-    expect(page.locator(".alert")).to_contain_text("successful")
+    expect(page.locator(".alert")).to_contain_text("sent to the admin")
+    # not yet: an admin approves new accounts
+    page.goto(f"{hub.url}/hub/login")
+    page.fill("#username_input", name)
+    page.fill("#password_input", PASSWORD)
+    page.locator("#login_submit").click()
+    expect(page.locator("#login_submit")).to_be_visible()
+
+    # the admin approves on the authorization page, with its button (a POST)
+    admin = hub.people.get(hub.admin) or hub.person(hub.admin)
+    approver = page.context.browser.new_context()  # type: ignore[union-attr]
+    try:
+        admin_page = approver.new_page()
+        admin_page.goto(f"{hub.url}/hub/login")
+        admin_page.fill("#username_input", admin.name)
+        admin_page.fill("#password_input", PASSWORD)
+        admin_page.locator("#login_submit").click()
+        admin_page.wait_for_url(re.compile(r"/hub/"))
+        admin_page.goto(f"{hub.url}/hub/authorize")
+        row = admin_page.locator(f"tr#{name}")
+        expect(row).to_contain_text("No")
+        row.get_by_role("button", name="Authorize").click()
+        expect(admin_page.locator(f"tr#{name}")).to_contain_text("Yes")
+    finally:
+        approver.close()
 
     page.goto(f"{hub.url}/hub/login")
     page.fill("#username_input", name)

@@ -51,7 +51,9 @@ def test_without_a_provider_people_sign_up_with_hub_passwords(monkeypatch: pytes
     assert native.minimum_password_length == 10
     assert native.check_common_password is True
     assert config.Authenticator.admin_users == {"ada", "grace"}
-    assert Path(config.JupyterHub.template_paths[0], "signup.html").exists()
+    ours, natives = config.JupyterHub.template_paths
+    assert Path(ours, "authorization-area.html").exists()  # approvals by POST, before NativeAuthenticator's
+    assert Path(natives, "signup.html").exists()
     assert load_shared(monkeypatch, ORCHESTRATOR_HUB_APPROVAL="false").NativeAuthenticator.open_signup is True
 
 
