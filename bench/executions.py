@@ -37,7 +37,6 @@ the end, also on Ctrl-C or a failure. This is a measurement, not a test.
 from __future__ import annotations
 
 import argparse
-import base64
 import contextlib
 import hashlib
 import http.client
@@ -47,30 +46,43 @@ import platform
 import secrets
 import shutil
 import signal
-import socket
-import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.parse
 import uuid
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 import psutil
+from harness import (
+    API,
+    FINAL,
+    Client,
+    Processes,
+    Started,
+    bench_env,
+    distribution,
+    free_port,
+    list_executions,
+    logged_problems,
+    modes,
+    orchestrator,
+    postmaster,
+    timestamp,
+    wait_for,
+    watched,
+    worker_pid,
+)
 
 BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "results" / "executions.json"
-API = "/orchestrator/api/v1"
-FINAL = {"succeeded", "failed", "cancelled", "timed_out"}
 LAST_PHASE = "6 succeeded row -> seen by client"
 STALL_SECONDS = 1.0  # a final status seen this long after it was written: the client was not woken
 
@@ -108,225 +120,10 @@ def notebook() -> dict[str, Any]:
 # ---- statistics ----------------------------------------------------------------
 
 
-def distribution(seconds: list[float]) -> dict[str, Any]:
-    """p50, p99 (nearest rank), mean, min and max, in milliseconds, and the samples."""
-    ms = sorted(s * 1000 for s in seconds)
-    if not ms:
-        return {"n": 0}
-    rank = max(1, -(-99 * len(ms) // 100))  # ceil(0.99 n)
-    return {
-        "n": len(ms),
-        "p50_ms": round(statistics.median(ms), 2),
-        "p99_ms": round(ms[rank - 1], 2),
-        "mean_ms": round(statistics.fmean(ms), 2),
-        "min_ms": round(ms[0], 2),
-        "max_ms": round(ms[-1], 2),
-        "samples_ms": [round(v, 2) for v in ms],
-    }
-
-
-def timestamp(text: str) -> float:
-    return datetime.fromisoformat(text).timestamp()
-
-
-@contextlib.contextmanager
-def watched(machine: dict[str, Any], name: str) -> Iterator[None]:
-    """How busy the whole machine was during a measure (ours included): other work on it skews the figures."""
-    psutil.cpu_percent(interval=None)
-    started = time.perf_counter()
-    try:
-        yield
-    finally:
-        machine[name] = {
-            "seconds": round(time.perf_counter() - started, 1),
-            "cpu_busy_percent": psutil.cpu_percent(interval=None),
-            "load_1min_at_end": round(os.getloadavg()[0], 2),
-        }
-
-
 # ---- processes -----------------------------------------------------------------
 
 
-@dataclass
-class Started:
-    name: str
-    process: subprocess.Popen[bytes]
-    log: Path
-    stop_signal: int
-
-
-@dataclass
-class Processes:
-    """Every long-lived process this benchmark starts, stopped in reverse order (workers before the server)."""
-
-    env: dict[str, str]
-    root: Path
-    started: list[Started] = field(default_factory=list)
-    #: every process ever seen below ours (kernels, runners, papermill's kernels), to kill what outlives a stop
-    seen: dict[int, psutil.Process] = field(default_factory=dict)
-
-    def start(self, name: str, command: list[str], stop_signal: int = signal.SIGTERM) -> Started:
-        log = self.root / f"{name}.log"
-        with log.open("wb") as out:
-            process = subprocess.Popen(
-                command,
-                env=self.env,
-                cwd=self.root,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # Ctrl-C reaches only us; we stop them in order
-            )
-        entry = Started(name, process, log, stop_signal)
-        self.started.append(entry)
-        return entry
-
-    def note_descendants(self) -> None:
-        with contextlib.suppress(psutil.Error):
-            for child in psutil.Process().children(recursive=True):
-                self.seen.setdefault(child.pid, child)
-
-    def stop_all(self) -> None:
-        self.note_descendants()
-        for entry in reversed(self.started):
-            stop(entry.process, entry.stop_signal, grace=30.0)
-        self.started.clear()
-        self.note_descendants()
-        for proc in self.seen.values():  # is_running() also checks the start time: never a reused pid
-            with contextlib.suppress(psutil.Error):
-                if proc.is_running():
-                    proc.kill()
-        self.seen.clear()
-        stop_embedded_postgres(self.root / "data" / "pgdata")
-
-
-def stop(process: subprocess.Popen[bytes], signum: int, grace: float) -> None:
-    if process.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            process.send_signal(signum)
-        try:
-            process.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def postmaster(pgdata: Path) -> tuple[int, str] | None:
-    """The embedded server's pid and socket directory (lines 1 and 5 of postmaster.pid)."""
-    try:
-        lines = (pgdata / "postmaster.pid").read_text().splitlines()
-        return int(lines[0]), lines[4].strip()
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def stop_embedded_postgres(pgdata: Path) -> None:
-    """The server stops it as the last process holding it; if it is still up (a crash), stop it ourselves."""
-    found = postmaster(pgdata)
-    if found is None:
-        return
-    with contextlib.suppress(psutil.Error):
-        proc = psutil.Process(found[0])
-        if str(pgdata) not in " ".join(proc.cmdline()):
-            return  # a stale pid file: that pid is not our PostgreSQL
-        proc.send_signal(signal.SIGINT)  # fast shutdown
-        proc.wait(timeout=15)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def bench_env(root: Path) -> dict[str, str]:
-    home = root / "home"
-    home.mkdir(exist_ok=True)
-    key = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip("=")
-    env = {
-        **os.environ,
-        "HOME": str(home),
-        "JUPYTER_CONFIG_DIR": str(root / "jupyter-config"),
-        "JUPYTER_DATA_DIR": str(root / "jupyter-data"),
-        "JUPYTER_RUNTIME_DIR": str(root / "jupyter-runtime"),
-        "ORCHESTRATOR_DATA_DIR": str(root / "data"),
-        "ORCHESTRATOR_ENCRYPTION_KEYS": f"bench:{key}",
-        "PYTHONUNBUFFERED": "1",
-    }
-    for name in ("ORCHESTRATOR_DATABASE_URL", "ORCHESTRATOR_DATABASE_ADMIN_URL"):
-        env.pop(name, None)
-    return env
-
-
-def orchestrator(*args: str) -> list[str]:
-    return [sys.executable, "-m", "jupyter", "orchestrator", *args]
-
-
-def wait_for(condition: Any, what: str, entry: Started, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if entry.process.poll() is not None:
-            raise SystemExit(f"{entry.name} exited with {entry.process.returncode}:\n{tail(entry.log)}")
-        if time.monotonic() > deadline:
-            raise SystemExit(f"{what} not within {timeout:.0f} s:\n{tail(entry.log)}")
-        time.sleep(0.1)
-
-
-def tail(log: Path, chars: int = 3000) -> str:
-    return log.read_text(errors="replace")[-chars:]
-
-
 # ---- HTTP ------------------------------------------------------------------------
-
-
-class Client:
-    """A keep-alive connection to the server (one per thread)."""
-
-    def __init__(self, port: int, token: str) -> None:
-        self.port = port
-        self.headers = {"Authorization": f"token {token}", "Content-Type": "application/json"}
-        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-
-    def call(self, method: str, path: str, body: Any = None, expect: tuple[int, ...] = (200,)) -> Any:
-        data = json.dumps(body).encode() if body is not None else None
-        for attempt in (1, 2):
-            try:
-                self.conn.request(method, path, body=data, headers=self.headers)
-                response = self.conn.getresponse()
-                payload = response.read()
-                break
-            except (http.client.HTTPException, ConnectionError):
-                self.conn.close()  # a keep-alive connection the server closed: once more on a new one
-                if attempt == 2:
-                    raise
-        if response.status not in expect:
-            raise RuntimeError(f"{method} {path}: {response.status} {payload[:500]!r}")
-        return json.loads(payload) if payload else None
-
-    def events(self, execution_id: str) -> Iterator[tuple[dict[str, Any], float]]:
-        """The execution's server-sent events, each with the perf_counter() at which it was read."""
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
-        try:
-            conn.request("GET", f"{API}/executions/{execution_id}/events", headers=self.headers)
-            response = conn.getresponse()
-            if response.status != 200:
-                raise RuntimeError(f"events of {execution_id}: {response.status} {response.read()[:500]!r}")
-            data: list[str] = []
-            while True:
-                line = response.readline()
-                if not line:
-                    return
-                text = line.decode().rstrip("\r\n")
-                if text.startswith("data: "):
-                    data.append(text[6:])
-                elif not text and data:
-                    yield json.loads("\n".join(data)), time.perf_counter()
-                    data = []
-        finally:
-            conn.close()
-
-    def close(self) -> None:
-        self.conn.close()
 
 
 # ---- baselines -------------------------------------------------------------------
@@ -486,10 +283,6 @@ def execute_once(client: Client, workflow_id: str, observe: str) -> Run:
     return Run(t0_wall, t0, posted, observed, status, events)
 
 
-def modes(observe: str) -> list[str]:
-    return ["sse", "poll"] if observe == "both" else [observe]
-
-
 def sequential(client: Client, workflow_id: str, args: argparse.Namespace) -> dict[str, list[Run]]:
     """One run at a time; with both ways of observing, they take turns (same conditions for each)."""
     runs: dict[str, list[Run]] = {mode: [] for mode in modes(args.observe)}
@@ -523,21 +316,6 @@ def summarize(runs: list[Run]) -> dict[str, Any]:
         "stalled_runs": len(late),
         "stalls_ms": [round(v * 1000, 1) for v in late],
     }
-
-
-def list_executions(client: Client, workflow_id: str, status: str | None = None, limit: int = 200) -> Iterator[Any]:
-    cursor: str | None = None
-    while True:
-        query = {"workflow_id": workflow_id, "limit": str(limit)}
-        if status:
-            query["status"] = status
-        if cursor:
-            query["cursor"] = cursor
-        page = client.call("GET", f"{API}/executions?{urllib.parse.urlencode(query)}")
-        yield from page["items"]
-        cursor = page.get("next_cursor")
-        if not cursor:
-            return
 
 
 def runs_per_worker(pgdata: Path, workflow_id: str) -> dict[str, int]:
@@ -608,12 +386,6 @@ def throughput(port: int, token: str, workflow_id: str, runs: int, concurrency: 
     }
 
 
-def worker_pid(name: str | None) -> str:
-    """A worker's name is host:pid:suffix."""
-    parts = (name or "").split(":")
-    return parts[1] if len(parts) >= 3 else (name or "?")
-
-
 def start_server(procs: Processes, port: int, token: str) -> Started:
     server = procs.start(
         "server",
@@ -663,19 +435,6 @@ def shared_postgres(procs: Processes, expected_pid: int, workers: list[Started])
     if missing:
         raise SystemExit(f"{missing} do not hold the embedded PostgreSQL (handles: {handles})")
     return f"PostgreSQL pid {expected_pid} shared (handle pids {sorted(handles)})"
-
-
-def logged_problems(log: Path) -> dict[str, int]:
-    """The orchestrator's warnings and errors in a process's log (JSON lines), by level and message."""
-    found: Counter[str] = Counter()
-    for line in log.read_text(errors="replace").splitlines():
-        if not line.startswith("{"):
-            continue
-        with contextlib.suppress(ValueError, AttributeError):
-            record = json.loads(line)
-            if record.get("level") in ("warning", "error", "critical"):
-                found[f"{record['level']}: {record.get('message', '')[:200]}"] += 1
-    return dict(found)
 
 
 def code_state() -> dict[str, Any]:

@@ -9,18 +9,18 @@ limit set by ``setrlimit`` before ``exec``.
 
 from __future__ import annotations
 
+import functools
 import os
-import resource
 import shutil
 import sys
 import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from orchestrator_runtimes.forkserver import apply_limits
+
 #: the only variables of the worker's environment a run sees
 PASSED_THROUGH = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TERM", "PYTHONPATH", "VIRTUAL_ENV", "CONDA_PREFIX")
-#: a cap on one run's open files, so a runaway loop cannot exhaust the worker's host
-MAX_OPEN_FILES = 4096
 
 
 def run_environment(workdir: Path, extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -60,15 +60,7 @@ def remove_workdir(path: Path) -> None:
 def limiter(memory_mib: int) -> Callable[[], None]:
     """A ``preexec_fn`` that caps the child's address space (0: no cap) and open files."""
 
-    def apply_limits() -> None:  # pragma: no cover - runs in the child between fork and exec
-        if memory_mib > 0:
-            size = memory_mib * 1024 * 1024
-            resource.setrlimit(resource.RLIMIT_AS, (size, size))
-        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        cap = MAX_OPEN_FILES if hard == resource.RLIM_INFINITY else min(MAX_OPEN_FILES, hard)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (min(soft, cap), cap))
-
-    return apply_limits
+    return functools.partial(apply_limits, memory_mib)  # the same limits as a forked run's
 
 
 PR_GET_DUMPABLE, PR_SET_DUMPABLE = 3, 4

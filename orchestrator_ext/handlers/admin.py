@@ -13,7 +13,8 @@ from ..schemas.admin import (
 )
 from ..schemas.organizations import AddMember, DescribeMember
 from ..security.permissions import PLATFORM_ADMIN
-from .base import API_PREFIX, OrchestratorHandler, operation, route_table
+from .base import OrchestratorHandler, operation, route_table
+from .organizations import OrganizationLinks
 
 TAGS = ("admin",)
 
@@ -49,7 +50,7 @@ class AdminOrganizationHandler(OrchestratorHandler):
         self.write_model(await self.services.admin.update_organization(self.identity, org_uuid, body))
 
 
-class AdminMemberCollectionHandler(OrchestratorHandler):
+class AdminMemberCollectionHandler(OrganizationLinks):
     @web.authenticated
     @authorized
     @operation(
@@ -64,8 +65,7 @@ class AdminMemberCollectionHandler(OrchestratorHandler):
         org_uuid = self.parse_id(org_id, "organization")
         member, added = await self.services.admin.set_member(self.identity, org_uuid, body)
         if added:
-            base = self.base_url.rstrip("/")
-            self.set_header("Location", f"{base}/{API_PREFIX}/organizations/{org_uuid}/members/{member.user_id}")
+            self.set_header("Location", self.url_of(str(org_uuid), "members", str(member.user_id)))
         self.write_model(member, status=201 if added else 200)
 
 

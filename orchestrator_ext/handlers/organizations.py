@@ -23,12 +23,14 @@ from .base import API_PREFIX, OrchestratorHandler, operation, route_table
 TAGS = ("organizations",)
 
 
-class _OrganizationHandler(OrchestratorHandler):
+class OrganizationLinks(OrchestratorHandler):
+    """Handlers that link to organizations and their members (``Location`` headers)."""
+
     def url_of(self, *parts: str) -> str:
         return "/".join((self.base_url.rstrip("/"), API_PREFIX, "organizations", *parts))
 
 
-class OrganizationCollectionHandler(_OrganizationHandler):
+class OrganizationCollectionHandler(OrganizationLinks):
     @web.authenticated
     @authorized
     @operation(
@@ -57,7 +59,7 @@ class OrganizationCollectionHandler(_OrganizationHandler):
         self.write_model(org, status=201)
 
 
-class OrganizationHandler(_OrganizationHandler):
+class OrganizationHandler(OrganizationLinks):
     @web.authenticated
     @authorized
     @operation(
@@ -85,7 +87,7 @@ class OrganizationHandler(_OrganizationHandler):
         self.write_model(await self.services.organizations.update(self.identity, org_uuid, body))
 
 
-class MemberCollectionHandler(_OrganizationHandler):
+class MemberCollectionHandler(OrganizationLinks):
     @web.authenticated
     @authorized
     @operation(
@@ -117,7 +119,7 @@ class MemberCollectionHandler(_OrganizationHandler):
         self.write_model(member, status=201)
 
 
-class MemberHandler(_OrganizationHandler):
+class MemberHandler(OrganizationLinks):
     @web.authenticated
     @authorized
     @operation(

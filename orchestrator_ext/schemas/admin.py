@@ -5,10 +5,10 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from pydantic import Field, StringConstraints, field_validator
+from pydantic import Field, StringConstraints
 
 from ..db.models import SLUG_PATTERN
-from .common import Name, PageQuery, QueryModel, RequestModel, ResponseModel, Timestamp
+from .common import Name, NotNull, PageQuery, QueryModel, RequestModel, ResponseModel, Timestamp
 from .organizations import DescribeLimits, DescribeTier, TierName
 
 Slug = Annotated[str, StringConstraints(strip_whitespace=True, pattern=SLUG_PATTERN)]
@@ -51,17 +51,10 @@ class ListAdminOrganizationsResponse(ResponseModel):
 class AdminUpdateOrganization(RequestModel):
     """Any tier, a slug (null: none), limit overrides (null: the tier's) and the name."""
 
-    name: Name | None = None
-    tier: TierName | None = None
+    name: NotNull[Name] = None
+    tier: NotNull[TierName] = None
     slug: Slug | None = Field(
         default=None, description="Links the organization to the hub group org:<slug>; null unlinks it."
     )
     max_concurrent_executions: Override | None = None
     max_agents: Override | None = None
-
-    @field_validator("name", "tier", mode="before")
-    @classmethod
-    def _not_null(cls, value: object) -> object:
-        if value is None:
-            raise ValueError("may be omitted but not null")
-        return value

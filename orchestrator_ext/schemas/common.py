@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, StringConstraints
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, StringConstraints
 
 
 class RequestModel(BaseModel):
@@ -47,6 +47,19 @@ SOURCE_HELP = (
     "'api': granted through the API; 'hub': given by a JupyterHub group org:<slug>[:<role>], "
     "so it follows the group and the API does not change it."
 )
+
+
+T = TypeVar("T")
+
+
+def _refuse_null(value: object) -> object:
+    if value is None:
+        raise ValueError("may be omitted but not null")
+    return value
+
+
+#: a field of a partial update that may be left out but not set to null: ``name: NotNull[Name] = None``
+NotNull = Annotated[T | None, BeforeValidator(_refuse_null)]
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Limit = Annotated[int, Field(ge=1, le=200, description="Page size (1-200).")]

@@ -5,10 +5,10 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from pydantic import Field, StringConstraints, field_validator
+from pydantic import Field, StringConstraints
 
 from ..security.permissions import Role
-from .common import SOURCE_HELP, MemberSource, Name, PageQuery, RequestModel, ResponseModel, Timestamp
+from .common import SOURCE_HELP, MemberSource, Name, NotNull, PageQuery, RequestModel, ResponseModel, Timestamp
 
 TierName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
 Username = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
@@ -33,15 +33,8 @@ class CreateOrganization(RequestModel):
 class UpdateOrganization(RequestModel):
     """Rename (``org:update``) and/or move to another tier (``org:change_tier``)."""
 
-    name: Name | None = None
-    tier: TierName | None = None
-
-    @field_validator("name", "tier", mode="before")
-    @classmethod
-    def _not_null(cls, value: object) -> object:
-        if value is None:
-            raise ValueError("may be omitted but not null")
-        return value
+    name: NotNull[Name] = None
+    tier: NotNull[TierName] = None
 
 
 class DescribeTier(ResponseModel):

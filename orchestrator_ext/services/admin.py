@@ -39,10 +39,9 @@ from ..schemas.admin import (
 )
 from ..schemas.organizations import AddMember, DescribeMember, DescribeTier
 from ..security.permissions import Role
-from .organizations import check_not_last_owner, describe_org, find_tier, find_user, not_from_hub
+from .organizations import check_not_last_owner, describe_member, describe_org, find_tier, find_user, not_from_hub
 from .pagination import page_of, paginate
 from .scope import Identity, ScopeFactory
-from .users import open_field
 
 REFUSED = (
     "Only platform admins may use /admin: JupyterHub admins, a personal server's owner, "
@@ -149,15 +148,7 @@ class AdminService:
                 member.role = body.role.value
             await session.flush()
             await session.refresh(member)
-            described = DescribeMember(
-                user_id=user.id,
-                username=user.subject,
-                display_name=open_field(self.scopes.keyring, user.display_name_encrypted, "display_name", user.id),
-                role=Role(member.role),
-                source=member.source or "api",
-                joined_at=member.created_at,
-            )
-            return described, added
+            return describe_member(self.scopes.keyring, member, user), added
 
 
 def _describe(org: Organization, tier: ResourceTier, members: int) -> DescribeAdminOrganization:

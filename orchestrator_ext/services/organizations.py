@@ -46,6 +46,7 @@ from ..schemas.organizations import (
     UpdateMember,
     UpdateOrganization,
 )
+from ..security.crypto import KeyRing
 from ..security.permissions import Permission, Role
 from . import audit
 from .pagination import page_of, paginate
@@ -88,6 +89,18 @@ def describe_org(org: Organization, tier: ResourceTier, role: Role) -> DescribeO
         limits=limits,
         created_at=org.created_at,
         updated_at=org.updated_at,
+    )
+
+
+def describe_member(keyring: KeyRing, member: OrganizationMember, user: User) -> DescribeMember:
+    """A membership as the API shows it (the display name decrypted)."""
+    return DescribeMember(
+        user_id=user.id,
+        username=user.subject,
+        display_name=open_field(keyring, user.display_name_encrypted, "display_name", user.id),
+        role=Role(member.role),
+        source=member.source or "api",
+        joined_at=member.created_at,
     )
 
 
@@ -298,14 +311,7 @@ class OrganizationService:
         return row
 
     def _describe_member(self, member: OrganizationMember, user: User) -> DescribeMember:
-        return DescribeMember(
-            user_id=user.id,
-            username=user.subject,
-            display_name=open_field(self.scopes.keyring, user.display_name_encrypted, "display_name", user.id),
-            role=Role(member.role),
-            source=member.source or "api",
-            joined_at=member.created_at,
-        )
+        return describe_member(self.scopes.keyring, member, user)
 
 
 async def find_tier(session: AsyncSession, name: str) -> ResourceTier:

@@ -54,10 +54,11 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .checks import nonempty, positive_int, temperature_problems, tool_list_problems
 from .code import check_reference, load_callable
 from .models import METER, ModelEndpoint, Usage, model_endpoint, model_failure
 from .runtime import ErrorKind, RunContext, RunError, RunEvent, RunResult, RunWaiting, invalid_spec
-from .tools import load_tool, tool_problem
+from .tools import load_tool
 from .tracking import StepTracker
 
 if TYPE_CHECKING:
@@ -111,14 +112,6 @@ PRELOADED = (
 # ---- validation ----------------------------------------------------------------------------
 
 
-def _text(value: Any) -> bool:
-    return isinstance(value, str) and bool(value.strip())
-
-
-def _positive_int(value: Any, limit: int = 1_000_000) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= limit
-
-
 def _instructions_problem(value: Any) -> str | None:
     if isinstance(value, str) or (isinstance(value, list) and all(isinstance(item, str) for item in value)):
         return None
@@ -137,17 +130,13 @@ def _option_problems(options: Mapping[str, Any], entries: Mapping[str, str]) -> 
         problems.append(
             (f"options.{key}", f"unknown option (the agno runtime knows: {', '.join(sorted(OPTION_KEYS))})")
         )
-    if "model" in options and not _text(options["model"]):
+    if "model" in options and not nonempty(options["model"]):
         problems.append(("options.model", "must name a model integration (a non-empty string)"))
-    if "max_tokens" in options and not _positive_int(options["max_tokens"]):
+    if "max_tokens" in options and not positive_int(options["max_tokens"]):
         problems.append(("options.max_tokens", "must be a positive integer"))
-    if "history_runs" in options and not _positive_int(options["history_runs"], 100):
+    if "history_runs" in options and not positive_int(options["history_runs"], 100):
         problems.append(("options.history_runs", "must be an integer from 1 to 100"))
-    temperature = options.get("temperature")
-    if "temperature" in options and (
-        not isinstance(temperature, int | float) or isinstance(temperature, bool) or not 0 <= temperature <= 2
-    ):
-        problems.append(("options.temperature", "must be a number from 0 to 2"))
+    problems.extend(temperature_problems(options))
     if "callable" in options:
         reference = options["callable"]
         problem = check_reference(reference) if isinstance(reference, str) else "must be a string"
@@ -165,28 +154,20 @@ def _agent_problems(where: str, config: Mapping[str, Any], knowledge: set[str]) 
     problems: list[tuple[str, str]] = []
     for key in sorted(set(config) - AGENT_KEYS):
         problems.append((f"{where}.{key}", f"unknown agent setting (known: {', '.join(sorted(AGENT_KEYS))})"))
-    if not _text(config.get("name")):
+    if not nonempty(config.get("name")):
         problems.append((f"{where}.name", "an agent needs a name (a non-empty string)"))
     if "role" in config and not isinstance(config["role"], str):
         problems.append((f"{where}.role", "must be a string"))
     if "instructions" in config and (problem := _instructions_problem(config["instructions"])):
         problems.append((f"{where}.instructions", problem))
-    if "model" in config and not _text(config["model"]):
+    if "model" in config and not nonempty(config["model"]):
         problems.append((f"{where}.model", "must name a model integration (a non-empty string)"))
     if "memory" in config and (problem := _memory_problem(config["memory"])):
         problems.append((f"{where}.memory", problem))
     if "knowledge" in config and (not isinstance(config["knowledge"], str) or config["knowledge"] not in knowledge):
         known = ", ".join(sorted(knowledge)) or "none"
         problems.append((f"{where}.knowledge", f"no knowledge node {config['knowledge']!r} (knowledge nodes: {known})"))
-    tools = config.get("tools", [])
-    if not isinstance(tools, list):
-        problems.append((f"{where}.tools", "must be a list of tool references"))
-        return problems
-    for position, reference in enumerate(tools):
-        if not isinstance(reference, str):
-            problems.append((f"{where}.tools.{position}", "must be a string"))
-        elif problem := tool_problem(reference):
-            problems.append((f"{where}.tools.{position}", problem))
+    problems.extend(tool_list_problems(where, config.get("tools", [])))
     return problems
 
 
@@ -196,7 +177,7 @@ def _team_problems(
     problems: list[tuple[str, str]] = []
     for key in sorted(set(config) - TEAM_KEYS):
         problems.append((f"{where}.{key}", f"unknown team setting (known: {', '.join(sorted(TEAM_KEYS))})"))
-    if not _text(config.get("name")):
+    if not nonempty(config.get("name")):
         problems.append((f"{where}.name", "a team needs a name (a non-empty string)"))
     members = config.get("members")
     if not isinstance(members, list) or not members:
@@ -214,7 +195,7 @@ def _team_problems(
             problems.append((f"{where}.members", "a member is named twice"))
     if "instructions" in config and (problem := _instructions_problem(config["instructions"])):
         problems.append((f"{where}.instructions", problem))
-    if "model" in config and not _text(config["model"]):
+    if "model" in config and not nonempty(config["model"]):
         problems.append((f"{where}.model", "must name a model integration (a non-empty string)"))
     if "mode" in config and config["mode"] not in MODES:
         problems.append((f"{where}.mode", "must be 'coordinate', 'route' or 'collaborate'"))
@@ -222,7 +203,7 @@ def _team_problems(
         problems.append((f"{where}.memory", problem))
     if "force_delegation" in config and not isinstance(config["force_delegation"], bool):
         problems.append((f"{where}.force_delegation", "must be true or false"))
-    if "max_delegations" in config and not _positive_int(config["max_delegations"], 100):
+    if "max_delegations" in config and not positive_int(config["max_delegations"], 100):
         problems.append((f"{where}.max_delegations", "must be an integer from 1 to 100"))
     return problems
 
@@ -234,9 +215,9 @@ def _document_problem(document: Any) -> str | None:
         extra = set(document) - {"name", "content"}
         if extra:
             return f"unknown document keys {sorted(extra)} (a document is a string or {{'name', 'content'}})"
-        if not _text(document.get("content")):
+        if not nonempty(document.get("content")):
             return "a document needs its content (a non-empty string)"
-        if "name" in document and not _text(document["name"]):
+        if "name" in document and not nonempty(document["name"]):
             return "a document's name must be a non-empty string"
         return None
     return "must be a string or {'name', 'content'}"
@@ -259,11 +240,11 @@ def _knowledge_problems(where: str, config: Mapping[str, Any]) -> list[tuple[str
         problems.append(
             (f"{where}.table", "must be a table name: a letter or '_', then letters, digits, '_' (46 at most)")
         )
-    if "embedder_model" in config and not _text(config["embedder_model"]):
+    if "embedder_model" in config and not nonempty(config["embedder_model"]):
         problems.append((f"{where}.embedder_model", "must name a model integration (a non-empty string)"))
-    if "dimensions" in config and not _positive_int(config["dimensions"], 16_000):
+    if "dimensions" in config and not positive_int(config["dimensions"], 16_000):
         problems.append((f"{where}.dimensions", "must be an integer from 1 to 16000"))
-    if "limit" in config and not _positive_int(config["limit"], 100):
+    if "limit" in config and not positive_int(config["limit"], 100):
         problems.append((f"{where}.limit", "must be an integer from 1 to 100"))
     return problems
 

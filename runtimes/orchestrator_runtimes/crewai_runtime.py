@@ -40,10 +40,11 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .checks import nonempty, positive_int, temperature_problems, tool_list_problems
 from .code import check_reference, load_callable
 from .models import METER, ModelEndpoint, Usage, model_endpoint, model_failure
 from .runtime import ErrorKind, RunContext, RunError, RunEvent, RunResult, RunWaiting, invalid_spec
-from .tools import load_tool, tool_problem
+from .tools import load_tool
 from .tracking import StepTracker
 
 if TYPE_CHECKING:
@@ -88,14 +89,6 @@ _JOIN_SECONDS = 1.0
 # ---- validation ----------------------------------------------------------------------------
 
 
-def _text(value: Any) -> bool:
-    return isinstance(value, str) and bool(value.strip())
-
-
-def _positive_int(value: Any, limit: int) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= limit
-
-
 def _option_problems(options: Mapping[str, Any]) -> list[tuple[str, str]]:
     problems: list[tuple[str, str]] = []
     for key in sorted(set(options) - OPTION_KEYS):
@@ -106,17 +99,13 @@ def _option_problems(options: Mapping[str, Any]) -> list[tuple[str, str]]:
     if process not in PROCESSES:
         problems.append(("options.process", f"unknown process {process!r}: use 'sequential' or 'hierarchical'"))
     for key in ("model", "manager_model"):
-        if key in options and not _text(options[key]):
+        if key in options and not nonempty(options[key]):
             problems.append((f"options.{key}", "must name a model integration (a non-empty string)"))
-    if "manager_max_iter" in options and not _positive_int(options["manager_max_iter"], MAX_ITER_LIMIT):
+    if "manager_max_iter" in options and not positive_int(options["manager_max_iter"], MAX_ITER_LIMIT):
         problems.append(("options.manager_max_iter", f"must be an integer from 1 to {MAX_ITER_LIMIT}"))
-    if "max_tokens" in options and not _positive_int(options["max_tokens"], 1_000_000):
+    if "max_tokens" in options and not positive_int(options["max_tokens"], 1_000_000):
         problems.append(("options.max_tokens", "must be a positive integer"))
-    temperature = options.get("temperature")
-    if "temperature" in options and (
-        not isinstance(temperature, int | float) or isinstance(temperature, bool) or not 0 <= temperature <= 2
-    ):
-        problems.append(("options.temperature", "must be a number from 0 to 2"))
+    problems.extend(temperature_problems(options))
     if options.get("tool_failure", "raise") not in TOOL_FAILURES:
         problems.append(("options.tool_failure", "must be 'raise' or 'warn'"))
     if "callable" in options:
@@ -133,23 +122,15 @@ def _agent_problems(index: int, config: Mapping[str, Any]) -> list[tuple[str, st
     for key in sorted(set(config) - AGENT_KEYS):
         problems.append((f"{where}.{key}", f"unknown agent setting (known: {', '.join(sorted(AGENT_KEYS))})"))
     for key in ("role", "goal", "backstory"):
-        if not _text(config.get(key)):
+        if not nonempty(config.get(key)):
             problems.append((f"{where}.{key}", f"an agent needs a {key} (a non-empty string)"))
-    if "model" in config and not _text(config["model"]):
+    if "model" in config and not nonempty(config["model"]):
         problems.append((f"{where}.model", "must name a model integration (a non-empty string)"))
     if "allow_delegation" in config and not isinstance(config["allow_delegation"], bool):
         problems.append((f"{where}.allow_delegation", "must be true or false"))
-    if "max_iter" in config and not _positive_int(config["max_iter"], MAX_ITER_LIMIT):
+    if "max_iter" in config and not positive_int(config["max_iter"], MAX_ITER_LIMIT):
         problems.append((f"{where}.max_iter", f"must be an integer from 1 to {MAX_ITER_LIMIT}"))
-    tools = config.get("tools", [])
-    if not isinstance(tools, list):
-        problems.append((f"{where}.tools", "must be a list of tool references"))
-        return problems
-    for position, reference in enumerate(tools):
-        if not isinstance(reference, str):
-            problems.append((f"{where}.tools.{position}", "must be a string"))
-        elif problem := tool_problem(reference):
-            problems.append((f"{where}.tools.{position}", problem))
+    problems.extend(tool_list_problems(where, config.get("tools", [])))
     return problems
 
 
@@ -161,7 +142,7 @@ def _task_problems(
     for key in sorted(set(config) - TASK_KEYS):
         problems.append((f"{where}.{key}", f"unknown task setting (known: {', '.join(sorted(TASK_KEYS))})"))
     for key, what in (("description", "a description"), ("expected_output", "an expected_output")):
-        if not _text(config.get(key)):
+        if not nonempty(config.get(key)):
             problems.append((f"{where}.{key}", f"a task needs {what} (a non-empty string)"))
     agent = config.get("agent")
     if agent is None:

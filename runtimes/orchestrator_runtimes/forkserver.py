@@ -91,7 +91,8 @@ def _read_line(conn: socket.socket, limit: int = 256 * 1024 * 1024) -> bytes:
     return b"".join(chunks).split(b"\n", 1)[0]
 
 
-def _limit(memory_mib: int) -> None:
+def apply_limits(memory_mib: int) -> None:
+    """Cap this process's address space (``memory_mib``; 0: no cap) and its open files; for a run's process."""
     if memory_mib > 0:
         size = memory_mib * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_AS, (size, size))
@@ -122,7 +123,7 @@ def child(conn: socket.socket) -> int:
     workdir = Path(str(process.get("workdir") or Path.cwd()))
     os.chdir(workdir)
     os.environ.update(HOME=str(workdir), TMPDIR=str(workdir / "tmp"))
-    _limit(int(process.get("memory_mib") or 0))
+    apply_limits(int(process.get("memory_mib") or 0))
     _send(channel, {"pid": os.getpid()})
     read_fd, write_fd = os.pipe()
     os.dup2(write_fd, 1)

@@ -131,6 +131,17 @@ class TeamHub:
         )
         return session, response
 
+    def token_for(self, session: requests.Session, name: str) -> str:
+        """An API token of ``name``, made from their logged-in browser session (as the hub's token page does)."""
+        made = session.post(
+            f"{self.url}/hub/api/users/{name}/tokens",
+            json={"note": "tests", "expires_in": 3600},
+            headers={"X-XSRFToken": session.cookies.get("_xsrf", "")},
+            timeout=30,
+        )
+        assert made.status_code == 201, made.text
+        return str(made.json()["token"])
+
     def approve(self, name: str) -> requests.Response:
         """The hub's admin approves ``name``'s sign-up with the authorization page's button (a POST
         with the page's XSRF token); the hub's answer."""
@@ -154,14 +165,7 @@ class TeamHub:
             assert self.approve(name).status_code == 302
         session, response = self.log_in(name)
         assert response.status_code == 302, response.text[-2000:]
-        made = session.post(
-            f"{self.url}/hub/api/users/{name}/tokens",
-            json={"note": "tests", "expires_in": 3600},
-            headers={"X-XSRFToken": session.cookies.get("_xsrf", "")},
-            timeout=30,
-        )
-        assert made.status_code == 201, made.text
-        self.people[name] = Person(name, session, made.json()["token"])
+        self.people[name] = Person(name, session, self.token_for(session, name))
         self.accounts.add(system_name(name))
         return self.people[name]
 

@@ -117,17 +117,6 @@ def log_in(hub: TeamHub, sub: str) -> tuple[requests.Session, requests.Response]
     return session, callback
 
 
-def token_of(hub: TeamHub, session: requests.Session, name: str) -> str:
-    made = session.post(
-        f"{hub.url}/hub/api/users/{name}/tokens",
-        json={"note": "oidc tests", "expires_in": 3600},
-        headers={"X-XSRFToken": session.cookies.get("_xsrf", "")},
-        timeout=30,
-    )
-    assert made.status_code == 201, made.text
-    return str(made.json()["token"])
-
-
 def me(hub: TeamHub, token: str) -> dict[str, object]:
     reply = hub.get(f"{API}/users/me", token)
     assert reply.status_code == 200, reply.text
@@ -145,7 +134,7 @@ def test_a_login_through_the_provider_brings_its_groups_to_the_api(oidc_hub: Tea
     session, callback = log_in(hub, f"sub-{name}")
     assert callback.status_code == 302, callback.text
     assert session.get(f"{hub.url}/hub/api/user", timeout=30).json()["name"] == name  # logged in
-    token = token_of(hub, session, name)
+    token = hub.token_for(session, name)
 
     model = hub.hub_api("GET", "/user", token).json()
     assert model["name"] == name
@@ -170,7 +159,7 @@ def test_the_providers_admin_group_makes_platform_admins(oidc_hub: TeamHub, prov
     provider.set_claims(f"sub-{name}", preferred_username=name, groups=[ADMIN_GROUP])
     session, callback = log_in(hub, f"sub-{name}")
     assert callback.status_code == 302, callback.text
-    token = token_of(hub, session, name)
+    token = hub.token_for(session, name)
     assert me(hub, token)["platform_admin"] is True
     assert hub.get(f"{API}/admin/organizations", token).status_code == 200
 
@@ -208,4 +197,4 @@ def _admin_token(hub: TeamHub, provider: Provider) -> str:
     provider.set_claims(f"sub-{hub.admin}", preferred_username=hub.admin)
     session, callback = log_in(hub, f"sub-{hub.admin}")
     assert callback.status_code == 302, callback.text
-    return token_of(hub, session, hub.admin)
+    return hub.token_for(session, hub.admin)
