@@ -1,0 +1,1 @@
+"""Orchestrator's framework kernels and the ``%orchestrator`` IPython magics."""
