@@ -37,7 +37,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -46,6 +46,8 @@ API_PATH = "orchestrator/api/v1"
 DEFAULT_SERVICE = "orchestrator"
 #: the statuses an execution ends in
 FINISHED = frozenset({"succeeded", "failed", "cancelled", "timed_out"})
+#: the statuses in which an execution stops by itself: ended, or waiting for a human's answer (resume)
+SETTLED = FINISHED | {"waiting"}
 _PAGE = 100
 
 
@@ -347,12 +349,25 @@ class Client:
         result: dict[str, Any] = self.request("POST", f"executions/{quote(str(execution_id))}/cancel")
         return result
 
-    def wait(self, execution_id: str, *, timeout: float = 300.0, every: float = 0.5) -> dict[str, Any]:
-        """Poll until the execution has finished; the finished execution (TimeoutError after ``timeout``)."""
+    def wait(
+        self,
+        execution_id: str,
+        *,
+        until: Iterable[str] = SETTLED,
+        timeout: float = 300.0,
+        every: float = 0.5,
+    ) -> dict[str, Any]:
+        """Poll until the execution is in one of the ``until`` statuses, and return it.
+
+        By default that is when it has ended or is ``waiting`` for a human's answer: a run
+        paused for approval will not move on by itself, so waiting longer would only time out.
+        ``until=FINISHED`` waits through a pause (someone else resumes it). TimeoutError after ``timeout``.
+        """
+        wanted = frozenset(until)
         deadline = time.monotonic() + timeout
         while True:
             run = self.execution(execution_id)
-            if run["status"] in FINISHED:
+            if run["status"] in wanted:
                 return run
             if time.monotonic() >= deadline:
                 raise TimeoutError(f"Execution {execution_id} is still {run['status']} after {timeout:.0f} s.")

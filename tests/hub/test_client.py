@@ -146,6 +146,17 @@ def test_execute_sends_an_idempotency_key_and_wait_polls_until_finished(server: 
         client.wait("e2", timeout=0.05, every=0.01)
 
 
+def test_wait_returns_a_run_waiting_for_approval_or_waits_for_the_states_asked(server: FakeServer) -> None:
+    states = iter(["queued", "running", "waiting", "waiting", "queued", "running", "succeeded"])
+    server.on("GET", f"{API}/executions/e3", lambda seen: Answer(body={"id": "e3", "status": next(states)}))
+    client = client_for(server)
+    # a run paused for a human's answer does not move on by itself: wait() hands it back
+    assert client.wait("e3", timeout=5, every=0.01)["status"] == "waiting"
+    # with the states to wait for, it polls through the pause (someone else resumes the run)
+    assert client.wait("e3", until={"succeeded", "failed"}, timeout=5, every=0.01)["status"] == "succeeded"
+    assert len([seen for seen in server.seen if seen.path.endswith("/e3")]) == 7
+
+
 def test_problem_details_become_a_clear_error(server: FakeServer) -> None:
     problem = {
         "type": "about:blank",
