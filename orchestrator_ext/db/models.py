@@ -110,6 +110,8 @@ class ResourceTier(Base):
         CheckConstraint("gpu_count >= 0", name="gpu_count_non_negative"),
         CheckConstraint("max_concurrent_executions > 0", name="concurrency_positive"),
         CheckConstraint("max_agents > 0", name="max_agents_positive"),
+        CheckConstraint("writes_per_minute > 0", name="writes_rate_positive"),
+        CheckConstraint("executes_per_minute > 0", name="executes_rate_positive"),
     )
 
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -120,6 +122,19 @@ class ResourceTier(Base):
     gpu_type: Mapped[str | None] = mapped_column(String(64))
     max_concurrent_executions: Mapped[int] = mapped_column(Integer, nullable=False)
     max_agents: Mapped[int] = mapped_column(Integer, nullable=False)
+    #: an organization's rates (all its members together); see services/ratelimit.py
+    writes_per_minute: Mapped[int] = mapped_column(Integer, nullable=False, server_default="600")
+    executes_per_minute: Mapped[int] = mapped_column(Integer, nullable=False, server_default="600")
+
+
+class RateLimit(Base):
+    """One rate-limit bucket: its theoretical arrival time (GCRA). Not a tenant table."""
+
+    __tablename__ = "rate_limits"
+    __table_args__ = (Index("ix_rate_limits_tat", "tat"),)
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    tat: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
 
 
 class Organization(Base):
