@@ -32,7 +32,13 @@ def describe_runtimes() -> ListRuntimesResponse:
             )
             continue
         capabilities = RuntimeCapabilities.model_validate(runtime_capabilities(runtime))
-        items.append(DescribeRuntime(name=name, entry_point=where, available=True, capabilities=capabilities))
+        missing = getattr(runtime, "missing", None)
+        problem = missing() if callable(missing) else None  # the framework itself: absent without its extra
+        items.append(
+            DescribeRuntime(
+                name=name, entry_point=where, available=problem is None, error=problem, capabilities=capabilities
+            )
+        )
     return ListRuntimesResponse(items=items)
 
 

@@ -28,7 +28,17 @@ from typing import IO, Any, Protocol
 
 from .models import model_failure
 from .reporting import collect_records
-from .runtime import ErrorKind, RunContext, RunError, RunEvent, RunResult, RunWaiting, invalid_spec, load_runtime
+from .runtime import (
+    ErrorKind,
+    RunContext,
+    RunError,
+    RunEvent,
+    RunnableRuntime,
+    RunResult,
+    RunWaiting,
+    invalid_spec,
+    load_runtime,
+)
 
 
 def _protocol_channel() -> IO[str]:
@@ -70,6 +80,8 @@ def run_job(job: dict[str, Any], channel: Writer) -> int:
     try:
         framework = str(job.get("framework", ""))
         runtime = load_runtime(framework)
+        if not isinstance(runtime, RunnableRuntime):
+            raise RunError(ErrorKind.CONFIGURATION, f"the '{framework}' runtime does not run in a runner process")
         spec, problems = validate_spec(job.get("spec"), framework)
         if spec is None:
             raise invalid_spec([(p.field, p.message) for p in problems])

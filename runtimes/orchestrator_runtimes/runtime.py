@@ -13,53 +13,34 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
-from importlib.metadata import EntryPoint, entry_points
+from importlib.metadata import EntryPoint, PackageNotFoundError, entry_points, metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from .errors import ErrorKind, RunError, SpecError, invalid_spec
+
 if TYPE_CHECKING:
-    from .spec import SpecError, WorkflowSpec
+    from .spec import WorkflowSpec
+
+__all__ = [
+    "CAPABILITIES",
+    "ENTRY_POINT_GROUP",
+    "ErrorKind",
+    "RunContext",
+    "RunError",
+    "RunEvent",
+    "RunResult",
+    "RunWaiting",
+    "RunnableRuntime",
+    "Runtime",
+    "SpecError",
+    "installed_runtimes",
+    "invalid_spec",
+    "load_runtime",
+    "runtime_capabilities",
+]
 
 ENTRY_POINT_GROUP = "orchestrator.runtimes"
-
-
-class ErrorKind(StrEnum):
-    """Why a run failed; the same taxonomy for notebooks and every framework."""
-
-    CONFIGURATION = "configuration"  # the workflow or the platform is set up wrong: fix the setup
-    INPUT = "input"  # the inputs do not fit the workflow: fix the request
-    CODE = "code"  # the workflow's own code raised: read the traceback
-    MODEL = "model"  # the model endpoint failed or answered nonsense
-    TOOL = "tool"  # a tool the workflow called failed
-    TIMEOUT = "timeout"  # the run took longer than its timeout_seconds
-    CANCELLED = "cancelled"  # someone cancelled it
-    RESOURCES = "resources"  # the run hit its memory or output limit
-    INTERNAL = "internal"  # the platform failed: retried when attempts are left
-
-
-class RunError(Exception):
-    """A run's failure: a kind, a message a user can act on, and details (cell, traceback...)."""
-
-    def __init__(self, kind: ErrorKind, message: str, *, retryable: bool = False, **details: Any) -> None:
-        super().__init__(message)
-        self.kind = kind
-        self.message = message
-        self.retryable = retryable
-        self.details = details
-
-    def as_json(self) -> dict[str, Any]:
-        return {"kind": self.kind.value, "message": self.message, **self.details}
-
-
-def invalid_spec(problems: list[tuple[str, str]], what: str = "the workflow spec") -> RunError:
-    """The ``configuration`` error of a spec that does not validate: every (field, message), in one message."""
-    detail = "; ".join(f"{field}: {message}" for field, message in problems)
-    return RunError(
-        ErrorKind.CONFIGURATION,
-        f"{what} is not valid: {detail}",
-        errors=[{"field": field, "message": message} for field, message in problems],
-    )
 
 
 @dataclass(frozen=True)
@@ -111,13 +92,22 @@ class RunContext:
 
 @runtime_checkable
 class Runtime(Protocol):
-    """A framework runtime (entry point group ``orchestrator.runtimes``)."""
+    """A runtime (entry point group ``orchestrator.runtimes``): it names a framework and checks its specs.
+
+    Notebooks run through the engine's papermill pipeline, so the notebook runtime only validates; the
+    framework runtimes also run (:class:`RunnableRuntime`), in a runner process.
+    """
 
     name: str
 
     def validate(self, spec: WorkflowSpec) -> list[SpecError]:
         """What keeps ``spec`` from running on this runtime (empty: it can run)."""
         ...
+
+
+@runtime_checkable
+class RunnableRuntime(Runtime, Protocol):
+    """A runtime a runner process runs: ``run`` yields events, then one result (or a wait)."""
 
     def run(
         self, spec: WorkflowSpec, inputs: Mapping[str, Any], context: RunContext
@@ -150,6 +140,37 @@ def installed_runtimes() -> dict[str, str]:
 _LOADED: dict[str, Runtime] = {}
 
 
+#: frameworks agents may name whose runtime is not built yet: why a run of theirs cannot start
+NOT_YET = {
+    "n8n": (
+        "n8n workflows cannot run yet: this version of Orchestrator ships no n8n runtime (no package or extra "
+        "provides one); an n8n agent's workflows can be saved and validated, not executed"
+    ),
+}
+
+
+@functools.cache
+def _extras() -> frozenset[str]:
+    """The extras of the installed distribution (``pip install 'orchestrator[<extra>]'``)."""
+    try:
+        return frozenset(metadata("orchestrator").get_all("Provides-Extra") or [])
+    except PackageNotFoundError:
+        return frozenset()
+
+
+def not_installed_message(name: str) -> str:
+    """Why the runtime ``name`` cannot be loaded here, and what to install (only extras that exist)."""
+    if name in NOT_YET:
+        return NOT_YET[name]
+    listed = ", ".join(sorted(installed_runtimes())) or "none"
+    if name in _extras():
+        return (
+            f"the '{name}' runtime is not installed on this worker (installed: {listed}); "
+            f"install it with: pip install 'orchestrator[{name}]'"
+        )
+    return f"there is no '{name}' runtime (installed: {listed})"
+
+
 def load_runtime(name: str) -> Runtime:
     """The runtime ``name`` (one instance per process); a clear configuration error when it is not installed."""
     loaded = _LOADED.get(name)
@@ -157,16 +178,10 @@ def load_runtime(name: str) -> Runtime:
         return loaded
     ep = _entry_points().get(name)
     if ep is None:
-        listed = ", ".join(sorted(installed_runtimes())) or "none"
-        raise RunError(
-            ErrorKind.CONFIGURATION,
-            f"the '{name}' runtime is not installed on this worker (installed: {listed}); "
-            f"install it with: pip install 'orchestrator[{name}]'",
-            runtime=name,
-        )
+        raise RunError(ErrorKind.CONFIGURATION, not_installed_message(name), runtime=name)
     factory = ep.load()
     runtime = factory() if isinstance(factory, type) else factory
     if not isinstance(runtime, Runtime):
-        raise RunError(ErrorKind.CONFIGURATION, f"the runtime '{name}' ({ep.value}) is not a Runtime")
+        raise RunError(ErrorKind.CONFIGURATION, f"the runtime '{name}' ({ep.value}) has no name and validate()")
     _LOADED[name] = runtime
     return runtime

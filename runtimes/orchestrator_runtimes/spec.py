@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
@@ -30,7 +29,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from .notebook import notebook_problems
+from .errors import SpecError as SpecError
+from .notebook import notebook_option_problems, notebook_problems
 
 SPEC_SCHEMA_ID = "urn:orchestrator:schema:workflow-spec:1"
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -59,14 +59,7 @@ class NodeType(StrEnum):
     KNOWLEDGE = "knowledge"
     MEMORY = "memory"
     N8N_WORKFLOW = "n8n_workflow"
-
-
-@dataclass(frozen=True)
-class SpecError:
-    """One problem in a spec: a dotted location and what is wrong there."""
-
-    field: str
-    message: str
+    SUBGRAPH = "subgraph"
 
 
 class _SpecModel(BaseModel):
@@ -214,7 +207,7 @@ def framework_problems(spec: WorkflowSpec, framework: str) -> list[SpecError]:
     if framework == NOTEBOOK_FRAMEWORK:
         if spec.notebook is None:
             return [SpecError("notebook", "a notebook agent's workflow needs a notebook (a path or its content)")]
-        return []
+        return [SpecError(field, message) for field, message in notebook_option_problems(spec.options)]
     if framework in GRAPH_FRAMEWORKS:
         if spec.notebook is not None:
             return [SpecError("notebook", f"a {framework} agent's workflow is a graph of nodes, not a notebook")]

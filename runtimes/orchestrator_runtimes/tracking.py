@@ -34,6 +34,33 @@ def _short(value: Any) -> Any:
     return value
 
 
+def step_record(
+    node: str, node_type: str, output: Any, mark: Usage, started: float, *, agent: str | None = None, **extra: Any
+) -> dict[str, Any]:
+    """A step that began at (``mark``, ``started``) and ended now: its latency and the tokens it spent."""
+    spent = METER.snapshot() - mark
+    return {
+        "node": node,
+        "type": node_type,
+        "agent": agent,
+        "output": output,
+        "latency_ms": round((time.perf_counter() - started) * 1000, 2),
+        **spent.as_json(),
+        **extra,
+    }
+
+
+def step_event(record: dict[str, Any], framework: str) -> RunEvent:
+    """The ``step`` event of a step record (its output cut for the stream; the outputs keep all of it)."""
+    return RunEvent("step", {**record, "framework": framework, "output": _short(record.get("output"))})
+
+
+def total_usage(steps: list[dict[str, Any]]) -> dict[str, int]:
+    """The usage of a run from its steps (a resumed run's earlier steps included)."""
+    keys = ("model_calls", "prompt_tokens", "completion_tokens", "total_tokens")
+    return {key: sum(int(step.get(key, 0)) for step in steps) for key in keys}
+
+
 @dataclass
 class StepTracker:
     """Collects a run's steps; :meth:`step` gives the event to yield, :meth:`result` the outputs."""
@@ -51,20 +78,10 @@ class StepTracker:
 
     def step(self, node: str, node_type: str, output: Any, *, agent: str | None = None, **extra: Any) -> RunEvent:
         """Record the step that began at the last :meth:`begin` (or step) and ended now; its event."""
-        now = time.perf_counter()
-        spent = METER.snapshot() - self._mark
-        record: dict[str, Any] = {
-            "node": node,
-            "type": node_type,
-            "agent": agent,
-            "output": output,
-            "latency_ms": round((now - self._mark_time) * 1000, 2),
-            **spent.as_json(),
-            **extra,
-        }
+        record = step_record(node, node_type, output, self._mark, self._mark_time, agent=agent, **extra)
         self.steps.append(record)
         self.begin()
-        return RunEvent("step", {**record, "framework": self.framework, "output": _short(output)})
+        return step_event(record, self.framework)
 
     def usage(self) -> Usage:
         return METER.snapshot() - self._start

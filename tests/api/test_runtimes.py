@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+from orchestrator_runtimes.langgraph import LangGraphRuntime
+from orchestrator_runtimes.runtime import ErrorKind, RunError, installed_runtimes, load_runtime
+
 from tests.conftest import Api
 
 
@@ -10,9 +14,13 @@ async def test_runtimes_lists_the_installed_frameworks_and_their_capabilities(ap
     assert reply.status == 200, reply.text
     found = {item["name"]: item for item in reply.json["items"]}
     assert {"notebook", "langgraph", "crewai", "agno"} <= found.keys()
+    # every runtime installed here (the dev install has every extra) can run: none is listed unavailable
+    unavailable = {name: item["error"] for name, item in found.items() if not item["available"]}
+    assert unavailable == {}
+    assert set(found) == set(installed_runtimes())
     langgraph = found["langgraph"]
     assert langgraph["available"] is True
-    assert langgraph["entry_point"] == "orchestrator_runtimes.langgraph_runtime:LangGraphRuntime"
+    assert langgraph["entry_point"] == "orchestrator_runtimes.langgraph:LangGraphRuntime"
     assert langgraph["capabilities"]["checkpoints"] is True
     assert langgraph["capabilities"]["human_in_the_loop"] is True
     for item in found.values():
@@ -28,3 +36,23 @@ async def test_runtimes_lists_the_installed_frameworks_and_their_capabilities(ap
     assert found["notebook"]["capabilities"]["human_in_the_loop"] is False
     anonymous = await api("GET", "runtimes", user=None)
     assert anonymous.status in (401, 403)
+
+
+def test_a_framework_that_is_not_installed_names_its_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    runtime = LangGraphRuntime()
+    assert runtime.missing() is None
+    monkeypatch.setattr(LangGraphRuntime, "framework_module", "langgraph_not_here")
+    assert "pip install 'orchestrator[langgraph]'" in (runtime.missing() or "")
+    with pytest.raises(RunError) as caught:
+        runtime.require()
+    assert caught.value.kind is ErrorKind.CONFIGURATION
+
+
+def test_n8n_says_it_cannot_run_yet_and_names_no_extra_that_does_not_exist() -> None:
+    with pytest.raises(RunError) as caught:
+        load_runtime("n8n")
+    assert "no n8n runtime" in caught.value.message
+    assert "orchestrator[n8n]" not in caught.value.message
+    with pytest.raises(RunError) as caught:
+        load_runtime("robots")
+    assert "pip install" not in caught.value.message

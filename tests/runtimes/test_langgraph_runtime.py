@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from orchestrator_runtimes.expressions import ExpressionError, evaluate, parse_condition, render
-from orchestrator_runtimes.langgraph_runtime import LangGraphRuntime
+from orchestrator_runtimes.langgraph import LangGraphRuntime
 from orchestrator_runtimes.runtime import ErrorKind, RunContext, RunError, RunEvent, RunResult, RunWaiting
 from orchestrator_runtimes.spec import WorkflowSpec, validate_spec
 from orchestrator_runtimes.tools import calculator

@@ -164,7 +164,7 @@ def test_json_schema() -> None:
     node_types = schema["$defs"]["NodeType"]["enum"]
     assert "human_approval" in node_types
     assert "n8n_workflow" in node_types
-    assert len(node_types) == 14
+    assert len(node_types) == 15
 
 
 def test_parameters_are_read_not_run() -> None:
