@@ -4,22 +4,32 @@ Run any number of each, on any machine that reaches the database; they share
 the server's configuration (its traits and ``ORCHESTRATOR_*`` variables).
 SIGTERM or Ctrl-C stops them cleanly: a worker hands its unfinished runs back
 to the queue.
+
+In the team mode the worker runs as root (it starts each organization's runs
+as that organization's account) beside an API service of another account that
+owns the embedded PostgreSQL and the key ring: with ``--WorkerCommand.prepare_as``
+it reaches them as that account, in a child process that hands back only the
+URLs and the keys, so nothing of the service's changes owner.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import pwd
 import signal
+import subprocess  # nosec B404 - this very command, as another account, no shell
+import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from traitlets import Float
+from traitlets import Bool, Float, Unicode
 
 from ..cli import OrchestratorCommand
-from ..db.setup import prepare_database
+from ..db.setup import PreparedDatabase, prepare_database
 from ..observability import logging as ologging
-from .isolation import protect_worker_process
+from ..security.crypto import KeyRing
 
 log = logging.getLogger("orchestrator.engine")
 
@@ -35,13 +45,16 @@ class _EngineCommand(OrchestratorCommand):
         # `jupyter orchestrator worker --OrchestratorApp.worker_slots=4`: the command line sets the parent's traits
         self.orchestrator.update_config(self.config)
         ologging.configure(level=logging.INFO, fmt=self.orchestrator.log_style)
-        prepared = prepare_database(self.orchestrator.database_location(), revision=None)
+        prepared = self.prepare()
         try:
             self.runs_url = prepared.runs_url
             asyncio.run(self._until_stopped(prepared.app_url))
         finally:
             if prepared.embedded is not None:
                 prepared.embedded.stop()
+
+    def prepare(self) -> PreparedDatabase:
+        return prepare_database(self.orchestrator.database_location(), revision=None)
 
     async def _until_stopped(self, url: str) -> None:
         stop = asyncio.Event()
@@ -55,14 +68,58 @@ class WorkerCommand(_EngineCommand):
     name = "jupyter-orchestrator-worker"
     description = "Run a worker: claim queued executions and run them (notebooks on warm kernels)."
 
+    prepare_as = Unicode(
+        "",
+        help="""A worker running as root beside an API service of another account (the team mode): reach
+        the database and read the key ring as that account (the embedded PostgreSQL's files and keys.json
+        are its), in a child process that hands back only the URLs and the keys.""",
+    ).tag(config=True)
+    print_connection = Bool(
+        False, help="Prepare the database, print the URLs and keys a worker connects with (JSON), and exit."
+    ).tag(config=True)
+    keyring: KeyRing | None = None
+
+    def start(self) -> None:
+        if not self.print_connection:
+            super().start()
+            return
+        self.orchestrator.update_config(self.config)
+        prepared = prepare_database(self.orchestrator.database_location(), revision=None)
+        try:
+            keys = self.orchestrator.keyring().serialize()
+            print(json.dumps({"app_url": prepared.app_url, "runs_url": prepared.runs_url, "keys": keys}))
+        finally:
+            if prepared.embedded is not None:
+                prepared.embedded.stop()
+
+    def prepare(self) -> PreparedDatabase:
+        if not self.prepare_as:
+            return super().prepare()
+        account = pwd.getpwnam(self.prepare_as)
+        command = [sys.executable, sys.argv[0], *sys.argv[1:], "--WorkerCommand.print_connection=True"]
+        done = subprocess.run(  # noqa: S603  # nosec B603 - this command, as the service's account
+            command,
+            capture_output=True,
+            text=True,
+            check=False,
+            user=account.pw_uid,
+            group=account.pw_gid,
+            extra_groups=[],
+            cwd=account.pw_dir,
+            timeout=300,
+        )
+        if done.returncode != 0:
+            raise SystemExit(f"preparing the database as {self.prepare_as} failed:\n{done.stderr[-4000:]}")
+        handed = json.loads(done.stdout.strip().splitlines()[-1])
+        self.keyring = KeyRing.parse(handed["keys"])
+        return PreparedDatabase(handed["app_url"], handed["app_url"], None, handed["runs_url"])
+
     async def serve(self, url: str, stop: asyncio.Event) -> None:
         from .worker import Worker
 
         app = self.orchestrator
-        # runs are this user's processes too: they must not read this one's environment (URLs, keys)
-        if not protect_worker_process():
-            logging.getLogger("orchestrator.engine").warning("could not make the worker non-dumpable")
-        worker = Worker(url, app.worker_settings(self.runs_url, Path.cwd()), app.keyring())
+        # the worker makes itself non-dumpable as it starts: its runs must not read its memory (URLs, keys)
+        worker = Worker(url, app.worker_settings(self.runs_url, Path.cwd()), self.keyring or app.keyring())
         await worker.start()
         try:
             await stop.wait()

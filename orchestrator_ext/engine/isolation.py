@@ -2,9 +2,12 @@
 
 A run never inherits the worker's environment: only the variables in
 :data:`PASSED_THROUGH` (locale, paths a kernel needs) cross, so no database
-URL, encryption key or hub token reaches user code. Each run gets a fresh
-working directory, and its process (and everything it starts) an address-space
-limit set by ``setrlimit`` before ``exec``.
+URL, encryption key or hub token reaches user code; no file descriptor
+crosses either (``close_fds``, the default of every launcher used here). Each
+run gets a fresh working directory, owned by the account it runs as
+(:mod:`.accounts`), and its process (and everything it starts) an
+address-space limit set by ``setrlimit`` before ``exec`` and a parent-death
+signal, so it dies with its worker.
 """
 
 from __future__ import annotations
@@ -12,12 +15,13 @@ from __future__ import annotations
 import functools
 import os
 import shutil
-import sys
 import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from orchestrator_runtimes.forkserver import apply_limits
+from orchestrator_runtimes.forkserver import apply_limits, die_with_parent, make_non_dumpable
+
+from .accounts import RunAccount
 
 #: the only variables of the worker's environment a run sees
 PASSED_THROUGH = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TERM", "PYTHONPATH", "VIRTUAL_ENV", "CONDA_PREFIX")
@@ -44,12 +48,16 @@ def run_environment(workdir: Path, extra: Mapping[str, str] | None = None) -> di
     return env
 
 
-def new_workdir(root: Path | None, prefix: str) -> Path:
-    """A fresh private directory for one run (mode 0700), with its own ``tmp``."""
+def new_workdir(root: Path | None, prefix: str, account: RunAccount | None = None) -> Path:
+    """A fresh private directory for one run (mode 0700), with its own ``tmp``, owned by ``account``
+    (None: this process's account)."""
     if root is not None:
         root.mkdir(parents=True, exist_ok=True)
     path = Path(tempfile.mkdtemp(prefix=prefix, dir=root))
-    (path / "tmp").mkdir()
+    (path / "tmp").mkdir(mode=0o700)
+    if account is not None:  # the mode is set first: changing it afterwards would need CAP_FOWNER
+        account.give(path / "tmp")
+        account.give(path)
     return path
 
 
@@ -57,23 +65,19 @@ def remove_workdir(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
+def _child_setup(memory_mib: int) -> None:
+    apply_limits(memory_mib)  # the same limits as a forked run's
+    die_with_parent()
+
+
 def limiter(memory_mib: int) -> Callable[[], None]:
-    """A ``preexec_fn`` that caps the child's address space (0: no cap) and open files."""
-
-    return functools.partial(apply_limits, memory_mib)  # the same limits as a forked run's
-
-
-PR_GET_DUMPABLE, PR_SET_DUMPABLE = 3, 4
+    """A ``preexec_fn`` that caps the child's address space (0: no cap) and open files, and has it killed
+    when the worker dies. It runs after the switch to the run's account (which would clear the latter)."""
+    return functools.partial(_child_setup, memory_mib)
 
 
 def protect_worker_process() -> bool:
-    """Make this process non-dumpable: processes of the same user (the runs) cannot read its memory or
-    ``/proc/<pid>/environ``, where the database URL and the keys are. True when it took (Linux)."""
-    if not sys.platform.startswith("linux"):
-        return False
-    import ctypes
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
-        return False
-    return int(libc.prctl(PR_GET_DUMPABLE, 0, 0, 0, 0)) == 0
+    """Make this process non-dumpable: processes of the same user (the runs of the personal mode) cannot
+    read its memory or ``/proc/<pid>/environ``, where the database URL and the keys are, nor ptrace it.
+    Every worker calls it, in-process or not. True when it took (Linux)."""
+    return make_non_dumpable()

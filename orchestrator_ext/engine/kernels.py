@@ -1,31 +1,64 @@
-"""A pool of fresh, already started kernels: each serves one run and is then discarded.
+"""Pools of fresh, already started kernels: each serves one run and is then discarded.
 
 Starting a kernel costs about half a second; the pool pays it ahead, in the
 background, so a notebook run starts on a kernel that is ready. A kernel is
 never reused: whatever a run leaves in its memory, files or environment dies
 with it. Each kernel starts in its own directory, with the scrubbed
 environment and the memory limit of :mod:`.isolation`.
+
+Kernels start from a fixed command the operator chose (``run_kernels``: the
+environment's own ipykernel by default), never from a kernelspec found on a
+Jupyter path, which a run could have written; a notebook's kernel name only
+selects among those commands. Where runs execute under accounts of their own
+(:mod:`.accounts`), each organization has its own warm kernels, started as its
+account, with the connection file and sockets in a directory only that
+account (and the worker) can open; one organization's kernel is never handed
+to another.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import os
 import signal
+import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from jupyter_client.asynchronous.client import AsyncKernelClient
+from jupyter_client.kernelspec import KernelSpec, NoSuchKernel
 from jupyter_client.manager import AsyncKernelManager
 
+from .accounts import RunAccount
 from .isolation import limiter, new_workdir, remove_workdir, run_environment
-from .pool import WarmPool
+from .pool import PerAccount, WarmPool
 
 log = logging.getLogger("orchestrator.engine")
 
 DEFAULT_KERNEL = "python3"
 START_TIMEOUT = 30.0
+#: the kernels runs may ask for by name, and the command each starts from
+DEFAULT_COMMANDS: dict[str, list[str]] = {
+    DEFAULT_KERNEL: [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+}
+
+
+class FixedKernelManager(AsyncKernelManager):
+    """jupyter_client's manager with a kernelspec given, not looked up on the Jupyter paths, and its
+    connection file handed to the account the kernel runs as."""
+
+    def __init__(self, *, argv: list[str], account: RunAccount | None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._kernel_spec = KernelSpec(argv=argv, display_name=self.kernel_name, language="python", env={})
+        self.run_account = account
+
+    def write_connection_file(self, **kwargs: Any) -> None:
+        super().write_connection_file(**kwargs)
+        if self.run_account is not None:
+            self.run_account.give(Path(self.connection_file))
 
 
 @dataclass
@@ -51,13 +84,24 @@ class Kernel:
             os.killpg(pid, signal.SIGKILL)
 
 
-async def start_kernel(name: str, memory_mib: int, workdir_root: Path | None) -> Kernel:
-    """Start one kernel in a fresh directory and wait until it answers."""
-    workdir = new_workdir(workdir_root, "run-")
+async def start_kernel(
+    name: str,
+    memory_mib: int,
+    workdir_root: Path | None,
+    account: RunAccount | None = None,
+    argv: list[str] | None = None,
+) -> Kernel:
+    """Start one kernel, as ``account``, in a fresh directory of that account, and wait until it answers."""
+    workdir = new_workdir(workdir_root, "run-", account)
     # Unix sockets in the run's own directory, not TCP ports: no race with other workers for free ports,
     # and nothing listening where other local users could connect
-    manager = AsyncKernelManager(
-        kernel_name=name, transport="ipc", ip=str(workdir / "k"), connection_file=str(workdir / "kernel.json")
+    manager = FixedKernelManager(
+        argv=argv or DEFAULT_COMMANDS[DEFAULT_KERNEL],
+        account=account,
+        kernel_name=name,
+        transport="ipc",
+        ip=str(workdir / "k"),
+        connection_file=str(workdir / "kernel.json"),
     )
     try:
         with open(workdir / "kernel.log", "wb") as captured:  # noqa: ASYNC230 - a local, empty file
@@ -67,6 +111,7 @@ async def start_kernel(name: str, memory_mib: int, workdir_root: Path | None) ->
                 preexec_fn=limiter(memory_mib),
                 stdout=captured,
                 stderr=captured,
+                **(account.popen_kwargs() if account is not None else {}),
             )
         client = manager.client()
         client.start_channels()
@@ -93,29 +138,77 @@ async def discard(kernel: Kernel) -> None:
     remove_workdir(kernel.workdir)
 
 
-class KernelPool(WarmPool[Kernel]):
-    """``size`` warm kernels of the default kernel; other kernel names start on demand."""
+class KernelPool:
+    """``size`` warm kernels of the default kernel per organization (one pool without run accounts);
+    other kernel names start on demand.
 
-    def __init__(self, size: int, memory_mib: int, workdir_root: Path | None = None) -> None:
+    :meth:`for_org` gives the pool as one run sees it: its :meth:`take` serves that run's organization
+    only, as its account."""
+
+    def __init__(
+        self,
+        size: int,
+        memory_mib: int,
+        workdir_root: Path | None = None,
+        *,
+        commands: dict[str, list[str]] | None = None,
+        limit: int = 4,
+        idle_seconds: float = 600.0,
+    ) -> None:
+        self.size = size
         self.memory_mib = memory_mib
         self.workdir_root = workdir_root
-        super().__init__(
-            size,
-            start=lambda: start_kernel(DEFAULT_KERNEL, memory_mib, workdir_root),
+        self.commands = dict(commands or DEFAULT_COMMANDS)
+        self.accounts: dict[str | None, RunAccount | None] = {}
+        self.pools: PerAccount[WarmPool[Kernel]] = PerAccount(
+            self._pool_for, WarmPool.close, limit=limit, idle_seconds=idle_seconds
+        )
+        self.key: str | None = None
+
+    def _pool_for(self, key: str | None) -> WarmPool[Kernel]:
+        account = self.accounts.get(key)
+        return WarmPool(
+            self.size,
+            start=lambda: start_kernel(DEFAULT_KERNEL, self.memory_mib, self.workdir_root, account, self._argv()),
             alive=_alive,
             discard=discard,
             what="kernel",
         )
 
-    async def take(self, name: str = DEFAULT_KERNEL) -> Kernel:
-        """A fresh kernel named ``name``: a warm one when there is one, else one started now."""
-        kernel = await self.take_warm() if name == DEFAULT_KERNEL else None
-        return kernel or await self._start_now(name)
+    def _argv(self, name: str = DEFAULT_KERNEL) -> list[str]:
+        if name not in self.commands:
+            raise NoSuchKernel(name)
+        return self.commands[name]
 
-    async def _start_now(self, name: str) -> Kernel:
+    def for_org(self, key: str | None, account: RunAccount | None) -> KernelPool:
+        """This pool as the runs of ``key``'s organization see it (they run as ``account``)."""
+        self.accounts[key] = account
+        view = copy.copy(self)
+        view.key = key
+        return view
+
+    def fill(self, key: str | None = None, account: RunAccount | None = None) -> None:
+        """Start ``key``'s warm kernels in the background, up to ``size``."""
+        if self.size > 0:
+            self.accounts[key] = account
+            self.pools.get(key).fill()
+
+    async def take(self, name: str = DEFAULT_KERNEL) -> Kernel:
+        """A fresh kernel named ``name`` for this view's organization: a warm one when there is one, else
+        one started now. NoSuchKernel for a name the operator did not list."""
+        argv = self._argv(name)
+        warm = self.pools.peek(self.key) if name == DEFAULT_KERNEL else None
+        kernel = await warm.take_warm() if warm is not None else None
+        return kernel or await self._start_now(name, argv)
+
+    async def _start_now(self, name: str, argv: list[str]) -> Kernel:
         """Start a kernel for a run waiting on it; one more try when the first does not come up."""
+        account = self.accounts.get(self.key)
         try:
-            return await start_kernel(name, self.memory_mib, self.workdir_root)
-        except (RuntimeError, TimeoutError):  # it died or did not answer; NoSuchKernel is not retried
+            return await start_kernel(name, self.memory_mib, self.workdir_root, account, argv)
+        except (RuntimeError, TimeoutError):  # it died or did not answer
             log.warning("a kernel did not come up; starting another", exc_info=True)
-            return await start_kernel(name, self.memory_mib, self.workdir_root)
+            return await start_kernel(name, self.memory_mib, self.workdir_root, account, argv)
+
+    async def close(self) -> None:
+        await self.pools.close()

@@ -1,6 +1,6 @@
 """Runner processes for framework runtimes: a fresh process for every run.
 
-With ``runner_pool_size`` >= 1 (the default), a worker keeps one fork server
+With ``runner_pool_size`` >= 1 (the default), a worker keeps a fork server
 (``python -m orchestrator_runtimes.forkserver``) that has the frameworks
 imported; each run is a new process forked from it (a few milliseconds instead
 of a second of imports), which applies the run's memory limit and directory
@@ -8,22 +8,31 @@ itself. With 0, each run starts ``python -m orchestrator_runtimes.runner``
 from scratch. Either way a run's process is in its own session (so the whole
 process group can be killed at once), in a fresh directory, with the scrubbed
 environment and the memory limit of :mod:`.isolation`, and runs one job.
+
+Where runs execute under accounts of their own (:mod:`.accounts`), there is a
+fork server per organization, started as that organization's account, lazily
+and kept while it is used (:class:`.pool.PerAccount`): a run is only ever
+forked from its own organization's server, into a directory of its account.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import json
 import logging
 import os
 import signal
+import socket
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+from .accounts import RunAccount
 from .isolation import limiter, new_workdir, remove_workdir, run_environment
+from .pool import PerAccount
 
 log = logging.getLogger("orchestrator.engine")
 READY_TIMEOUT = 120.0
@@ -89,8 +98,14 @@ def _pipe(stream: asyncio.StreamReader | None) -> asyncio.StreamReader:
     return stream
 
 
-async def start_runner(preload: list[str], memory_mib: int, workdir_root: Path | None) -> Runner:
-    workdir = new_workdir(workdir_root, "runner-")
+def _as(account: RunAccount | None) -> dict[str, Any]:
+    return account.popen_kwargs() if account is not None else {}
+
+
+async def start_runner(
+    preload: list[str], memory_mib: int, workdir_root: Path | None, account: RunAccount | None = None
+) -> Runner:
+    workdir = new_workdir(workdir_root, "runner-", account)
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -104,6 +119,7 @@ async def start_runner(preload: list[str], memory_mib: int, workdir_root: Path |
         preexec_fn=limiter(memory_mib),
         start_new_session=True,
         limit=MAX_LINE,
+        **_as(account),
     )
     runner = Runner(process, workdir)
     try:
@@ -118,12 +134,18 @@ class ForkedRunner:
     """One run's process, forked by the fork server; the same interface as :class:`Runner`."""
 
     def __init__(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, workdir: Path, memory_mib: int
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        workdir: Path,
+        memory_mib: int,
+        done: Callable[[], None] = lambda: None,
     ) -> None:
         self.reader, self.writer = reader, writer
         self.workdir = workdir
         self.memory_mib = memory_mib
         self.pid: int | None = None
+        self._done: Callable[[], None] | None = done
 
     def kill_now(self) -> None:
         if self.pid is not None:
@@ -157,26 +179,43 @@ class ForkedRunner:
         with contextlib.suppress(Exception):
             await self.writer.wait_closed()
         remove_workdir(self.workdir)
+        if self._done is not None:
+            self._done()
+            self._done = None
 
 
 class ForkServer:
-    """``python -m orchestrator_runtimes.forkserver``: started once, restarted when it dies."""
+    """``python -m orchestrator_runtimes.forkserver``, as ``account`` (None: the worker's own): started on
+    first use, restarted when it dies.
+
+    The worker binds the socket runs are requested on, in a folder of its own, and hands the server the
+    listening descriptor: runs (the server's own account) cannot reach that folder, so only the worker
+    asks for forks. The server's home is a folder of its account's."""
 
     def __init__(
-        self, preload: list[str], memory_mib: int, workdir_root: Path | None, state_url: str | None = None
+        self,
+        preload: list[str],
+        memory_mib: int,
+        workdir_root: Path | None,
+        state_url: str | None = None,
+        account: RunAccount | None = None,
     ) -> None:
         self.preload, self.memory_mib, self.workdir_root = preload, memory_mib, workdir_root
         self.state_url = state_url
+        self.account = account
         self.process: asyncio.subprocess.Process | None = None
         self.home: Path | None = None
+        self.control: Path | None = None
+        #: runs forked from this server that have not been discarded yet (they die with it)
+        self.in_flight = 0
         self._lock = asyncio.Lock()
         self._stderr: asyncio.Task[None] | None = None
 
     @property
     def socket(self) -> Path:
-        if self.home is None:
+        if self.control is None:
             raise RunnerGone("the fork server is not started")
-        return self.home / "runs.sock"
+        return self.control / "runs.sock"
 
     async def ensure(self) -> Path:
         async with self._lock:
@@ -186,27 +225,34 @@ class ForkServer:
             return self.socket
 
     async def _start(self) -> None:
-        self.home = new_workdir(self.workdir_root, "forkserver-")
-        self.process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "orchestrator_runtimes.forkserver",
-            str(self.socket),
-            f"--preload={','.join(self.preload)}",
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            cwd=self.home,
-            env=run_environment(self.home, {STATE_URL_ENV: self.state_url} if self.state_url else None),
-            preexec_fn=limiter(self.memory_mib),
-            start_new_session=True,
-        )
+        self.control = new_workdir(self.workdir_root, "forkserver-")
+        self.home = new_workdir(self.workdir_root, "forkhome-", self.account)
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+            listener.bind(str(self.socket))
+            listener.listen(128)
+            self.process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "orchestrator_runtimes.forkserver",
+                f"--fd={listener.fileno()}",
+                f"--preload={','.join(self.preload)}",
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                cwd=self.home,
+                env=run_environment(self.home, {STATE_URL_ENV: self.state_url} if self.state_url else None),
+                preexec_fn=limiter(self.memory_mib),
+                start_new_session=True,
+                pass_fds=(listener.fileno(),),
+                **_as(self.account),
+            )
         self._stderr = asyncio.create_task(_log_lines(_pipe(self.process.stderr)))
         line = await asyncio.wait_for(_pipe(self.process.stdout).readline(), READY_TIMEOUT)
         if json.loads(line or b"{}").get("ready") is not True:
             await self._stop()
             raise RunnerGone("the fork server did not start")
-        log.info("fork server ready (%s)", ", ".join(self.preload) or "no frameworks preloaded")
+        who = f" as {self.account.name or self.account.uid}" if self.account is not None else ""
+        log.info("fork server ready%s (%s)", who, ", ".join(self.preload) or "no frameworks preloaded")
 
     async def connect(self) -> ForkedRunner:
         for attempt in (1, 2):
@@ -218,8 +264,13 @@ class ForkServer:
                     raise
                 await self._restart()
                 continue
-            return ForkedRunner(reader, writer, new_workdir(self.workdir_root, "run-"), self.memory_mib)
+            self.in_flight += 1
+            workdir = new_workdir(self.workdir_root, "run-", self.account)
+            return ForkedRunner(reader, writer, workdir, self.memory_mib, done=self._finished)
         raise RunnerGone("the fork server cannot be reached")  # pragma: no cover - the loop returns or raises
+
+    def _finished(self) -> None:
+        self.in_flight -= 1
 
     async def _restart(self) -> None:
         async with self._lock:
@@ -235,9 +286,10 @@ class ForkServer:
         if self._stderr is not None:
             self._stderr.cancel()
             self._stderr = None
-        if self.home is not None:
-            remove_workdir(self.home)
-            self.home = None
+        for folder in (self.home, self.control):
+            if folder is not None:
+                remove_workdir(folder)
+        self.home = self.control = None
 
     async def close(self) -> None:
         async with self._lock:
@@ -250,7 +302,8 @@ async def _log_lines(stream: asyncio.StreamReader) -> None:
 
 
 class RunnerPool:
-    """Where framework runs get their process: the fork server (``size`` >= 1), else a new runner each."""
+    """Where framework runs get their process: their organization's fork server (``size`` >= 1), else a
+    new runner each. Without run accounts there is one fork server (key None)."""
 
     def __init__(
         self,
@@ -259,30 +312,60 @@ class RunnerPool:
         memory_mib: int,
         workdir_root: Path | None = None,
         state_url: str | None = None,
+        *,
+        limit: int = 4,
+        idle_seconds: float = 600.0,
     ) -> None:
+        self.size = size
         self.preload = preload
         self.memory_mib = memory_mib
         self.workdir_root = workdir_root
-        self.server = ForkServer(preload, memory_mib, workdir_root, state_url) if size > 0 else None
-        self._starting: asyncio.Task[Path] | None = None
+        self.state_url = state_url
+        self.accounts: dict[str | None, RunAccount | None] = {}
+        self.servers: PerAccount[ForkServer] = PerAccount(
+            self._server_for,
+            ForkServer.close,
+            busy=lambda server: server.in_flight > 0,
+            limit=limit,
+            idle_seconds=idle_seconds,
+        )
+        self._starting: dict[str | None, asyncio.Task[Path]] = {}
+        self.key: str | None = None
 
-    def fill(self) -> None:
-        """Have the fork server started (in the background) before the first run needs it."""
-        if self.server is not None and (self._starting is None or self._starting.done()):
-            self._starting = asyncio.create_task(self.server.ensure())
-            self._starting.add_done_callback(_report_start)
+    def for_org(self, key: str | None, account: RunAccount | None) -> RunnerPool:
+        """This pool as the runs of ``key``'s organization see it (they run as ``account``)."""
+        self.accounts[key] = account
+        view = copy.copy(self)
+        view.key = key
+        return view
+
+    def _server_for(self, key: str | None) -> ForkServer:
+        account = self.accounts.get(key)
+        return ForkServer(self.preload, self.memory_mib, self.workdir_root, self.state_url, account)
+
+    def fill(self, key: str | None = None, account: RunAccount | None = None) -> None:
+        """Have ``key``'s fork server started (in the background) before its next run needs it."""
+        if self.size <= 0:
+            return
+        self.accounts[key] = account
+        server = self.servers.get(key)
+        starting = self._starting.get(key)
+        if starting is None or starting.done():
+            task = asyncio.create_task(server.ensure())
+            task.add_done_callback(_report_start)
+            self._starting[key] = task
 
     async def take(self) -> Runner | ForkedRunner:
-        if self.server is not None:
-            return await self.server.connect()
-        return await start_runner(self.preload, self.memory_mib, self.workdir_root)
+        """A process for one run of this view's organization, as its account."""
+        if self.size > 0:
+            return await self.servers.get(self.key).connect()
+        return await start_runner(self.preload, self.memory_mib, self.workdir_root, self.accounts.get(self.key))
 
     async def close(self) -> None:
-        if self._starting is not None:
-            self._starting.cancel()
-            await asyncio.gather(self._starting, return_exceptions=True)
-        if self.server is not None:
-            await self.server.close()
+        for task in self._starting.values():
+            task.cancel()
+        await asyncio.gather(*self._starting.values(), return_exceptions=True)
+        await self.servers.close()
 
 
 def _report_start(task: asyncio.Task[Path]) -> None:

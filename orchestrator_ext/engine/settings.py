@@ -7,12 +7,15 @@ orchestrator worker`` / ``scheduler``.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from traitlets import Bool, Float, Int, Unicode
+from traitlets import Bool, Dict, Float, Int, List, Unicode, default
 from traitlets.config import Configurable
+
+from .accounts import PER_ORGANIZATION
 
 
 @dataclass
@@ -44,6 +47,13 @@ class WorkerSettings:
     files_root: Path | None = None
     #: (name, integration) of the model runs of organizations with none get (the personal mode's local model)
     fallback_model: tuple[str, dict[str, Any]] | None = None
+    #: whose account runs execute as: "" (the worker's), "per-organization", "uid:<N>" (see .accounts)
+    run_accounts: str = ""
+    #: the kernels notebooks may name, and the command each starts from; None: the environment's ipykernel
+    kernel_commands: dict[str, list[str]] | None = None
+    #: organizations whose warm kernels and fork server are kept at once, and how long an unused one stays
+    account_pools: int = 4
+    account_idle_seconds: float = 600.0
 
 
 class EngineSettings(Configurable):
@@ -109,6 +119,37 @@ class EngineSettings(Configurable):
         config=True
     )
 
+    run_accounts = Unicode(
+        help=f"""Whose system account runs execute as. '' (personal mode): the worker's own, as the person's
+        own notebooks. '{PER_ORGANIZATION}' (team mode): an account of each organization's own, made on
+        demand (orch-<hash of its id>, no login, private home), so that no run reaches the platform or
+        another organization's runs; the worker must run as root. 'uid:<N>' (Kubernetes worker pods): the
+        fixed unprivileged uid and gid N, distinct from the worker's; the worker needs the capabilities
+        CHOWN, DAC_OVERRIDE, KILL, SETGID and SETUID. Env: ORCHESTRATOR_RUN_ACCOUNTS.""",
+    ).tag(config=True)
+    run_kernels = Dict(
+        value_trait=List(Unicode()),
+        help="""The kernels notebook runs may name (metadata.kernelspec.name) and the command each starts
+        from, '{connection_file}' standing for the connection file, e.g.
+        {"python3": ["/opt/orchestrator/bin/python", "-m", "ipykernel_launcher", "-f", "{connection_file}"]}.
+        Kernelspecs on the Jupyter paths are never used: runs could write them. Default: python3, this
+        environment's own ipykernel.""",
+    ).tag(config=True)
+    run_account_pools = Int(
+        4,
+        help="""Where runs execute under accounts of their own: how many organizations' warm kernels and
+        fork servers a worker keeps at once (the least recently used are stopped beyond that).""",
+    ).tag(config=True)
+    run_account_idle_seconds = Float(
+        600.0,
+        help="Where runs execute under accounts of their own: an organization's warm processes stop "
+        "after this long without a run.",
+    ).tag(config=True)
+
+    @default("run_accounts")
+    def _default_run_accounts(self) -> str:
+        return os.environ.get("ORCHESTRATOR_RUN_ACCOUNTS") or ""
+
     def worker_settings(self, runs_url: str | None = None, files_root: Path | None = None) -> WorkerSettings:
         """The worker's settings; ``runs_url`` and ``files_root`` are the defaults the caller found."""
         return WorkerSettings(
@@ -127,4 +168,8 @@ class EngineSettings(Configurable):
             retry_backoff_seconds=self.retry_backoff_seconds,
             workdir_root=Path(self.run_dir) if self.run_dir else None,
             tiers=tuple(name.strip() for name in self.worker_tiers.split(",") if name.strip()),
+            run_accounts=self.run_accounts,
+            kernel_commands={name: list(argv) for name, argv in self.run_kernels.items()} or None,
+            account_pools=self.run_account_pools,
+            account_idle_seconds=self.run_account_idle_seconds,
         )

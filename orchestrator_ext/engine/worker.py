@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import logging
 import os
 import random
@@ -25,8 +26,10 @@ from orchestrator_runtimes import RunError
 from orchestrator_runtimes.runtime import ErrorKind
 
 from ..security.crypto import KeyRing
+from .accounts import RunAccount, RunAccounts, runs_root
 from .attempts import FAILED, WAITING, ActiveRun, Attempts, Limits, Outcome
 from .events import EventWriter, RunEvents
+from .isolation import protect_worker_process
 from .kernels import KernelPool
 from .queue import ClaimedRun, Queue
 from .runners import RunnerPool
@@ -65,13 +68,26 @@ class Worker:
         self.name = name or worker_name()
         self.queue = Queue(url, size=4)
         self.writer = EventWriter(self.queue)
-        self.kernels = KernelPool(settings.kernel_pool_size, settings.memory_mib, settings.workdir_root)
+        self.accounts = RunAccounts(settings.run_accounts)
+        if self.accounts.separate:  # runs' folders under a folder others may enter but not list
+            settings.workdir_root = runs_root(settings.workdir_root)
+            self.accounts.homes = settings.workdir_root / "homes"
+        self.kernels = KernelPool(
+            settings.kernel_pool_size,
+            settings.memory_mib,
+            settings.workdir_root,
+            commands=settings.kernel_commands,
+            limit=settings.account_pools,
+            idle_seconds=settings.account_idle_seconds,
+        )
         self.runners = RunnerPool(
             settings.runner_pool_size,
             list(settings.preload),
             settings.memory_mib,
             settings.workdir_root,
             settings.state_url,
+            limit=settings.account_pools,
+            idle_seconds=settings.account_idle_seconds,
         )
         limits = Limits(settings.memory_mib, settings.max_output_bytes, settings.default_timeout_seconds)
         self.attempts = Attempts(
@@ -90,10 +106,16 @@ class Worker:
         self._unfinished: list[ClaimedRun] = []
 
     async def start(self) -> None:
+        """Start claiming. The worker holds the database URL and the keys: it makes itself non-dumpable
+        first (in-process in the personal mode too), and checks it may switch to the runs' accounts."""
+        if not protect_worker_process():
+            log.warning("could not make the worker non-dumpable: its runs may read its memory")
+        self.accounts.check()
         await self.queue.open()
         self.writer.start()
-        self.kernels.fill()
-        self.runners.fill()
+        if not self.accounts.separate:  # else each organization's are started on its first run
+            self.kernels.fill()
+            self.runners.fill()
         # the claim loop first: stop() waits for it before anything else
         for loop in (self._claim_loop, self._heartbeat_loop, self._reap_loop, self._listen_loop):
             task = asyncio.create_task(loop(), name=f"worker-{loop.__name__}")
@@ -168,9 +190,11 @@ class Worker:
         active = ActiveRun(run, events)
         self.active[run.id] = active
         log.info("run %s attempt %d started", run.id, run.attempt, extra={"correlation_id": run.correlation_id})
+        key, account = self.accounts.pool_key(run.org_id), None
         try:
             try:
-                outcome = await self.attempts.run(active, await self._integrations(active))
+                account = await self.accounts.for_org(run.org_id)
+                outcome = await self._attempts_for(key, account).run(active, await self._integrations(active))
             except Exception as exc:  # the database or the key ring, before the run could start
                 log.exception("run %s could not start", run.id)
                 message = f"the run could not start: {type(exc).__name__}: {exc}"
@@ -185,8 +209,26 @@ class Worker:
             self._slots.release()
             self._wake.set()
             # refill once the run is recorded: a kernel starting (half a second of CPU) would slow the run down
-            self.kernels.fill()
-            self.runners.fill()
+            self._refill(key, account, run.framework)
+
+    def _attempts_for(self, key: str | None, account: RunAccount | None) -> Attempts:
+        """The attempts of one organization's run: kernels and runners from its own pools, as its account."""
+        if not self.accounts.separate:
+            return self.attempts
+        attempts = copy.copy(self.attempts)
+        attempts.kernels = self.kernels.for_org(key, account)
+        attempts.runners = self.runners.for_org(key, account)
+        return attempts
+
+    def _refill(self, key: str | None, account: RunAccount | None, framework: str) -> None:
+        """Warm processes for the next run: all of them in the personal mode; else those of the kind this
+        organization just used (a notebook's kernels, a framework's fork server)."""
+        if self._stopping.is_set() or (self.accounts.separate and account is None):
+            return
+        if not self.accounts.separate or framework == "notebook":
+            self.kernels.fill(key, account)
+        if not self.accounts.separate or framework != "notebook":
+            self.runners.fill(key, account)
 
     async def _integrations(self, active: ActiveRun) -> dict[str, dict[str, Any]]:
         """The integrations this run receives: those its spec names, and for frameworks its models."""

@@ -20,7 +20,6 @@ import pwd
 import re
 import shutil
 import ssl
-import subprocess  # nosec B404 - useradd and usermod, no shell
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -30,8 +29,11 @@ from jupyterhub.utils import maybe_future  # type: ignore[import-untyped]
 from tornado import web
 from traitlets import Dict, Unicode, default
 
+from ..engine.accounts import ensure_system_account
 from . import profiles as P
 from . import tls
+
+__all__ = ["TeamSpawner", "ensure_system_account", "system_name"]
 
 #: system account names: lowercase letters, digits, '-' and '_', at most 32 characters
 _UNSAFE = re.compile(r"[^a-z0-9_-]")
@@ -59,31 +61,6 @@ def system_name(hub_name: str, prefix: str = "jupyter-") -> str:
 def hub_groups(user: Any) -> set[str]:
     """Names of a hub user's groups (``user`` is JupyterHub's ``User``)."""
     return {group.name for group in getattr(user, "groups", [])}
-
-
-def ensure_system_account(name: str, home: Path, *, login_shell: str, comment: str) -> pwd.struct_passwd:
-    """A system account with its own group and a private home (mode 0700), made if missing (as root)."""
-    try:
-        entry = pwd.getpwnam(name)
-    except KeyError:
-        useradd = shutil.which("useradd") or "/usr/sbin/useradd"
-        command = [useradd, "--create-home", "--home-dir", str(home), "--shell", login_shell, "--user-group"]
-        subprocess.run(  # noqa: S603  # nosec B603 - a fixed program; names from system_name or the operator
-            [*command, "--comment", comment, name], check=True, capture_output=True, text=True
-        )
-        entry = pwd.getpwnam(name)
-    if entry.pw_uid == 0:
-        raise ValueError(f"'{name}' is the superuser, not an account of its own")
-    if Path(entry.pw_dir) != home and entry.pw_gecos == comment:  # ours, and the configuration moved it
-        usermod = shutil.which("usermod") or "/usr/sbin/usermod"
-        moved = [usermod, "--home", str(home), name]
-        subprocess.run(moved, check=True, capture_output=True, text=True)  # noqa: S603  # nosec B603 - as above
-        entry = pwd.getpwnam(name)
-    Path(entry.pw_dir).mkdir(parents=True, exist_ok=True)
-    os.chown(entry.pw_dir, entry.pw_uid, entry.pw_gid)
-    # private, whatever the system's HOME_MODE
-    os.chmod(entry.pw_dir, 0o700)
-    return entry
 
 
 async def user_tiers(

@@ -21,11 +21,20 @@ server forks; the child
 The server forks only while it has a single thread (``threading.active_count``
 is checked after the imports): forking a multi-threaded process can copy a
 lock some other thread held.
+
+Where runs execute under an account of their own, the worker starts the
+server as that account and hands it the listening socket (``--fd``): the
+socket file stays in the worker's private folder, so no run can connect to it.
+The server is non-dumpable (no run, even of its own account, can read its
+memory or ``/proc/<pid>/environ``, nor ptrace it), and so is every run forked
+from it. It dies with its worker (a parent-death signal, and a check of its
+parent between connections), and every run with it.
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import gc
 import json
 import os
@@ -41,6 +50,9 @@ from .runner import preload, run_job
 from .runtime import load_runtime
 
 MAX_OPEN_FILES = 4096
+PR_SET_PDEATHSIG, PR_GET_DUMPABLE, PR_SET_DUMPABLE = 1, 3, 4
+#: how often the server looks whether its worker is still there, in seconds
+PARENT_CHECK_SECONDS = 1.0
 #: the runs' database: runtimes create their tables there once, before the first fork
 STATE_URL_ENV = "ORCHESTRATOR_RUNS_DATABASE_URL"
 
@@ -101,6 +113,24 @@ def apply_limits(memory_mib: int) -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(soft, cap), cap))
 
 
+def _prctl(option: int, value: int) -> int:
+    if not sys.platform.startswith("linux"):
+        return -1
+    libc = ctypes.CDLL(None, use_errno=True)
+    return int(libc.prctl(option, value, 0, 0, 0))
+
+
+def make_non_dumpable() -> bool:
+    """No other process of this account may read this one's memory or ``/proc/<pid>/environ``, nor
+    ptrace it; inherited by forked children. True when it took (Linux)."""
+    return _prctl(PR_SET_DUMPABLE, 0) == 0 and _prctl(PR_GET_DUMPABLE, 0) == 0
+
+
+def die_with_parent() -> None:
+    """SIGKILL this process when its parent dies (set after any change of account: that clears it)."""
+    _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
 def _forward_output(read_fd: int, channel: Channel) -> None:
     """Lines the run prints (fd 1 and 2) become ``log`` events."""
     with os.fdopen(read_fd, "rb") as pipe:
@@ -112,6 +142,7 @@ def _forward_output(read_fd: int, channel: Channel) -> None:
 def child(conn: socket.socket) -> int:
     """One run, in the forked child: the exit status."""
     os.setsid()
+    die_with_parent()
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     channel = Channel(conn)
     try:
@@ -142,7 +173,24 @@ def child(conn: socket.socket) -> int:
     return status
 
 
-def serve(path: Path, names: list[str]) -> None:
+def _listener(path: Path | None, fd: int | None) -> socket.socket:
+    """The socket runs connect to: one the worker made and handed over (``fd``), else bound here."""
+    if fd is not None:
+        return socket.socket(fileno=fd)
+    if path is None:
+        raise SystemExit("the fork server needs a socket path or --fd")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(path))
+    os.chmod(path, 0o600)
+    listener.listen(128)
+    return listener
+
+
+def serve(path: Path | None, names: list[str], fd: int | None = None) -> None:
+    parent = os.getppid()
+    die_with_parent()
+    if not make_non_dumpable():  # pragma: no cover - not Linux
+        print("fork server: could not make this process non-dumpable", file=sys.stderr)
     preload(names)
     state_url = os.environ.get(STATE_URL_ENV)
     if state_url:
@@ -153,14 +201,16 @@ def serve(path: Path, names: list[str]) -> None:
     threads = threading.active_count()
     if threads > 1:  # pragma: no cover - a framework that starts threads on import
         print(f"fork server: {threads} threads after the imports; forking anyway", file=sys.stderr)
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(str(path))
-    os.chmod(path, 0o600)
-    listener.listen(128)
+    listener = _listener(path, fd)
+    listener.settimeout(PARENT_CHECK_SECONDS)
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps the runs
     print(json.dumps({"ready": True}), flush=True)
-    while True:
-        conn, _ = listener.accept()
+    while os.getppid() == parent:  # the worker died before the parent-death signal was set: stop
+        try:
+            conn, _ = listener.accept()
+        except TimeoutError:
+            continue
+        conn.settimeout(None)
         pid = os.fork()
         if pid == 0:  # pragma: no cover - the child (measured through the engine's tests)
             listener.close()
@@ -174,10 +224,12 @@ def serve(path: Path, names: list[str]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("socket", help="the Unix socket to listen on")
+    parser.add_argument("socket", nargs="?", help="the Unix socket to listen on")
+    parser.add_argument("--fd", type=int, help="a listening Unix socket handed over by the worker, instead")
     parser.add_argument("--preload", default="", help="comma-separated runtimes to import before forking")
     args = parser.parse_args(argv)
-    serve(Path(args.socket), [name for name in args.preload.split(",") if name])
+    names = [name for name in args.preload.split(",") if name]
+    serve(Path(args.socket) if args.socket else None, names, args.fd)
     return 0
 
 
