@@ -73,6 +73,9 @@ class OrchestratorApp(ExtensionApp, EngineSettings):
         "worker": (WorkerCommand, WorkerCommand.description),
         "scheduler": (SchedulerCommand, SchedulerCommand.description),
         "model": (ModelCommand, ModelCommand.description),
+        # imported when used: `jupyter orchestrator deploy NOTEBOOK --agent NAME`, `... kernels install`
+        "deploy": ("orchestrator_ext.deploy.DeployCommand", "Deploy a notebook as the next version of a workflow."),
+        "kernels": ("orchestrator_kernels.kernelspec.KernelsCommand", "Install the framework kernels."),
     }
 
     database_url = Unicode(
@@ -306,6 +309,7 @@ class OrchestratorApp(ExtensionApp, EngineSettings):
             return None
         self._model_process = process
         self.log.info("local model %s at %s (integration 'local-model')", local_model.MODEL_ALIAS, base_url)
+        os.environ[local_model.URL_ENV] = base_url  # the kernels this server starts: their model()
         return local_model.INTEGRATION_NAME, local_model.integration(base_url)
 
     async def stop_extension(self) -> None:
@@ -315,6 +319,7 @@ class OrchestratorApp(ExtensionApp, EngineSettings):
         if self._model_process is not None:
             local_model.stop_server(self._model_process)
             self._model_process = None
+            os.environ.pop(local_model.URL_ENV, None)
         if self._scheduler is not None and self._scheduler_task is not None:
             self._scheduler_stop.set()
             await self._scheduler_task

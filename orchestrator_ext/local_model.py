@@ -33,6 +33,9 @@ from .cli import OrchestratorCommand
 MODEL_ALIAS = "SmolLM2-135M-Instruct"
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 INTEGRATION_NAME = "local-model"
+#: set in the personal server's environment while its local model runs: the kernels it starts find it there
+#: (``orchestrator_kernels.models``)
+URL_ENV = "ORCHESTRATOR_LOCAL_MODEL_URL"
 
 
 #: llama.cpp's OpenMP threads spin while waiting unless told not to: on a busy machine that made
