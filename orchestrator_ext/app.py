@@ -17,35 +17,28 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from jupyter_core.paths import jupyter_data_dir
 from jupyter_server.extension.application import ExtensionApp
-from traitlets import Bool, CaselessStrEnum, Float, Int, List, Unicode, default
+from traitlets import Bool, Float, Int, List, Unicode, default
 
 from . import __version__, local_model
 from .cli import MigrateCommand, RotateKeysCommand, SetTierCommand
 from .db.embedded import EmbeddedPostgres
 from .db.engine import Database, PoolSettings
-from .db.setup import DatabaseLocation, prepare_database
+from .db.setup import prepare_database
 from .engine.commands import SchedulerCommand, WorkerCommand
-from .engine.settings import EngineSettings
 from .handlers import all_handlers
 from .hub import identity as hub
 from .local_model import ModelCommand
 from .observability import logging as ologging
 from .observability.metrics import Metrics
-from .security.crypto import KeyRing, load_or_create_keyring
 from .services.container import Services, ServiceSettings
+from .settings import OrchestratorSettings
 
 if TYPE_CHECKING:
     import subprocess  # nosec B404 - only for a type annotation
 
     from .engine.scheduler import Scheduler
     from .engine.worker import Worker
-
-
-def _env(name: str, fallback: str = "") -> str:
-    """An environment setting; an empty value (a blank line of a .env file) counts as unset."""
-    return os.environ.get(name) or fallback
 
 
 def _level(value: object) -> int:
@@ -56,7 +49,7 @@ def _level(value: object) -> int:
     return number if isinstance(number, int) else logging.INFO
 
 
-class OrchestratorApp(ExtensionApp, EngineSettings):
+class OrchestratorApp(OrchestratorSettings, ExtensionApp):
     """Orchestrator: build, run and operate AI agents from Jupyter."""
 
     name = "orchestrator"
@@ -78,31 +71,6 @@ class OrchestratorApp(ExtensionApp, EngineSettings):
         "kernels": ("orchestrator_kernels.kernelspec.KernelsCommand", "Install the framework kernels."),
     }
 
-    database_url = Unicode(
-        help="""PostgreSQL URL the server connects with (e.g. postgresql://orchestrator_app:pw@db:5432/orchestrator).
-        Empty: start the embedded PostgreSQL server under data_dir. Env: ORCHESTRATOR_DATABASE_URL.""",
-    ).tag(config=True)
-
-    database_admin_url = Unicode(
-        help="""URL of the role that owns the tables, used for migrations and to grant the server's role
-        its privileges. Empty: database_url. Env: ORCHESTRATOR_DATABASE_ADMIN_URL.""",
-    ).tag(config=True)
-
-    app_role = Unicode(
-        "orchestrator_app",
-        help="The non-superuser role the server uses on the embedded PostgreSQL (row-level security applies to it).",
-    ).tag(config=True)
-
-    data_dir = Unicode(
-        help="Where the personal mode keeps its database and generated keys. Env: ORCHESTRATOR_DATA_DIR.",
-    ).tag(config=True)
-
-    encryption_keys = Unicode(
-        help="""AES-256-GCM key ring, 'id:base64key[,id:base64key...]'; the first key encrypts, all decrypt.
-        Empty: a key ring generated once and kept in data_dir/keys.json (mode 0600).
-        Env: ORCHESTRATOR_ENCRYPTION_KEYS.""",
-    ).tag(config=True)
-
     owner = Unicode(
         help="""On a single-user server (no hub), the user name that every caller holding the server's
         token or password acts as. Default: the operating-system user running the server.""",
@@ -123,9 +91,6 @@ class OrchestratorApp(ExtensionApp, EngineSettings):
     max_body_bytes = Int(5 * 1024 * 1024, help="Largest accepted request body, in bytes (larger: 413).").tag(
         config=True
     )
-    log_style = CaselessStrEnum(
-        ["json", "text"], "json", help="Format of the orchestrator's own logs: JSON lines, or text for a terminal."
-    ).tag(config=True)
     log_requests = Bool(
         True,
         help="""Log one JSON line per API request (method, route, status, duration, correlation_id):
@@ -153,26 +118,6 @@ class OrchestratorApp(ExtensionApp, EngineSettings):
         help="""As a JupyterHub service: seconds to remember the hub's answer about a token or login cookie.
         0 asks the hub on every request, so a user removed or blocked in the hub loses access at once.""",
     ).tag(config=True)
-
-    @default("database_url")
-    def _default_database_url(self) -> str:
-        return _env("ORCHESTRATOR_DATABASE_URL")
-
-    @default("database_admin_url")
-    def _default_database_admin_url(self) -> str:
-        return _env("ORCHESTRATOR_DATABASE_ADMIN_URL")
-
-    @default("runs_database_url")
-    def _default_runs_database_url(self) -> str:
-        return _env("ORCHESTRATOR_RUNS_DATABASE_URL")
-
-    @default("data_dir")
-    def _default_data_dir(self) -> str:
-        return _env("ORCHESTRATOR_DATA_DIR", str(Path(jupyter_data_dir()) / "orchestrator"))
-
-    @default("encryption_keys")
-    def _default_encryption_keys(self) -> str:
-        return _env("ORCHESTRATOR_ENCRYPTION_KEYS")
 
     @default("default_url")
     def _default_default_url(self) -> str:
@@ -257,14 +202,6 @@ class OrchestratorApp(ExtensionApp, EngineSettings):
         self.runs_url = prepared.runs_url
         return prepared.app_url
 
-    def database_location(self) -> DatabaseLocation:
-        return DatabaseLocation(
-            database_url=self.database_url,
-            database_admin_url=self.database_admin_url,
-            data_dir=Path(self.data_dir),
-            app_role=self.app_role,
-        )
-
     def _pool_settings(self) -> PoolSettings:
         return PoolSettings(
             size=self.pool_size,
@@ -272,11 +209,6 @@ class OrchestratorApp(ExtensionApp, EngineSettings):
             timeout=self.pool_timeout,
             statement_timeout_ms=self.statement_timeout_ms,
         )
-
-    def keyring(self) -> KeyRing:
-        if self.encryption_keys:
-            return KeyRing.parse(self.encryption_keys)
-        return load_or_create_keyring(Path(self.data_dir) / "keys.json")
 
     async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
         """Personal mode: a worker and the scheduler run in this server's event loop."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from jupyter_core.application import JupyterApp
 from sqlalchemy import create_engine
@@ -21,20 +21,20 @@ from .db.setup import prepare_database
 from .security.crypto import KeyRing, generate_key
 from .services.keys import reencrypt_all, remaining
 from .services.tiers import set_tier
-
-if TYPE_CHECKING:
-    from .app import OrchestratorApp
+from .settings import OrchestratorSettings
 
 
 class OrchestratorCommand(JupyterApp):
-    """A subcommand reads the server's settings from its parent OrchestratorApp."""
+    """A subcommand reads the server's settings from its parent OrchestratorApp.
+
+    It knows the parent only as :class:`OrchestratorSettings` (the traits they share), so this
+    module does not import the app that lists the subcommands.
+    """
 
     @property
-    def orchestrator(self) -> OrchestratorApp:
-        from .app import OrchestratorApp
-
+    def orchestrator(self) -> OrchestratorSettings:
         parent = self.parent
-        if not isinstance(parent, OrchestratorApp):  # pragma: no cover - always launched as a subcommand
+        if not isinstance(parent, OrchestratorSettings):  # pragma: no cover - always launched as a subcommand
             raise RuntimeError("run this as `jupyter orchestrator <command>`")
         return parent
 

@@ -1,10 +1,12 @@
-"""The OpenAPI 3.1 document of the REST API, built from the route tables and the pydantic models.
+"""The OpenAPI 3.1 document of the REST API, built from the route table it is given and the pydantic models.
 
-Every handler method under ``/orchestrator/api/v1`` carries an
-:class:`~orchestrator_ext.handlers.base.Operation` (``@operation``); this module
-walks :func:`~orchestrator_ext.handlers.all_handlers`, turns each into an
-OpenAPI operation, and generates the component schemas with pydantic. Errors
-are RFC 9457 problem details (``Problem``), described once as shared responses.
+Every handler method under ``/orchestrator/api/v1`` carries an :class:`Operation`
+(``@operation``, defined here); :func:`build_document` walks the route table
+the server serves (``(pattern, handler)`` pairs), turns each described method
+into an OpenAPI operation, and generates the component schemas with pydantic.
+Errors are RFC 9457 problem details (``Problem``), described once as shared
+responses. This module imports nothing of ``handlers``: the handlers depend on
+it (for ``@operation``), never the other way round.
 """
 
 from __future__ import annotations
@@ -12,19 +14,20 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, JsonSchemaValue, models_json_schema
 
 from . import __version__
-from .handlers.base import API_PREFIX, Operation
 from .schemas.common import Problem
 from .security.permissions import PLATFORM_ADMIN, ROLE_PERMISSIONS, Permission
 
+#: where the REST API lives under the server's base URL
+API_PREFIX = "orchestrator/api/v1"
 HTTP_METHODS = ("get", "put", "post", "patch", "delete")
 REF_TEMPLATE = "#/components/schemas/{model}"
 _PATH_PARAM = re.compile(r"\{([a-z_]+)\}")
@@ -52,6 +55,65 @@ API token), or with the Jupyter login cookie (then send the `_xsrf` cookie's val
 
 
 @dataclass(frozen=True)
+class Operation:
+    """What the OpenAPI document says about one handler method."""
+
+    summary: str
+    responses: dict[int, type[BaseModel] | None]
+    body: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None
+    permission: str | None = None
+    tags: tuple[str, ...] = ()
+    headers: dict[str, str] = field(default_factory=dict)
+    authenticated: bool = True
+    #: responses that are not JSON: status -> media types (text/event-stream, text/plain, text/html)
+    media: dict[int, tuple[str, ...]] = field(default_factory=dict)
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def operation(
+    summary: str,
+    *,
+    responses: dict[int, type[BaseModel] | None],
+    body: type[BaseModel] | None = None,
+    query: type[BaseModel] | None = None,
+    permission: str | None = None,
+    tags: tuple[str, ...] = (),
+    headers: dict[str, str] | None = None,
+    authenticated: bool = True,
+    media: dict[int, tuple[str, ...]] | None = None,
+) -> Callable[[F], F]:
+    """Describe a handler method for the OpenAPI document (``__openapi__`` on the function).
+
+    Put it innermost (right above ``async def``): the auth decorators copy it outward.
+    ``headers`` maps request header names to their description.
+    """
+    described = Operation(
+        summary=summary,
+        responses=responses,
+        body=body,
+        query=query,
+        permission=permission,
+        tags=tags,
+        headers=headers or {},
+        authenticated=authenticated,
+        media=media or {},
+    )
+
+    def mark(func: F) -> F:
+        func.__openapi__ = described  # type: ignore[attr-defined]
+        return func
+
+    return mark
+
+
+#: a route table as jupyter-server takes it: (pattern, handler class[, its keyword arguments])
+Routes = Sequence[tuple[Any, ...]]
+
+
+@dataclass(frozen=True)
 class Endpoint:
     """One documented handler method: its route template, HTTP method and description."""
 
@@ -61,12 +123,10 @@ class Endpoint:
     operation: Operation
 
 
-def endpoints() -> list[Endpoint]:
-    """Every handler method under the API prefix that carries ``@operation``."""
-    from .handlers import all_handlers  # here, not at the top: the handlers package imports this module
-
+def endpoints(routes: Routes) -> list[Endpoint]:
+    """Every handler method of ``routes`` under the API prefix that carries ``@operation``."""
     found = []
-    for pattern, handler, *_ in all_handlers():
+    for pattern, handler, *_ in routes:
         if not pattern.startswith(f"/{API_PREFIX}/"):
             continue
         for method in HTTP_METHODS:
@@ -243,9 +303,9 @@ def _components(schemas: _Schemas, cookie_name: str) -> dict[str, Any]:
     }
 
 
-def build_document(base_url: str = "/", cookie_name: str = "username") -> dict[str, Any]:
-    """The OpenAPI 3.1 document of the API served under ``base_url``."""
-    found = endpoints()
+def build_document(routes: Routes, base_url: str = "/", cookie_name: str = "username") -> dict[str, Any]:
+    """The OpenAPI 3.1 document of the API that ``routes`` serve under ``base_url``."""
+    found = endpoints(routes)
     schemas = _Schemas(e.operation for e in found)
     paths: dict[str, dict[str, Any]] = {}
     for endpoint, operation_id in zip(found, _operation_ids(found), strict=True):
@@ -263,7 +323,11 @@ def build_document(base_url: str = "/", cookie_name: str = "username") -> dict[s
     }
 
 
+def document_json(routes: Routes, base_url: str, cookie_name: str) -> str:
+    """The document as JSON text, built once per route table, base URL and cookie name."""
+    return _cached_json(tuple((pattern, handler) for pattern, handler, *_ in routes), base_url, cookie_name)
+
+
 @functools.lru_cache(maxsize=32)
-def document_json(base_url: str, cookie_name: str) -> str:
-    """The document as JSON text, built once per base URL and cookie name (the routes do not change)."""
-    return json.dumps(build_document(base_url, cookie_name), separators=(",", ":"))
+def _cached_json(routes: tuple[tuple[str, type[Any]], ...], base_url: str, cookie_name: str) -> str:
+    return json.dumps(build_document(routes, base_url, cookie_name), separators=(",", ":"))

@@ -16,8 +16,6 @@ import os
 import re
 import time
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
 import psycopg
@@ -42,6 +40,9 @@ from ..errors import (
     ValidationFailed,
 )
 from ..observability.logging import correlation_id
+from ..openapi import API_PREFIX as API_PREFIX
+from ..openapi import Operation as Operation
+from ..openapi import operation as operation
 from ..services.scope import Identity
 
 if TYPE_CHECKING:
@@ -49,7 +50,6 @@ if TYPE_CHECKING:
     from ..services.container import Services
 
 AUTH_RESOURCE = "orchestrator"
-API_PREFIX = "orchestrator/api/v1"
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -296,60 +296,6 @@ class OrchestratorHandler(ExtensionHandlerMixin, APIHandler):
                 },
             )
         super().on_finish()
-
-
-@dataclass(frozen=True)
-class Operation:
-    """What the OpenAPI document says about one handler method."""
-
-    summary: str
-    responses: dict[int, type[BaseModel] | None]
-    body: type[BaseModel] | None = None
-    query: type[BaseModel] | None = None
-    permission: str | None = None
-    tags: tuple[str, ...] = ()
-    headers: dict[str, str] = field(default_factory=dict)
-    authenticated: bool = True
-    #: responses that are not JSON: status -> media types (text/event-stream, text/plain, text/html)
-    media: dict[int, tuple[str, ...]] = field(default_factory=dict)
-
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def operation(
-    summary: str,
-    *,
-    responses: dict[int, type[BaseModel] | None],
-    body: type[BaseModel] | None = None,
-    query: type[BaseModel] | None = None,
-    permission: str | None = None,
-    tags: tuple[str, ...] = (),
-    headers: dict[str, str] | None = None,
-    authenticated: bool = True,
-    media: dict[int, tuple[str, ...]] | None = None,
-) -> Callable[[F], F]:
-    """Describe a handler method for the OpenAPI document (``__openapi__`` on the function).
-
-    Put it innermost (right above ``async def``): the auth decorators copy it outward.
-    ``headers`` maps request header names to their description.
-    """
-
-    def mark(func: F) -> F:
-        func.__openapi__ = Operation(  # type: ignore[attr-defined]
-            summary=summary,
-            responses=responses,
-            body=body,
-            query=query,
-            permission=permission,
-            tags=tags,
-            headers=headers or {},
-            authenticated=authenticated,
-            media=media or {},
-        )
-        return func
-
-    return mark
 
 
 def api_route(template: str) -> str:

@@ -79,7 +79,8 @@ class OpenAPIHandler(OrchestratorHandler):
     )
     async def get(self) -> None:
         cookie_name = str(self.identity_provider.get_cookie_name(self))
-        self.finish(spec.document_json(self.base_url, cookie_name))
+        # the routes this extension serves: the document describes what is there, nothing else
+        self.finish(spec.document_json(self.extensionapp.handlers, self.base_url, cookie_name))
 
 
 class DocsHandler(OrchestratorHandler):
