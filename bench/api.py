@@ -62,9 +62,10 @@ class Server:
             return json.loads(response.read())
 
     def admin_url(self) -> str:
-        """The embedded server's superuser URL: its socket directory is line 5 of postmaster.pid."""
-        lines = (self.data_dir / "pgdata" / "postmaster.pid").read_text().splitlines()
-        return f"postgresql://postgres@/orchestrator?host={lines[4].strip()}"
+        """The embedded server's superuser URL (its socket and the password it keeps in the data dir)."""
+        from orchestrator_ext.db.embedded import superuser_url
+
+        return superuser_url(self.data_dir)
 
 
 def free_port() -> int:

@@ -322,9 +322,9 @@ def runs_per_worker(pgdata: Path, workflow_id: str) -> dict[str, int]:
     """Which worker ran how many of a workflow's runs (worker_id is not in the API's answers: ask the database)."""
     import psycopg
 
-    found = postmaster(pgdata)
-    assert found is not None
-    with psycopg.connect(f"postgresql://postgres@/orchestrator?host={found[1]}") as conn:
+    from orchestrator_ext.db.embedded import superuser_url
+
+    with psycopg.connect(superuser_url(pgdata.parent, "orchestrator")) as conn:
         rows = conn.execute(
             "SELECT worker_id, count(*) FROM workflow_executions WHERE workflow_id = %s GROUP BY worker_id",
             (workflow_id,),

@@ -664,9 +664,9 @@ def database(pgdata: Path, name: str) -> Any:
     """A superuser connection to one of the embedded server's databases (through its socket)."""
     import psycopg
 
-    found = postmaster(pgdata)
-    assert found is not None
-    return psycopg.connect(f"postgresql://postgres@/{name}?host={found[1]}")
+    from orchestrator_ext.db.embedded import superuser_url
+
+    return psycopg.connect(superuser_url(pgdata.parent, name))
 
 
 def runs_per_worker(pgdata: Path, workflow_id: str) -> dict[str, int]:

