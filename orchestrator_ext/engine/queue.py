@@ -1,9 +1,9 @@
 """The queue is the ``workflow_executions`` table; these are its operations.
 
-Workers reach PostgreSQL as the application role with ``orchestrator.system``
-on (they serve every tenant), through a small pool of autocommit connections
-that are checked before use, so a database restart costs a retry, not a
-worker. Every write that ends or renews a run names the attempt and the
+Workers reach PostgreSQL as the application role with the row-level-security
+bypass on (they serve every tenant; ``db/system.py``), through a small pool of
+autocommit connections that are checked before use, so a database restart
+costs a retry, not a worker. Every write that ends or renews a run names the attempt and the
 worker that holds it: a worker that lost its lease (a zombie) changes nothing.
 """
 
@@ -17,8 +17,10 @@ from typing import Any
 
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
-from psycopg.types.json import Jsonb
+from psycopg.types.json import Json, Jsonb
 from psycopg_pool import AsyncConnectionPool
+
+from ..db.system import configure_system_connection
 
 CLAIM = """
 SELECT c.id, c.org_id, c.workflow_id, c.agent_id, c.attempt, c.max_attempts, c.timeout_seconds, c.inputs,
@@ -149,10 +151,6 @@ class ClaimedRun:
     resume: dict[str, Any] | None = None
 
 
-async def _system(conn: AsyncConnection[Any]) -> None:
-    await conn.execute("SELECT set_config('orchestrator.system', 'on', false), set_config('timezone', 'UTC', false)")
-
-
 class Queue:
     """The queue's operations over a small pool of the worker's own connections."""
 
@@ -163,7 +161,7 @@ class Queue:
             max_size=size,
             open=False,
             kwargs={"autocommit": True, "options": f"-c statement_timeout={statement_timeout_ms}"},
-            configure=_system,
+            configure=configure_system_connection,
             check=AsyncConnectionPool.check_connection,
             reconnect_timeout=3600,
         )
@@ -210,7 +208,8 @@ class Queue:
         async with self.pool.connection() as conn, conn.transaction():
             done = await (await conn.execute(FINISH, params)).fetchone()
             if done is not None and notebook is not None:
-                await conn.execute(SAVE_NOTEBOOK, {"id": run.id, "content": jsonb(notebook)})
+                # json, not jsonb: the notebook keeps its keys' order (its parameters, as the inputs gave them)
+                await conn.execute(SAVE_NOTEBOOK, {"id": run.id, "content": Json(notebook, dumps=_pg_dumps)})
             return done is not None
 
     async def wait(self, run: ClaimedRun, worker: str, outputs: dict[str, Any], waiting_for: dict[str, Any]) -> bool:

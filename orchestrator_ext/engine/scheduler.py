@@ -7,10 +7,10 @@ so another one fires it. The execution of a due time is inserted with
 ``ON CONFLICT (schedule_id, scheduled_for) DO NOTHING`` on the unique index
 ``uq_executions_schedule_firing``: a firing can never start two runs.
 
-Schedulers reach PostgreSQL as the application role with ``orchestrator.system``
-on (they serve every tenant), like the workers, through a small pool of
-autocommit connections that are checked before use: a database restart costs
-a few failed ticks, not the scheduler. This module knows nothing of tornado or
+Schedulers reach PostgreSQL as the application role with the row-level-security
+bypass on (they serve every tenant; ``db/system.py``), like the workers, through
+a small pool of autocommit connections that are checked before use: a database
+restart costs a few failed ticks, not the scheduler. This module knows nothing of tornado or
 the services layer.
 """
 
@@ -27,9 +27,10 @@ from typing import Any
 import psycopg
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
-from psycopg.types.json import Jsonb
+from psycopg.types.json import Json
 from psycopg_pool import AsyncConnectionPool
 
+from ..db.system import configure_system_connection
 from .cron import CronError, Firing, OverlapPolicy, due_firings
 
 log = logging.getLogger("orchestrator.scheduler")
@@ -86,10 +87,6 @@ UPDATE schedules SET next_run_at = %(next)s, last_fired_at = coalesce(%(fired)s:
 DISABLE = "UPDATE schedules SET enabled = false, next_run_at = NULL, updated_at = clock_timestamp() WHERE id = %(id)s"
 
 
-async def _system(conn: AsyncConnection[Any]) -> None:
-    await conn.execute("SELECT set_config('orchestrator.system', 'on', false), set_config('timezone', 'UTC', false)")
-
-
 def default_name() -> str:
     return f"scheduler-{socket.gethostname()}-{os.getpid()}"
 
@@ -127,7 +124,7 @@ class Scheduler:
                 "application_name": self.name[:63],
                 "options": f"-c statement_timeout={statement_timeout_ms}",
             },
-            configure=_system,
+            configure=configure_system_connection,
             check=AsyncConnectionPool.check_connection,
             reconnect_timeout=3600,
         )
@@ -255,7 +252,7 @@ def _run_values(schedule: dict[str, Any], version: dict[str, Any], at: datetime)
         "workflow_id": schedule["workflow_id"],
         "version_id": version["id"],
         "version": version["version"],
-        "inputs": Jsonb(schedule["inputs"]),
+        "inputs": Json(schedule["inputs"]),  # json, not jsonb: the keys keep their order
         "max_attempts": max_attempts if isinstance(max_attempts, int) and max_attempts >= 1 else 1,
         "timeout_seconds": timeout if isinstance(timeout, int) else None,
         "created_by": schedule["created_by"],

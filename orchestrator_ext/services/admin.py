@@ -11,7 +11,7 @@ an operator does with ``jupyter orchestrator set-tier``, and more:
 - make any user a member of any shared organization with any role (e.g. the
   first owner of an organization a hub group created).
 
-Their actions run outside any tenant scope (``orchestrator.system``) and each is
+Their actions run outside any tenant scope (a system transaction) and each is
 written to the audit log of the organization it changed, under the admin's id,
 so the organization's own admins see what was done to it. Everyone else gets a
 403 from every ``/admin`` endpoint.
@@ -29,6 +29,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..db.models import AuditEvent, Organization, OrganizationMember, ResourceTier
+from ..db.system import system_transaction
 from ..errors import Conflict, FieldError, Forbidden, NotFound, ValidationFailed
 from ..schemas.admin import (
     AdminUpdateOrganization,
@@ -59,8 +60,7 @@ class AdminService:
         if not identity.platform_admin:
             raise Forbidden(REFUSED)
         admin_id = await self.scopes.user_id(identity)
-        async with self.scopes.db.transaction() as session:
-            await session.execute(text("SELECT set_config('orchestrator.system', 'on', true)"))
+        async with system_transaction(self.scopes.db) as session:
             await session.execute(text("SELECT set_config('orchestrator.user_id', :u, true)"), {"u": str(admin_id)})
             yield session, admin_id
 

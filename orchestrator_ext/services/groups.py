@@ -26,11 +26,12 @@ import re
 import uuid
 from collections.abc import Iterable
 
-from sqlalchemy import delete, select, text, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.dialects.postgresql import insert
 
 from ..db.engine import Database
 from ..db.models import SLUG_PATTERN, AuditEvent, MembershipSource, Organization, OrganizationMember
+from ..db.system import system_transaction
 from ..security.permissions import Role
 
 log = logging.getLogger("orchestrator.hub")
@@ -83,8 +84,7 @@ class HubGroupSync:
         if self._applied.get(user_id) == grants:
             return
         wanted = dict(grants)
-        async with self.db.transaction() as session:
-            await session.execute(text("SELECT set_config('orchestrator.system', 'on', true)"))
+        async with system_transaction(self.db) as session:
             if wanted:
                 await session.execute(
                     insert(Organization)

@@ -1,6 +1,6 @@
 """Key rotation: re-encrypt every encrypted column with the key ring's primary key.
 
-Runs outside any tenant (``orchestrator.system``) on a synchronous connection:
+Runs outside any tenant (a system transaction) on a synchronous connection:
 it is an operator's command (``jupyter orchestrator rotate-keys``), not a request.
 Rows already under the primary key are left alone, so the command can be
 stopped and run again.
@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine, text
 
+from ..db.system import system_transaction_sync
 from ..security.crypto import KeyRing
 
 log = logging.getLogger("orchestrator.keys")
@@ -38,8 +39,7 @@ def reencrypt_all(engine: Engine, ring: KeyRing, batch: int = 500) -> RotationRe
     """Re-encrypt, in batches of ``batch`` rows per transaction, every value not under ``ring.primary``."""
     report = RotationReport()
     for table, column, prefix in ENCRYPTED_COLUMNS:
-        with engine.begin() as conn:
-            conn.execute(text("SELECT set_config('orchestrator.system', 'on', true)"))
+        with system_transaction_sync(engine) as conn:
             report.already_current += conn.execute(
                 # table and column come from ENCRYPTED_COLUMNS, never from input
                 text(f"SELECT count(*) FROM {table} WHERE {column} LIKE :current"),  # nosec B608
@@ -55,8 +55,7 @@ def reencrypt_all(engine: Engine, ring: KeyRing, batch: int = 500) -> RotationRe
 def remaining(engine: Engine, ring: KeyRing) -> int:
     """How many encrypted values are not (yet) under the primary key."""
     total = 0
-    with engine.begin() as conn:
-        conn.execute(text("SELECT set_config('orchestrator.system', 'on', true)"))
+    with system_transaction_sync(engine) as conn:
         for table, column, _prefix in ENCRYPTED_COLUMNS:
             query = f"SELECT count(*) FROM {table} WHERE {column} IS NOT NULL AND {column} NOT LIKE :current"  # nosec B608
             total += conn.execute(text(query), {"current": f"v1.{ring.primary}.%"}).scalar_one()
@@ -67,8 +66,7 @@ def _rotate_batch(
     engine: Engine, ring: KeyRing, table: str, column: str, prefix: str, batch: int, report: RotationReport
 ) -> int:
     current = f"v1.{ring.primary}.%"
-    with engine.begin() as conn:
-        conn.execute(text("SELECT set_config('orchestrator.system', 'on', true)"))
+    with system_transaction_sync(engine) as conn:
         rows = conn.execute(
             text(
                 f"SELECT id, {column} FROM {table} WHERE {column} IS NOT NULL AND {column} NOT LIKE :current "  # nosec B608

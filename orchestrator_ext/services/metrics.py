@@ -1,7 +1,8 @@
 """Figures the metrics endpoint reads at scrape time, across every organization.
 
-The only cross-tenant read of the server: one read-only transaction that turns
-on ``orchestrator.system`` (the row-level-security bypass) for a count by status.
+The only cross-tenant read of the server: one read-only system transaction
+(the row-level-security bypass, :func:`~orchestrator_ext.db.system.system_transaction`)
+for a count by status.
 """
 
 from __future__ import annotations
@@ -10,14 +11,13 @@ from sqlalchemy import func, select, text
 
 from ..db.engine import Database
 from ..db.models import ExecutionStatus, WorkflowExecution
+from ..db.system import system_transaction
 from ..observability.metrics import Metrics
 
 
 async def executions_by_status(db: Database) -> dict[str, int]:
     """The number of executions in each known status (zero when none), all organizations."""
-    async with db.transaction() as session:
-        await session.execute(text("SET TRANSACTION READ ONLY"))
-        await session.execute(text("SELECT set_config('orchestrator.system', 'on', true)"))
+    async with system_transaction(db, read_only=True) as session:
         rows = (
             await session.execute(select(WorkflowExecution.status, func.count()).group_by(WorkflowExecution.status))
         ).all()
@@ -45,9 +45,7 @@ SELECT a.framework,
 
 async def runtime_totals(db: Database) -> dict[str, dict[str, float]]:
     """Per framework: runs, steps, model calls, tokens and step time its runs recorded, all organizations."""
-    async with db.transaction() as session:
-        await session.execute(text("SET TRANSACTION READ ONLY"))
-        await session.execute(text("SELECT set_config('orchestrator.system', 'on', true)"))
+    async with system_transaction(db, read_only=True) as session:
         rows = (await session.execute(RUNTIME_TOTALS)).mappings().all()
     return {str(row["framework"]): {k: float(v) for k, v in row.items() if k != "framework"} for row in rows}
 

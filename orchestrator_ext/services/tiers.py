@@ -6,6 +6,8 @@ import uuid
 
 from sqlalchemy import Engine, text
 
+from ..db.system import system_transaction_sync
+
 
 def set_tier(engine: Engine, org_id: str, tier: str) -> str:
     """Move an organization to ``tier``; refuse a tier whose agent limit its live agents exceed."""
@@ -13,8 +15,7 @@ def set_tier(engine: Engine, org_id: str, tier: str) -> str:
         org = uuid.UUID(org_id)
     except ValueError as exc:
         raise SystemExit(f"'{org_id}' is not an organization id (a UUID)") from exc
-    with engine.begin() as conn:
-        conn.execute(text("SELECT set_config('orchestrator.system', 'on', true)"))
+    with system_transaction_sync(engine) as conn:
         limit = conn.execute(text("SELECT max_agents FROM resource_tiers WHERE name = :t"), {"t": tier}).scalar()
         if limit is None:
             known = conn.execute(text("SELECT string_agg(name, ', ' ORDER BY name) FROM resource_tiers")).scalar()
