@@ -152,7 +152,30 @@ class NotebookFormatQuery(RequestModel):
     format: Literal["ipynb", "html"] = Field(default="ipynb", description="ipynb (the document) or html.")
 
 
+#: The HTML export shows what a run's code printed, HTML included: a page of someone else's making.
+#: ``sandbox`` without ``allow-scripts`` runs no script and gives the page an origin of its own
+#: (no cookies, no API calls); nothing loads from anywhere; the export's own inline styles and
+#: embedded (data:) images still render.
+EXPORT_CSP = "; ".join(
+    [
+        "sandbox",
+        "default-src 'none'",
+        "style-src 'unsafe-inline'",
+        "img-src data:",
+        "font-src data:",
+        "base-uri 'none'",
+        "form-action 'none'",
+        "frame-ancestors 'self'",
+    ]
+)
+
+
 class ExecutionNotebookHandler(OrchestratorHandler):
+    @property
+    def content_security_policy(self) -> str:
+        """The export's sandbox, whatever ServerApp's headers say: stricter than any page of the app."""
+        return EXPORT_CSP
+
     @web.authenticated
     @authorized
     @operation(
@@ -175,10 +198,61 @@ class ExecutionNotebookHandler(OrchestratorHandler):
 
 
 def notebook_html(content: dict[str, Any]) -> str:
+    """The executed notebook as one HTML page, sanitized: what outputs and Markdown may show is
+    nbconvert's SanitizeHTML allow-list (bleach): scripts, event handlers, iframes, SVG and
+    JavaScript outputs are taken out, not escaped; tables, images and formatting stay."""
     from nbconvert import HTMLExporter
+    from nbconvert.preprocessors.sanitize import SanitizeHTML
 
-    html, _ = HTMLExporter().from_notebook_node(nbformat.from_dict(content))
-    return str(html)
+    exporter = HTMLExporter()
+    exporter.register_preprocessor(_sanitizer(SanitizeHTML), enabled=True)
+    # reads(), not from_dict(): notebooks keep each cell's source as a list of lines
+    html, _ = exporter.from_notebook_node(nbformat.reads(json.dumps(content), as_version=4))
+    # what is left of <script> is the template's own (require.js and MathJax from a CDN): the
+    # sandbox would block them anyway; without them the page asks nothing of anyone, even saved
+    return _SCRIPT.sub("", str(html))
+
+
+_SCRIPT = re.compile(r"<script\b[^>]*>.*?</script\s*>", re.DOTALL | re.IGNORECASE)
+
+
+def _sanitizer(sanitize_html: Any) -> Any:
+    """SanitizeHTML that removes what it does not allow (its default escapes it into visible text)."""
+    import bleach  # type: ignore[import-untyped]
+
+    tags = {*bleach.ALLOWED_TAGS, *_LAYOUT_TAGS}
+    attributes = {**bleach.ALLOWED_ATTRIBUTES, "img": ["src", "alt", "width", "height"], "*": ["class", "title"]}
+    return sanitize_html(enabled=True, tags=sorted(tags), attributes=attributes, strip=True)
+
+
+#: what dataframes, rich reprs and Markdown are made of, besides bleach's inline tags
+_LAYOUT_TAGS = (
+    "div",
+    "span",
+    "p",
+    "br",
+    "hr",
+    "pre",
+    "code",
+    "img",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "table",
+    "thead",
+    "tbody",
+    "tfoot",
+    "tr",
+    "th",
+    "td",
+    "caption",
+    "sub",
+    "sup",
+    "del",
+)
 
 
 default_handlers = route_table(
