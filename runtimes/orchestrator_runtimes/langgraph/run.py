@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 #: set in a fork server's environment once the checkpoint tables exist, so its runs skip the check
 PREPARED_ENV = "ORCHESTRATOR_CHECKPOINTS_READY"
 NAME = "langgraph"
+#: the advisory lock taken while the checkpoint tables are created
+SETUP_LOCK = 0x6C616E67  # "lang"
 
 
 class postgres_saver(AbstractContextManager[Any]):
@@ -50,7 +52,7 @@ class postgres_saver(AbstractContextManager[Any]):
             self._context = PostgresSaver.from_conn_string(self.url)
             saver = self._context.__enter__()
             if os.environ.get(PREPARED_ENV) != self.url:
-                saver.setup()
+                _setup(saver)
         except Exception as exc:
             raise RunError(
                 ErrorKind.INTERNAL, f"the runs' database cannot keep checkpoints: {exc}", retryable=True
@@ -60,6 +62,22 @@ class postgres_saver(AbstractContextManager[Any]):
     def __exit__(self, *exc_info: Any) -> None:
         if self._context is not None:
             self._context.__exit__(*exc_info)
+
+
+def _setup(saver: Any) -> None:
+    """Create the checkpoint tables, one process at a time: runs starting together on a fresh database
+    would otherwise race on ``CREATE TABLE`` and fail with a duplicate key."""
+    # try, not wait: a session waiting on the lock is a transaction that CREATE INDEX CONCURRENTLY (in
+    # setup) would wait for in turn, a deadlock
+    while True:
+        row = saver.conn.execute("SELECT pg_try_advisory_lock(%s) AS locked", (SETUP_LOCK,)).fetchone()
+        if (row["locked"] if isinstance(row, dict) else row[0]) is True:
+            break
+        time.sleep(0.05)
+    try:
+        saver.setup()
+    finally:
+        saver.conn.execute("SELECT pg_advisory_unlock(%s)", (SETUP_LOCK,))
 
 
 def checkpointer(context: RunContext) -> AbstractContextManager[Any]:
