@@ -4,6 +4,12 @@ Notebooks run through papermill on a warm kernel (:mod:`.notebooks`); every
 other framework runs in a warm runner process (:mod:`.runners`). Either way
 the attempt races its timeout and its cancellation: whichever comes first
 kills the child's process group, so a loop that never yields is stopped too.
+
+Only infrastructure faults are marked retryable (a kernel or runner that
+would not start or died, the hand-over of integrations; a lost worker is
+retried by the queue): those may go better on another attempt. Anything
+else, a bug of ours included, fails the same way every time, so the run ends
+at once with the traceback in its error and its log.
 """
 
 from __future__ import annotations
@@ -12,14 +18,15 @@ import asyncio
 import contextlib
 import json
 import logging
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from jupyter_client.kernelspec import NoSuchKernel
 from nbclient.exceptions import DeadKernelError
-from orchestrator_runtimes import RunError, parse_parameters
-from orchestrator_runtimes.notebook import ParametersCellError, input_problems
+from orchestrator_runtimes import RunError
+from orchestrator_runtimes.notebook import ParametersCellError, inputs_mode, notebook_input_problems
 from orchestrator_runtimes.reporting import INTEGRATIONS_ENV
 from orchestrator_runtimes.runtime import ErrorKind
 
@@ -118,8 +125,13 @@ class Attempts:
         except RunError as exc:
             return Outcome(FAILED, error=exc, notebook=active.notebook)
         except Exception as exc:
+            # not an infrastructure fault (those are RunErrors marked retryable): the same run would fail
+            # the same way, so it ends now, with the traceback where its owner looks
             log.exception("attempt %s of %s failed inside the worker", active.run.attempt, active.run.id)
-            error = RunError(ErrorKind.INTERNAL, f"the worker failed: {type(exc).__name__}: {exc}", retryable=True)
+            trace = traceback.format_exception(exc)
+            active.events.log("stderr", "".join(trace))
+            message = f"the worker failed: {type(exc).__name__}: {exc}"
+            error = RunError(ErrorKind.INTERNAL, message, traceback="".join(trace).splitlines()[-30:])
             return Outcome(FAILED, error=error, notebook=active.notebook)
 
     # ---- notebooks -----------------------------------------------------------
@@ -130,8 +142,11 @@ class Attempts:
         document = source.get("content") or run.notebook_snapshot
         if not isinstance(document, dict):
             raise RunError(ErrorKind.CONFIGURATION, "the workflow version has no notebook to run")
-        _check_inputs(document, run.inputs)
+        _check_inputs(document, run.inputs, inputs_mode(run.spec))
         kernel_name = (document.get("metadata", {}).get("kernelspec") or {}).get("name") or DEFAULT_KERNEL
+        # prepared before a kernel is taken: a run that fails to start still has its notebook to show
+        prepared = prepare(document, run.inputs, kernel_name, source.get("path") or "inline notebook")
+        active.notebook = prepared.notebook
         try:
             kernel = await self.kernels.take(kernel_name)
         except NoSuchKernel as exc:
@@ -140,19 +155,24 @@ class Attempts:
                 f"the notebook's kernel '{kernel_name}' is not installed where this worker runs "
                 "(its metadata.kernelspec.name); install it there or use the python3 kernel",
             ) from exc
+        except Exception as exc:  # the machine, not the notebook: worth another attempt
+            raise RunError(
+                ErrorKind.INTERNAL, f"the kernel could not start: {type(exc).__name__}: {exc}", retryable=True
+            ) from exc
         active.kill = kernel.kill_now
         try:
             if integrations:
                 await _hand_over(kernel.client, integrations)
-            nb = prepare(document, run.inputs, kernel.name, source.get("path") or "inline notebook")
-            active.notebook = nb
             try:
-                result = await run_notebook(nb, kernel, active.events, max_output_bytes=self.limits.max_output_bytes)
+                result = await run_notebook(
+                    prepared, kernel, active.events, max_output_bytes=self.limits.max_output_bytes
+                )
             except DeadKernelError as exc:
                 raise RunError(
                     ErrorKind.RESOURCES,
                     f"the kernel died while running the notebook ({exc}); it may have exceeded its memory "
                     f"limit of {self.limits.memory_mib} MiB",
+                    retryable=True,
                 ) from exc
         finally:
             asyncio.get_running_loop().create_task(discard(kernel))
@@ -167,7 +187,12 @@ class Attempts:
 
     async def _framework(self, active: ActiveRun, integrations: dict[str, dict[str, Any]]) -> Outcome:
         run = active.run
-        runner = await self.runners.take()
+        try:
+            runner = await self.runners.take()
+        except Exception as exc:  # the machine, not the workflow: worth another attempt
+            raise RunError(
+                ErrorKind.INTERNAL, f"the run's process could not start: {type(exc).__name__}: {exc}", retryable=True
+            ) from exc
         active.kill = runner.kill_now
         logs = asyncio.create_task(_forward_logs(runner.stderr_lines(), active.events))
         job = {
@@ -206,15 +231,16 @@ class Attempts:
                 ErrorKind.RESOURCES,
                 f"the run's process died ({exc}); it may have exceeded its memory limit of "
                 f"{self.limits.memory_mib} MiB",
+                retryable=True,
             ) from exc
         finally:
             await runner.discard()
             await asyncio.gather(logs, return_exceptions=True)
 
 
-def _check_inputs(document: dict[str, Any], inputs: dict[str, Any]) -> None:
+def _check_inputs(document: dict[str, Any], inputs: dict[str, Any], mode: str) -> None:
     try:
-        problems = input_problems(parse_parameters(document), inputs)
+        problems = notebook_input_problems(document, inputs, mode)
     except ParametersCellError as exc:
         raise RunError(ErrorKind.CONFIGURATION, str(exc)) from exc
     if problems:

@@ -1,7 +1,10 @@
 """Running a notebook through papermill on a warm kernel.
 
-papermill's own pipeline, step by step: ``parameterize_notebook`` injects the
-inputs after the ``parameters`` cell, ``NotebookExecutionManager`` keeps each
+papermill's own pipeline, step by step: the notebook is read as papermill's
+``load_notebook_node`` reads it (nbformat's reader, through
+:func:`~orchestrator_runtimes.notebook.read_notebook_document`, the reader that
+validation uses too), ``parameterize_notebook`` injects the inputs after the
+``parameters`` cell (at the top when there is none), ``NotebookExecutionManager`` keeps each
 cell's timing and status in the notebook's metadata, ``PapermillNotebookClient``
 executes the cells on the kernel we hand it, and ``raise_for_execution_errors``
 marks the failing cell and names it. Only the driving loop is ours, so that it
@@ -17,14 +20,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import nbformat
+import papermill
 from nbclient.exceptions import CellExecutionError
 from nbformat import NotebookNode
 from orchestrator_runtimes import RunError
+from orchestrator_runtimes.notebook import NotebookUnreadable, read_notebook_document
 from orchestrator_runtimes.reporting import records_of
 from orchestrator_runtimes.runtime import ErrorKind
 from papermill.clientwrap import PapermillNotebookClient
 from papermill.engines import NotebookExecutionManager
-from papermill.exceptions import PapermillExecutionError
+from papermill.exceptions import PapermillException, PapermillExecutionError
 from papermill.execute import prepare_notebook_metadata, raise_for_execution_errors, remove_error_markers
 from papermill.parameterize import parameterize_notebook
 
@@ -45,6 +50,7 @@ RETRYABLE_ERRORS = frozenset(
         "RetryableError",
     }
 )
+_ORIGIN = "orchestrator_origin"  # a cell's index as given, in its metadata while it is prepared
 TRUNCATED = "\n[output truncated: the run printed more than {limit} bytes; the rest is not kept]\n"
 
 
@@ -87,72 +93,151 @@ class _StreamingClient(PapermillNotebookClient):  # type: ignore[misc]
         return super().output(outs, msg, display_id, cell_index)
 
 
-def prepare(notebook: Mapping[str, Any], parameters: Mapping[str, Any], kernel_name: str, source: str) -> NotebookNode:
-    """The notebook to run: parameters injected (papermill's cell), metadata reset."""
-    nb = nbformat.from_dict(dict(notebook))
-    nb.metadata.setdefault("papermill", {})
-    for cell in nb.cells:  # what papermill's loader guarantees
+@dataclass
+class PreparedNotebook:
+    """The notebook to run, and for each of its cells the index it had in the notebook as given.
+
+    ``origins[i]`` is None for the cell papermill injected; it lets an error name
+    the cell the way its author counts it, whatever papermill added or removed.
+    """
+
+    notebook: NotebookNode
+    origins: list[int | None]
+
+
+def prepare(
+    document: Mapping[str, Any], parameters: Mapping[str, Any], kernel_name: str, source: str
+) -> PreparedNotebook:
+    """papermill's ``execute_notebook`` up to the execution: read, parameterize, metadata, old error markers gone.
+
+    The notebook is read by :func:`read_notebook_document`, the reader validation uses
+    too; inputs keep the order they were given in (papermill writes them in that order).
+    """
+    try:
+        nb = _as_papermill_loads(read_notebook_document(document))
+    except NotebookUnreadable as exc:
+        raise RunError(ErrorKind.CONFIGURATION, f"the notebook cannot be read: {exc}", problems=exc.problems) from exc
+    for index, cell in enumerate(nb.cells):
+        cell.metadata[_ORIGIN] = index
+    if parameters:
+        language = nb.metadata.get("language_info", {}).get("name") or nb.metadata.get("kernelspec", {}).get("language")
+        try:
+            nb = parameterize_notebook(nb, dict(parameters), kernel_name=kernel_name, language=language or "python")
+        except PapermillException as exc:  # no parameter translator for the notebook's kernel or language
+            raise RunError(ErrorKind.CONFIGURATION, f"the inputs cannot be injected: {exc}") from exc
+    nb = prepare_notebook_metadata(nb, source, None)
+    nb = remove_error_markers(nb)
+    origins = [cell.metadata.pop(_ORIGIN, None) for cell in nb.cells]
+    return PreparedNotebook(nb, origins)
+
+
+def _as_papermill_loads(nb: NotebookNode) -> NotebookNode:
+    """What papermill's ``load_notebook_node`` does after reading: the latest nbformat 4, its metadata keys."""
+    nb = nbformat.v4.upgrade(nb) or nb
+    if "papermill" not in nb.metadata:
+        nb.metadata["papermill"] = {
+            "default_parameters": {},
+            "parameters": {},
+            "environment_variables": {},
+            "version": papermill.__version__,
+        }
+    for cell in nb.cells:
         cell.metadata.setdefault("tags", [])
         cell.metadata.setdefault("papermill", {})
-    if parameters:
-        nb = parameterize_notebook(nb, dict(parameters), report_mode=False, kernel_name=kernel_name, language="python")
-    nb = prepare_notebook_metadata(nb, source, None)
-    prepared: NotebookNode = remove_error_markers(nb)
-    return prepared
+    return nb
 
 
 async def run_notebook(
-    nb: NotebookNode, kernel: Kernel, events: RunEvents, *, max_output_bytes: int
+    prepared: PreparedNotebook, kernel: Kernel, events: RunEvents, *, max_output_bytes: int
 ) -> NotebookOutcome:
-    """Execute every cell of ``nb`` on ``kernel`` until one fails; never raises for the notebook's own errors."""
+    """Execute the cells of ``prepared`` on ``kernel`` until one fails; never raises for the notebook's own errors.
+
+    Like papermill's client, every cell goes through the execution manager (markdown
+    too, so its metadata matches papermill's); only code cells are reported as steps.
+    """
+    nb = prepared.notebook
     nb_man = NotebookExecutionManager(nb, output_path=None, progress_bar=False, log_output=False, autosave_cell_every=0)
     client = _StreamingClient(nb_man, kernel, events, max_output_bytes)
     client.reset_execution_trackers()
     nb_man.notebook_start()
+    failure: CellExecutionError | None = None
     try:
         for index, cell in enumerate(nb.cells):
             if cell.cell_type != "code":
+                nb_man.cell_start(cell, index)
+                nb_man.cell_complete(cell, cell_index=index)
                 continue
-            await _run_cell(client, nb_man, cell, index, events)
-            if cell.metadata.get("papermill", {}).get("exception"):
+            failure = await _run_cell(client, nb_man, cell, index, events)
+            if failure is not None:
                 break
         info = await kernel.client.kernel_info(reply=True, timeout=5)
         nb.metadata["language_info"] = info["content"].get("language_info", {})
     finally:
         nb_man.notebook_complete()
-    return _outcome(nb_man.nb)
+    return _outcome(PreparedNotebook(nb_man.nb, prepared.origins), failure)
 
 
-async def _run_cell(client: _StreamingClient, nb_man: Any, cell: NotebookNode, index: int, events: RunEvents) -> None:
+async def _run_cell(
+    client: _StreamingClient, nb_man: Any, cell: NotebookNode, index: int, events: RunEvents
+) -> CellExecutionError | None:
     nb_man.cell_start(cell, index)
     started = time.monotonic()
     events.step({"cell": index, "state": "started", "at": time.time()})
-    state = "succeeded"
+    failure = None
     try:
         await client.async_execute_cell(cell, index)
     except CellExecutionError as exc:
         nb_man.cell_exception(cell, cell_index=index, exception=exc)
-        state = "failed"
+        failure = exc
     finally:
         nb_man.cell_complete(cell, cell_index=index)
     duration_ms = round((time.monotonic() - started) * 1000, 3)
+    state = "failed" if failure is not None else "succeeded"
     events.step({"cell": index, "state": state, "duration_ms": duration_ms, "at": time.time()})
+    return failure
 
 
-def _outcome(nb: NotebookNode) -> NotebookOutcome:
+def _outcome(prepared: PreparedNotebook, failure: CellExecutionError | None) -> NotebookOutcome:
+    """The outcome as papermill's ``raise_for_execution_errors`` judges it (it adds its error marker cells)."""
+    nb = prepared.notebook
+    cells = list(nb.cells)
     error: RunError | None = None
     try:
         raise_for_execution_errors(nb, None)
     except PapermillExecutionError as exc:
-        error = RunError(
-            ErrorKind.CODE,
-            f"cell {exc.cell_index} raised {exc.ename}: {exc.evalue}",
-            retryable=exc.ename in RETRYABLE_ERRORS,
-            cell=exc.cell_index,
-            execution_count=exc.exec_count,
-            ename=exc.ename,
-            evalue=exc.evalue,
-            traceback=[str(line) for line in exc.traceback][-30:],
-        )
+        error = _cell_error(exc, prepared.origins[exc.cell_index], _position(nb, cells[exc.cell_index]), failure)
     document = nbformat.from_dict(nb)
     return NotebookOutcome(notebook=dict(document), outputs=records_of(dict(document)), error=error)
+
+
+def _cell_error(
+    exc: PapermillExecutionError, given: int | None, executed: int, failure: CellExecutionError | None
+) -> RunError:
+    """The run's error for papermill's: the cell as its author counts it (0-based, like papermill's cell_index).
+
+    ``ename``/``evalue`` are papermill's own. Where papermill has only ``CellExecutionError``
+    (the cell wrote no error output: a magic's ``UsageError``), the message says what the
+    kernel replied, so the reason is in the error and not only in the logs.
+    """
+    ename, evalue = str(exc.ename), str(exc.evalue)
+    traceback = [str(line) for line in exc.traceback]
+    if ename == "CellExecutionError" and failure is not None:
+        ename, evalue = str(failure.ename), str(failure.evalue)
+        traceback = traceback or str(failure.traceback).splitlines() or [f"{ename}: {evalue}"]
+    where = f"cell {given}" if given is not None else "the injected-parameters cell"
+    return RunError(
+        ErrorKind.CODE,
+        f"{where} raised {ename}: {evalue} (In [{exc.exec_count}]; cell {executed} of the executed notebook)",
+        retryable=ename in RETRYABLE_ERRORS,
+        cell=given,
+        executed_cell=executed,
+        execution_count=exc.exec_count,
+        ename=exc.ename,
+        evalue=exc.evalue,
+        traceback=traceback[-30:],
+    )
+
+
+def _position(nb: NotebookNode, cell: NotebookNode) -> int:
+    """Where ``cell`` (the object) is in ``nb`` now that papermill inserted its marker cells."""
+    return next(index for index, candidate in enumerate(nb.cells) if candidate is cell)

@@ -17,7 +17,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from orchestrator_runtimes.notebook import NotebookParameter, input_problems
+from orchestrator_runtimes.notebook import inputs_mode, notebook_input_problems
 from sqlalchemy import Select, Table, bindparam, func, select
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.dialects.postgresql import insert
@@ -46,7 +46,7 @@ from . import audit
 from .pagination import JsonPage, page_params
 from .scope import Identity, Scope, ScopeFactory
 from .settings import ServiceSettings
-from .workflows import is_notebook_spec, load_runnable_workflow, load_version, version_parameters
+from .workflows import is_notebook_spec, load_runnable_workflow, load_version
 
 KEY_FIELD = "Idempotency-Key"
 FINISHED = frozenset({"succeeded", "failed", "cancelled", "timed_out"})
@@ -76,11 +76,13 @@ def request_hash(workflow_id: uuid.UUID, body: ExecuteWorkflow) -> str:
 
 
 def check_inputs(version: WorkflowVersion, inputs: dict[str, object], *, prefix: str = "inputs") -> None:
-    """A notebook workflow takes only its notebook's parameters as inputs, each of its parameter's type."""
-    if not is_notebook_spec(version.spec):
+    """A notebook workflow takes the inputs its notebook allows: its parameters, each of its type (strict);
+    any inputs when it has no parameters cell or its spec says ``options.inputs: lenient`` (papermill's way)."""
+    source = version.spec.get("notebook")
+    notebook = (source.get("content") or version.notebook_snapshot) if isinstance(source, dict) else None
+    if not isinstance(notebook, dict):
         return
-    parameters = [NotebookParameter(name=p.name, default=p.default, type=p.type) for p in version_parameters(version)]
-    problems = input_problems(parameters, inputs)
+    problems = notebook_input_problems(notebook, inputs, inputs_mode(version.spec))
     if problems:
         errors = [
             FieldError(f"{prefix}.{name}", problem, "unknown" if "no parameter" in problem else "type")
@@ -255,14 +257,11 @@ class ExecutionService:
     async def notebook(self, identity: Identity, execution_id: uuid.UUID) -> dict[str, Any]:
         """The executed notebook of a notebook run (its last attempt)."""
         async with self.scopes.enter(identity) as scope:
-            await self._visible(scope, execution_id, Permission.EXECUTIONS_READ)
+            execution = await self._visible(scope, execution_id, Permission.EXECUTIONS_READ)
             stmt = select(ExecutionNotebook.content).where(ExecutionNotebook.execution_id == execution_id)
             content = (await scope.session.execute(stmt)).scalar_one_or_none()
             if content is None:
-                raise NotFound(
-                    f"Execution '{execution_id}' has no executed notebook (it is not a notebook run, "
-                    "or it has not ended yet)."
-                )
+                raise NotFound(await _why_no_notebook(scope, execution))
             return dict(content)
 
     # ---- helpers ---------------------------------------------------------------
@@ -328,3 +327,16 @@ def _replay(earlier: WorkflowExecution, digest: str) -> DescribeExecution:
             execution_id=str(earlier.id),
         )
     return DescribeExecution.model_validate(earlier)
+
+
+async def _why_no_notebook(scope: Scope, execution: WorkflowExecution) -> str:
+    """Why a run has no notebook to show, truthfully: not a notebook run, not ended, or ended before it had one."""
+    ran = select(WorkflowVersion.spec).where(WorkflowVersion.id == execution.workflow_version_id)
+    spec = (await scope.session.execute(ran)).scalar_one_or_none()
+    subject = f"Execution '{execution.id}' has no notebook"
+    if spec is None or not is_notebook_spec(spec):
+        return f"{subject}: it is not a notebook run."
+    if execution.finished_at is None:
+        return f"{subject} yet: it is {execution.status}; the executed notebook is kept when it ends."
+    reason = (execution.error or {}).get("message") or "no error was recorded"
+    return f"{subject}: it ended {execution.status} before its notebook could be prepared ({reason})."

@@ -1,28 +1,36 @@
-"""Notebook workflows: checking a notebook, and reading the parameters it takes.
+"""Notebook workflows: reading a notebook, the parameters it takes, and checking inputs against them.
 
-A notebook's parameters are the assignments of its first code cell tagged
-``parameters`` (the papermill convention). They are read with :mod:`ast`,
+:func:`read_notebook_document` is the one way a notebook is read, by validation
+and by execution alike (nbformat's reader: lists of lines joined, nbformat 3
+upgraded). A notebook's parameters are the assignments of its first code cell
+tagged ``parameters`` (the papermill convention). They are read with :mod:`ast`,
 never executed: a literal default is kept, any other expression gives the
 default ``None`` and the type ``"any"`` (an annotation, when present, names
-the type).
+the type). Inputs are checked against them unless the workflow asks for
+papermill's lenient behaviour (``options.inputs: "lenient"``).
 
-Running notebooks is the execution engine's work (a later issue): the
-:class:`NotebookRuntime` here only validates specs.
+Running notebooks is the execution engine's work (``orchestrator_ext.engine``):
+the :class:`NotebookRuntime` here only validates specs.
 """
 
 from __future__ import annotations
 
 import ast
+import json
 import math
 from collections.abc import Iterator, Mapping
 from itertools import islice
 from typing import TYPE_CHECKING, Any, TypedDict
 
 if TYPE_CHECKING:
+    from nbformat import NotebookNode
+
     from .spec import SpecError, WorkflowSpec
 
 PARAMETERS_TAG = "parameters"
 NBFORMAT_MAJOR = 4
+#: the versions read: 4.0 to 4.5 as they are, 3 upgraded to 4 (as papermill does)
+NBFORMAT_MAJORS = (3, 4)
 _MAX_PROBLEMS = 5
 _MAX_MESSAGE = 300
 
@@ -56,6 +64,11 @@ def cell_source(cell: Mapping[str, Any]) -> str:
 
 def parameters_cell(notebook: Mapping[str, Any]) -> str | None:
     """The source of the first code cell tagged ``parameters``, if any."""
+    if notebook.get("nbformat") != NBFORMAT_MAJOR:  # nbformat 3 keeps its cells in worksheets: upgrade it
+        try:
+            notebook = read_notebook_document(notebook)
+        except NotebookUnreadable:
+            return None
     cells = notebook.get("cells")
     if not isinstance(cells, list):
         return None
@@ -150,32 +163,61 @@ def _type_name(value: Any) -> str:
     return type(value).__name__
 
 
-# ---- checking a notebook -----------------------------------------------------
+# ---- reading a notebook -----------------------------------------------------
 
 
-def notebook_problems(notebook: Mapping[str, Any]) -> list[str]:
-    """What is wrong with a notebook document (empty when it is a valid nbformat 4 notebook).
+class NotebookUnreadable(ValueError):
+    """A document nbformat cannot read as a notebook; ``problems`` says why, one line each."""
 
-    The nbformat schema (without nbformat's normalization, which would change
-    the document), unique cell ids, and a readable parameters cell.
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+def read_notebook_document(document: Mapping[str, Any]) -> NotebookNode:
+    """``document`` as nbformat reads it: nbformat 4, each cell's source one string.
+
+    The one reader of notebooks: validation (``POST /workflows/validate``, saving a
+    version) and execution both call it, so a notebook is valid exactly when it
+    can run. It takes what JupyterLab and papermill write: sources as lists of
+    lines, nbformat 4.0 to 4.5, and nbformat 3, upgraded as papermill upgrades it
+    (``nbformat.reads(..., as_version=4)``). The document is checked against the
+    schema of its own version first, because ``nbformat.reads`` only logs what is
+    invalid.
     """
-    major, minor = notebook.get("nbformat"), notebook.get("nbformat_minor")
-    if major != NBFORMAT_MAJOR or isinstance(major, bool):
-        return [f"nbformat must be {NBFORMAT_MAJOR}, not {major!r}"]
+    major, minor = document.get("nbformat"), document.get("nbformat_minor")
+    if major not in NBFORMAT_MAJORS or isinstance(major, bool):
+        raise NotebookUnreadable([f"nbformat must be 4 (or 3, upgraded to 4), not {major!r}"])
     if not isinstance(minor, int) or isinstance(minor, bool) or minor < 0:
-        return [f"nbformat_minor must be a non-negative integer, not {minor!r}"]
-    from nbformat.validator import iter_validate  # about a second to import: only where a notebook is checked
+        raise NotebookUnreadable([f"nbformat_minor must be a non-negative integer, not {minor!r}"])
+    import nbformat  # about a second to import: only where a notebook is read
+    from nbformat.validator import iter_validate
 
-    errors = iter_validate(dict(notebook), version=NBFORMAT_MAJOR, version_minor=minor)  # type: ignore[no-untyped-call]
+    errors = iter_validate(dict(document), version=major, version_minor=minor)  # type: ignore[no-untyped-call]
     problems = [_schema_problem(error) for error in islice(errors, _MAX_PROBLEMS)]
+    problems = problems or _duplicate_cell_ids(document)  # before nbformat "repairs" them with a warning
     if problems:
-        return problems
-    problems.extend(_duplicate_cell_ids(notebook))
+        raise NotebookUnreadable(problems)
+    try:
+        notebook: NotebookNode = nbformat.reads(json.dumps(document), as_version=NBFORMAT_MAJOR)  # type: ignore[no-untyped-call]
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:  # an upgrade nbformat cannot do
+        raise NotebookUnreadable([_clip(f"nbformat cannot read it: {type(exc).__name__}: {exc}")]) from exc
     try:
         parse_parameters(notebook)
     except ParametersCellError as exc:
         problems.append(str(exc))
-    return problems
+    if problems:
+        raise NotebookUnreadable(problems)
+    return notebook
+
+
+def notebook_problems(notebook: Mapping[str, Any]) -> list[str]:
+    """What keeps a notebook document from running (empty when :func:`read_notebook_document` reads it)."""
+    try:
+        read_notebook_document(notebook)
+    except NotebookUnreadable as exc:
+        return exc.problems
+    return []
 
 
 def _schema_problem(error: Any) -> str:
@@ -219,9 +261,11 @@ class NotebookRuntime:
             return [SpecError("spec.notebook", "a notebook workflow needs a notebook (a path or its content)")]
         if spec.nodes:
             return [SpecError("spec.nodes", "a notebook spec has no nodes")]
-        if spec.notebook.content is None:
-            return []
-        return [SpecError("spec.notebook.content", problem) for problem in notebook_problems(spec.notebook.content)]
+        problems = [SpecError(f"spec.{field}", message) for field, message in notebook_option_problems(spec.options)]
+        if spec.notebook.content is not None:
+            content = notebook_problems(spec.notebook.content)
+            problems.extend(SpecError("spec.notebook.content", problem) for problem in content)
+        return problems
 
 
 # ---- checking inputs against parameters --------------------------------------
@@ -289,3 +333,46 @@ def _json_type(value: Any) -> str:
         if isinstance(value, kind):
             return _JSON_NAMES[kind]
     return type(value).__name__
+
+
+# ---- inputs: typed (strict) or as papermill takes them (lenient) --------------
+
+INPUTS_OPTION = "inputs"
+STRICT, LENIENT = "strict", "lenient"
+
+
+def inputs_mode(spec: Mapping[str, Any]) -> str:
+    """How a notebook workflow's spec asks for its inputs to be checked: ``strict`` unless it says ``lenient``."""
+    options = spec.get("options")
+    mode = options.get(INPUTS_OPTION) if isinstance(options, Mapping) else None
+    return LENIENT if mode == LENIENT else STRICT
+
+
+def notebook_input_problems(notebook: Mapping[str, Any], inputs: Mapping[str, Any], mode: str) -> dict[str, str]:
+    """Input name -> what is wrong with it (empty: the inputs may run).
+
+    ``strict`` (the default) holds a notebook that has a parameters cell to it:
+    only its parameters, each of its type. A notebook without one takes any
+    inputs, injected at the top as papermill injects them; so does every notebook
+    under ``lenient``, papermill's own behaviour (it only warns of unknown names).
+    """
+    if mode == LENIENT or parameters_cell(notebook) is None:
+        return {}
+    return input_problems(parse_parameters(notebook), inputs)
+
+
+def notebook_option_problems(options: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(field, message) for each option a notebook workflow does not take (it takes ``inputs``)."""
+    problems: list[tuple[str, str]] = []
+    for key, value in options.items():
+        if key != INPUTS_OPTION:
+            problems.append((f"options.{key}", f"a notebook workflow has no option '{key}' (its one option: inputs)"))
+        elif value not in (STRICT, LENIENT):
+            problems.append(
+                (
+                    f"options.{key}",
+                    f"must be '{STRICT}' (inputs typed by the parameters cell, the default) or "
+                    f"'{LENIENT}' (any inputs, as papermill takes them), not {value!r}",
+                )
+            )
+    return problems

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import pytest
+
+from orchestrator_ext.engine import attempts
 from tests.conftest import Api
 from tests.engine.conftest import notebook, who
 
@@ -82,17 +89,18 @@ async def test_failures_worth_retrying_are_retried_with_backoff(
     assert (not_retried["status"], not_retried["attempt"]) == ("failed", 1)
 
 
-async def test_a_graph_workflow_without_its_runtime_fails_clearly(
+async def test_a_graph_workflow_without_what_it_runs_on_fails_clearly(
     api: Api, workers: Any, create_agent: Any, create_workflow: Any, run_to_end: Any
 ) -> None:
     user = who()
-    agent = await create_agent(user=user, framework="n8n")  # no n8n runtime exists yet
-    workflow = await create_workflow(user, agent["id"])
+    agent = await create_agent(user=user, framework="n8n")  # and the organization has no n8n instance
+    spec = {"nodes": [{"id": "flow", "type": "n8n_workflow", "config": {"workflow_id": "x"}}]}
+    workflow = await create_workflow(user, agent["id"], spec=spec)
     async with workers(runner_pool_size=1):
         run = await run_to_end(user, workflow["id"])
     assert run["status"] == "failed"
     assert run["error"]["kind"] == "configuration"
-    assert "'n8n' runtime is not installed" in run["error"]["message"]
+    assert "received no n8n integration" in run["error"]["message"]
 
 
 async def test_a_notebook_for_a_kernel_that_is_not_installed_fails_clearly(
@@ -137,3 +145,76 @@ def test_a_worker_process_is_not_dumpable() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert done.stdout.strip() == "0"
+
+
+async def test_a_bug_in_the_worker_ends_the_run_at_once_with_its_traceback(
+    api: Api, workers: Any, notebook_workflow: Any, run_to_end: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A deterministic failure of ours (here: preparing the notebook raises) is not retried as a lost worker
+    would be: the run fails on its first attempt, and the traceback is in its error and its log."""
+
+    def broken_prepare(*args: Any, **kwargs: Any) -> Any:
+        raise AttributeError("'list' object has no attribute 'strip'")
+
+    monkeypatch.setattr(attempts, "prepare", broken_prepare)
+    user = who()
+    workflow = await notebook_workflow(user, notebook("print('never runs')"), max_attempts=3)
+    async with workers(retry_backoff_seconds=0.1):
+        run = await run_to_end(user, workflow["id"])
+    assert (run["status"], run["attempt"], run["max_attempts"]) == ("failed", 1, 3)
+    error = run["error"]
+    assert error["kind"] == "internal"
+    assert "AttributeError: 'list' object has no attribute 'strip'" in error["message"]
+    assert any("broken_prepare" in line for line in error["traceback"])
+    logs = (await api("GET", "executions", run["id"], "logs", user=user)).text
+    assert "Traceback (most recent call last)" in logs
+    assert "AttributeError: 'list' object has no attribute 'strip'" in logs
+    missing = await api("GET", "executions", run["id"], "notebook", user=user)
+    assert missing.status == 404
+    assert "ended failed before its notebook could be prepared (the worker failed: AttributeError" in missing.text
+
+
+@pytest.fixture
+def shared_dir() -> Iterator[Path]:
+    """A folder any account can write: the run's kernel may run under an account of its own."""
+    path = Path(tempfile.mkdtemp(prefix="orch-shared-"))
+    path.chmod(0o777)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+async def test_a_kernel_that_dies_is_an_infrastructure_fault_and_retried(
+    api: Api, workers: Any, notebook_workflow: Any, run_to_end: Any, shared_dir: Path
+) -> None:
+    """The kernel's process dies in the first attempt (as on a machine that lost it); the second one runs."""
+    source = (
+        "import os\nfrom orchestrator_runtimes import record\n"
+        "if not os.path.exists(marker):\n    open(marker, 'w').close()\n    os._exit(1)\n"
+        "record('survived', True)"
+    )
+    user = who()
+    workflow = await notebook_workflow(user, notebook(source, parameters="marker = ''"), max_attempts=2)
+    async with workers(retry_backoff_seconds=0.1):
+        run = await run_to_end(user, workflow["id"], inputs={"marker": str(shared_dir / "died-once")})
+    assert (run["status"], run["attempt"], run["outputs"]) == ("succeeded", 2, {"survived": True}), run["error"]
+    events = (await api("GET", "executions", run["id"], "events", user=user)).text
+    assert "the kernel died" in events
+
+
+async def test_a_run_that_fails_before_its_first_cell_still_shows_its_notebook(
+    api: Api, workers: Any, notebook_workflow: Any, run_to_end: Any
+) -> None:
+    """The kernel is not installed: the run never starts a cell, and /notebook gives the prepared notebook."""
+    user = who()
+    nb = notebook("print(n)", parameters="n = 1")
+    nb["metadata"]["kernelspec"] = {"name": "no-such-kernel", "display_name": "?", "language": "python"}
+    workflow = await notebook_workflow(user, nb)
+    async with workers():
+        run = await run_to_end(user, workflow["id"], inputs={"n": 7})
+    assert (run["status"], run["error"]["kind"]) == ("failed", "configuration")
+    document = await api("GET", "executions", run["id"], "notebook", user=user)
+    assert document.status == 200, document.text
+    cells = document.json["cells"]
+    assert [cell["metadata"]["tags"] for cell in cells] == [["parameters"], ["injected-parameters"], []]
+    assert cells[1]["source"] == "# Parameters\nn = 7\n"
+    assert all(cell["execution_count"] is None for cell in cells)
