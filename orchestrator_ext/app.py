@@ -27,6 +27,7 @@ from .db.engine import Database, PoolSettings
 from .db.setup import prepare_database
 from .engine.commands import SchedulerCommand, WorkerCommand
 from .handlers import all_handlers
+from .handlers.index import default_dashboard_url
 from .hub import identity as hub
 from .local_model import ModelCommand
 from .observability import logging as ologging
@@ -113,6 +114,11 @@ class OrchestratorApp(OrchestratorSettings, ExtensionApp):
         help="""User names that may use the /admin endpoints (every organization, tiers, limits, slugs).
         JupyterHub admins always may; on a personal server, its owner.""",
     ).tag(config=True)
+    dashboard_url = Unicode(
+        help="""Where the start page (/orchestrator/) links for the dashboard. Empty: as a JupyterHub service,
+        the hub's 'dashboard' service; in the personal mode, notebooks/dashboard.ipynb under the server's root
+        directory (rendered by Voila), when it is there.""",
+    ).tag(config=True)
     hub_auth_cache_seconds = Int(
         0,
         help="""As a JupyterHub service: seconds to remember the hub's answer about a token or login cookie.
@@ -166,6 +172,9 @@ class OrchestratorApp(OrchestratorSettings, ExtensionApp):
         )
         self.services.metrics.watch_pool(self.services.db.pool_status)
         self.settings["orchestrator_services"] = self.services
+        self.settings["orchestrator_dashboard_url"] = self.dashboard_url or default_dashboard_url(
+            self.serverapp.base_url if self.serverapp else "/", self.services.settings.root_dir, os.environ
+        )
         self._serve_as_hub_service()
         self._stop_cleanly_on_sigint()
         self.log.info("Orchestrator API at %sorchestrator/api/v1/", self.serverapp.base_url if self.serverapp else "/")
@@ -220,6 +229,9 @@ class OrchestratorApp(OrchestratorSettings, ExtensionApp):
         url = self.services.db.url
         settings = self.worker_settings(self.runs_url, self.services.settings.root_dir)
         settings.fallback_model = await self._start_local_model()
+        if settings.fallback_model is not None:
+            name, integration = settings.fallback_model
+            self.services.server_models[name] = integration
         self._worker = Worker(url, settings, self.services.keyring)
         await self._worker.start()
         self._scheduler = Scheduler(url, interval=self.scheduler_interval)

@@ -9,8 +9,10 @@ from . import (
     agents,
     executions,
     health,
+    index,
     integrations,
     metrics,
+    models,
     openapi,
     organizations,
     runtimes,
@@ -31,7 +33,9 @@ RESOURCE_MODULES = (
     integrations,
     schemas,
     runtimes,
+    models,
     admin,
+    index,
 )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..db.engine import Database
 from ..observability.metrics import Metrics
 from ..security.crypto import KeyRing
@@ -36,3 +38,6 @@ class Services:
         self.integrations = IntegrationService(self.scopes, settings)
         self.schedules = ScheduleService(self.scopes, settings)
         self.admin = AdminService(self.scopes)
+        #: integration name -> the model integration this server runs itself and gives runs of organizations
+        #: with none (the personal mode's local model, once it answers); GET /models lists them
+        self.server_models: dict[str, dict[str, Any]] = {}

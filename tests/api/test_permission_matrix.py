@@ -211,6 +211,8 @@ CASES: list[Case] = [
     Case("DELETE", "/integrations/{integration}", "admin", 204, setup=_fresh_integration),
     Case("GET", "/schemas/workflow-spec.json", None, 200),
     Case("GET", "/runtimes", None, 200),
+    Case("GET", "/models", None, 200),
+    Case("GET", "/", None, 200),
     Case("POST", "/workflows/validate", None, 200, body=lambda w, e: {"framework": "langgraph", "spec": GRAPH_SPEC}),
     # platform admins only (tests/api/test_admin.py): every organization role and outsiders get 403
     Case("GET", "/admin/organizations", PLATFORM, 200),
