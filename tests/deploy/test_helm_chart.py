@@ -347,6 +347,7 @@ WORKER |= {"resources": {}, "runsVolumeSizeLimit": "1Gi", "pdb": {"enabled": Fal
         ({"database": {"networkPolicy": {"ipBlocks": ["10.0.0.0"]}}}, "/database/networkPolicy/ipBlocks/0"),
         ({"database": {"url": "mysql://db/orchestrator"}}, "/database/url"),
         ({"migration": {"revision": "head; rm -rf /"}}, "/migration/revision"),
+        ({"runs": {"uid": -5}}, "/runs/uid"),
         # the JupyterHub chart's own schema guards its part
         ({"jupyterhub": {"proxy": {"https": {"type": "bogus"}}}}, "/proxy/https/type"),
     ],
@@ -367,6 +368,7 @@ def test_values_schema_refuses_a_bad_value_and_names_its_path(chart_dir: Path, v
         ({"database": {"existingSecret": ""}}, "database.url is empty"),
         ({"workers": [WORKER, WORKER | {"name": "gpu"}]}, 'tier "free" is served by both "cpu" and "gpu"'),
         ({"workers": [WORKER, WORKER | {"name": "any", "tiers": []}]}, "would take every tier's runs"),
+        ({"runs": {"uid": 1000}}, "must be neither 0 nor podSecurityContext.runAsUser"),
     ],
 )
 def test_chart_refuses_unsafe_or_broken_values(chart_dir: Path, values: Doc, reason: str) -> None:
@@ -700,16 +702,20 @@ def test_the_api_container_matches_the_extension(rendered: dict[str, list[Doc]])
 
 
 def test_every_process_argument_is_a_setting_of_the_code(rendered: dict[str, list[Doc]]) -> None:
+    from traitlets.utils.importstring import import_item
+
     from orchestrator_ext.app import OrchestratorApp
 
-    classes = {"OrchestratorApp": OrchestratorApp}
-    classes |= {command.__name__: command for command, _ in OrchestratorApp.subcommands.values()}
+    # a subcommand is its class or (imported when it runs) the class's import path
+    subcommands = OrchestratorApp.subcommands.items()
+    commands = {name: import_item(c) if isinstance(c, str) else c for name, (c, _) in subcommands}
+    classes = {"OrchestratorApp": OrchestratorApp} | {command.__name__: command for command in commands.values()}
     for key, pod in ours(rendered["production"]).items():
         for container in containers(pod):
             assert container["command"][:2] == ["jupyter", "orchestrator"], key
             subcommand = container["command"][2] if len(container["command"]) > 2 else None
             assert subcommand is None or subcommand in OrchestratorApp.subcommands, key
-            command_class = OrchestratorApp.subcommands[subcommand][0] if subcommand else OrchestratorApp
+            command_class = commands[subcommand] if subcommand else OrchestratorApp
             for option, value in worker_args(container).items():
                 if "." not in option:
                     assert option in command_class.aliases, f"{key}: --{option}"
@@ -847,9 +853,50 @@ def test_orchestrator_pods_run_locked_down(rendered: dict[str, list[Doc]], value
             assert context["readOnlyRootFilesystem"] is True, key
             assert context["allowPrivilegeEscalation"] is False, key
             assert context["capabilities"]["drop"] == ["ALL"], key
+            if "-worker-" not in key:  # the workers' own rights: test_worker_pods_run_code_under_a_uid_of_its_own
+                assert "add" not in context["capabilities"], key
+                assert context.get("runAsUser", spec["securityContext"]["runAsUser"]) != 0, key
             mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
             assert {"/tmp", "/home/orchestrator"} <= set(mounts), f"{key}: nowhere to write"
             assert set(mounts.values()) <= volumes, key
+
+
+#: what a worker needs to start each run as the runs' uid and to stop it (orchestrator_ext/engine/accounts.py)
+RUN_CAPABILITIES = {"CHOWN", "DAC_OVERRIDE", "KILL", "SETGID", "SETUID"}
+#: the capabilities Pod Security's "baseline" level lets a container add
+BASELINE_CAPABILITIES = {"AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "MKNOD"}
+BASELINE_CAPABILITIES |= {"NET_BIND_SERVICE", "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT"}
+
+
+@pytest.mark.parametrize("values_name", list(VALUE_SETS))
+def test_worker_pods_run_code_under_a_uid_of_its_own(rendered: dict[str, list[Doc]], values_name: str) -> None:
+    """Runs drop to an unprivileged uid that is neither the worker's nor the API's; the worker gets only
+    the capabilities that takes; the database's credentials are only in the worker's environment."""
+    pools = {key: pod for key, pod in ours(rendered[values_name]).items() if "-worker-" in key}
+    assert pools
+    for key, pod in pools.items():
+        spec = pod["spec"]
+        [worker] = spec["containers"]
+        context, env = worker["securityContext"], env_of(worker)
+        run_uid = int(env["ORCHESTRATOR_RUN_ACCOUNTS"]["value"].removeprefix("uid:"))
+        assert env["ORCHESTRATOR_RUN_ACCOUNTS"]["value"] == f"uid:{run_uid}", key
+        assert run_uid not in {0, context["runAsUser"], spec["securityContext"]["runAsUser"]}, key
+        # the worker: uid 0, every capability dropped but the five, no escalation, never privileged
+        assert (context["runAsUser"], context["runAsNonRoot"]) == (0, False), key
+        assert context["capabilities"]["drop"] == ["ALL"], key
+        assert set(context["capabilities"]["add"]) == RUN_CAPABILITIES, key
+        assert RUN_CAPABILITIES <= BASELINE_CAPABILITIES
+        assert context["allowPrivilegeEscalation"] is False, key
+        assert context["privileged"] is False, key
+        assert not any(spec.get(host) for host in ("hostPID", "hostIPC", "hostNetwork")), key
+        # the password: in the worker's environment, from the Secret; in no file, argument or other container
+        for variable in ("ORCHESTRATOR_DATABASE_URL", "ORCHESTRATOR_ENCRYPTION_KEYS"):
+            assert "secretKeyRef" in env[variable]["valueFrom"], key
+        assert "envFrom" not in worker, key
+        assert not spec.get("initContainers"), key
+        assert [v["name"] for v in spec["volumes"] if {"secret", "projected", "hostPath"} & set(v)] == [], key
+        assert not [arg for arg in worker.get("args", []) if "postgres" in arg or PASSWORD in arg], key
+        assert spec["automountServiceAccountToken"] is False, key  # a token file runs could read
 
 
 def iter_docs(rendered: dict[str, list[Doc]]) -> Iterator[Doc]:
