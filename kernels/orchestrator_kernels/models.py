@@ -142,11 +142,11 @@ def _from_handed(framework: str, given: Mapping[str, Any], options: Mapping[str,
 def chat_model(framework: str, endpoint: ModelEndpoint, options: Mapping[str, Any]) -> Any:
     """The framework's chat model object for ``endpoint`` (metered like a run's)."""
     if framework == "crewai":
-        from orchestrator_runtimes.crewai_runtime import crewai_llm
+        from orchestrator_runtimes.crewai.models import crewai_llm
 
         return crewai_llm(endpoint, options)
     if framework == "agno":
-        from orchestrator_runtimes.agno_runtime import agno_model
+        from orchestrator_runtimes.agno.models import agno_model
 
         return agno_model(endpoint, options)
     if framework == "langgraph":

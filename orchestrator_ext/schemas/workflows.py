@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field, RootModel, StringConstraints
 
-from .common import Name, PageQuery, RequestModel, ResponseModel, Timestamp
+from .common import Name, PageQuery, QueryModel, RequestModel, ResponseModel, Timestamp
 
 #: the largest version number (a PostgreSQL integer)
 MAX_VERSION = 2**31 - 1
@@ -111,6 +111,14 @@ class ListWorkflowVersionsResponse(ResponseModel):
 
 class DescribeJsonSchema(RootModel[dict[str, Any]]):
     """A JSON Schema document."""
+
+
+class SpecSchemaQuery(QueryModel):
+    framework: str | None = Field(
+        default=None,
+        max_length=64,
+        description="A framework (langgraph, crewai, agno...): nodes and options are that framework's.",
+    )
 
 
 class ValidateSpec(RequestModel):

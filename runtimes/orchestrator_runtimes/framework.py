@@ -27,6 +27,7 @@ import importlib.util
 import inspect
 import os
 import queue
+import re
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
@@ -49,11 +50,20 @@ JOIN_SECONDS = 1.0
 # ---- spec checks through pydantic models --------------------------------------------------------
 
 
+def _location(loc: tuple[Any, ...]) -> list[str]:
+    """A pydantic error's location without the union members it tried (``memory.bool`` is ``memory``)."""
+    return [str(part) for part in loc if not _UNION_TAG.match(str(part))]
+
+
+_UNION_TAG = re.compile(r"^(bool|str|int|float|list|dict|none|[A-Z]\w*|.*\[.*\])$")
+
+
 def _problem_text(error: Mapping[str, Any], what: str, model: type[BaseModel]) -> str:
     """A pydantic error as a sentence naming the setting (pydantic's own words say only "Field required")."""
-    loc = [str(part) for part in error.get("loc", ())]
-    name = loc[-1] if loc else what
+    loc = _location(error.get("loc", ()))
+    name = ".".join(loc) if loc else what
     kind = str(error.get("type", ""))
+    message = str(error.get("msg", "")).removeprefix("Value error, ")
     if kind == "extra_forbidden":
         known = ", ".join(sorted(model.model_fields))
         return f"unknown {what} (known: {known})"
@@ -62,23 +72,25 @@ def _problem_text(error: Mapping[str, Any], what: str, model: type[BaseModel]) -
         about = f": {field.description}" if field is not None and field.description else ""
         return f"'{name}' is required{about}"
     if kind in ("literal_error", "enum"):
-        return f"{error.get('input')!r} is not allowed for '{name}': {error.get('msg')}"
-    return f"'{name}' {str(error.get('msg', '')).lower()}" if loc else str(error.get("msg", ""))
+        return f"{error.get('input')!r} is not allowed for '{name}': {message}"
+    if kind == "value_error":
+        return f"'{name}' {message}" if loc else message
+    return f"'{name}': {message[:1].lower()}{message[1:]}" if loc else message
 
 
 def parse_model(model: type[ModelT], data: Any, where: str, what: str) -> tuple[ModelT | None, Problems]:
-    """``data`` read as ``model``, or the problems found, each at ``<where>.<field>``.
+    """``data`` read as ``model``, or the problems found, each at ``<where>.<field>`` (one per field).
 
     ``what`` names a setting in messages: ``option``, ``agent setting``...
     """
     try:
         return model.model_validate(data if data is not None else {}), []
     except ValidationError as exc:
-        problems: Problems = []
+        problems: dict[str, str] = {}
         for error in exc.errors(include_url=False):
-            loc = ".".join(str(part) for part in error["loc"])
-            problems.append((f"{where}.{loc}" if loc else where, _problem_text(error, what, model)))
-        return None, problems
+            loc = ".".join(_location(error["loc"]))
+            problems.setdefault(f"{where}.{loc}" if loc else where, _problem_text(error, what, model))
+        return None, list(problems.items())
 
 
 # ---- code-first arguments -----------------------------------------------------------------------
@@ -252,9 +264,12 @@ class FrameworkRuntime:
         everything.
         """
         options, problems = parse_model(self.options_model, spec.options, "options", "option")
-        code_first = options is not None and getattr(options, "callable", None) is not None
+        code_first = spec.options.get("callable") is not None
         problems.extend(self.node_problems(spec, code_first=code_first))
-        if options is not None and not code_first:
+        if not code_first:
+            if options is None:  # the rules between nodes still say what they can: read what the options give
+                known = {k: v for k, v in spec.options.items() if k in self.options_model.model_fields}
+                options = self.options_model.model_construct(**known)
             problems.extend(self.graph_problems(spec, options))
         return problems
 

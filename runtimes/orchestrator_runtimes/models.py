@@ -226,3 +226,23 @@ def model_failure(exc: BaseException, endpoint: ModelEndpoint | None) -> RunErro
                 )
             return RunError(ErrorKind.MODEL, f"{where} failed: {type(cause).__name__}: {cause}", retryable=True)
     return None
+
+
+def usage_in(body: bytes) -> tuple[int, int] | None:
+    """(prompt, completion) tokens of a completion's response body (JSON, or a stream's chunks), else None."""
+    text = body.decode("utf-8", "replace")
+    documents = [text]
+    if text.lstrip().startswith("data:"):
+        documents = [line[5:].strip() for line in text.splitlines() if line.startswith("data:")]
+    found: tuple[int, int] | None = None
+    for document in documents:
+        try:
+            usage = json.loads(document).get("usage")
+        except (ValueError, AttributeError):
+            continue
+        if isinstance(usage, dict):
+            found = (
+                int(usage.get("prompt_tokens") or usage.get("input_tokens") or 0),
+                int(usage.get("completion_tokens") or usage.get("output_tokens") or 0),
+            )
+    return found

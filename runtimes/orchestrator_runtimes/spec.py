@@ -12,6 +12,7 @@ rule tying a spec to its agent's framework.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from enum import StrEnum
@@ -258,12 +259,90 @@ def _prefixed(problem: SpecError, prefix: str) -> SpecError:
     return SpecError(f"{prefix}.{problem.field}", problem.message)
 
 
-def workflow_spec_json_schema() -> dict[str, Any]:
-    """The JSON Schema (2020-12) of :class:`WorkflowSpec`; the rules between fields are in the descriptions."""
+def framework_runtimes() -> dict[str, Any]:
+    """The installed runtimes whose node configs and options are pydantic models (the framework runtimes)."""
+    from .runtime import RunError, installed_runtimes, load_runtime
+
+    found: dict[str, Any] = {}
+    for name in sorted(installed_runtimes()):
+        try:
+            runtime = load_runtime(name)
+        except (RunError, ImportError):
+            continue
+        if callable(getattr(runtime, "json_schemas", None)):
+            found[name] = runtime
+    return found
+
+
+def _hoisted(schema: dict[str, Any], prefix: str, defs: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` with its own ``$defs`` moved into ``defs`` under ``prefix`` (names stay unique)."""
+    inner = schema.pop("$defs", {})
+    text = json.dumps(schema)
+    for name in inner:
+        text = text.replace(f'"#/$defs/{name}"', f'"#/$defs/{prefix}{name}"')
+    for name, sub in inner.items():
+        defs[f"{prefix}{name}"] = json.loads(json.dumps(sub).replace('"#/$defs/', f'"#/$defs/{prefix}'))
+    return dict(json.loads(text))
+
+
+def _camel(name: str) -> str:
+    return "".join(part.capitalize() for part in name.split("_"))
+
+
+def _framework_defs(name: str, runtime: Any, defs: dict[str, Any]) -> dict[str, Any]:
+    """Put a framework's options and node schemas in ``defs``; its entry of ``x-frameworks``."""
+    title = _camel(name) if not getattr(runtime, "title", None) else str(runtime.title).replace(" ", "")
+    parts = runtime.json_schemas()
+    defs[f"{title}Options"] = _hoisted(parts["options"], title, defs)
+    nodes: dict[str, Any] = {}
+    for kind, config in [*parts["nodes"].items(), *((kind, None) for kind in parts["ignored"])]:
+        node_name = f"{title}{_camel(kind)}Node"
+        if config is not None:
+            defs[f"{title}{_camel(kind)}Config"] = _hoisted(config, title, defs)
+            config_schema: dict[str, Any] = {"$ref": f"#/$defs/{title}{_camel(kind)}Config"}
+        else:
+            config_schema = {"type": "object", "description": f"Ignored by the {name} runtime (for the editor)."}
+        defs[node_name] = {
+            "type": "object",
+            "title": f"{runtime.title} {kind} node",
+            "description": (config or {}).get("description", f"A '{kind}' node."),
+            "properties": {
+                "id": {"$ref": "#/$defs/Node/properties/id"},
+                "type": {"const": kind},
+                "config": config_schema,
+                "label": {"$ref": "#/$defs/Node/properties/label"},
+            },
+            "required": ["id", "type"],
+            "additionalProperties": False,
+        }
+        nodes[kind] = {"$ref": f"#/$defs/{node_name}"}
+    return {"title": runtime.title, "options": {"$ref": f"#/$defs/{title}Options"}, "nodes": nodes}
+
+
+def workflow_spec_json_schema(framework: str | None = None) -> dict[str, Any]:
+    """The JSON Schema (2020-12) of :class:`WorkflowSpec`; the rules between fields are in the descriptions.
+
+    Every installed framework runtime's options and node configs are in ``$defs``
+    (``LangGraphOptions``, ``LangGraphModelNode`` -> ``LangGraphModelConfig``...) and listed under
+    ``x-frameworks.<framework>``. With ``framework``, ``nodes`` items are that framework's node schemas
+    (``oneOf``, with an OpenAPI-style ``discriminator`` on ``type``) and ``options`` its options.
+    """
     schema = WorkflowSpec.model_json_schema()
     schema["description"] = (
         "A workflow spec: a graph of nodes joined by edges (langgraph, crewai, agno and n8n agents), "
         "or a notebook (notebook agents). Node ids are unique; edges name existing nodes; "
-        "a notebook spec has no nodes, any other spec has at least one."
+        "a notebook spec has no nodes, any other spec has at least one. Each framework's node configs "
+        "and options: x-frameworks.<framework>."
     )
+    defs = schema.setdefault("$defs", {})
+    frameworks = {name: _framework_defs(name, runtime, defs) for name, runtime in framework_runtimes().items()}
+    schema["x-frameworks"] = frameworks
+    chosen = frameworks.get(framework or "")
+    if chosen is not None:
+        nodes = chosen["nodes"]
+        schema["properties"]["nodes"]["items"] = {
+            "oneOf": list(nodes.values()),
+            "discriminator": {"propertyName": "type", "mapping": {k: v["$ref"] for k, v in nodes.items()}},
+        }
+        schema["properties"]["options"] = {**chosen["options"], "description": f"Options of the {framework} runtime."}
     return {"$schema": JSON_SCHEMA_DIALECT, "$id": SPEC_SCHEMA_ID, **schema}

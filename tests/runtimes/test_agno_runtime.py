@@ -22,8 +22,13 @@ import psycopg
 import pytest
 from agno.models.base import Model
 from agno.models.response import ModelResponse
-from orchestrator_runtimes import agno_runtime
-from orchestrator_runtimes.agno_runtime import AgnoRuntime, _Delegation, _pooled, _repair_arguments, sqlalchemy_url
+from orchestrator_runtimes.agno import AgnoRuntime
+from orchestrator_runtimes.agno import models as agno_models
+from orchestrator_runtimes.agno.build import sqlalchemy_url
+from orchestrator_runtimes.agno.models import Delegation as _Delegation
+from orchestrator_runtimes.agno.models import pooled as _pooled
+from orchestrator_runtimes.agno.models import repair_arguments as _repair_arguments
+from orchestrator_runtimes.agno.spec import find_entry
 from orchestrator_runtimes.models import ModelEndpoint
 from orchestrator_runtimes.runtime import ErrorKind, RunContext, RunError, RunEvent, RunResult, Runtime
 from orchestrator_runtimes.spec import WorkflowSpec
@@ -126,7 +131,7 @@ def scripted(monkeypatch: pytest.MonkeyPatch) -> Callable[[dict[str, list[Any]]]
         def fake_model(endpoint: ModelEndpoint, options: Any = None, **_: Any) -> ScriptedModel:
             return ScriptedModel(script=list(scripts[endpoint.integration]))
 
-        monkeypatch.setattr(agno_runtime, "agno_model", fake_model)
+        monkeypatch.setattr(agno_models, "agno_model", fake_model)
 
     return install
 
@@ -169,7 +174,7 @@ def test_a_team_with_knowledge_is_valid() -> None:
         }
     )
     assert AgnoRuntime().validate(workflow) == []
-    assert agno_runtime.find_entry(workflow) == ("lead", None)
+    assert find_entry(workflow) == ("lead", None)
 
 
 @pytest.mark.parametrize(

@@ -22,8 +22,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from orchestrator_runtimes import crewai_runtime
-from orchestrator_runtimes.crewai_runtime import CrewAIRuntime
+from orchestrator_runtimes.crewai import models as crewai_models
+from orchestrator_runtimes.crewai import CrewAIRuntime
 from orchestrator_runtimes.models import METER
 from orchestrator_runtimes.runtime import ErrorKind, RunContext, RunError, RunEvent, RunResult, Runtime
 from orchestrator_runtimes.spec import WorkflowSpec
@@ -162,7 +162,7 @@ def scripted(monkeypatch: pytest.MonkeyPatch) -> Callable[..., Any]:
 
     def install(reply: Callable[[str | None, str, bool], Any], metered: bool = True) -> Any:
         llm = scripted_type()(model=MODEL, reply=reply, metered=metered)
-        monkeypatch.setattr(crewai_runtime, "crewai_llm", lambda endpoint, options=None: llm)
+        monkeypatch.setattr(crewai_models, "crewai_llm", lambda endpoint, options=None: llm)
         return llm
 
     return install
@@ -551,10 +551,10 @@ def test_the_run_keeps_crewai_quiet_and_in_its_workdir(
 def test_preload_imports_crewai_quietly(monkeypatch: pytest.MonkeyPatch) -> None:
     import sys
 
-    for variable in crewai_runtime.QUIET_ENVIRONMENT:
+    for variable in CrewAIRuntime.quiet_environment:
         monkeypatch.delenv(variable, raising=False)
     CrewAIRuntime().preload()
-    assert all(module in sys.modules for module in crewai_runtime.PRELOADED)
+    assert all(module in sys.modules for module in CrewAIRuntime.preloaded)
     assert os.environ["CREWAI_DISABLE_TELEMETRY"] == "true"
     assert os.environ["CREWAI_TRACING_ENABLED"] == "false"
 
@@ -591,7 +591,7 @@ def test_a_crew_through_the_runner_protocol(
 def test_the_metering_interceptor_counts_tokens() -> None:
     import httpx
 
-    interceptor = crewai_runtime._meter_interceptor()
+    interceptor = crewai_models.meter_interceptor()
     before = METER.snapshot()
     body = json.dumps({"choices": [], "usage": {"prompt_tokens": 7, "completion_tokens": 3}}).encode()
     interceptor.on_inbound(httpx.Response(200, content=body))
