@@ -85,6 +85,11 @@ else:
     c.NativeAuthenticator.allowed_failed_logins = int(env("ORCHESTRATOR_HUB_LOGIN_ATTEMPTS", "5"))
     c.NativeAuthenticator.seconds_before_next_try = int(env("ORCHESTRATOR_HUB_LOCKOUT_SECONDS", "600"))
     c.NativeAuthenticator.ask_email_on_signup = False
+    # the first admin is made when the hub starts, with the operator's password, before the port
+    # opens; nobody becomes an admin by signing up under an admin's name (native.py)
+    c.TeamAuthenticator.first_admin = next(iter(env_list("ORCHESTRATOR_HUB_ADMINS")), "")
+    c.TeamAuthenticator.first_admin_password = env("ORCHESTRATOR_HUB_ADMIN_PASSWORD")
+    c.TeamAuthenticator.first_admin_password_file = env("ORCHESTRATOR_HUB_ADMIN_PASSWORD_FILE")
     # its sign-up, change-password and authorize pages (our authorize page first: approvals POST)
     c.JupyterHub.template_paths = [TEMPLATES, os.path.join(os.path.dirname(nativeauthenticator.__file__), "templates")]
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from orchestrator_ext.hub import tls
 from orchestrator_ext.hub.dashboard import NOTEBOOK
-from orchestrator_ext.hub.spawner import TeamSpawner, ensure_system_account
+from orchestrator_ext.hub.spawner import TeamSpawner, ensure_system_account, home_elsewhere
 
 
 def env(name, default=""):
@@ -67,15 +67,21 @@ c.ConfigurableHTTPProxy.pid_file = str(HUB_DIR / "jupyterhub-proxy.pid")
 # internal TLS: the hub's CAs and certificates (shared.py's idle culler reads them from here too)
 c.JupyterHub.internal_certs_location = str(HUB_DIR / "internal-ssl")
 c.JupyterHub.bind_url = env("ORCHESTRATOR_HUB_BIND_URL", "http://:8000")
+# the first admin (shared.py, orchestrator_ext/hub/native.py): made before the port opens, with the
+# operator's password, or one generated into this root-only file when none is given
+if not env("ORCHESTRATOR_HUB_ADMIN_PASSWORD") and not env("ORCHESTRATOR_HUB_ADMIN_PASSWORD_FILE"):
+    c.TeamAuthenticator.first_admin_password_file = str(HUB_DIR / "first-admin-password")
 
 # The proxy: the PyPI configurable-http-proxy installed beside the hub (found even when the
 # hub's environment is not on PATH, as when run as /opt/orchestrator/bin/jupyterhub), else the
 # one on PATH, or another command, e.g. the npm one, which TLS needs (the PyPI one has none).
+# The PyPI one runs through orchestrator_ext.hub.proxy, which keeps query strings (?token=...) out
+# of its access log, that is out of the hub's log.
 HUB_PROXY = Path(sys.executable).parent / "configurable-http-proxy"
 if env("ORCHESTRATOR_HUB_PROXY_COMMAND"):
     c.ConfigurableHTTPProxy.command = [env("ORCHESTRATOR_HUB_PROXY_COMMAND")]
 elif HUB_PROXY.exists():
-    c.ConfigurableHTTPProxy.command = [str(HUB_PROXY)]
+    c.ConfigurableHTTPProxy.command = [sys.executable, "-m", "orchestrator_ext.hub.proxy"]
 
 # TLS (docs/deploy/tls.md): the public address over https, and optionally every
 # connection between the hub, the proxy, the services and users' servers.
@@ -84,6 +90,9 @@ if env("ORCHESTRATOR_HUB_SSL_CERT"):
     c.JupyterHub.ssl_key = env("ORCHESTRATOR_HUB_SSL_KEY")
 c.JupyterHub.internal_ssl = env_flag("ORCHESTRATOR_HUB_INTERNAL_SSL", False)
 SCHEME = "https" if c.JupyterHub.internal_ssl else "http"
+# the proxy's REST API (the hub's routes), on the loopback: another port for a second hub on the machine
+if env("ORCHESTRATOR_HUB_PROXY_API_PORT"):
+    c.ConfigurableHTTPProxy.api_url = f"{SCHEME}://127.0.0.1:{int(env('ORCHESTRATOR_HUB_PROXY_API_PORT'))}"
 # internal TLS: each service's and server's key and certificates, in a folder of its account's
 # (certs/services/<name>, certs/users/<account>) inside this one, root's
 CERTS_DIR = TEAM_DIR / "certs"
@@ -91,6 +100,13 @@ CERTS_DIR = TEAM_DIR / "certs"
 # ---- the Orchestrator API: a hub service under its own account ----------------------
 
 SERVICE_DIR = TEAM_DIR / "service"
+if SERVICE_USER != "root" and home_elsewhere(SERVICE_USER, SERVICE_DIR):
+    sys.exit(
+        f"The account {SERVICE_USER!r} is the Orchestrator service of another team directory (its home is "
+        f"{home_elsewhere(SERVICE_USER, SERVICE_DIR)}); this hub's is {TEAM_DIR}. Give this hub an account of "
+        f"its own (ORCHESTRATOR_SERVICE_USER), or, if that directory moved here, run "
+        f"`usermod --home {SERVICE_DIR} {SERVICE_USER}` first."
+    )
 if SERVICE_USER != "root":  # root: the service runs as the hub does (not recommended)
     ensure_system_account(SERVICE_USER, SERVICE_DIR, login_shell="/usr/sbin/nologin", comment="Orchestrator API")
 for sub in ("data", "files", "jupyter", "run"):

@@ -282,3 +282,14 @@ class TeamSpawner(LocalProcessSpawner):  # type: ignore[misc]
         if self.cert_paths:
             env["ORCHESTRATOR_SSL_CA"] = str(Path(self.cert_paths["cafile"]).with_name(ORCHESTRATOR_CA))
         return env
+
+
+def home_elsewhere(name: str, home: Path) -> Path | None:
+    """The home of the existing account ``name`` when it is another folder that still exists: the
+    account belongs to another installation (a second team directory on this machine), which
+    ensure_system_account would otherwise silently move. None: no such account, or free to use."""
+    try:
+        current = Path(pwd.getpwnam(name).pw_dir)
+    except KeyError:
+        return None
+    return current if current != home and current.exists() else None

@@ -69,6 +69,8 @@ class TeamHub:
     hub_port: int = 0
     service_port: int = 0
     dashboard_port: int = 0
+    #: the proxy's REST API (ORCHESTRATOR_HUB_PROXY_API_PORT)
+    proxy_api_port: int = 0
 
     def remember_children(self) -> None:
         try:
@@ -156,9 +158,10 @@ class TeamHub:
         )
 
     def person(self, name: str) -> Person:
-        """Sign ``name`` up, have the admin approve them (unless approval is off or they are the
-        admin), log in on the hub's page, and make an API token from that session."""
-        assert self.sign_up(name).status_code == 200
+        """Sign ``name`` up (the admin exists from the start: no sign-up), have the admin approve them
+        (unless approval is off), log in on the hub's page, and make an API token from that session."""
+        if name != self.admin:
+            assert self.sign_up(name).status_code == 200
         if self.approval and name != self.admin:
             _, refused = self.log_in(name)
             assert refused.status_code == 200, "logged in before an admin approved the sign-up"
@@ -236,7 +239,10 @@ def start_hub(
         ORCHESTRATOR_SERVICE_USER=service_user,
         ORCHESTRATOR_SERVICE_PORT=str(service_port),
         ORCHESTRATOR_DASHBOARD_PORT=str(dashboard_port),
-        ORCHESTRATOR_HUB_ADMINS=admin,
+        ORCHESTRATOR_HUB_PROXY_API_PORT=str(proxy_api),
+        # the first admin is made at start with this password; the second name must be approved
+        ORCHESTRATOR_HUB_ADMINS=f"{admin},{admin}-2",
+        ORCHESTRATOR_HUB_ADMIN_PASSWORD=PASSWORD,
         ORCHESTRATOR_HUB_LOGIN_ATTEMPTS="3",
         ORCHESTRATOR_HUB_LOCKOUT_SECONDS="600",
     )
@@ -252,7 +258,6 @@ def start_hub(
                 str(TEST_CONFIG),
                 f"--JupyterHub.bind_url={scheme}://127.0.0.1:{port}",
                 f"--JupyterHub.hub_bind_url={internal_scheme}://127.0.0.1:{hub_port}",
-                f"--ConfigurableHTTPProxy.api_url={internal_scheme}://127.0.0.1:{proxy_api}",
             ],
             cwd=team_dir,
             env=env,
@@ -266,6 +271,7 @@ def start_hub(
     hub.ssl_verify = ssl_verify
     hub.approval = env.get("ORCHESTRATOR_HUB_APPROVAL", "true") == "true"
     hub.hub_port, hub.service_port, hub.dashboard_port = hub_port, service_port, dashboard_port
+    hub.proxy_api_port = proxy_api
     try:
         _wait_up(hub)
     except BaseException:

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import requests
 
+from orchestrator_ext.hub.spawner import system_name
 from tests.hub.conftest import needs_root
 from tests.hub.team_hub import API, Person, TeamHub
 
@@ -143,3 +144,26 @@ def test_approving_a_sign_up_takes_the_admins_post_not_a_link(team_hub: TeamHub)
     )
     assert discarded.status_code == 302
     assert waiting not in admin.session.get(f"{hub.url}/hub/authorize", timeout=30).text
+
+
+def test_no_one_becomes_an_admin_by_signing_up_under_an_admin_name(team_hub: TeamHub) -> None:
+    """The first admin is made when the hub starts, with the operator's password: its name is taken
+    before the port opens. Another admin name may be signed up, but only an admin's approval opens it."""
+    hub = team_hub
+    squatter = "squatters-own-password-7"
+    taken = hub.sign_up(hub.admin, squatter)
+    assert taken.status_code == 200
+    assert "already in use" in taken.text
+    _, refused = hub.log_in(hub.admin, squatter)
+    assert refused.status_code == 200  # the login page again: no session
+    admin = admin_of(hub)  # the operator's password opens it
+    assert hub.hub_api("GET", f"/users/{admin.name}", admin.token).json()["admin"] is True
+
+    second = f"{hub.admin}-2"  # in ORCHESTRATOR_HUB_ADMINS, never made
+    signed = hub.sign_up(second, squatter)
+    assert signed.status_code == 200
+    assert "can now go to the home page and log in" not in signed.text
+    hub.accounts.add(system_name(second))
+    assert not approved(hub, admin, second)
+    _, waiting = hub.log_in(second, squatter)
+    assert waiting.status_code == 200  # no approval, no session: no admin

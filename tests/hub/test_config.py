@@ -5,6 +5,12 @@ by building GenericOAuthenticator from the configuration)."""
 
 from __future__ import annotations
 
+import os
+import re
+import secrets
+import shutil
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +19,10 @@ from oauthenticator.generic import GenericOAuthenticator
 from traitlets.config import Config
 
 from orchestrator_ext.hub.native import TeamAuthenticator
+from orchestrator_ext.hub.spawner import ensure_system_account, home_elsewhere
 
-SHARED = Path(__file__).resolve().parents[2] / "hub_config" / "shared.py"
+REPOSITORY = Path(__file__).resolve().parents[2]
+SHARED = REPOSITORY / "hub_config" / "shared.py"
 OAUTH = {
     "OAUTH_CLIENT_ID": "orchestrator",
     "OAUTH_CLIENT_SECRET": "s3cret",
@@ -31,7 +39,9 @@ OAUTH = {
 
 
 def load_shared(monkeypatch: pytest.MonkeyPatch, **env: str) -> Config:
-    for name in [*OAUTH, "ORCHESTRATOR_HUB_ADMINS", "ORCHESTRATOR_HUB_APPROVAL", "ORCHESTRATOR_HUB_LOGIN_ATTEMPTS"]:
+    names = ["ORCHESTRATOR_HUB_ADMINS", "ORCHESTRATOR_HUB_APPROVAL", "ORCHESTRATOR_HUB_LOGIN_ATTEMPTS"]
+    names += ["ORCHESTRATOR_HUB_ADMIN_PASSWORD", "ORCHESTRATOR_HUB_ADMIN_PASSWORD_FILE"]
+    for name in [*OAUTH, *names]:
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
@@ -89,3 +99,100 @@ def test_users_and_their_servers_reach_the_orchestrator_and_the_culler_stops_ser
     culler = next(s for s in config.JupyterHub.services if s["name"] == "idle-culler")
     assert culler["command"][1:3] == ["-m", "jupyterhub_idle_culler"]
     assert "--timeout=3600" in culler["command"]
+
+
+@pytest.fixture
+def hub_db() -> Iterator[Any]:
+    """The hub's database as NativeAuthenticator sees it (an in-memory SQLite session)."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.orm import sessionmaker
+
+    engine = create_engine("sqlite://")
+    session = sessionmaker(bind=engine)()
+    yield session
+    session.close()
+    engine.dispose()
+
+
+def team_authenticator(monkeypatch: pytest.MonkeyPatch, db: Any, **env: str) -> TeamAuthenticator:
+    config = load_shared(monkeypatch, **env)
+    return TeamAuthenticator(config=config, _deprecated_db_session=db)
+
+
+def test_the_first_admin_is_made_at_start_and_admin_names_are_never_authorized_at_sign_up(
+    monkeypatch: pytest.MonkeyPatch, hub_db: Any
+) -> None:
+    settings = {"ORCHESTRATOR_HUB_ADMINS": "ada, grace", "ORCHESTRATOR_HUB_ADMIN_PASSWORD": "operators-secret-42"}
+    authenticator = team_authenticator(monkeypatch, hub_db, **settings)
+    ada = authenticator.get_user("ada")
+    assert ada.is_authorized
+    assert ada.is_valid_password("operators-secret-42")
+    # signing up as the first admin is refused; as another admin, it waits for an admin's approval
+    assert authenticator.create_user("ada", "squatters-password-1") is None
+    grace = authenticator.create_user("grace", "squatters-password-1")
+    assert grace is not None
+    assert not grace.is_authorized
+    hub_db.delete(grace)
+    hub_db.commit()
+    open_signup = team_authenticator(monkeypatch, hub_db, **settings, ORCHESTRATOR_HUB_APPROVAL="false")
+    assert open_signup.open_signup is True
+    assert open_signup.create_user("carol", "carols-password-1").is_authorized  # anyone else: at once
+    assert not open_signup.create_user("grace", "x-password-22").is_authorized  # an admin name: never
+    # a later start keeps the admin's own password (changed since), whatever the setting says now
+    authenticator.change_password("ada", "adas-own-password-9")
+    again = team_authenticator(monkeypatch, hub_db, **{**settings, "ORCHESTRATOR_HUB_ADMIN_PASSWORD": "other-0000"})
+    assert again.get_user("ada").is_valid_password("adas-own-password-9")
+
+
+def test_without_a_password_the_first_admins_is_generated_into_a_root_only_file(
+    monkeypatch: pytest.MonkeyPatch, hub_db: Any, tmp_path: Path
+) -> None:
+    kept = tmp_path / "hub" / "first-admin-password"
+    env = {"ORCHESTRATOR_HUB_ADMINS": "ada", "ORCHESTRATOR_HUB_ADMIN_PASSWORD_FILE": str(kept)}
+    authenticator = team_authenticator(monkeypatch, hub_db, **env)
+    assert kept.stat().st_mode & 0o777 == 0o600
+    assert authenticator.get_user("ada").is_valid_password(kept.read_text().strip())
+    with pytest.raises(ValueError, match="too weak"):
+        team_authenticator(monkeypatch, hub_db, ORCHESTRATOR_HUB_ADMINS="bob", ORCHESTRATOR_HUB_ADMIN_PASSWORD="short")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="makes a system account")
+def test_a_service_account_of_another_team_directory_is_not_taken_over(tmp_path: Path) -> None:
+    """A second team directory on the machine must not move the first one's service account."""
+    name = f"orch-t-{secrets.token_hex(3)}"
+    first, second = tmp_path / "first" / "service", tmp_path / "second" / "service"
+    assert home_elsewhere(name, second) is None  # no such account: free
+    ensure_system_account(name, first, login_shell="/usr/sbin/nologin", comment="Orchestrator API")
+    try:
+        assert home_elsewhere(name, first) is None  # its own directory
+        assert home_elsewhere(name, second) == first
+        shutil.rmtree(tmp_path / "first")  # that installation is gone: the account may move
+        assert home_elsewhere(name, second) is None
+    finally:
+        subprocess.run(["userdel", name], check=False, capture_output=True)
+
+
+def extra_requirements(extras: set[str]) -> set[str]:
+    """The distributions ``orchestrator[extras]`` installs, extras of extras included (from pyproject.toml)."""
+    import tomllib
+
+    optional = tomllib.loads((REPOSITORY / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    found: set[str] = set()
+    todo = list(extras)
+    while todo:
+        for requirement in optional[todo.pop()]:
+            name = re.split(r"[<>=!~\[ ;]", requirement, maxsplit=1)[0]
+            if name == "orchestrator":
+                todo += re.findall(r"[\w-]+", requirement.split("[", 1)[1].split("]", 1)[0])
+            else:
+                found.add(name)
+    return found
+
+
+@pytest.mark.parametrize("document", ["README.md", "docs/deploy/team.md"])
+def test_the_team_install_brings_the_frameworks_its_worker_runs(document: str) -> None:
+    """The team mode runs LangGraph, CrewAI and Agno workflows: the documented install has them."""
+    text = (REPOSITORY / document).read_text()
+    [extras] = re.findall(r"bin/pip install \"[^\"\[]*\[([\w,-]+)\]\"", text)
+    installed = extra_requirements(set(extras.split(",")))
+    assert {"jupyterhub", "configurable-http-proxy", "langgraph", "crewai", "agno"} <= installed
