@@ -172,8 +172,8 @@ def deploy_spec(
         agent = client.create_agent(agent_name, framework, **({"org_id": org_id} if org_id else {}))
     elif agent["framework"] != framework:
         raise DeployError(
-            f"the agent '{agent_name}' is a {agent['framework']} agent: this deploy needs a {framework} one "
-            "(choose another --agent name)"
+            f"the agent '{agent_name}' has the framework '{agent['framework']}', and this deploy makes a "
+            f"'{framework}' workflow: choose another --agent name"
         )
     name = workflow_name or agent_name
     workflow = next((w for w in client.workflows(agent["id"]) if w["name"] == name), None)

@@ -116,6 +116,19 @@ class Text:
         return f"<pre>{html.escape(self.text)}</pre>"
 
 
+class Run(dict[str, Any]):
+    """An execution as the API describes it (a dict), shown as its :class:`RunView` unless already on screen."""
+
+    def __init__(self, run: dict[str, Any], title: str, *, shown: bool = False) -> None:
+        super().__init__(run)
+        self.title = title
+        self.shown = shown
+
+    def _ipython_display_(self) -> None:
+        if not self.shown:
+            show(RunView(self, self.title))
+
+
 def follow(
     run: dict[str, Any],
     fetch: Callable[[str], dict[str, Any]],
@@ -123,7 +136,7 @@ def follow(
     *,
     timeout: float,
     every: float = 0.5,
-) -> dict[str, Any]:
+) -> Run:
     """Show ``run`` and refresh it in place until it settles (or ``timeout`` passes); the last state seen."""
     handle = show(RunView(run, title), display_id=True)
     deadline = time.monotonic() + timeout
@@ -132,7 +145,7 @@ def follow(
         run = fetch(str(run["id"]))
         if handle is not None:
             handle.update(RunView(run, title))
-    return run
+    return Run(run, title, shown=True)
 
 
 def show(value: Any, **options: Any) -> Any:

@@ -1,9 +1,10 @@
 """Kernelspecs of the framework kernels, and ``jupyter orchestrator kernels install``.
 
-Each kernel is this environment's ipykernel with the ``orchestrator_kernels``
-extension loaded at start-up (``--IPKernelApp.extensions``) and the framework
-named in its environment (:data:`~.frameworks.FRAMEWORK_ENV`): the extension
-then imports the framework, registers the magics and puts ``model()`` at hand.
+Each kernel is this environment's ipykernel started by ``python -m
+orchestrator_kernels --framework=NAME`` (:mod:`.__main__`), which loads the
+``orchestrator_kernels`` extension: it imports the framework, registers the
+magics and puts ``model()`` at hand. Workers start notebook runs from the
+same commands (:func:`run_commands`), not from kernelspecs.
 
 The same ``kernel.json`` files ship in the wheel as shared data
 (``share/jupyter/kernels/``, like the server extension's config under
@@ -25,27 +26,30 @@ from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_core.application import JupyterApp
 from traitlets import Bool, Unicode
 
-from .frameworks import FRAMEWORK_ENV, FRAMEWORKS, QUIET_ENV, Framework, framework_named
+from .frameworks import FRAMEWORKS, QUIET_ENV, Framework, framework_named
 
 #: the kernelspecs as shipped in the wheel (hatch shared-data maps this folder to share/jupyter/kernels)
 SHARED_KERNELS = Path(__file__).resolve().parent.parent / "share" / "jupyter" / "kernels"
 
 
+def run_command(framework: Framework, python: str = "python") -> list[str]:
+    """The command that starts ``framework``'s kernel (``{connection_file}`` filled in by jupyter_client)."""
+    return [python, "-m", "orchestrator_kernels", f"--framework={framework.key}", "-f", "{connection_file}"]
+
+
+def run_commands() -> dict[str, list[str]]:
+    """The installed frameworks' kernels as a worker starts them: its own interpreter, fixed commands."""
+    return {f.kernel_name: run_command(f, sys.executable) for f in FRAMEWORKS.values() if f.installed()}
+
+
 def kernel_json(framework: Framework) -> dict[str, Any]:
     """The ``kernel.json`` of ``framework``'s kernel (``python`` is replaced by the launcher's interpreter)."""
     return {
-        "argv": [
-            "python",
-            "-m",
-            "ipykernel_launcher",
-            "-f",
-            "{connection_file}",
-            "--IPKernelApp.extensions=orchestrator_kernels",
-        ],
+        "argv": run_command(framework),
         "display_name": framework.display_name,
         "language": "python",
         "interrupt_mode": "signal",
-        "env": {FRAMEWORK_ENV: framework.key, **QUIET_ENV},
+        "env": dict(QUIET_ENV),
         "metadata": {"debugger": True, "orchestrator": {"framework": framework.key, "extra": framework.extra}},
     }
 

@@ -181,7 +181,7 @@ class OrchestratorMagics(Magics):
             raise UsageError(f"the agent '{agent_name}' has workflows {names}: name one with --workflow")
         return agent, workflows[0]
 
-    def _run(self, args: argparse.Namespace) -> dict[str, Any]:
+    def _run(self, args: argparse.Namespace) -> views.Run:
         from orchestrator_ext.deploy import parse_inputs
 
         agent, workflow = self._workflow_of(args.agent, args.workflow, args.org)
@@ -192,12 +192,10 @@ class OrchestratorMagics(Magics):
             # the widget follows the run itself, and its buttons (cancel, approve) need the kernel free
             views.show(widget)
             if not args.wait:
-                return run
-            finished: dict[str, Any] = self.client.wait(run["id"], timeout=args.timeout)
-            return finished
+                return views.Run(run, title, shown=True)
+            return views.Run(self.client.wait(run["id"], timeout=args.timeout), title)
         if args.no_wait:
-            views.show(views.RunView(run, title))
-            return run
+            return views.Run(run, title)
         return views.follow(run, self.client.execution, title, timeout=args.timeout)
 
     def _agent_names(self) -> dict[str, str]:

@@ -31,6 +31,7 @@ from typing import Any
 from jupyter_client.asynchronous.client import AsyncKernelClient
 from jupyter_client.kernelspec import KernelSpec, NoSuchKernel
 from jupyter_client.manager import AsyncKernelManager
+from orchestrator_kernels.kernelspec import run_commands
 
 from .accounts import RunAccount
 from .isolation import limiter, new_workdir, remove_workdir, run_environment
@@ -42,7 +43,9 @@ DEFAULT_KERNEL = "python3"
 START_TIMEOUT = 30.0
 #: the kernels runs may ask for by name, and the command each starts from
 DEFAULT_COMMANDS: dict[str, list[str]] = {
-    DEFAULT_KERNEL: [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    DEFAULT_KERNEL: [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+    # the framework kernels of the installed frameworks (orchestrator-langgraph, ...): notebooks written on them run
+    **run_commands(),
 }
 
 

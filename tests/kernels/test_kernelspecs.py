@@ -40,8 +40,8 @@ def test_install_writes_the_installed_frameworks_and_skips_the_rest(
     ]
     spec = manager.get_kernel_spec("orchestrator-langgraph")
     assert spec.display_name == "Orchestrator · LangGraph"
-    assert spec.env["ORCHESTRATOR_KERNEL_FRAMEWORK"] == "langgraph"
-    assert spec.argv[:3] == ["python", "-m", "ipykernel_launcher"]
+    assert spec.argv == ["python", "-m", "orchestrator_kernels", "--framework=langgraph", "-f", "{connection_file}"]
+    assert spec.env["CREWAI_DISABLE_TELEMETRY"] == "true"
     assert len(written) == 2
 
 
