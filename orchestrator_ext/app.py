@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 
     from .engine.scheduler import Scheduler
     from .engine.worker import Worker
+    from .n8n.manager import N8nManager
 
 
 def _level(value: object) -> int:
@@ -70,6 +71,7 @@ class OrchestratorApp(OrchestratorSettings, ExtensionApp):
         # imported when used: `jupyter orchestrator deploy NOTEBOOK --agent NAME`, `... kernels install`
         "deploy": ("orchestrator_ext.deploy.DeployCommand", "Deploy a notebook as the next version of a workflow."),
         "kernels": ("orchestrator_kernels.kernelspec.KernelsCommand", "Install the framework kernels."),
+        "n8n": ("orchestrator_ext.n8n.cli.N8nCommand", "n8n for the platform: install it, serve it headless."),
     }
 
     owner = Unicode(
@@ -139,6 +141,7 @@ class OrchestratorApp(OrchestratorSettings, ExtensionApp):
     runs_url: str | None = None
     _model_process: subprocess.Popen[bytes] | None = None
     _worker: Worker | None = None
+    _n8n: N8nManager | None = None
     _scheduler: Scheduler | None = None
     _scheduler_task: asyncio.Task[None] | None = None
     _scheduler_stop: asyncio.Event
@@ -237,6 +240,9 @@ class OrchestratorApp(OrchestratorSettings, ExtensionApp):
         self._scheduler = Scheduler(url, interval=self.scheduler_interval)
         self._scheduler_stop = asyncio.Event()
         self._scheduler_task = asyncio.create_task(self._scheduler.run(self._scheduler_stop))
+        from .n8n.manager import for_personal_mode  # n8n beside the server: at start or at the first n8n run
+
+        self._n8n = for_personal_mode(Path(self.data_dir) / "n8n", url, self.services.keyring, self.owner)
 
     # ---- shutdown -------------------------------------------------------------
 
@@ -257,6 +263,9 @@ class OrchestratorApp(OrchestratorSettings, ExtensionApp):
         return local_model.INTEGRATION_NAME, local_model.integration(base_url)
 
     async def stop_extension(self) -> None:
+        if self._n8n is not None:
+            await self._n8n.stop()
+            self._n8n = None
         if self._worker is not None:
             await self._worker.stop(grace=5.0)
             self._worker = None

@@ -141,12 +141,7 @@ _LOADED: dict[str, Runtime] = {}
 
 
 #: frameworks agents may name whose runtime is not built yet: why a run of theirs cannot start
-NOT_YET = {
-    "n8n": (
-        "n8n workflows cannot run yet: this version of Orchestrator ships no n8n runtime (no package or extra "
-        "provides one); an n8n agent's workflows can be saved and validated, not executed"
-    ),
-}
+NOT_YET: dict[str, str] = {}
 
 
 @functools.cache

@@ -1,0 +1,109 @@
+"""``jupyter orchestrator n8n install|serve``: put n8n on this machine, and run it for the platform."""
+
+from __future__ import annotations
+
+import getpass
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine
+from traitlets import Bool, Int, Unicode
+
+from ..cli import OrchestratorCommand
+from ..db.engine import sqlalchemy_url
+from ..db.setup import prepare_database
+from . import integration, process, provision
+from .install import N8N_VERSION, InstallError, install, installation
+
+
+class N8nInstallCommand(OrchestratorCommand):
+    name = "jupyter-orchestrator-n8n-install"
+    description = f"Install n8n {N8N_VERSION} and the Node it needs from the npm registry (cached, idempotent)."
+    force = Bool(False, help="Install again even when the pinned versions are there.").tag(config=True)
+    flags = {"force": ({"N8nInstallCommand": {"force": True}}, "Install again.")}  # noqa: RUF012
+
+    def start(self) -> None:
+        try:
+            install(say=lambda line: print(line, flush=True), force=self.force)
+        except InstallError as exc:
+            print(f"n8n install failed: {exc}", file=sys.stderr)
+            self.exit(1)
+
+
+class N8nServeCommand(OrchestratorCommand):
+    name = "jupyter-orchestrator-n8n-serve"
+    description = "Run n8n headless on the loopback, its owner and API key made, the key kept as an integration."
+    port = Int(5678, help="Port n8n listens on (loopback only).").tag(config=True)
+    data = Unicode(help="n8n's data folder. Default: <orchestrator data_dir>/n8n.").tag(config=True)
+    org = Unicode(
+        help="The organization (id or slug) whose 'n8n' integration gets the instance. "
+        "Default: the owner's personal one."
+    ).tag(config=True)
+    register = Bool(True, help="Save the instance as the organization's 'n8n' integration.").tag(config=True)
+    aliases = {  # noqa: RUF012
+        "port": "N8nServeCommand.port",
+        "data": "N8nServeCommand.data",
+        "org": "N8nServeCommand.org",
+    }
+    flags = {  # noqa: RUF012
+        "no-register": ({"N8nServeCommand": {"register": False}}, "Do not save the instance as an integration."),
+    }
+
+    def start(self) -> None:
+        found = installation()
+        if not found.ready():
+            print("n8n is not installed: run `jupyter orchestrator n8n install` first", file=sys.stderr)
+            self.exit(1)
+        data_dir = Path(self.data) if self.data else Path(self.orchestrator.data_dir) / "n8n"
+        running = process.start(found, data_dir, self.port)
+        stopping = False
+
+        def stop(signum: int, frame: Any) -> None:
+            nonlocal stopping
+            stopping = True
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        try:
+            took = process.wait_ready(running)
+            api_key = provision.provision(running.base_url, data_dir)
+            where = self._register(running.base_url, api_key) if self.register else "not saved (--no-register)"
+            print(f"n8n {N8N_VERSION} at {running.base_url} (ready in {took:.1f} s); API key: {where}", flush=True)
+            while not stopping and running.process.poll() is None:
+                time.sleep(0.5)
+        finally:
+            process.stop(running)
+        self.exit(0 if stopping else 1)
+
+    def _register(self, base_url: str, api_key: str) -> str:
+        settings = self.orchestrator
+        prepared = prepare_database(settings.database_location())
+        engine = create_engine(sqlalchemy_url(prepared.admin_url))
+        try:
+            owner = str(getattr(settings, "owner", "") or getpass.getuser())
+            org_id = integration.find_org(engine, self.org, owner)
+            integration.save(engine, settings.keyring(), org_id, base_url, api_key)
+        finally:
+            engine.dispose()
+            if prepared.embedded is not None:
+                prepared.embedded.stop()
+        return f"the '{integration.INTEGRATION_NAME}' integration of organization {org_id} (encrypted)"
+
+
+class N8nCommand(OrchestratorCommand):
+    name = "jupyter-orchestrator-n8n"
+    description = "n8n for the platform: `jupyter orchestrator n8n install`, `jupyter orchestrator n8n serve`."
+    subcommands = {  # noqa: RUF012
+        "install": (N8nInstallCommand, N8nInstallCommand.description),
+        "serve": (N8nServeCommand, N8nServeCommand.description),
+    }
+
+    def start(self) -> None:
+        if self.subapp is not None:
+            self.subapp.start()
+            return
+        print("usage: jupyter orchestrator n8n install | serve [--port 5678] [--org ID]", file=sys.stderr)
+        self.exit(2)

@@ -1,0 +1,74 @@
+"""The managed n8n as an organization integration: its URL in ``config``, its API key encrypted.
+
+Runs receive an integration's secret only through the worker, which decrypts
+it for the run that names it: the key is never on disk in clear. The row is
+written with the operator's (system) connection, as ``set-tier`` writes, and
+bound to its own id like every integration secret.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+from sqlalchemy import Engine, text
+
+from ..db.system import system_transaction_sync
+from ..security.crypto import KeyRing
+from ..services.integrations import secret_context
+
+INTEGRATION_NAME = "n8n"
+
+
+def find_org(engine: Engine, org: str, owner: str) -> uuid.UUID:
+    """The organization named by ``org`` (an id or a slug), else ``owner``'s personal organization."""
+    with system_transaction_sync(engine) as conn:
+        if org:
+            try:
+                row = conn.execute(text("SELECT id FROM organizations WHERE id = :o"), {"o": uuid.UUID(org)}).first()
+            except ValueError:
+                row = conn.execute(text("SELECT id FROM organizations WHERE slug = :s"), {"s": org}).first()
+            if row is None:
+                raise SystemExit(f"no organization with id or slug '{org}'")
+            return uuid.UUID(str(row[0]))
+        row = conn.execute(
+            text("SELECT o.id FROM organizations o JOIN users u ON u.id = o.personal_for_user_id WHERE u.subject = :s"),
+            {"s": owner},
+        ).first()
+        if row is None:
+            raise SystemExit(
+                f"'{owner}' has no personal organization yet (it is made on their first request): "
+                "open the server once, or pass --org"
+            )
+        return uuid.UUID(str(row[0]))
+
+
+def save(engine: Engine, keyring: KeyRing, org_id: uuid.UUID, base_url: str, api_key: str) -> uuid.UUID:
+    """Create or update the organization's ``n8n`` integration with this URL and key; its id."""
+    config = json.dumps({"base_url": base_url})
+    with system_transaction_sync(engine) as conn:
+        row = conn.execute(
+            text("SELECT id, kind FROM integrations WHERE org_id = :o AND lower(name) = :n"),
+            {"o": org_id, "n": INTEGRATION_NAME},
+        ).first()
+        if row is not None and row.kind != "n8n":
+            raise SystemExit(f"the organization's integration '{INTEGRATION_NAME}' is a {row.kind} integration")
+        integration_id = uuid.UUID(str(row.id)) if row is not None else uuid.uuid4()
+        sealed = keyring.encrypt(api_key, secret_context(integration_id))
+        if row is None:
+            conn.execute(
+                text(
+                    "INSERT INTO integrations (id, org_id, kind, name, config, secret_encrypted) "
+                    "VALUES (:i, :o, 'n8n', :n, CAST(:c AS jsonb), :s)"
+                ),
+                {"i": integration_id, "o": org_id, "n": INTEGRATION_NAME, "c": config, "s": sealed},
+            )
+        else:
+            conn.execute(
+                text(
+                    "UPDATE integrations SET config = CAST(:c AS jsonb), secret_encrypted = :s, "
+                    "updated_at = clock_timestamp() WHERE id = :i"
+                ),
+                {"i": integration_id, "c": config, "s": sealed},
+            )
+    return integration_id

@@ -1,0 +1,136 @@
+"""Run n8n: headless, on the loopback, telemetry and update checks off, dying with its parent.
+
+:func:`n8n_environment` is the whole configuration (n8n reads only its
+environment); :func:`start` starts it in its own process group with a
+parent-death signal, so nothing outlives the process that started it, start-up
+included; :func:`wait_ready` polls ``/healthz/readiness`` (``/healthz`` answers
+before the database is migrated); :func:`stop` ends the group.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess  # nosec B404 - starts our own n8n, no shell
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from orchestrator_runtimes.forkserver import die_with_parent
+
+from .install import Installation
+
+#: n8n must not phone home, look for updates or templates, or wait on a network it cannot reach
+OFFLINE = {
+    "N8N_DIAGNOSTICS_ENABLED": "false",
+    "N8N_VERSION_NOTIFICATIONS_ENABLED": "false",
+    "N8N_TEMPLATES_ENABLED": "false",
+    "N8N_PERSONALIZATION_ENABLED": "false",
+    "N8N_DISABLED_MODULES": "mcp-registry",
+    "N8N_HIRING_BANNER_ENABLED": "false",
+    "EXTERNAL_FRONTEND_HOOKS_URLS": "",
+    "N8N_DIAGNOSTICS_CONFIG_FRONTEND": "",
+    "N8N_DIAGNOSTICS_CONFIG_BACKEND": "",
+}
+
+
+@dataclass
+class N8nProcess:
+    """A running n8n: its process, where it listens, where it keeps its data."""
+
+    process: subprocess.Popen[bytes]
+    base_url: str
+    data_dir: Path
+    log_path: Path
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def n8n_environment(install: Installation, data_dir: Path, port: int, host: str = "127.0.0.1") -> dict[str, str]:
+    """n8n's environment: its data folder, the loopback, offline settings, and only the variables it needs."""
+    passed = {name: os.environ[name] for name in ("LANG", "LC_ALL", "TZ") if name in os.environ}
+    return {
+        **passed,
+        **OFFLINE,
+        "PATH": f"{install.node_bin}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}",
+        "HOME": str(data_dir),
+        "N8N_USER_FOLDER": str(data_dir),
+        "N8N_LISTEN_ADDRESS": host,
+        "N8N_HOST": host,
+        "N8N_PORT": str(port),
+        "N8N_PROTOCOL": "http",
+        "WEBHOOK_URL": f"http://{host}:{port}/",
+        "N8N_SECURE_COOKIE": "false",
+        "N8N_ENFORCE_SETTINGS_FILE_PERMISSIONS": "true",
+        "DB_SQLITE_POOL_SIZE": "2",
+        "N8N_RUNNERS_ENABLED": "true",
+        "N8N_LOG_LEVEL": "warn",
+        "N8N_LOG_OUTPUT": "console",
+        "NODE_ENV": "production",
+    }
+
+
+def start(
+    install: Installation, data_dir: Path, port: int = 0, host: str = "127.0.0.1", *, die_with_us: bool = True
+) -> N8nProcess:
+    """Start n8n in the background (its own process group; killed if this process dies)."""
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    port = port or free_port(host)
+    log_path = data_dir / "n8n.log"
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(  # noqa: S603  # nosec B603 - our own node and n8n
+            [str(install.node), str(install.n8n), "start"],
+            cwd=data_dir,
+            env=n8n_environment(install, data_dir, port, host),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=die_with_parent if die_with_us else None,  # only sets the parent-death signal
+        )
+    return N8nProcess(process, f"http://{host}:{port}", data_dir, log_path)
+
+
+def log_tail(n8n: N8nProcess, size: int = 3000) -> str:
+    try:
+        return n8n.log_path.read_text(errors="replace")[-size:]
+    except OSError:
+        return ""
+
+
+def wait_ready(n8n: N8nProcess, timeout: float = 180.0) -> float:
+    """Block until n8n answers ``/healthz/readiness``; the seconds it took. RuntimeError if it died or hung."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if n8n.process.poll() is not None:
+            raise RuntimeError(f"n8n exited with status {n8n.process.returncode}:\n{log_tail(n8n)}")
+        try:
+            url = f"{n8n.base_url}/healthz/readiness"
+            with urllib.request.urlopen(url, timeout=2) as reply:  # noqa: S310  # nosec B310 - our loopback
+                if reply.status == 200:
+                    return time.monotonic() - started
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.25)
+    raise RuntimeError(f"n8n at {n8n.base_url} was not ready within {timeout:g} s:\n{log_tail(n8n)}")
+
+
+def stop(n8n: N8nProcess, grace: float = 15.0) -> None:
+    """Stop n8n and everything it started (its task runners): SIGTERM to the group, SIGKILL after ``grace``."""
+    process = n8n.process
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=grace)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)  # task runners left behind
+    process.wait()

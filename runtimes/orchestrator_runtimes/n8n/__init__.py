@@ -1,0 +1,99 @@
+"""The n8n runtime: an agent's workflow is an n8n workflow, run on an n8n instance through its webhook.
+
+The spec has one ``n8n_workflow`` node (:mod:`.spec`): the workflow n8n exports,
+or the id of one on the instance. The instance is an integration of kind
+``n8n`` (base URL and API key) the run receives: the one ``jupyter orchestrator
+n8n serve`` registers, or an external one. :mod:`.run` puts the workflow on the
+instance, calls it and maps n8n's execution into the run's steps, output and
+error; :mod:`.watch` stops the n8n execution when the run is cancelled or
+times out.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess  # nosec B404 - starts our own watcher, no shell
+import sys
+from collections.abc import Iterator, Mapping
+from typing import Any, ClassVar
+
+from ..errors import ErrorKind, RunError
+from ..framework import FrameworkRuntime, Problems
+from .spec import N8nOptions, N8nWorkflowConfig
+
+__all__ = ["N8nRuntime"]
+
+#: a run without a timeout of its own waits this long for n8n's answer
+DEFAULT_TIMEOUT = 3600
+
+
+class N8nRuntime(FrameworkRuntime):
+    """Runs n8n workflows on an n8n instance (no Python framework: the instance is the framework)."""
+
+    name = "n8n"
+    title = "n8n"
+    framework_module = "orchestrator_runtimes.n8n"
+    extra = "n8n"
+    capabilities: ClassVar[Mapping[str, bool]] = {
+        "streaming": False,
+        "checkpoints": False,
+        "multi_agent": False,
+        "tools": True,
+        "human_in_the_loop": False,
+        "multi_modal": False,
+        "gpu": False,
+    }
+    options_model = N8nOptions
+    node_models: ClassVar[Mapping[str, Any]] = {"n8n_workflow": N8nWorkflowConfig}
+    ignored_types = frozenset({"input", "output"})
+    spec_what = "the n8n workflow spec"
+
+    def missing(self) -> str | None:
+        return None  # nothing to import: the instance is reached over HTTP
+
+    def graph_problems(self, spec: Any, options: Any) -> Problems:
+        runnable = [i for i, node in enumerate(spec.nodes) if str(node.type) == "n8n_workflow"]
+        if len(runnable) != 1:
+            return [("nodes", f"an n8n agent's workflow has exactly one 'n8n_workflow' node, not {len(runnable)}")]
+        return []
+
+    def execute(self, spec: Any, options: Any, inputs: Mapping[str, Any], context: Any) -> Iterator[Any]:
+        from .run import execute, instance_for
+
+        node = next(node for node in spec.nodes if str(node.type) == "n8n_workflow")
+        config = N8nWorkflowConfig.model_validate(node.config)
+        api = instance_for(config, context.integrations)
+        marker = f"{context.execution_id}:{context.attempt}"
+        timeout = float(spec.timeout_seconds or DEFAULT_TIMEOUT)
+        done = context.workdir / "n8n-run-ended"
+        watcher: dict[str, Any] = {"base_url": api.base_url, "api_key": api.api_key, "marker": marker}
+        watcher.update(done_file=str(done), deadline=timeout + 60)
+
+        def started(workflow_id: str, hook: str) -> None:
+            _start_watcher({**watcher, "workflow_id": workflow_id, "hook": hook})
+
+        try:
+            yield from execute(api, config, inputs, marker, context.workflow_id, timeout, started)
+        finally:
+            done.touch()
+
+
+def _start_watcher(job: dict[str, Any]) -> None:
+    """The watcher that stops our n8n execution should this process be killed (in its own session)."""
+    import os
+
+    job["pid"] = os.getpid()
+    try:
+        watcher = subprocess.Popen(  # nosec B603 - our own interpreter and module
+            [sys.executable, "-m", "orchestrator_runtimes.n8n.watch"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            close_fds=True,
+        )
+    except OSError as exc:
+        raise RunError(ErrorKind.INTERNAL, f"could not start the n8n watcher: {exc}", retryable=True) from exc
+    assert watcher.stdin is not None  # PIPE was asked for
+    watcher.stdin.write((json.dumps(job) + "\n").encode())
+    watcher.stdin.close()

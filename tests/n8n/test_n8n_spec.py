@@ -1,0 +1,135 @@
+"""The n8n runtime's spec checks and the mapping of n8n's executions (no n8n needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from orchestrator_runtimes.n8n import N8nRuntime
+from orchestrator_runtimes.n8n.run import failure, instance_for, steps_of
+from orchestrator_runtimes.n8n.spec import N8nWorkflowConfig
+from orchestrator_runtimes.runtime import ErrorKind, RunContext, RunError, Runtime, load_runtime
+from orchestrator_runtimes.spec import validate_spec
+
+from tests.n8n.conftest import exported
+
+
+def n8n_spec(workflow: dict[str, Any] | None = None, **config: Any) -> dict[str, Any]:
+    """An n8n agent's workflow spec around an exported n8n workflow; the instance integration 'n8n'."""
+    if workflow is not None:
+        config["workflow"] = workflow
+    return {"nodes": [{"id": "flow", "type": "n8n_workflow", "config": config}], "integrations": ["n8n"]}
+
+
+def problems(spec: dict[str, Any]) -> dict[str, str]:
+    _, found = validate_spec(spec, "n8n")
+    return {p.field: p.message for p in found}
+
+
+def test_the_runtime_is_installed_and_declares_itself() -> None:
+    runtime = load_runtime("n8n")
+    assert isinstance(runtime, N8nRuntime)
+    assert isinstance(runtime, Runtime)
+    assert runtime.missing() is None
+
+
+@pytest.mark.parametrize("name", ["greet", "fail", "slow"])
+def test_exported_workflows_are_valid(name: str) -> None:
+    assert problems(n8n_spec(exported(name))) == {}
+
+
+def test_a_workflow_id_is_valid_too() -> None:
+    assert problems(n8n_spec(workflow_id="Ab12Cd34")) == {}
+
+
+@pytest.mark.parametrize(
+    ("config", "field", "words"),
+    [
+        ({}, "spec.nodes.0.config", "exactly one of 'workflow'"),
+        ({"workflow": {"nodes": []}}, "spec.nodes.0.config.workflow", "has no nodes"),
+        ({"workflow_id": "x", "colour": "red"}, "spec.nodes.0.config.colour", "unknown"),
+    ],
+)
+def test_bad_configs_name_the_field(config: dict[str, Any], field: str, words: str) -> None:
+    found = problems({"nodes": [{"id": "flow", "type": "n8n_workflow", "config": config}]})
+    assert field in found, found
+    assert words in found[field]
+
+
+def test_a_workflow_without_a_webhook_cannot_run_from_here() -> None:
+    workflow = exported("greet")
+    workflow["nodes"] = [n for n in workflow["nodes"] if n["name"] != "Webhook"]
+    found = problems(n8n_spec(workflow))
+    assert "needs exactly one webhook node" in found["spec.nodes.0.config.workflow"]
+
+
+def test_one_n8n_workflow_node_and_no_other_kind() -> None:
+    two = {"nodes": [{"id": f"f{i}", "type": "n8n_workflow", "config": {"workflow_id": "x"}} for i in range(2)]}
+    assert "exactly one 'n8n_workflow' node" in problems(two)["spec.nodes"]
+    model = {"nodes": [{"id": "m", "type": "model", "config": {}}]}
+    assert "runs 'n8n_workflow' nodes" in problems(model)["spec.nodes.0.type"]
+
+
+def test_the_instance_is_the_n8n_integration_handed_to_the_run(tmp_path: Path) -> None:
+    config = N8nWorkflowConfig(workflow_id="x")
+    instance = {"kind": "n8n", "config": {"base_url": "http://127.0.0.1:9"}, "secret": "key"}
+    model = {"kind": "openai-compatible", "config": {"base_url": "http://m/v1", "model": "m"}, "secret": None}
+    api = instance_for(config, {"n8n": instance, "local-model": model})
+    assert (api.base_url, api.api_key) == ("http://127.0.0.1:9", "key")
+    with pytest.raises(RunError) as caught:
+        instance_for(config, {"local-model": model})
+    assert caught.value.kind is ErrorKind.CONFIGURATION
+    assert "integrations" in caught.value.message
+    with pytest.raises(RunError, match="'other' was not handed"):
+        instance_for(N8nWorkflowConfig(workflow_id="x", instance="other"), {"n8n": instance})
+
+
+def test_an_unreachable_instance_is_a_configuration_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from orchestrator_runtimes.n8n import run as n8n_run
+
+    monkeypatch.setattr(n8n_run, "START_SECONDS", 0.5)
+    spec, _ = validate_spec(n8n_spec(workflow_id="x"), "n8n")
+    assert spec is not None
+    instance = {"kind": "n8n", "config": {"base_url": "http://127.0.0.1:9"}, "secret": "key"}
+    context = RunContext(execution_id="e", attempt=1, workdir=tmp_path, integrations={"n8n": instance})
+    with pytest.raises(RunError) as caught:
+        list(N8nRuntime().run(spec, {}, context))
+    assert caught.value.kind is ErrorKind.CONFIGURATION
+    assert "unreachable" in caught.value.message
+
+
+#: an n8n execution as the public API returns it with includeData (trimmed from a real one)
+FAILED_EXECUTION: dict[str, Any] = {
+    "id": "7",
+    "status": "error",
+    "data": {
+        "resultData": {
+            "runData": {
+                "Webhook": [{"startTime": 1, "executionTime": 0, "data": {"main": [[{"json": {"body": {"n": 1}}}]]}}],
+                "Ask": [
+                    {
+                        "startTime": 2,
+                        "executionTime": 12,
+                        "error": {"message": "Connection refused"},
+                        "data": {"main": [[{"json": {"tokenUsage": {"promptTokens": 3, "totalTokens": 3}}}]]},
+                    }
+                ],
+            },
+            "lastNodeExecuted": "Ask",
+            "error": {"message": "Connection refused", "node": {"name": "Ask"}},
+        }
+    },
+}
+
+
+def test_steps_and_errors_come_from_n8ns_execution() -> None:
+    types = {"Webhook": "n8n-nodes-base.webhook", "Ask": "@n8n/n8n-nodes-langchain.lmChatOpenAi"}
+    steps = steps_of(FAILED_EXECUTION, types)
+    assert [(s["node"], s["status"]) for s in steps] == [("Webhook", "succeeded"), ("Ask", "failed")]
+    assert steps[1]["latency_ms"] == 12
+    assert steps[1]["prompt_tokens"] == 3
+    error = failure(FAILED_EXECUTION, types, 500, {"message": "Error in workflow"})
+    assert error.kind is ErrorKind.MODEL
+    assert error.details["node"] == "Ask"
+    assert error.message == "n8n node 'Ask' failed: Connection refused"
