@@ -22,10 +22,12 @@ from collections.abc import Iterator, Mapping
 from itertools import islice
 from typing import TYPE_CHECKING, Any, TypedDict
 
+from .errors import SpecError
+
 if TYPE_CHECKING:
     from nbformat import NotebookNode
 
-    from .spec import SpecError, WorkflowSpec
+    from .spec import WorkflowSpec
 
 PARAMETERS_TAG = "parameters"
 NBFORMAT_MAJOR = 4
@@ -255,8 +257,6 @@ class NotebookRuntime:
 
     def validate(self, spec: WorkflowSpec) -> list[SpecError]:
         """What keeps ``spec`` from running as a notebook (a notebook file is checked when it is snapshotted)."""
-        from .spec import SpecError  # spec.py imports this module
-
         if spec.notebook is None:
             return [SpecError("spec.notebook", "a notebook workflow needs a notebook (a path or its content)")]
         if spec.nodes:
