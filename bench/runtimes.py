@@ -68,7 +68,7 @@ LangGraph's work is two ``code`` nodes. CrewAI's and Agno's need a model (``--mo
 
 The model calls and tokens of a run are printed for both sides (the framework's
 own count for the baseline, ``outputs.usage`` for ours), and the steps of ours
-(``outputs.steps``). A framework whose runtime module (``runtimes/orchestrator_runtimes/<name>_runtime.py``)
+(``outputs.steps``). A framework whose runtime module (``runtimes/orchestrator_runtimes/<name>/``)
 is missing, fails to import or rejects the benchmark's spec, or whose library,
 fake builder or local model is not installed or fails, is reported as skipped, with why.
 
@@ -446,8 +446,8 @@ def baselines_of(
 
 def unavailable(framework: str, args: argparse.Namespace) -> str | None:
     """Why ``framework`` cannot be measured here (None: it can)."""
-    module = f"orchestrator_runtimes.{framework}_runtime"
-    path = RUNTIMES / f"{framework}_runtime.py"
+    module = f"orchestrator_runtimes.{framework}"
+    path = RUNTIMES / framework / "__init__.py"
     if not path.exists():
         return f"{path.relative_to(BENCH.parent)} does not exist"
     library = "langgraph" if framework == "langgraph" else framework
