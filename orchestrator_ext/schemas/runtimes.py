@@ -20,8 +20,11 @@ class RuntimeCapabilities(ResponseModel):
 class DescribeRuntime(ResponseModel):
     name: str = Field(description="The framework name agents use (langgraph, crewai, agno, notebook...).")
     entry_point: str = Field(description="Where it is implemented ('module:attribute').")
-    available: bool = Field(description="False when it is declared but cannot be loaded here (see error).")
-    error: str | None = Field(default=None, description="Why it cannot be loaded.")
+    available: bool = Field(
+        description="False when it is declared but cannot run here: it does not load, or its framework is not "
+        "installed (see error)."
+    )
+    error: str | None = Field(default=None, description="Why it cannot run here, and what to install.")
     capabilities: RuntimeCapabilities
 
 
