@@ -345,6 +345,13 @@ class Client:
         result: dict[str, Any] = self.request("GET", f"executions/{quote(str(execution_id))}")
         return result
 
+    def models(self) -> list[dict[str, Any]]:
+        """The models the server runs itself (the personal mode's local model): name, model and ``base_url``.
+
+        Code that needs an OpenAI-compatible URL asks here rather than guessing a port.
+        """
+        return list(self.request("GET", "models")["items"])
+
     def cancel(self, execution_id: str) -> dict[str, Any]:
         result: dict[str, Any] = self.request("POST", f"executions/{quote(str(execution_id))}/cancel")
         return result
