@@ -92,7 +92,7 @@ class Builder(anywidget.AnyWidget):
         self.follower: RunFollower | None = None
         self.schema = self.client.request("GET", "schemas/workflow-spec.json")
         self._runtimes: list[dict[str, Any]] = list(self.client.request("GET", "runtimes").get("items") or [])
-        self.observe(self._spec_changed, names="spec")
+        self.observe(self._on_spec_edit, names="spec")
         self.on_msg(self._on_message)
         if workflow_id:
             self._load_workflow(str(workflow_id))
@@ -184,6 +184,7 @@ class Builder(anywidget.AnyWidget):
         previous = self._saved
         self._saved, self._parameters = copy.deepcopy(dict(workflow["spec"])), list(workflow.get("parameters") or [])
         self.version = self._etag
+        self.spec = dict(workflow["spec"])  # as the server stores it (defaults filled in): not dirty
         self.dirty = False
         self.changes = specs.changes(previous, dict(workflow["spec"]))
         self.input_fields = specs.input_fields(self.spec, self._parameters)
@@ -229,7 +230,7 @@ class Builder(anywidget.AnyWidget):
 
     # ---- validation ---------------------------------------------------------------------
 
-    def _spec_changed(self, change: Mapping[str, Any]) -> None:
+    def _on_spec_edit(self, change: Mapping[str, Any]) -> None:
         self.dirty = self._saved is None or change["new"] != self._saved
         self.input_fields = specs.input_fields(change["new"], self._parameters if not self.dirty else ())
         with self._lock:

@@ -53,9 +53,28 @@ def _described_types(schema: Mapping[str, Any]) -> dict[str, str]:
     return described
 
 
+def _resolve(schema: Mapping[str, Any], node: Any) -> Mapping[str, Any]:
+    ref = node.get("$ref") if isinstance(node, Mapping) else None
+    if isinstance(ref, str) and ref.startswith("#/$defs/"):
+        found = _defs(schema).get(ref.removeprefix("#/$defs/"))
+        return found if isinstance(found, Mapping) else {}
+    return node if isinstance(node, Mapping) else {}
+
+
+def framework_nodes(schema: Mapping[str, Any], framework: str) -> dict[str, Mapping[str, Any]]:
+    """The framework's node schemas by type, where the document declares them (``x-frameworks``)."""
+    declared = ((schema.get("x-frameworks") or {}).get(framework) or {}).get("nodes")
+    if not isinstance(declared, Mapping):
+        return {}
+    return {str(kind): _resolve(schema, node) for kind, node in declared.items()}
+
+
 def framework_node_types(framework: str, runtimes: Iterable[Mapping[str, Any]], schema: Mapping[str, Any]) -> list[str]:
-    """The node types a framework's palette offers: what its runtime declares, else the fallback table,
-    kept to those the schema allows."""
+    """The node types a framework's palette offers: the schema's ``x-frameworks`` entry, else what its
+    runtime declares, else the fallback table (kept to those the schema allows)."""
+    own = framework_nodes(schema, framework)
+    if own:
+        return list(own)
     allowed = schema_node_types(schema)
     declared: list[str] | None = None
     for runtime in runtimes:
@@ -70,6 +89,9 @@ def framework_node_types(framework: str, runtimes: Iterable[Mapping[str, Any]], 
 def palette(framework: str, runtimes: Iterable[Mapping[str, Any]], schema: Mapping[str, Any]) -> list[dict[str, str]]:
     """The palette's items: type, a readable label and the schema's description as help."""
     described = _described_types(schema)
+    described.update(
+        {kind: str(node.get("description") or "") for kind, node in framework_nodes(schema, framework).items()}
+    )
     return [
         {"type": kind, "label": kind.replace("_", " ").capitalize(), "description": described.get(kind, "")}
         for kind in framework_node_types(framework, runtimes, schema)

@@ -53,7 +53,7 @@ export function App() {
   const [announcement, setAnnouncement] = useState("");
   const [running, setRunning] = useState(false);
 
-  const checker = useMemo(() => new SpecChecker(schema ?? {}), [schema]);
+  const checker = useMemo(() => new SpecChecker(schema ?? {}, framework), [schema, framework]);
   const localProblems = useMemo(() => checker.check(current), [checker, current]);
   const problems = useMemo(() => mergeProblems(localProblems, serverProblems ?? []), [localProblems, serverProblems]);
   const grouped = useMemo(() => groupProblems(problems, current), [problems, current]);
@@ -72,12 +72,12 @@ export function App() {
 
   const addType = useCallback(
     (type: string, at?: Position) => {
-      const [next, id] = edit.addNode(state, type, defaultConfig(schema ?? {}, type), at ?? centre.current());
+      const [next, id] = edit.addNode(state, type, defaultConfig(schema ?? {}, type, framework), at ?? centre.current());
       apply(next);
       setSelection({ nodes: [id], edge: null });
       setAnnouncement(`Added ${type} node ${id}.`);
     },
-    [state, schema, apply],
+    [state, schema, framework, apply],
   );
 
   const remove = useCallback(
@@ -181,12 +181,14 @@ export function App() {
               onDelete={remove}
               onDropType={addType}
               onReady={(fn) => (centre.current = fn)}
+              autoPlaced={Object.keys(layout ?? {}).length === 0 && current.nodes.length > 0}
             />
           </ReactFlowProvider>
           <aside className="ow-side" aria-label="Settings and problems">
             {selectedNode && (
               <NodePanel
                 root={schema ?? {}}
+                framework={framework}
                 spec={current}
                 node={selectedNode}
                 problems={grouped.byNodeField[selectedNode.id] ?? {}}

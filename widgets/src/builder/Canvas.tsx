@@ -6,6 +6,7 @@ import {
   MiniMap,
   ReactFlow,
   applyNodeChanges,
+  useNodesInitialized,
   useReactFlow,
   type Connection,
   type Edge,
@@ -36,6 +37,8 @@ interface CanvasProps {
   onDelete: (nodes: string[], edges: number[]) => void;
   onDropType: (type: string, at: Position) => void;
   onReady: (centre: () => Position) => void;
+  /** the positions were laid out here (a loaded spec, no saved layout): fit the view to them */
+  autoPlaced: boolean;
 }
 
 function sameList(a: string[], b: string[]): boolean {
@@ -49,6 +52,19 @@ export function Canvas(props: CanvasProps) {
   const [nodes, setNodes] = useState<AgentFlowNode[]>([]);
   const moved = useRef<Layout>({});
   const moveTimer = useRef<number | undefined>(undefined);
+  const initialized = useNodesInitialized();
+  const fitted = useRef(!props.autoPlaced);
+
+  // fit a loaded graph into view once its nodes are measured; never zoom past 100% (a lone node)
+  useEffect(() => {
+    if (props.autoPlaced) fitted.current = false;
+  }, [props.autoPlaced, spec]);
+  useEffect(() => {
+    if (initialized && !fitted.current && nodes.length) {
+      fitted.current = true;
+      void flow.fitView({ maxZoom: 1, padding: 0.15 });
+    }
+  }, [initialized, nodes.length, flow]);
 
   // the spec, layout or problems changed: rebuild node objects, reusing those that did not change
   useEffect(() => {
@@ -195,7 +211,7 @@ export function Canvas(props: CanvasProps) {
           )
         }
         deleteKeyCode={["Delete", "Backspace"]}
-        fitView
+        defaultViewport={{ x: 0, y: 0, zoom: 1 }}
         minZoom={0.05}
         onlyRenderVisibleElements={spec.nodes.length > 100}
         proOptions={{ hideAttribution: true }}

@@ -21,7 +21,7 @@ export function Palette(props: { items: PaletteItem[]; framework: string; onAdd:
               draggable
               data-node-type={item.type}
               title={item.description || undefined}
-              aria-label={`Add a ${item.label} node${item.description ? `: ${item.description}` : ""}`}
+              aria-label={`Add a ${item.label} node`}
               onDragStart={(event) => {
                 event.dataTransfer.setData(DRAG_TYPE, item.type);
                 event.dataTransfer.effectAllowed = "copy";

@@ -37,6 +37,7 @@ function IdField({ node, taken, onRename }: { node: SpecNode; taken: Set<string>
 
 export interface NodePanelProps {
   root: JsonSchema;
+  framework: string;
   spec: Spec;
   node: SpecNode;
   problems: Record<string, string[]>;
@@ -46,7 +47,7 @@ export interface NodePanelProps {
   onDelete: () => void;
 }
 
-export function NodePanel({ root, spec, node, problems, onChange, onRename, onConnect, onDelete }: NodePanelProps) {
+export function NodePanel({ root, framework, spec, node, problems, onChange, onRename, onConnect, onDelete }: NodePanelProps) {
   const labelId = useId();
   const targetId = useId();
   const [target, setTarget] = useState("");
@@ -75,7 +76,7 @@ export function NodePanel({ root, spec, node, problems, onChange, onRename, onCo
       </div>
       <ConfigForm
         root={root}
-        schema={configSchema(root, node.type)}
+        schema={configSchema(root, node.type, framework)}
         value={node.config}
         problems={Object.fromEntries(
           Object.entries(problems)

@@ -14,7 +14,7 @@ const AgentNode = memo(function AgentNode({ data, selected }: NodeProps<AgentFlo
   if (selected) classes.push("ow-node-selected");
   return (
     <div className={classes.join(" ")} data-node-id={node.id} data-state={state} title={problems.join("\n") || undefined}>
-      {node.type !== "input" && <Handle type="target" position={Position.Left} aria-label={`Into ${node.id}`} />}
+      {node.type !== "input" && <Handle type="target" position={Position.Left} />}
       <div className="ow-node-title">{node.label || node.id}</div>
       <div className="ow-node-type">
         {node.type}
@@ -26,7 +26,7 @@ const AgentNode = memo(function AgentNode({ data, selected }: NodeProps<AgentFlo
           {problems.length > 1 ? ` (+${problems.length - 1})` : ""}
         </div>
       )}
-      {node.type !== "output" && <Handle type="source" position={Position.Right} aria-label={`Out of ${node.id}`} />}
+      {node.type !== "output" && <Handle type="source" position={Position.Right} />}
     </div>
   );
 });

@@ -49,6 +49,20 @@ function nodeSchemas(root: JsonSchema): JsonSchema[] {
   );
 }
 
+/** A framework's node schemas as the document declares them (``x-frameworks.<framework>.nodes.<type>``). */
+export function frameworkNodes(root: JsonSchema, framework: string): Record<string, JsonSchema> {
+  const nodes = root["x-frameworks"]?.[framework]?.nodes;
+  if (!nodes || typeof nodes !== "object") return {};
+  return Object.fromEntries(Object.entries<JsonSchema>(nodes).map(([type, schema]) => [type, resolve(root, schema)]));
+}
+
+/** The node schema of a type: the framework's own, else any node schema whose ``type`` is that constant. */
+export function nodeSchema(root: JsonSchema, type: string, framework = ""): JsonSchema | undefined {
+  const own = frameworkNodes(root, framework)[type];
+  if (own) return own;
+  return nodeSchemas(root).find((def) => constOf(resolve(root, def.properties.type)) === type);
+}
+
 /** The node types the schema allows, in the schema's order. */
 export function nodeTypes(root: JsonSchema): string[] {
   const found: string[] = [];
@@ -61,28 +75,25 @@ export function nodeTypes(root: JsonSchema): string[] {
   return Array.from(new Set(found));
 }
 
-/** The schema of a node type's ``config`` (a node schema whose ``type`` is that one constant), else a free object. */
-export function configSchema(root: JsonSchema, type: string): JsonSchema {
-  for (const def of nodeSchemas(root)) {
-    if (constOf(resolve(root, def.properties.type)) === type) return unwrapOptional(root, def.properties.config);
-  }
-  const generic = nodeSchemas(root)[0];
-  return generic ? unwrapOptional(root, generic.properties.config) : { type: "object", additionalProperties: true };
+/** The schema of a node type's ``config`` (the framework's node schema for that type), else a free object. */
+export function configSchema(root: JsonSchema, type: string, framework = ""): JsonSchema {
+  const schema = nodeSchema(root, type, framework);
+  if (schema?.properties?.config) return unwrapOptional(root, schema.properties.config);
+  const generic = resolve(root, root.$defs?.Node ?? {});
+  return generic.properties?.config
+    ? unwrapOptional(root, generic.properties.config)
+    : { type: "object", additionalProperties: true };
 }
 
 /** The node type's description (help in the palette), if the schema has one. */
-export function typeDescription(root: JsonSchema, type: string): string {
-  for (const def of nodeSchemas(root)) {
-    if (constOf(resolve(root, def.properties.type)) === type) {
-      return String(def.description ?? resolve(root, def.properties.config).description ?? "");
-    }
-  }
-  return "";
+export function typeDescription(root: JsonSchema, type: string, framework = ""): string {
+  const schema = nodeSchema(root, type, framework);
+  return String(schema?.description ?? "");
 }
 
 /** A new node's config: every property's default (required ones without a default are left for the form). */
-export function defaultConfig(root: JsonSchema, type: string): Record<string, JsonValue> {
-  const schema = configSchema(root, type);
+export function defaultConfig(root: JsonSchema, type: string, framework = ""): Record<string, JsonValue> {
+  const schema = configSchema(root, type, framework);
   const config: Record<string, JsonValue> = {};
   for (const [name, property] of Object.entries<JsonSchema>(schema.properties ?? {})) {
     const resolved = resolve(root, property);
@@ -111,34 +122,66 @@ function ajvProblem(error: ErrorObject): Problem {
 }
 
 /** A checker of specs against the schema, compiled once; it also checks what a schema cannot (ids, edge ends). */
+function precise(errors: ErrorObject[] | null | undefined, prefix: string): Problem[] {
+  // anyOf/oneOf explain themselves through their branches: keep the precise errors only
+  const kept = (errors ?? []).filter((e) => !["anyOf", "oneOf", "if"].includes(e.keyword));
+  const seen = new Set<string>();
+  const problems: Problem[] = [];
+  for (const problem of kept.map(ajvProblem)) {
+    const field = prefix ? (problem.field === "spec" ? prefix : `${prefix}.${problem.field}`) : problem.field;
+    const key = `${field}: ${problem.message}`;
+    if (!seen.has(key)) problems.push({ ...problem, field });
+    seen.add(key);
+  }
+  return problems;
+}
+
+/** A checker of specs against the schema (the spec, then each node against its framework's node schema),
+ * compiled once; it also checks what a schema cannot (unique ids, edge ends). */
 export class SpecChecker {
   private validate: ValidateFunction | null = null;
+  private ajv: Ajv2020 | null = null;
+  private nodeChecks = new Map<string, ValidateFunction | null>();
   readonly failure: string | null = null;
 
-  constructor(root: JsonSchema) {
+  constructor(
+    private root: JsonSchema,
+    private framework = "",
+  ) {
     if (!root || Object.keys(root).length === 0) return;
     try {
-      const ajv = new Ajv2020({ allErrors: true, strict: false, validateFormats: false });
+      this.ajv = new Ajv2020({ allErrors: true, strict: false, validateFormats: false });
       const { $id: _id, ...schema } = root;
       void _id;
-      this.validate = ajv.compile(schema);
+      this.validate = this.ajv.compile(schema);
     } catch (error) {
       this.failure = `The workflow schema could not be read: ${String(error)}`;
     }
   }
 
+  private nodeCheck(type: string): ValidateFunction | null {
+    if (!this.nodeChecks.has(type)) {
+      const ref = this.root["x-frameworks"]?.[this.framework]?.nodes?.[type]?.$ref;
+      let check: ValidateFunction | null = null;
+      if (this.ajv && typeof ref === "string") {
+        try {
+          check = this.ajv.compile({ $defs: this.root.$defs, $ref: ref });
+        } catch {
+          check = null;
+        }
+      }
+      this.nodeChecks.set(type, check);
+    }
+    return this.nodeChecks.get(type) ?? null;
+  }
+
   check(spec: Spec): Problem[] {
     const problems: Problem[] = [];
-    if (this.validate && !this.validate(spec)) {
-      // anyOf/oneOf explain themselves through their branches: keep the precise errors only
-      const errors = (this.validate.errors ?? []).filter((e) => !["anyOf", "oneOf", "if"].includes(e.keyword));
-      const seen = new Set<string>();
-      for (const problem of errors.map(ajvProblem)) {
-        const key = `${problem.field}: ${problem.message}`;
-        if (!seen.has(key)) problems.push(problem);
-        seen.add(key);
-      }
-    }
+    if (this.validate && !this.validate(spec)) problems.push(...precise(this.validate.errors, ""));
+    spec.nodes.forEach((node, index) => {
+      const check = this.nodeCheck(node.type);
+      if (check && !check(node)) problems.push(...precise(check.errors, `nodes.${index}`));
+    });
     const ids = new Map<string, number>();
     spec.nodes.forEach((node, index) => {
       if (ids.has(node.id)) {
