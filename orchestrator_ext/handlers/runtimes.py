@@ -34,9 +34,16 @@ def describe_runtimes() -> ListRuntimesResponse:
         capabilities = RuntimeCapabilities.model_validate(runtime_capabilities(runtime))
         missing = getattr(runtime, "missing", None)
         problem = missing() if callable(missing) else None  # the framework itself: absent without its extra
+        node_models = getattr(runtime, "node_models", None) or {}
+        node_types = [*node_models, *sorted(getattr(runtime, "ignored_types", ()))]
         items.append(
             DescribeRuntime(
-                name=name, entry_point=where, available=problem is None, error=problem, capabilities=capabilities
+                name=name,
+                entry_point=where,
+                available=problem is None,
+                error=problem,
+                capabilities=capabilities,
+                node_types=node_types,
             )
         )
     return ListRuntimesResponse(items=items)

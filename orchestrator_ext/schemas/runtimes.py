@@ -26,6 +26,11 @@ class DescribeRuntime(ResponseModel):
     )
     error: str | None = Field(default=None, description="Why it cannot run here, and what to install.")
     capabilities: RuntimeCapabilities
+    node_types: list[str] = Field(
+        default_factory=list,
+        description="The node types its specs may have (their configs: GET /schemas/workflow-spec.json, "
+        "x-frameworks.<name>.nodes); empty for notebooks.",
+    )
 
 
 class ListRuntimesResponse(ResponseModel):

@@ -34,6 +34,9 @@ async def test_runtimes_lists_the_installed_frameworks_and_their_capabilities(ap
             "gpu",
         }
     assert found["notebook"]["capabilities"]["human_in_the_loop"] is False
+    assert found["notebook"]["node_types"] == []
+    assert "subgraph" in langgraph["node_types"]
+    assert found["crewai"]["node_types"] == ["agent", "task", "input", "output"]
     anonymous = await api("GET", "runtimes", user=None)
     assert anonymous.status in (401, 403)
 

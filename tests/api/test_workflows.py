@@ -194,7 +194,7 @@ async def test_versions_are_numbered_and_immutable(
     agent = await create_agent(user=user)
     workflow = await create_workflow(user, agent["id"])
     for number in (2, 3):
-        spec = spec_with(options={"round": number})
+        spec = spec_with(options={"recursion_limit": 10 + number})
         reply = await api("PUT", "workflows", workflow["id"], user=user, body={"spec": spec, "comment": f"v{number}"})
         assert reply.status == 200, reply.text
         assert reply.json["version"] == number
@@ -221,7 +221,7 @@ async def test_versions_are_numbered_and_immutable(
 
     v2 = await api("GET", "workflows", workflow["id"], "versions", "2", user=user)
     assert v2.status == 200
-    assert v2.json["spec"]["options"] == {"round": 2}
+    assert v2.json["spec"]["options"] == {"recursion_limit": 12}
     assert v2.json["comment"] == "v2"
     for missing in ("9", "abc", "0", "-1"):
         assert (await api("GET", "workflows", workflow["id"], "versions", missing, user=user)).status == 404
