@@ -72,7 +72,12 @@ export function App() {
 
   const addType = useCallback(
     (type: string, at?: Position) => {
-      const [next, id] = edit.addNode(state, type, defaultConfig(schema ?? {}, type, framework), at ?? centre.current());
+      const [next, id] = edit.addNode(
+        state,
+        type,
+        defaultConfig(schema ?? {}, type, framework),
+        at ?? edit.freeSpot(state.layout, centre.current()),
+      );
       apply(next);
       setSelection({ nodes: [id], edge: null });
       setAnnouncement(`Added ${type} node ${id}.`);

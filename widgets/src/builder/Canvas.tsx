@@ -170,8 +170,7 @@ export function Canvas(props: CanvasProps) {
       const box = wrapper.current?.getBoundingClientRect();
       if (!box) return { x: 0, y: 0 };
       const centre = flow.screenToFlowPosition({ x: box.left + box.width / 2, y: box.top + box.height / 2 });
-      const jitter = (spec.nodes.length % 5) * 24;
-      return { x: centre.x - 90 + jitter, y: centre.y - 32 + jitter };
+      return { x: centre.x - 90, y: centre.y - 150 };
     });
   });
 

@@ -13,6 +13,18 @@ export function freshId(spec: Spec, type: string, taken: Set<string> = new Set()
   for (let n = 1; ; n++) if (!used.has(`${base}_${n}`)) return `${base}_${n}`;
 }
 
+/** The first place at or below ``at`` where a new node overlaps no other (nodes added by keyboard). */
+export function freeSpot(layout: Layout, at: Position, width = 180, height = 64): Position {
+  const spot = { ...at };
+  const taken = Object.values(layout);
+  for (let tries = 0; tries < 200; tries++) {
+    const hit = taken.some((p) => Math.abs(p.x - spot.x) < width && Math.abs(p.y - spot.y) < height + 10);
+    if (!hit) return spot;
+    spot.y += height + 26;
+  }
+  return spot;
+}
+
 export function addNode(state: Snapshot, type: string, config: Record<string, JsonValue>, at: Position): [Snapshot, string] {
   const id = freshId(state.spec, type);
   const node: SpecNode = { id, type, config };
