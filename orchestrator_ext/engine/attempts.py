@@ -31,7 +31,7 @@ from orchestrator_runtimes.reporting import INTEGRATIONS_ENV
 from orchestrator_runtimes.runtime import ErrorKind
 
 from .events import RunEvents
-from .kernels import DEFAULT_KERNEL, KernelPool, discard
+from .kernels import DEFAULT_KERNEL, Kernel, KernelPool, discard
 from .notebooks import prepare, run_notebook
 from .queue import ClaimedRun
 from .runners import RunnerGone, RunnerPool
@@ -147,18 +147,7 @@ class Attempts:
         # prepared before a kernel is taken: a run that fails to start still has its notebook to show
         prepared = prepare(document, run.inputs, kernel_name, source.get("path") or "inline notebook")
         active.notebook = prepared.notebook
-        try:
-            kernel = await self.kernels.take(kernel_name)
-        except NoSuchKernel as exc:
-            raise RunError(
-                ErrorKind.CONFIGURATION,
-                f"the notebook's kernel '{kernel_name}' is not installed where this worker runs "
-                "(its metadata.kernelspec.name); install it there or use the python3 kernel",
-            ) from exc
-        except Exception as exc:  # the machine, not the notebook: worth another attempt
-            raise RunError(
-                ErrorKind.INTERNAL, f"the kernel could not start: {type(exc).__name__}: {exc}", retryable=True
-            ) from exc
+        kernel = await self._take_kernel(kernel_name)
         active.kill = kernel.kill_now
         try:
             if integrations:
@@ -182,6 +171,21 @@ class Attempts:
                 result.error.message += f" (the run's memory limit is {self.limits.memory_mib} MiB)"
             return Outcome(FAILED, error=result.error, notebook=result.notebook, outputs=result.outputs)
         return Outcome(SUCCEEDED, outputs=result.outputs, notebook=result.notebook)
+
+    async def _take_kernel(self, kernel_name: str) -> Kernel:
+        """A warm kernel: a kernelspec not installed is the workflow's fault; any other failure is the machine's."""
+        try:
+            return await self.kernels.take(kernel_name)
+        except NoSuchKernel as exc:
+            raise RunError(
+                ErrorKind.CONFIGURATION,
+                f"the notebook's kernel '{kernel_name}' is not installed where this worker runs "
+                "(its metadata.kernelspec.name); install it there or use the python3 kernel",
+            ) from exc
+        except Exception as exc:  # worth another attempt
+            raise RunError(
+                ErrorKind.INTERNAL, f"the kernel could not start: {type(exc).__name__}: {exc}", retryable=True
+            ) from exc
 
     # ---- framework runtimes --------------------------------------------------
 

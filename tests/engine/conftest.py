@@ -6,9 +6,11 @@ import asyncio
 import contextlib
 import dataclasses
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -170,3 +172,13 @@ def processes(database: TestDatabase, tmp_path: Path) -> Iterator[Callable[..., 
     yield start
     for process in started:
         process.stop()
+
+
+@pytest.fixture
+def shared_dir() -> Iterator[Path]:
+    """A folder any account can write (a run's kernel may run under an account of its own): runs leave marks
+    there that a later attempt of the same run sees."""
+    path = Path(tempfile.mkdtemp(prefix="orch-shared-"))
+    path.chmod(0o777)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)

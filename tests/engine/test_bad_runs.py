@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -172,15 +169,6 @@ async def test_a_bug_in_the_worker_ends_the_run_at_once_with_its_traceback(
     missing = await api("GET", "executions", run["id"], "notebook", user=user)
     assert missing.status == 404
     assert "ended failed before its notebook could be prepared (the worker failed: AttributeError" in missing.text
-
-
-@pytest.fixture
-def shared_dir() -> Iterator[Path]:
-    """A folder any account can write: the run's kernel may run under an account of its own."""
-    path = Path(tempfile.mkdtemp(prefix="orch-shared-"))
-    path.chmod(0o777)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 async def test_a_kernel_that_dies_is_an_infrastructure_fault_and_retried(

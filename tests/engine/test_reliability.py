@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -13,10 +14,17 @@ from tests.conftest import Api, TestDatabase
 from tests.engine.conftest import notebook, wait_final, who
 
 FAST = {"lease_seconds": 2, "heartbeat_seconds": 0.5, "kernel_pool_size": 1}
+# the first attempt works until it is stopped; a later one (it finds the mark) finishes at once: however
+# long the second worker takes to start, the first cannot end the run before it is killed
 SLOW_RECORD = (
-    "import time\nprint('working', flush=True)\ntime.sleep(8)\nfrom orchestrator_runtimes import record\n"
-    "record('done', True)"
+    "import os, time\nprint('working', flush=True)\nfirst = not os.path.exists(mark)\nopen(mark, 'a').close()\n"
+    "while first:\n    time.sleep(0.1)\nfrom orchestrator_runtimes import record\nrecord('done', True)"
 )
+
+
+def slow_record() -> dict[str, Any]:
+    """The notebook of SLOW_RECORD; its input ``mark`` is a path in ``shared_dir``."""
+    return notebook(SLOW_RECORD, parameters="mark = ''")
 
 
 def statuses(admin_sql: Any, execution_id: str) -> list[tuple[str, int]]:
@@ -28,13 +36,14 @@ def statuses(admin_sql: Any, execution_id: str) -> list[tuple[str, int]]:
 
 
 async def test_a_run_whose_worker_is_killed_is_completed_by_another_once(
-    api: Api, processes: Any, notebook_workflow: Any, admin_sql: Any
+    api: Api, processes: Any, notebook_workflow: Any, admin_sql: Any, shared_dir: Path
 ) -> None:
     user = who()
-    workflow = await notebook_workflow(user, notebook(SLOW_RECORD))
+    workflow = await notebook_workflow(user, slow_record())
     first = processes(worker_slots=1, **FAST)
     await asyncio.to_thread(first.wait_started)
-    reply = await api("POST", "workflows", workflow["id"], "execute", user=user, body={"inputs": {}})
+    body = {"inputs": {"mark": str(shared_dir / "mark")}}
+    reply = await api("POST", "workflows", workflow["id"], "execute", user=user, body=body)
     execution_id = reply.json["id"]
     while "working" not in (await api("GET", "executions", execution_id, "logs", user=user)).text:
         await asyncio.sleep(0.05)
@@ -205,13 +214,14 @@ async def test_a_worker_for_some_tiers_takes_only_their_runs(
 
 
 async def test_sigterm_hands_a_running_run_back_to_the_queue(
-    api: Api, processes: Any, notebook_workflow: Any, admin_sql: Any
+    api: Api, processes: Any, notebook_workflow: Any, admin_sql: Any, shared_dir: Path
 ) -> None:
     user = who()
-    workflow = await notebook_workflow(user, notebook(SLOW_RECORD))
+    workflow = await notebook_workflow(user, slow_record())
     first = processes(worker_slots=1, **FAST, **{"WorkerCommand.grace_seconds": 0.5})
     await asyncio.to_thread(first.wait_started)
-    execution_id = (await api("POST", "workflows", workflow["id"], "execute", user=user, body={})).json["id"]
+    body = {"inputs": {"mark": str(shared_dir / "mark")}}
+    execution_id = (await api("POST", "workflows", workflow["id"], "execute", user=user, body=body)).json["id"]
     while "working" not in (await api("GET", "executions", execution_id, "logs", user=user)).text:
         await asyncio.sleep(0.05)
     first.process.terminate()
