@@ -14,6 +14,7 @@ import logging
 import os
 import signal
 import sys
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -153,6 +154,23 @@ class OrchestratorApp(OrchestratorSettings, ExtensionApp):
     def launch_instance(cls, argv: Any = None, **kwargs: Any) -> None:
         cls._launched = True
         super().launch_instance(argv, **kwargs)  # type: ignore[no-untyped-call]
+
+    @classmethod
+    def initialize_server(cls, argv: Any = None, load_other_extensions: bool = True, **kwargs: Any) -> Any:
+        """The stock server, without a false 'ServerApp.token config is deprecated' warning.
+
+        Nobody sets ServerApp.token here (the token is IdentityProvider.token), but notebook_shim
+        reads every attribute of the server while it links (``inspect.getmembers``), and reading
+        the deprecated trait warns. Setting it still warns: jupyter-server logs that itself.
+        """
+        # recorded, not filtered: extensions add filters of their own while they load (voila shows every
+        # DeprecationWarning from traitlets), which would win over one added here
+        with warnings.catch_warnings(record=True) as caught:
+            serverapp = super().initialize_server(argv, load_other_extensions, **kwargs)  # type: ignore[no-untyped-call]
+        for warning in caught:
+            if not str(warning.message).startswith("ServerApp.token config is deprecated"):
+                warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
+        return serverapp
 
     # ---- start-up -------------------------------------------------------------
 

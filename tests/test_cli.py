@@ -45,6 +45,8 @@ def test_prints_where_it_serves(first_run: PersonalServer) -> None:
     output = first_run.output()
     assert re.search(rf"http://(localhost|127\.0\.0\.1):{first_run.port}/lab\?token=", output), output[-2000:]
     assert "Orchestrator API at /orchestrator/api/v1/" in output
+    # the token is IdentityProvider.token: nothing warns that a ServerApp.token nobody set is deprecated
+    assert "ServerApp.token" not in output, output[-2000:]
 
 
 def test_health_reports_the_embedded_database(first_run: PersonalServer) -> None:
