@@ -101,7 +101,10 @@ class NotebookSource(_SpecModel):
         max_length=1024,
         description="Relative to the server's root directory, ending in .ipynb; snapshotted when a version is saved.",
     )
-    content: dict[str, Any] | None = Field(default=None, description="An nbformat 4 notebook document.")
+    content: dict[str, Any] | None = Field(
+        default=None,
+        description="A notebook document as nbformat, JupyterLab and papermill write it (4.0 to 4.5; 3 is upgraded).",
+    )
 
     @field_validator("path")
     @classmethod
