@@ -1,0 +1,252 @@
+"""The widgets in a browser, one run: the builder with a 200-node, 300-edge workflow (time to
+interactive, frame time while dragging a node) and the execution view (the lag between a step
+finishing on the server and its node changing colour in the page).
+
+    python bench/widgets.py [--nodes 200 --edges 300 --drag-steps 120 --steps 20 --step-seconds 0.3]
+
+It starts ``jupyter orchestrator`` (personal mode: the API, a worker, Voila) in a temporary
+folder, saves the workflows through the API, opens them in Voila in headless Chromium and prints
+JSON (also written to bench/results/widgets-<time>.json).
+
+- time to interactive: from the page's navigation to the canvas holding its nodes with the main
+  thread free (two animation frames in a row under 50 ms apart); split into the Voila page and
+  kernel (until the widget's element exists) and the widget's own render (dagre layout, React Flow).
+- drag frame time: for each pointer move of a node drag, the main-thread time from the event to
+  the end of the frame that shows it (the event's handler, React's render, style, layout, paint),
+  measured in the page; target p95 < 16 ms.
+- step-to-colour lag: a chain of code nodes that each sleep; for each step, the page's clock when
+  its node turned "done" (a MutationObserver) minus the step event's ``created_at`` on the server
+  (same machine, same clock); target p95 < 250 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import re
+import secrets
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import nbformat
+from harness import API, Client, Processes, bench_env, distribution, free_port, orchestrator, timestamp, wait_for
+from playwright.sync_api import Page, sync_playwright
+
+OFF_MACHINE = re.compile(r"^(https?|wss?)://(?!(127\.0\.0\.1|localhost)[:/])")
+RESULTS = Path(__file__).parent / "results"
+
+# the page's side of the drag measure: each pointermove's start, closed by a message posted from the
+# next animation frame's callback: the message runs once that frame's rendering work is done
+FRAME_PROBE = """
+window.__frames = [];
+window.addEventListener('pointermove', (event) => {
+  if (!window.__dragging) return;
+  const start = performance.now();
+  requestAnimationFrame(() => {
+    const channel = new MessageChannel();
+    channel.port1.onmessage = () => window.__frames.push(performance.now() - start);
+    channel.port2.postMessage(0);
+  });
+}, true);
+"""
+COLOUR_PROBE = """
+window.__turned = {};
+new MutationObserver((records) => {
+  for (const r of records) {
+    const el = r.target;
+    if (el.dataset && el.dataset.state === 'done' && !(el.dataset.nodeId in window.__turned)) {
+      window.__turned[el.dataset.nodeId] = Date.now() / 1000;
+    }
+  }
+}).observe(document, { subtree: true, attributes: true, attributeFilter: ['data-state'], childList: true });
+"""
+
+
+def big_spec(nodes: int, edges: int) -> dict[str, Any]:
+    """A chain of code nodes plus skip edges (i -> i+2, ...) up to ``edges``: a DAG the builder lays out."""
+    spec_nodes = [{"id": "start", "type": "input", "config": {}}]
+    spec_nodes += [
+        {"id": f"n{i}", "type": "code", "config": {"source": "def run(values):\n    return 1"}} for i in range(1, nodes)
+    ]
+    ids = [node["id"] for node in spec_nodes]
+    spec_edges = [{"source": a, "target": b} for a, b in itertools.pairwise(ids)]
+    gap = 2
+    while len(spec_edges) < edges:
+        for i in range(0, len(ids) - gap, 3):
+            if len(spec_edges) >= edges:
+                break
+            spec_edges.append({"source": ids[i], "target": ids[i + gap]})
+        gap += 1
+    return {"nodes": spec_nodes, "edges": spec_edges}
+
+
+def chain_spec(steps: int, seconds: float) -> dict[str, Any]:
+    source = f"def run(values):\n    import time\n    time.sleep({seconds})\n    return 1"
+    nodes = [{"id": "start", "type": "input", "config": {}}]
+    nodes += [{"id": f"s{i}", "type": "code", "config": {"source": source}} for i in range(1, steps + 1)]
+    ids = [node["id"] for node in nodes]
+    return {"nodes": nodes, "edges": [{"source": a, "target": b} for a, b in itertools.pairwise(ids)]}
+
+
+def notebook(root: Path, name: str, source: str) -> str:
+    document: Any = nbformat.v4.new_notebook()
+    document.cells = [nbformat.v4.new_code_cell(source)]
+    document.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(document, root / name)
+    return name
+
+
+def interactive(page: Page) -> None:
+    """Wait until two animation frames in a row come under 50 ms apart (no long task in between)."""
+    page.evaluate(
+        """() => new Promise((done) => {
+          let last = performance.now();
+          const tick = (now) => { if (now - last < 50) done(); else { last = now; requestAnimationFrame(tick); } };
+          requestAnimationFrame(tick);
+        })"""
+    )
+
+
+def measure_builder(page: Page, url: str, nodes: int, drag_steps: int) -> dict[str, Any]:
+    page.add_init_script(FRAME_PROBE)
+    started = time.perf_counter()
+    page.goto(url, timeout=180_000)
+    page.locator(".ow-root").wait_for(timeout=180_000)
+    widget = time.perf_counter()
+    page.locator(".react-flow__node").first.wait_for(timeout=120_000)
+    interactive(page)
+    ready = time.perf_counter()
+    rendered = page.locator(".react-flow__node").count()
+    target = page.locator(".react-flow__node").nth(min(3, rendered - 1))
+    box = target.bounding_box()
+    assert box is not None
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.evaluate("() => { window.__dragging = true; }")
+    for step in range(drag_steps):
+        page.mouse.move(x + (step % 60) * 3, y + (step % 40) * 2)
+    page.evaluate("() => { window.__dragging = false; }")
+    page.mouse.up()
+    page.wait_for_timeout(300)
+    frames = [value / 1000 for value in page.evaluate("() => window.__frames")]
+    drag = distribution(frames)
+    ms = sorted(drag.get("samples_ms", []))
+    drag["p95_ms"] = ms[max(0, -(-95 * len(ms) // 100) - 1)] if ms else None
+    return {
+        "nodes_in_spec": nodes,
+        "nodes_rendered": rendered,
+        "time_to_interactive_s": round(ready - started, 2),
+        "page_and_kernel_s": round(widget - started, 2),
+        "widget_render_s": round(ready - widget, 2),
+        "drag_frame": drag,
+    }
+
+
+def measure_colour_lag(page: Page, url: str, client: Client, workflow_id: str) -> dict[str, Any]:
+    """Run the chain from the builder's Run button and watch its nodes turn done in the Run tab."""
+    page.add_init_script(COLOUR_PROBE)
+    page.goto(url, timeout=180_000)
+    page.locator(".ow-valid").wait_for(timeout=180_000)
+    page.get_by_role("button", name="Run…").click()
+    page.get_by_role("button", name="Start the run").click()
+    page.locator(".ow-execution .ow-status-succeeded").wait_for(timeout=300_000)
+    turned: dict[str, float] = page.evaluate("() => window.__turned")
+    [run] = client.call("GET", f"{API}/executions?workflow_id={workflow_id}&limit=1")["items"]
+    finished = {}
+    for event, _ in client.events(run["id"]):
+        if event["kind"] == "step":
+            finished[event["data"]["node"]] = timestamp(event["created_at"])
+    lags = [turned[node] - at for node, at in finished.items() if node in turned and node != "start"]
+    lag = distribution(lags)
+    ms = sorted(lag.get("samples_ms", []))
+    lag["p95_ms"] = ms[max(0, -(-95 * len(ms) // 100) - 1)] if ms else None
+    lag["steps_seen"] = f"{len(lags)} of {len(finished) - 1}"
+    return lag
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--nodes", type=int, default=200)
+    parser.add_argument("--edges", type=int, default=300)
+    parser.add_argument("--drag-steps", type=int, default=120)
+    parser.add_argument("--steps", type=int, default=20, help="code nodes of the run watched for colour lag")
+    parser.add_argument("--step-seconds", type=float, default=0.3, help="how long each of those steps sleeps")
+    args = parser.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="bench-widgets-"))
+    procs = Processes(bench_env(root), root)
+    port, token = free_port(), secrets.token_hex(16)
+    results: dict[str, Any] = {"args": vars(args), "when": datetime.now(UTC).isoformat()}
+    try:
+        server = procs.start(
+            "server",
+            orchestrator(
+                "--no-browser",
+                "--ip=127.0.0.1",
+                f"--port={port}",
+                "--ServerApp.port_retries=0",
+                f"--IdentityProvider.token={token}",
+                f"--ServerApp.root_dir={root}",
+                "--OrchestratorApp.local_model=False",
+            ),
+            stop_signal=signal.SIGINT,
+        )
+        client = Client(port, token)
+
+        def healthy() -> bool:
+            try:
+                return bool(client.call("GET", f"{API}/health"))
+            except (OSError, RuntimeError):
+                return False
+
+        wait_for(healthy, "the server was not healthy", server)
+        agent = client.call("POST", f"{API}/agents", {"name": "Bench", "framework": "langgraph"}, expect=(201,))
+        big = client.call(
+            "POST",
+            f"{API}/agents/{agent['id']}/workflows",
+            {"name": "Big", "spec": big_spec(args.nodes, args.edges)},
+            expect=(201,),
+        )
+        chain = client.call(
+            "POST",
+            f"{API}/agents/{agent['id']}/workflows",
+            {"name": "Chain", "spec": chain_spec(args.steps, args.step_seconds)},
+            expect=(201,),
+        )
+        builder = notebook(
+            root, "big.ipynb", f"from orchestrator_widgets import Builder\nBuilder(workflow_id={big['id']!r})"
+        )
+        base = f"http://127.0.0.1:{port}/voila/render"
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=shutil.which("chromium") or "/usr/bin/chromium")
+            context = browser.new_context(viewport={"width": 1500, "height": 1000})
+            context.route(OFF_MACHINE, lambda route: route.abort())
+            results["builder"] = measure_builder(
+                context.new_page(), f"{base}/{builder}?token={token}", args.nodes, args.drag_steps
+            )
+            watched = notebook(
+                root, "chain.ipynb", f"from orchestrator_widgets import Builder\nBuilder(workflow_id={chain['id']!r})"
+            )
+            results["step_to_colour"] = measure_colour_lag(
+                context.new_page(), f"{base}/{watched}?token={token}", client, chain["id"]
+            )
+            browser.close()
+    finally:
+        procs.stop_all()
+        shutil.rmtree(root, ignore_errors=True)
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / f"widgets-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"
+    out.write_text(json.dumps(results, indent=2))
+    json.dump(results, sys.stdout, indent=2)
+    print()
+
+
+if __name__ == "__main__":
+    main()
