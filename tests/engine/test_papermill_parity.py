@@ -185,6 +185,8 @@ async def test_the_api_runs_papermills_notebooks_as_papermill_does(
     assert ours["metadata"]["papermill"]["parameters"] == expected.notebook["metadata"]["papermill"]["parameters"]
     if case.inputs:
         assert list(ours["metadata"]["papermill"]["parameters"]) == list(case.inputs)
+    elif "papermill" not in document.get("metadata", {}):  # no earlier run's metadata to keep
+        assert ours["metadata"]["papermill"]["parameters"] == {}  # not null
     assert (ours["nbformat"], ours["nbformat_minor"]) == (
         expected.notebook["nbformat"],
         expected.notebook["nbformat_minor"],
