@@ -23,7 +23,7 @@ class ErrorKind(StrEnum):
     TIMEOUT = "timeout"  # the run took longer than its timeout_seconds
     CANCELLED = "cancelled"  # someone cancelled it
     RESOURCES = "resources"  # the run hit its memory or output limit
-    INTERNAL = "internal"  # the platform failed: retried when attempts are left
+    INTERNAL = "internal"  # the platform failed: retried when attempts are left only if it was the machine
 
 
 class RunError(Exception):
