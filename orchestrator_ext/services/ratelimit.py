@@ -111,4 +111,4 @@ class RateLimiter:
         """Forget buckets idle for a minute past their last request (they are full again anyway)."""
         async with self.engine.begin() as conn:
             result = await conn.execute(_SWEEP)
-        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+        return int(result.rowcount or 0)
