@@ -1,4 +1,4 @@
-"""The LangGraph example finds the local model through the API, as a user's notebook does in the personal mode.
+"""The examples find the local model through the API, as a user's notebook does in the personal mode.
 
 ``jupyter orchestrator`` starts the local model on a free port; the notebook
 is given no model URL, only the server (``ORCHESTRATOR_URL`` and its token, as
@@ -47,8 +47,10 @@ def served_models(server: PersonalServer, timeout: float = 60.0) -> list[dict[st
         time.sleep(0.2)
 
 
+# agno_team.ipynb asks the same way (its run through test_notebooks.py takes the URL from the environment)
+@pytest.mark.parametrize("name", ["langgraph_agent.ipynb"])
 def test_the_notebook_asks_the_api_where_the_model_is(
-    server: PersonalServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    name: str, server: PersonalServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     [model] = served_models(server)
     assert model["name"] == "local-model"
@@ -64,7 +66,7 @@ def test_the_notebook_asks_the_api_where_the_model_is(
     # this interpreter's python3 kernel, even where the account has a kernelspec of that name of its own
     monkeypatch.setenv("JUPYTER_PATH", str(Path(sys.prefix) / "share" / "jupyter"))
     executed = papermill.execute_notebook(
-        str(ROOT.parent / "notebooks" / "langgraph_agent.ipynb"),
+        str(ROOT.parent / "notebooks" / name),
         str(tmp_path / "out.ipynb"),
         cwd=str(tmp_path),
         kernel_name="python3",
@@ -74,5 +76,4 @@ def test_the_notebook_asks_the_api_where_the_model_is(
     printed = "".join(
         output.get("text", "") for cell in executed.cells for output in cell.get("outputs", []) if "text" in output
     )
-    assert f"model at {model['base_url']}" in printed
-    assert "total_tokens" in printed  # the graph ran on it (the notebook's own asserts passed)
+    assert f"at {model['base_url']}" in printed  # the URL it asked for, then ran on (its own asserts passed)
