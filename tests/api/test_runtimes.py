@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+
+import orchestrator_runtimes
 import pytest
 from orchestrator_runtimes.langgraph import LangGraphRuntime
 from orchestrator_runtimes.runtime import ErrorKind, RunError, installed_runtimes, load_runtime
@@ -56,3 +60,16 @@ def test_n8n_is_a_runtime_and_an_unknown_framework_names_no_extra() -> None:
     with pytest.raises(RunError) as caught:
         load_runtime("robots")
     assert "pip install" not in caught.value.message
+
+
+def test_nothing_in_runtimes_shadows_a_framework() -> None:
+    """The editable install puts runtimes/ on sys.path: a folder there named like a framework would be imported
+    instead of the framework (the worker images and pins live in images/)."""
+    runtimes = Path(orchestrator_runtimes.__file__).resolve().parent.parent
+    assert [p.name for p in runtimes.iterdir() if not p.name.startswith((".", "__"))] == ["orchestrator_runtimes"]
+    for name in ("langgraph", "crewai", "agno"):
+        found = importlib.util.find_spec(name)
+        assert found is not None, name
+        places = [Path(place).resolve() for place in (found.submodule_search_locations or [])]
+        assert places, name
+        assert not any(place.is_relative_to(runtimes) for place in places), (name, places)
