@@ -9,11 +9,12 @@ import papermill
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-#: the starters (*_starter.ipynb) run on their framework kernels against a server: tests/kernels/test_starters.py
+#: the starters (*_starter.ipynb) run on their framework kernels against a server: tests/kernels/test_starters.py;
+#: the builder's notebook (a widget for people) opens in a browser: tests/widgets/test_browser.py
 NOTEBOOKS = sorted(
     path.name
     for path in (ROOT / "notebooks").glob("*.ipynb")
-    if path.name != "dashboard.ipynb" and not path.name.endswith("_starter.ipynb")
+    if path.name not in ("dashboard.ipynb", "builder.ipynb") and not path.name.endswith("_starter.ipynb")
 )
 QUIET = {
     "CREWAI_DISABLE_TELEMETRY": "true",

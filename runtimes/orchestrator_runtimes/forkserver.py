@@ -68,18 +68,37 @@ def prepare_state(names: list[str], url: str) -> None:
             print(f"runtime {name!r} could not prepare the runs' database: {exc}", file=sys.stderr)
 
 
+#: the runner protocol's last messages: the worker stops reading after one of them
+FINAL_PREFIXES = ('{"result"', '{"error"', '{"waiting"')
+
+
 class Channel:
-    """The protocol side of the connection: whole JSON lines, from any thread."""
+    """The protocol side of the connection: whole JSON lines, from any thread.
+
+    While ``holding``, the run's last message is kept back, and :meth:`release` sends it once
+    everything the run printed has been forwarded: the worker stops reading at that message, so
+    lines printed just before it would otherwise be lost."""
 
     def __init__(self, conn: socket.socket) -> None:
         self._conn = conn
         self._lock = threading.Lock()
+        self.holding = False
+        self._held: list[str] = []
 
     def write(self, text: str) -> int:
+        if self.holding and text.startswith(FINAL_PREFIXES):
+            self._held.append(text)
+            return len(text)
         data = text.encode("utf-8")
         with self._lock:
             self._conn.sendall(data)
         return len(text)
+
+    def release(self) -> None:
+        self.holding = False
+        held, self._held = self._held, []
+        for text in held:
+            self.write(text)
 
     def flush(self) -> None:
         return None
@@ -162,6 +181,7 @@ def child(conn: socket.socket) -> int:
     os.close(write_fd)
     forwarder = threading.Thread(target=_forward_output, args=(read_fd, channel), daemon=True)
     forwarder.start()
+    channel.holding = True
     try:
         status = run_job(job, channel)
     finally:
@@ -169,7 +189,8 @@ def child(conn: socket.socket) -> int:
         sys.stderr.flush()
         os.close(1)
         os.close(2)
-        forwarder.join(timeout=2)
+        forwarder.join(timeout=2)  # everything printed is forwarded (unless a child still holds the pipe)
+        channel.release()
     return status
 
 

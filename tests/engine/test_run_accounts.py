@@ -312,3 +312,22 @@ def test_the_fork_server_and_its_runs_die_with_their_worker(root: Path) -> None:
     finally:
         worker.kill()
         worker.wait()
+
+
+async def test_what_a_forked_run_prints_last_arrives_before_its_result(root: Path) -> None:
+    pool = RunnerPool(1, [], 0, root)
+    try:
+        runner = await pool.for_org(None, None).take()
+        assert isinstance(runner, ForkedRunner)
+        job = code_job("def run(values):\n    for i in range(300):\n        print('line', i)\n    return 'done'")
+        printed = []
+        try:
+            async for message in runner.messages(job):
+                if message.get("event") == "log":
+                    printed.append(message["data"]["text"])
+        finally:
+            await runner.discard()
+        assert "".join(printed).splitlines()[-1] == "line 299"
+        assert "result" in message
+    finally:
+        await pool.close()
