@@ -33,7 +33,7 @@ from typing import Any
 from jupyter_core.application import JupyterApp
 from traitlets import List, Unicode
 
-from .client import Client, ClientError
+from .client import ApiError, Client, ClientError
 
 #: the name of the schedule a deploy creates and later deploys change
 SCHEDULE_NAME = "deploy"
@@ -183,7 +183,12 @@ def deploy_spec(
         workflow = client.update_workflow(workflow["id"], spec, comment=comment)
     scheduled = None
     if schedule:
-        scheduled = _schedule(client, workflow["id"], schedule, timezone, inputs or {})
+        try:
+            scheduled = _schedule(client, workflow["id"], schedule, timezone, inputs or {})
+        except ApiError as exc:
+            raise DeployError(
+                f"version {workflow['version']} of the workflow '{name}' was saved, but the schedule was refused: {exc}"
+            ) from exc
     return Deployment(agent=agent, workflow=workflow, created_agent=created, schedule=scheduled)
 
 

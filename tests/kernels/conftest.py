@@ -2,7 +2,7 @@
 
 - ``kernel_path``: a folder (for ``JUPYTER_PATH``) holding the three framework kernelspecs, as
   ``jupyter orchestrator kernels install --prefix`` writes them.
-- ``server``: one ``jupyter orchestrator`` for the module, started on that ``JUPYTER_PATH`` (its
+- ``server``: one ``jupyter orchestrator`` for these tests, started on that ``JUPYTER_PATH`` (its
   worker runs deployed notebooks on the same kernels), whose organization has the local model as
   its ``default`` model integration.
 - ``session_kernel(path, kernel_name)``: a kernel the server starts for a notebook, as JupyterLab
@@ -35,7 +35,7 @@ QUIET = {
 }
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def kernel_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     prefix = tmp_path_factory.mktemp("kernels")
     _written, skipped = install(prefix=str(prefix))
@@ -43,7 +43,7 @@ def kernel_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return prefix / "share" / "jupyter"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def server(
     tmp_path_factory: pytest.TempPathFactory, kernel_path: Path, local_model: dict[str, Any]
 ) -> Iterator[PersonalServer]:
