@@ -26,7 +26,6 @@ import os
 import pwd
 import shutil
 import subprocess  # nosec B404 - useradd and usermod, no shell
-import tempfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,13 +96,17 @@ def ensure_system_account(name: str, home: Path, *, login_shell: str, comment: s
 
 def runs_root(path: Path | None) -> Path:
     """The folder runs' folders are made in: this process's, mode 0711 (others may enter a folder whose
-    name they know, never list it). Refuses one that another account owns or could write."""
-    root = path or Path(tempfile.gettempdir()) / f"orchestrator-runs-{os.geteuid()}"
+    name they know, never list it), in folders every account may pass through (default: under /tmp,
+    whatever TMPDIR says). Refuses one that another account owns, or that runs could not reach."""
+    root = (path or Path("/tmp") / f"orchestrator-runs-{os.geteuid()}").absolute()  # noqa: S108 - checked below
     root.mkdir(parents=True, exist_ok=True, mode=0o711)
     info = root.lstat()
     if info.st_uid != os.geteuid() or root.is_symlink():
         raise RunAccountsError(f"{root} belongs to another account: runs' folders cannot be made there")
     os.chmod(root, 0o711)  # noqa: S103 - others enter only the folders made theirs (0700)
+    closed = [parent for parent in root.parents if not parent.stat().st_mode & 0o001]
+    if closed:
+        raise RunAccountsError(f"runs cannot reach {root}: {closed[0]} is closed to other accounts (set run_dir)")
     return root
 
 

@@ -101,13 +101,18 @@ def test_an_organizations_account_name_is_short_stable_and_tells_nothing_of_it()
     assert "7d1f5e0a" not in name
 
 
-def test_the_runs_root_refuses_a_folder_of_another_account(tmp_path: Path) -> None:
-    made = runs_root(tmp_path / "runs")
-    assert made.stat().st_mode & 0o777 == 0o711
+def test_the_runs_root_is_private_and_refused_where_runs_could_not_reach_it(root: Path, tmp_path: Path) -> None:
+    assert root.stat().st_mode & 0o777 == 0o711
+    closed = tmp_path / "closed"
+    closed.mkdir()
+    closed.chmod(0o700)
+    with pytest.raises(RunAccountsError, match=r"closed to other accounts \(set run_dir\)"):
+        runs_root(closed / "runs")
     if os.geteuid() == 0:
-        os.chown(made, 65534, 65534)
+        os.chown(root, 65534, 65534)
         with pytest.raises(RunAccountsError, match="belongs to another account"):
-            runs_root(made)
+            runs_root(root)
+        os.chown(root, 0, 0)
 
 
 # ---- per-organization pools -------------------------------------------------------------------------
