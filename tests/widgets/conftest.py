@@ -2,7 +2,7 @@
 beside the API, a worker running workflows) and the client a kernel of it would use.
 
 Fixtures:
-- ``server``: the module's running server (``url``, ``token``, ``call(method, path, body)``).
+- ``server``: the running server these tests share (``url``, ``token``, ``call(method, path, body)``).
 - ``client``: an :class:`orchestrator_ext.client.Client` of that server.
 - ``write_notebook(name, source)``: a one-cell notebook in the server's root directory.
 """
@@ -25,7 +25,7 @@ from tests.personal_server import PersonalServer, start_personal_server, wait_po
 NOTIFICATIONS = "lab/user-settings/@jupyterlab/apputils-extension/notification.jupyterlab-settings"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def server_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("widgets")
     settings = root / "jupyter-config" / NOTIFICATIONS
@@ -34,7 +34,7 @@ def server_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def server(server_root: Path) -> Iterator[PersonalServer]:
     running = start_personal_server(server_root, server_root / "data")
     try:
@@ -44,7 +44,7 @@ def server(server_root: Path) -> Iterator[PersonalServer]:
         wait_postgres_stopped(running.pgdata)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def client(server: PersonalServer) -> Client:
     return Client(server.url, server.token)
 

@@ -7,7 +7,9 @@ serious or critical accessibility violation in the builder or the execution view
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from axe_playwright_python.sync_playwright import Axe
@@ -20,6 +22,7 @@ from tests.widgets.sample_specs import CODE, with_approval
 
 pytestmark = pytest.mark.timeout(300)
 WriteNotebook = Callable[[str, str], str]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def node(root: Locator, node_id: str) -> Locator:
@@ -49,7 +52,8 @@ def serious_violations(page: Page) -> list[str]:
 def test_build_check_save_edit_and_run_in_lab(
     server: PersonalServer, client: Client, write_notebook: WriteNotebook
 ) -> None:
-    notebook = write_notebook("build.ipynb", "from orchestrator_widgets import Builder\nBuilder(name='Three steps')")
+    name = "Three steps in Lab"
+    notebook = write_notebook("build.ipynb", f"from orchestrator_widgets import Builder\nBuilder(name={name!r})")
     with chromium_page() as page:
         root = open_in_lab(page, server, notebook)
         drop(root, "input", 200, 70)
@@ -82,7 +86,7 @@ def test_build_check_save_edit_and_run_in_lab(
 
         root.get_by_role("button", name="Save", exact=True).click()
         expect(root.locator(".ow-status")).to_contain_text("Saved as version 1", timeout=15_000)
-        [workflow] = [w for a in client.agents() for w in client.workflows(a["id"]) if w["name"] == "Three steps"]
+        [workflow] = [w for a in client.agents() for w in client.workflows(a["id"]) if w["name"] == name]
         assert workflow["version"] == 1
         assert len(workflow["spec"]["nodes"]) == 3
 
@@ -108,7 +112,7 @@ def test_build_check_save_edit_and_run_in_lab(
 def test_approve_a_waiting_run_in_voila_with_no_serious_violations(
     server: PersonalServer, client: Client, write_notebook: WriteNotebook
 ) -> None:
-    agent = client.create_agent("Approvals", "langgraph")
+    agent = client.create_agent("Approved in Voila", "langgraph")
     workflow = client.create_workflow(agent["id"], "Ship it", with_approval())
     builder = write_notebook(
         "edit.ipynb", f"from orchestrator_widgets import Builder\nBuilder(workflow_id={workflow['id']!r})"
@@ -139,7 +143,7 @@ def test_approve_a_waiting_run_in_voila_with_no_serious_violations(
 
 
 def test_execution_view_in_voila_and_the_keyboard_only_builder(
-    server: PersonalServer, client: Client, write_notebook: WriteNotebook
+    server: PersonalServer, client: Client, write_notebook: WriteNotebook, server_root: Path
 ) -> None:
     agent = client.create_agent("Watched", "langgraph")
     workflow = client.create_workflow(agent["id"], "Waits", with_approval())
@@ -147,7 +151,9 @@ def test_execution_view_in_voila_and_the_keyboard_only_builder(
     view = write_notebook(
         "view.ipynb", f"from orchestrator_widgets import ExecutionView\nExecutionView({execution['id']!r})"
     )
-    keyboard = write_notebook("keys.ipynb", "from orchestrator_widgets import Builder\nBuilder(name='Keys')")
+    # the keyboard path runs in the notebook the project ships for people (notebooks/builder.ipynb)
+    keyboard = "builder.ipynb"
+    shutil.copy(ROOT / "notebooks" / keyboard, server_root / keyboard)
     with chromium_page() as page:
         root = open_in_voila(page, server, view)
         expect(root.locator('[data-node-id="check"][data-state="waiting"]')).to_be_visible(timeout=120_000)

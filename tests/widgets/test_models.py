@@ -125,7 +125,7 @@ def test_run_follows_the_events_until_every_node_is_done(client: Client) -> None
 
 
 def test_approve_a_waiting_run_from_the_execution_view(client: Client) -> None:
-    agent = client.create_agent("Approvals", "langgraph")
+    agent = client.create_agent("Approved in the kernel", "langgraph")
     workflow = client.create_workflow(agent["id"], "Ship it", with_approval())
     execution = client.execute(workflow["id"], {})
     view = ExecutionView(execution["id"], client=client)
