@@ -40,7 +40,7 @@ class Table:
         if not self.rows:
             return self.empty
         widths = [max(len(r[i]) for r in [self.header, *self.rows]) for i in range(len(self.header))]
-        lines = [self.caption, "  ".join(h.ljust(w) for h, w in zip(self.header, widths, strict=True))]
+        lines = [self.caption, "  ".join(h.ljust(w) for h, w in zip(self.header, widths, strict=True)).rstrip()]
         lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in self.rows]
         return "\n".join(lines)
 
