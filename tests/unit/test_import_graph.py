@@ -136,7 +136,7 @@ def test_the_check_finds_a_cycle_hidden_in_a_function(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "first",
     # the leaf of each former cycle first (the other order is what the server does); a fresh
-    # interpreter each, ~2 s apiece on an idle machine
+    # interpreter each (importing the app takes a few seconds)
     [
         ("orchestrator_ext.cli", "orchestrator_ext.engine.commands", "orchestrator_ext.app"),
         ("orchestrator_ext.openapi", "orchestrator_ext.handlers.openapi", "orchestrator_ext.handlers"),
