@@ -7,6 +7,7 @@ every link they give answers.
 from __future__ import annotations
 
 import re
+import shutil
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -167,3 +168,33 @@ async def test_models_lists_what_the_server_runs_itself(api: Api, jp_serverapp: 
         }
     ]
     assert not re.search("secret", listed.text)
+
+
+async def test_the_start_page_in_a_browser_has_no_accessibility_violations(
+    jp_fetch: Any, jp_base_url: str, jp_http_port: int
+) -> None:
+    """Chromium with axe-core: no violation at all, and the keyboard reaches every link in order.
+
+    (``jp_fetch`` makes the test server listen on ``jp_http_port``.)
+    """
+    from axe_playwright_python.async_playwright import Axe
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as playwright:  # opened and closed here: its loop must not outlive the test
+        browser = await playwright.chromium.launch(executable_path=shutil.which("chromium") or "/usr/bin/chromium")
+        try:
+            context = await browser.new_context(extra_http_headers=TOKEN)
+            page = await context.new_page()
+            errors: list[str] = []
+            page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+            await page.goto(f"http://127.0.0.1:{jp_http_port}{jp_base_url}orchestrator/")
+            results = await Axe().run(page)
+            assert [v["id"] for v in results.response["violations"]] == []
+            assert errors == []  # e.g. a style the page's own CSP refused
+            focused = []
+            for _ in range(4):
+                await page.keyboard.press("Tab")
+                focused.append(await page.evaluate("document.activeElement.textContent"))
+            assert focused == ["API documentation", "REST API root", "Prometheus metrics", "Health"]
+        finally:
+            await browser.close()
