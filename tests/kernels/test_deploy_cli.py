@@ -6,11 +6,11 @@ notebook as the next version of the agent's workflow and keeps one schedule, nam
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
 import papermill
+import pytest
 
 from tests.personal_server import PersonalServer
 
@@ -65,10 +65,20 @@ def test_cli_reports_what_the_api_refused(server: PersonalServer, kernel_path: P
     assert "version 1 of the workflow 'Cron typo' was saved, but the schedule was refused: 422" in bad_cron.stderr
     assert "cron" in bad_cron.stderr
     assert "Cron typo" in {a["name"] for a in server.call("GET", "/agents").body["items"]}, "deployed, not scheduled"
-    missing = run_cli(server, kernel_path, "deploy", "nowhere.ipynb", "--agent", "Ghost")
-    assert missing.returncode == 1
-    assert "no notebook at nowhere.ipynb" in missing.stderr
-    usage = run_cli(server, kernel_path, "deploy", notebook.name)
-    assert usage.returncode != 0
-    assert "--agent NAME" in usage.stderr + usage.stdout
-    assert os.path.exists(notebook)
+
+
+def test_cli_usage_and_a_missing_notebook(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from orchestrator_ext.deploy import DeployCommand
+
+    for argv, said in (
+        (["--agent", "Ghost"], "usage: jupyter orchestrator deploy NOTEBOOK --agent NAME"),
+        ([str(tmp_path / "nowhere.ipynb"), "--agent", "Ghost", "--url", "http://127.0.0.1:9", "--token", "t"],
+         "no notebook at"),
+    ):  # fmt: skip
+        command = DeployCommand()
+        command.initialize(argv)
+        with pytest.raises(SystemExit) as exited:
+            command.start()
+        assert exited.value.code != 0
+        captured = capsys.readouterr()
+        assert said in captured.err + captured.out + str(exited.value)
