@@ -11,6 +11,7 @@ import pytest
 from orchestrator_widgets import Builder, ExecutionView
 
 from orchestrator_ext.client import Client
+from tests.conftest import NOTEBOOK_SPEC
 from tests.personal_server import PersonalServer
 from tests.widgets.sample_specs import three_steps, with_approval
 
@@ -156,5 +157,20 @@ def test_cancel_from_the_view_and_errors_said_plainly(client: Client) -> None:
         stream = view.follower.stream
         assert stream is not None
         wait_for(lambda: not stream.alive, 10)  # the stream ends with the run
+    finally:
+        view.close()
+
+
+def test_a_notebook_run_shows_its_executed_notebook(client: Client) -> None:
+    agent = client.create_agent("Notebook in a widget", "notebook")
+    workflow = client.create_workflow(agent["id"], "Hello", NOTEBOOK_SPEC)
+    execution = client.execute(workflow["id"], {"name": "widgets"})
+    view = ExecutionView(execution["id"], client=client)
+    try:
+        wait_for(lambda: view.run["status"] in ("succeeded", "failed") and view.run["notebook_html"], 240)
+        assert view.run["status"] == "succeeded", view.run["error"]
+        assert "1 widgets" in view.run["notebook_html"]
+        assert "1 widgets" in view.run["logs"]
+        assert view.run["spec"]["nodes"] == []
     finally:
         view.close()

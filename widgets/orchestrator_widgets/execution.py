@@ -10,6 +10,8 @@ The kernel follows the run's server-sent events with the user's own client
 from __future__ import annotations
 
 import threading
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import quote
@@ -36,6 +38,18 @@ def run_spec(client: Client, execution: Mapping[str, Any]) -> dict[str, Any]:
     return dict(version.get("spec") or {})
 
 
+def executed_notebook_html(client: Client, execution_id: str) -> str:
+    """The executed notebook of a notebook run as HTML (nbconvert, on the server); empty when there is none."""
+    url = f"{client.api_url}/executions/{quote(execution_id)}/notebook?format=html"
+    request = urllib.request.Request(url, headers={"Authorization": f"token {client.connection.token}"})  # noqa: S310
+    try:
+        # the API's http(s) URL (Client checked it)
+        with urllib.request.urlopen(request, timeout=client.timeout, context=client.connection.ssl_context) as answer:  # noqa: S310  # nosec B310
+            return str(answer.read().decode("utf-8", "replace"))
+    except (urllib.error.URLError, OSError):
+        return ""
+
+
 class RunFollower:
     """Follows one execution for a widget: events in, published state out; answers the widget's commands."""
 
@@ -45,9 +59,12 @@ class RunFollower:
         self.publish = publish
         self._lock = threading.Lock()
         execution = client.execution(execution_id)
-        self.tracker = RunTracker(execution_id, run_spec(client, execution))
-        self.tracker.describe(execution)
-        publish(self.tracker.snapshot())
+        spec = run_spec(client, execution)
+        self.notebook = bool(spec.get("notebook"))
+        self.tracker = RunTracker(execution_id, spec)
+        with self._lock:
+            self._describe()
+            publish(self.tracker.snapshot())
         self.stream: EventStream | None = None
         if execution["status"] not in FINISHED:
             self.stream = EventStream(client, execution_id, self._on_event).start()
@@ -65,6 +82,9 @@ class RunFollower:
             self.tracker.describe(self.client.execution(self.execution_id))
         except ClientError as exc:
             self.tracker.state["message"] = f"Could not read the execution: {exc}"
+            return
+        if self.notebook and self.tracker.state["status"] in FINISHED and not self.tracker.state["notebook_html"]:
+            self.tracker.state["notebook_html"] = executed_notebook_html(self.client, self.execution_id)
 
     def command(self, command: Mapping[str, Any]) -> None:
         """``{"type": "cancel"}`` or ``{"type": "resume", "answer": ...}`` from the widget's buttons."""

@@ -26,6 +26,7 @@ def empty_run(execution_id: str = "", spec: Mapping[str, Any] | None = None) -> 
         "waiting_for": None,
         "spec": {"nodes": list(spec.get("nodes") or []), "edges": list(spec.get("edges") or [])},
         "message": "",
+        "notebook_html": "",
     }
 
 

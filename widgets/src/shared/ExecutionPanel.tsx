@@ -152,7 +152,11 @@ export const ExecutionPanel = memo(function ExecutionPanel(props: { run: RunStat
           {run.status === "waiting" && <Approval run={run} onCommand={onCommand} />}
           {run.error && (
             <section className="ow-error" role="alert">
-              <h4>Error{run.error.kind ? ` (${run.error.kind})` : ""}{failedAt ? ` at ${failedAt}` : ""}</h4>
+              <h4>
+                Error{run.error.kind ? ` (${run.error.kind})` : ""}
+                {failedAt ? ` at ${failedAt}` : ""}
+                {typeof run.error.cell === "number" ? ` in cell ${run.error.cell}` : ""}
+              </h4>
               <pre>{String(run.error.message ?? pretty(run.error))}</pre>
             </section>
           )}
@@ -163,6 +167,12 @@ export const ExecutionPanel = memo(function ExecutionPanel(props: { run: RunStat
               <pre className="ow-output" tabIndex={0} aria-label="Outputs">
                 {pretty((run.outputs as Record<string, JsonValue>)?.output ?? run.outputs)}
               </pre>
+            </details>
+          )}
+          {run.notebook_html && (
+            <details open>
+              <summary>Executed notebook</summary>
+              <iframe className="ow-notebook" sandbox="" srcDoc={run.notebook_html} title="Executed notebook" />
             </details>
           )}
           <details open={!run.spec.nodes.length}>

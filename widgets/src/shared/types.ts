@@ -70,4 +70,5 @@ export interface RunState {
   waiting_for: { node?: string; question?: string; [key: string]: unknown } | null;
   spec: Spec;
   message: string;
+  notebook_html: string;
 }
