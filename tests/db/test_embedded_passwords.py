@@ -30,7 +30,8 @@ def bare_url(server: EmbeddedPostgres, role: str, database: str = "postgres") ->
 
 def connect_without(server: EmbeddedPostgres, role: str, password: str = "") -> psycopg.Connection:  # type: ignore[type-arg]
     """A connection that brings only ``password`` (never ~/.pgpass or PGPASSWORD)."""
-    return psycopg.connect(bare_url(server, role), password=password, passfile="/nonexistent/.pgpass", connect_timeout=5)
+    url = bare_url(server, role)
+    return psycopg.connect(url, password=password, passfile="/nonexistent/.pgpass", connect_timeout=5)
 
 
 @pytest.mark.parametrize("role", ["postgres", APP_ROLE, "orchestrator_runs"])
