@@ -5,7 +5,8 @@ Loaded by jupyterhub_config.py after shared.py. The hub runs as root: it makes
 a system account for each hub user on their first spawn (``jupyter-<name>``,
 a private home) and starts their server as that account, from a Python
 environment every account can read (ORCHESTRATOR_TEAM_ENV). The Orchestrator
-API runs as a service the hub starts, under an account of its own; its data
+API runs as a service the hub starts, under an account of its own; a worker
+service (root) starts each run as its organization's own account; its data
 (the embedded PostgreSQL, the key ring) and the hub's (its database, cookie
 secret) sit in folders only their owner can open. docs/deploy/team.md tells the
 whole story; every setting is in .env.example.
@@ -122,6 +123,17 @@ SECRETS = (
     "ORCHESTRATOR_ENCRYPTION_KEYS",
     "ORCHESTRATOR_RUNS_DATABASE_URL",
 )
+SERVICE_ENV = {
+    "PATH": PATH,
+    "HOME": str(SERVICE_DIR),
+    "ORCHESTRATOR_DATA_DIR": str(DATA_DIR),
+    "JUPYTER_PLATFORM_DIRS": "1",
+    "JUPYTER_CONFIG_DIR": str(SERVICE_DIR / "jupyter" / "config"),
+    "JUPYTER_DATA_DIR": str(SERVICE_DIR / "jupyter" / "data"),
+    "JUPYTER_RUNTIME_DIR": str(SERVICE_DIR / "jupyter" / "runtime"),
+    "XDG_RUNTIME_DIR": str(SERVICE_DIR / "run"),
+    **{name: os.environ[name] for name in SECRETS if os.environ.get(name)},
+}
 OFF = ("jupyterlab", "voila", "jupyter_lsp", "notebook", "notebook_shim", "jupyter_server_terminals")
 c.JupyterHub.services.append(
     {
@@ -135,23 +147,61 @@ c.JupyterHub.services.append(
             *(f"--ServerApp.jpserver_extensions={name}=False" for name in OFF),
             "--ServerApp.terminals_enabled=False",
             f"--ServerApp.root_dir={SERVICE_DIR / 'files'}",
+            # runs are the worker service's (below), never this unprivileged process's
+            "--OrchestratorApp.run_engine=False",
             f"--OrchestratorApp.hub_blocked_group={BLOCKED_GROUP}",
             f"--OrchestratorApp.hub_org_groups={env_flag('ORCHESTRATOR_HUB_ORG_GROUPS', True)}",
         ],
-        "environment": {
-            "PATH": PATH,
-            "HOME": str(SERVICE_DIR),
-            "ORCHESTRATOR_DATA_DIR": str(DATA_DIR),
-            "JUPYTER_PLATFORM_DIRS": "1",
-            "JUPYTER_CONFIG_DIR": str(SERVICE_DIR / "jupyter" / "config"),
-            "JUPYTER_DATA_DIR": str(SERVICE_DIR / "jupyter" / "data"),
-            "JUPYTER_RUNTIME_DIR": str(SERVICE_DIR / "jupyter" / "runtime"),
-            "XDG_RUNTIME_DIR": str(SERVICE_DIR / "run"),
-            **{name: os.environ[name] for name in SECRETS if os.environ.get(name)},
-        },
+        "environment": SERVICE_ENV,
         "oauth_no_confirm": True,
         "display": True,
         "info": {"description": "The Orchestrator API and its interactive documentation"},
+        # it starts beside the worker and the scheduler, which open the same database: on a busy
+        # machine JupyterHub's 30 s wait for it is not always enough (the hub exits when it runs out)
+        "timeout": 120,
+    }
+)
+
+# ---- runs: a worker as root that forks each run down to its organization's account ----
+#
+# The API above stays unprivileged. The worker only claims runs and starts each one as a
+# system account of the run's organization (orch-<hash>, made on demand like the users'
+# accounts; docs/architecture.md, "What separates tenants"), in a folder of that account's
+# under RUNS_DIR (root's, 0711). It reaches the database and reads the keys as the service's
+# account (prepare_as): nothing of the service's changes owner. The scheduler needs no
+# privilege: it runs as the service's account.
+
+RUNS_DIR = TEAM_DIR / "runs"
+RUNS_DIR.mkdir(exist_ok=True)
+os.chown(RUNS_DIR, 0, 0)
+RUNS_DIR.chmod(0o711)
+# modules and notebooks of code-first workflows ('module:function'): the operator's, readable by every run
+CODE_DIR = Path(env("ORCHESTRATOR_TEAM_CODE_DIR", str(TEAM_DIR / "code")))
+CODE_DIR.mkdir(exist_ok=True)
+CODE_DIR.chmod(0o755)
+ORCHESTRATOR = str(BIN / "jupyter-orchestrator")
+c.JupyterHub.services.append(
+    {
+        "name": f"{SERVICE}-worker",
+        "cwd": str(CODE_DIR),
+        "command": [
+            ORCHESTRATOR,
+            "worker",
+            f"--WorkerCommand.prepare_as={SERVICE_USER}",
+            f"--OrchestratorApp.run_accounts={env('ORCHESTRATOR_RUN_ACCOUNTS', 'per-organization')}",
+            f"--OrchestratorApp.run_dir={RUNS_DIR}",
+            f"--OrchestratorApp.files_root={CODE_DIR}",
+        ],
+        "environment": SERVICE_ENV,
+    }
+)
+c.JupyterHub.services.append(
+    {
+        "name": f"{SERVICE}-scheduler",
+        "user": SERVICE_USER,
+        "cwd": str(SERVICE_DIR),
+        "command": [ORCHESTRATOR, "scheduler"],
+        "environment": SERVICE_ENV,
     }
 )
 

@@ -112,7 +112,9 @@ class WorkerCommand(_EngineCommand):
             raise SystemExit(f"preparing the database as {self.prepare_as} failed:\n{done.stderr[-4000:]}")
         handed = json.loads(done.stdout.strip().splitlines()[-1])
         self.keyring = KeyRing.parse(handed["keys"])
-        return PreparedDatabase(handed["app_url"], handed["app_url"], None, handed["runs_url"])
+        # the embedded server's runs' database listens only in the service's private folder, which runs
+        # (other accounts) cannot reach: they get one only where runs_database_url names a server they can
+        return PreparedDatabase(handed["app_url"], handed["app_url"], None, None)
 
     async def serve(self, url: str, stop: asyncio.Event) -> None:
         from .worker import Worker

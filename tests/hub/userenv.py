@@ -28,8 +28,18 @@ ROOT = Path("/var/tmp/orchestrator-hub-env")
 SYSTEM_PYTHON = Path("/usr/bin/python3")
 #: environments (~0.5 GB each) not used for this long are removed
 STALE_AFTER_S = 30 * 60
-#: installed beside the wheel at the versions the test runner has (no new downloads when cached)
-COMPANIONS = ("jupyterhub", "voila", "ipywidgets")
+#: installed beside the wheel at the versions the test runner has (no new downloads when cached); LangGraph
+#: and Agno: the run-isolation tests start framework runs in the team mode (test_run_isolation.py)
+COMPANIONS = (
+    "jupyterhub",
+    "voila",
+    "ipywidgets",
+    "langgraph",
+    "langgraph-checkpoint-postgres",
+    "agno",
+    "openai",
+    "pgvector",
+)
 
 
 def _wheel(out: Path) -> Path:

@@ -1,0 +1,357 @@
+"""The attack of issue 13, automated: in the team mode a run of one organization reaches nothing of the
+platform and nothing of another organization's runs.
+
+A real team-mode hub (``hub_config/jupyterhub_config.py``: the API service unprivileged, the worker
+service forking runs down to each organization's account). Two people sign up, each in an organization
+of their own. A gives a model integration a secret, runs a LangGraph workflow (so A's fork server is
+warm) and then a slow notebook that holds the secret in its kernel. While it runs, B's runs, a
+notebook, a LangGraph ``code`` node and an Agno code-first team, try each thing a run must not do:
+open PostgreSQL's socket and data directory, read ``keys.json``, list the service's and the hub's
+folders and the runs' folder, read ``/proc/<pid>/environ``, ``mem`` and ``cwd`` of the service, the
+worker, A's fork server and A's kernel, open A's work directory and connection file, signal and
+ptrace A's kernel, and plant a ``python3`` kernelspec in every Jupyter path. Each attempt must fail
+with the refusal the kernel gives (EACCES, EPERM), not merely not crash. A's next run is then
+untouched by what B planted, and A's secret appears nowhere in what B's runs saw.
+"""
+
+from __future__ import annotations
+
+import json
+import pwd
+import re
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+import requests
+
+from orchestrator_ext.engine.accounts import account_name
+from tests.hub.conftest import needs_root
+from tests.hub.team_hub import Person, TeamHub, _remove_account
+
+pytestmark = [needs_root, pytest.mark.timeout(600)]
+
+SECRET_A = "sk-a-" + secrets.token_hex(20)
+MARKER = f"/tmp/orch-planted-{secrets.token_hex(6)}"  # what a planted kernelspec would touch
+RUN_TIMEOUT_S = 120.0
+#: the refusals a run may get: "Permission denied" and "Operation not permitted"
+REFUSED = {"EACCES", "EPERM"}
+
+# What B's runs execute: each attempt's errno name, or "allowed".
+PROBE = r"""
+import ctypes, errno, json, os, signal, socket
+
+def _outcome(action):
+    try:
+        action()
+    except OSError as exc:
+        return errno.errorcode.get(exc.errno, str(exc.errno))
+    return "allowed"
+
+def _connect(path):
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.connect(path)
+
+def _read(path):
+    with open(path, "rb") as handle:
+        handle.read(1)
+
+def _ptrace(pid):
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.ptrace(16, pid, None, None) != 0:  # PTRACE_ATTACH
+        raise OSError(ctypes.get_errno(), "ptrace")
+    libc.ptrace(17, pid, None, None)
+
+def _plant(folder):
+    target = os.path.join(folder, "kernels", "python3")
+    os.makedirs(target, exist_ok=True)
+    argv = ["/bin/sh", "-c", "touch " + MARKER + "; exec python3 -m ipykernel_launcher -f {connection_file}"]
+    with open(os.path.join(target, "kernel.json"), "w") as handle:
+        json.dump({"argv": argv, "display_name": "Python 3", "language": "python"}, handle)
+
+def probe(t):
+    from jupyter_core.paths import jupyter_path
+    seen = {"uid": os.getuid(), "gid": os.getgid(), "groups": os.getgroups(), "environ": dict(os.environ)}
+    seen["pg_socket"] = _outcome(lambda: _connect(t["pg_socket"]))
+    for name in ("pgdata", "service_dir", "hub_dir", "runs_dir", "a_workdir"):
+        seen[name] = _outcome(lambda: os.listdir(t[name]))
+    for name in ("keys", "a_connection"):
+        seen[name] = _outcome(lambda: _read(t[name]))
+    for name, pid in t["pids"].items():
+        seen["environ:" + name] = _outcome(lambda: _read(f"/proc/{pid}/environ"))
+        seen["mem:" + name] = _outcome(lambda: _read(f"/proc/{pid}/mem"))
+        seen["cwd:" + name] = _outcome(lambda: os.readlink(f"/proc/{pid}/cwd"))
+    a_kernel = t["pids"]["a_kernel"]
+    seen["kill:a_kernel"] = _outcome(lambda: os.kill(a_kernel, signal.SIGKILL))
+    seen["ptrace:a_kernel"] = _outcome(lambda: _ptrace(a_kernel))
+    home = os.path.realpath(os.environ["HOME"])
+    for folder in sorted({*jupyter_path(), t["service_jupyter"]}):
+        where = "own" if os.path.realpath(folder).startswith(home) else "shared"
+        seen[f"kernelspec:{where}:{folder}"] = _outcome(lambda: _plant(folder))
+    return seen
+"""
+
+NOTEBOOK_PROBE = PROBE + "\nprint('PROBE ' + json.dumps(probe(TARGETS)))\n"
+LANGGRAPH_PROBE = PROBE + "\ndef run(values):\n    return json.dumps(probe(TARGETS))\n"
+AGNO_PROBE = (
+    PROBE + "\ndef build(inputs):\n    print('PROBE ' + json.dumps(probe(TARGETS)), flush=True)\n    return None\n"
+)
+
+
+@dataclass
+class Tenants:
+    hub: TeamHub
+    a: Person
+    b: Person
+    #: A's slow notebook run, running while B's runs try their attacks
+    slow: dict[str, Any]
+    #: what the slow run reported about itself: its kernel's pid, directory and connection file
+    a_kernel: dict[str, Any]
+    accounts: dict[str, str]
+
+
+def api(hub: TeamHub, person: Person, method: str, path: str, body: Any = None) -> requests.Response:
+    return requests.request(
+        method, f"{hub.api_url}/{path}", headers=person.headers, json=body, timeout=60, verify=hub.ssl_verify
+    )
+
+
+def ok(response: requests.Response, status: int = 200) -> Any:
+    assert response.status_code == status, f"{response.status_code} {response.text[-3000:]}"
+    return response.json()
+
+
+def notebook(*sources: str) -> dict[str, Any]:
+    cells = [
+        {"cell_type": "code", "id": f"c{index}", "metadata": {}, "execution_count": None, "outputs": [], "source": src}
+        for index, src in enumerate(sources)
+    ]
+    kernelspec = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    return {"nbformat": 4, "nbformat_minor": 5, "metadata": {"kernelspec": kernelspec}, "cells": cells}
+
+
+def code_graph(source: str) -> dict[str, Any]:
+    nodes = [
+        {"id": "start", "type": "input"},
+        {"id": "probe", "type": "code", "config": {"source": source}},
+        {"id": "end", "type": "output"},
+    ]
+    return {"nodes": nodes, "edges": [{"source": "start", "target": "probe"}, {"source": "probe", "target": "end"}]}
+
+
+def start_run(
+    hub: TeamHub, person: Person, framework: str, spec: dict[str, Any], inputs: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    agent = ok(api(hub, person, "POST", "agents", {"name": f"a-{secrets.token_hex(3)}", "framework": framework}), 201)
+    body = {"name": f"w-{secrets.token_hex(3)}", "spec": spec}
+    workflow = ok(api(hub, person, "POST", f"agents/{agent['id']}/workflows", body), 201)
+    return ok(api(hub, person, "POST", f"workflows/{workflow['id']}/execute", {"inputs": inputs or {}}), 202)  # type: ignore[no-any-return]
+
+
+def wait_final(hub: TeamHub, person: Person, run: dict[str, Any]) -> dict[str, Any]:
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    while time.monotonic() < deadline:
+        found = ok(api(hub, person, "GET", f"executions/{run['id']}"))
+        if found["status"] not in ("queued", "running"):
+            return found  # type: ignore[no-any-return]
+        time.sleep(0.2)
+    raise AssertionError(f"run {run['id']} did not end:\n{hub.log()[-6000:]}")
+
+
+def logs(hub: TeamHub, person: Person, run: dict[str, Any]) -> str:
+    response = api(hub, person, "GET", f"executions/{run['id']}/logs")
+    assert response.status_code == 200, response.text
+    return response.text
+
+
+def reported(hub: TeamHub, person: Person, run: dict[str, Any], prefix: str = "PROBE ") -> dict[str, Any]:
+    """The JSON line the run printed after ``prefix`` (waits for it while the run goes on)."""
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    while time.monotonic() < deadline:
+        found = re.search(re.escape(prefix) + r"(\{.*\})", logs(hub, person, run))
+        if found:
+            return json.loads(found.group(1))  # type: ignore[no-any-return]
+        status = ok(api(hub, person, "GET", f"executions/{run['id']}"))
+        assert status["status"] in ("queued", "running"), (status["error"], logs(hub, person, run)[-3000:])
+        time.sleep(0.2)
+    raise AssertionError(f"run {run['id']} printed no {prefix!r}:\n{hub.log()[-6000:]}")
+
+
+def process(predicate: Any) -> psutil.Process:
+    for proc in psutil.process_iter(["cmdline", "username"]):
+        if predicate(proc.info.get("cmdline") or [], proc.info.get("username")):
+            return proc
+    raise AssertionError("no such process")
+
+
+@pytest.fixture(scope="module")
+def tenants(team_hub: TeamHub) -> Any:
+    hub = team_hub
+    suffix = secrets.token_hex(2)
+    a, b = hub.person(f"ra-{suffix}"), hub.person(f"rb-{suffix}")
+    integration = {"name": "a-model", "kind": "openai-compatible", "secret": SECRET_A}
+    integration["config"] = {"base_url": "http://127.0.0.1:9/v1", "model": "m"}
+    ok(api(hub, a, "POST", "integrations", integration), 201)
+    warm = wait_final(hub, a, start_run(hub, a, "langgraph", code_graph("def run(values):\n    return 'warm'")))
+    accounts = {"a": account_name(warm["org_id"])}
+    try:
+        assert warm["status"] == "succeeded", warm
+        slow_spec = {
+            "notebook": {"content": notebook(SLOW_REPORT, "import time\ntime.sleep(300)")},
+            "integrations": ["a-model"],
+        }
+        slow = start_run(hub, a, "notebook", slow_spec)
+        a_kernel = reported(hub, a, slow, "KERNEL ")
+        yield Tenants(hub, a, b, slow, a_kernel, accounts)
+    finally:
+        for name in accounts.values():
+            _remove_account(name)
+
+
+SLOW_REPORT = (
+    "import json, os\nfrom ipykernel.connect import get_connection_file\n"
+    "print('KERNEL ' + json.dumps({'pid': os.getpid(), 'cwd': os.getcwd(), 'connection': get_connection_file(),"
+    " 'secret_here': 'ORCHESTRATOR_INTEGRATIONS' in os.environ}))"
+)
+
+
+@pytest.fixture(scope="module")
+def targets(tenants: Tenants) -> dict[str, Any]:
+    """What B's runs aim at: the platform's files and processes, and A's running kernel."""
+    team = tenants.hub.team_dir
+    service_user, runs_dir = tenants.hub.service_user, f"--OrchestratorApp.run_dir={team / 'runs'}"
+    service = process(
+        lambda cmd, user: (
+            user == service_user and "scheduler" not in cmd and any("jupyter-orchestrator" in c for c in cmd)
+        )
+    )
+    worker = process(lambda cmd, user: "worker" in cmd and runs_dir in cmd)
+    a_forks = process(lambda cmd, user: user == tenants.accounts["a"] and "orchestrator_runtimes.forkserver" in cmd)
+    pgdata = team / "service" / "data" / "pgdata"
+    return {
+        "pg_socket": str(pgdata / ".s.PGSQL.5432"),
+        "pgdata": str(pgdata),
+        "keys": str(team / "service" / "data" / "keys.json"),
+        "service_dir": str(team / "service"),
+        "service_jupyter": str(team / "service" / "jupyter" / "data"),
+        "hub_dir": str(team / "hub"),
+        "runs_dir": str(team / "runs"),
+        "a_workdir": tenants.a_kernel["cwd"],
+        "a_connection": tenants.a_kernel["connection"],
+        "pids": {
+            "service": service.pid,
+            "worker": worker.pid,
+            "a_forkserver": a_forks.pid,
+            "a_kernel": tenants.a_kernel["pid"],
+        },
+    }
+
+
+@pytest.fixture(scope="module")
+def b_runs(tenants: Tenants, targets: dict[str, Any]) -> dict[str, tuple[dict[str, Any], dict[str, Any], str]]:
+    """B's three runs (while A's slow run goes on): for each, the execution, what its probe saw, its log."""
+    hub, b = tenants.hub, tenants.b
+    given = f"TARGETS = {json.dumps(targets)}\nMARKER = {MARKER!r}\n"
+    module = f"b_probe_{secrets.token_hex(3)}"
+    code = hub.team_dir / "code" / f"{module}.py"
+    code.write_text(given + AGNO_PROBE)
+    code.chmod(0o644)
+    found: dict[str, tuple[dict[str, Any], dict[str, Any], str]] = {}
+    run = start_run(hub, b, "notebook", {"notebook": {"content": notebook(given + NOTEBOOK_PROBE)}})
+    seen = reported(hub, b, run)
+    found["notebook"] = (wait_final(hub, b, run), seen, logs(hub, b, run))
+    run = wait_final(hub, b, start_run(hub, b, "langgraph", code_graph(given + LANGGRAPH_PROBE)))
+    assert run["status"] == "succeeded", run
+    found["langgraph"] = (run, json.loads(run["outputs"]["output"]), logs(hub, b, run))
+    run = start_run(hub, b, "agno", {"options": {"callable": f"{module}:build"}}, {"message": "hello"})
+    seen = reported(hub, b, run)
+    found["agno"] = (wait_final(hub, b, run), seen, logs(hub, b, run))
+    tenants.accounts["b"] = account_name(run["org_id"])
+    return found
+
+
+KINDS = ["notebook", "langgraph", "agno"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_run_executes_as_its_organizations_account_with_no_other_group(
+    tenants: Tenants, b_runs: dict[str, Any], kind: str
+) -> None:
+    execution, seen, _ = b_runs[kind]
+    account = pwd.getpwnam(account_name(execution["org_id"]))
+    assert account.pw_shell.endswith("nologin")
+    assert (seen["uid"], seen["gid"], seen["groups"]) == (account.pw_uid, account.pw_gid, [])
+    assert account.pw_name != tenants.accounts["a"]
+    assert seen["uid"] not in (0, pwd.getpwnam(tenants.hub.service_user).pw_uid)
+    # nothing of the service's environment, and no Jupyter path another account's runs could write
+    assert not {name for name in seen["environ"] if name.startswith(("JUPYTERHUB_", "ORCHESTRATOR_DATA"))}
+    assert "JUPYTER_PATH" not in seen["environ"]
+    assert "JUPYTER_DATA_DIR" not in seen["environ"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_database_the_keys_and_the_services_folders_are_refused(b_runs: dict[str, Any], kind: str) -> None:
+    _, seen, _ = b_runs[kind]
+    for target in ("pg_socket", "pgdata", "keys", "service_dir", "hub_dir", "runs_dir"):
+        assert seen[target] == "EACCES", (target, seen[target])
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_no_process_of_the_platform_or_of_another_run_can_be_read(b_runs: dict[str, Any], kind: str) -> None:
+    _, seen, _ = b_runs[kind]
+    for name in ("service", "worker", "a_forkserver", "a_kernel"):
+        for what in ("environ", "mem", "cwd"):
+            assert seen[f"{what}:{name}"] == "EACCES", (what, name, seen[f"{what}:{name}"])
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_another_runs_folder_connection_file_signals_and_ptrace_are_refused(
+    tenants: Tenants, b_runs: dict[str, Any], kind: str
+) -> None:
+    _, seen, _ = b_runs[kind]
+    assert seen["a_workdir"] == "EACCES"
+    assert seen["a_connection"] == "EACCES"
+    assert seen["kill:a_kernel"] == "EPERM"
+    assert seen["ptrace:a_kernel"] == "EPERM"
+    # and A's run went on, untouched, the whole time
+    assert ok(api(tenants.hub, tenants.a, "GET", f"executions/{tenants.slow['id']}"))["status"] == "running"
+    assert psutil.pid_exists(tenants.a_kernel["pid"])
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_no_kernelspec_can_be_planted_where_another_run_looks(b_runs: dict[str, Any], kind: str) -> None:
+    _, seen, _ = b_runs[kind]
+    planted = {key.split(":", 2)[2]: value for key, value in seen.items() if key.startswith("kernelspec:shared:")}
+    assert len(planted) >= 3, planted  # the environment's, the system's and the service's Jupyter paths
+    assert set(planted.values()) == {"EACCES"}, planted
+    # its own home's is its own, private and thrown away with the run
+    assert {value for key, value in seen.items() if key.startswith("kernelspec:own:")} <= {"allowed"}
+
+
+def test_a_secret_given_to_one_organizations_runs_never_reaches_another(b_runs: dict[str, Any]) -> None:
+    for kind, (execution, seen, log) in b_runs.items():
+        assert SECRET_A not in json.dumps(execution), kind
+        assert SECRET_A not in json.dumps(seen), kind
+        assert SECRET_A not in log, kind
+
+
+def test_the_other_organizations_next_run_is_untouched_by_what_was_planted(
+    tenants: Tenants, b_runs: dict[str, Any]
+) -> None:
+    hub, a = tenants.hub, tenants.a
+    assert tenants.a_kernel["secret_here"] is True  # A's run did receive A's secret
+    ok(api(hub, a, "POST", f"executions/{tenants.slow['id']}/cancel"), 202)
+    check = "import json, os, sys\nprint('NEXT ' + json.dumps({'exe': sys.executable, 'uid': os.getuid(), "
+    check += f"'planted': os.path.exists({MARKER!r}), 'argv': sys.argv}}))"
+    run = start_run(hub, a, "notebook", {"notebook": {"content": notebook(check)}})
+    seen = reported(hub, a, run, "NEXT ")
+    assert wait_final(hub, a, run)["status"] == "succeeded"
+    assert seen["planted"] is False
+    assert Path(seen["exe"]).parent == tenants.hub.env_prefix / "bin"
+    assert seen["argv"][0].endswith("ipykernel_launcher.py")
+    assert seen["uid"] == pwd.getpwnam(tenants.accounts["a"]).pw_uid
+    assert ok(api(hub, a, "GET", f"executions/{tenants.slow['id']}"))["status"] == "cancelled"
