@@ -25,6 +25,24 @@ from orchestrator_runtimes.n8n.api import N8nApiError, error_text
 
 OWNER_FILE = "owner.json"
 KEY_LABEL = "orchestrator"
+#: what runs do with the key: put workflows on the instance, run them, read and stop their executions
+SCOPES = frozenset(
+    {
+        "workflow:create",
+        "workflow:read",
+        "workflow:update",
+        "workflow:list",
+        "workflow:activate",
+        "workflow:deactivate",
+        "execution:read",
+        "execution:list",
+        "execution:stop",
+        "credential:create",
+        "credential:list",
+        "credential:read",
+        "credential:update",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -95,11 +113,13 @@ def login(base_url: str, owner: Owner) -> Session:
 
 
 def new_api_key(session: Session) -> str:
-    """A new API key with every scope the instance offers, replacing the platform's earlier ones."""
-    for key in session.call("GET", "api-keys") or []:
+    """A new API key with the scopes runs need (of those the instance offers), replacing the platform's earlier one."""
+    listed = session.call("GET", "api-keys") or []
+    for key in listed.get("items", []) if isinstance(listed, dict) else listed:
         if isinstance(key, dict) and key.get("label") == KEY_LABEL:
             session.call("DELETE", f"api-keys/{key['id']}")
-    scopes = session.call("GET", "api-keys/scopes")
+    offered = session.call("GET", "api-keys/scopes")
+    scopes = [scope for scope in offered if scope in SCOPES]
     created = session.call("POST", "api-keys", {"label": KEY_LABEL, "scopes": scopes, "expiresAt": None})
     return str(created["rawApiKey"])
 

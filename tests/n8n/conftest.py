@@ -33,8 +33,10 @@ def exported(name: str) -> dict[str, Any]:
     return json.loads((WORKFLOWS / f"{name}.json").read_text())  # type: ignore[no-any-return]
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass
 class N8n:
+    """The session's n8n (``api_key`` changes when a test provisions it again)."""
+
     base_url: str
     api_key: str
     data_dir: Path

@@ -10,9 +10,14 @@ import asyncio
 import time
 from typing import Any
 
-from orchestrator_runtimes.n8n.api import N8nApi
+import pytest
+from orchestrator_runtimes.n8n.api import N8nApi, N8nApiError
+from sqlalchemy import create_engine
 
-from tests.conftest import Api
+from orchestrator_ext.db.engine import sqlalchemy_url
+from orchestrator_ext.n8n import integration, provision
+from orchestrator_ext.security.crypto import KeyRing
+from tests.conftest import TEST_KEYS, Api, TestDatabase
 from tests.engine.conftest import wait_final, who
 from tests.n8n.conftest import N8n, exported
 from tests.n8n.test_n8n_spec import n8n_spec
@@ -108,3 +113,31 @@ async def running_in_n8n(client: N8nApi, name: str, within: float) -> str:
                 return str(found[0]["id"])
         assert time.monotonic() < deadline, "the run did not start in n8n"
         await asyncio.sleep(0.2)
+
+
+async def test_serve_provisions_again_and_runs_use_the_saved_integration(
+    api: Api, create_agent: Any, create_workflow: Any, workers: Any, n8n: N8n, database: TestDatabase
+) -> None:
+    """What `jupyter orchestrator n8n serve` does at each start: log in as the owner, replace the API key, save it
+    encrypted as the organization's 'n8n' integration; a run decrypts it and runs."""
+    user = who()
+    assert (await api("GET", "users", "me", user=user)).status == 200  # the personal organization exists
+    old_key, n8n.api_key = n8n.api_key, provision.provision(n8n.base_url, n8n.data_dir)
+    assert n8n.api_key != old_key
+    with pytest.raises(N8nApiError) as refused:
+        N8nApi(n8n.base_url, old_key).workflows()
+    assert refused.value.status == 401
+    engine = create_engine(sqlalchemy_url(database.admin_url))
+    try:
+        org_id = integration.find_org(engine, "", user)
+        first = integration.save(engine, KeyRing.parse(TEST_KEYS), org_id, n8n.base_url, n8n.api_key)
+        assert integration.save(engine, KeyRing.parse(TEST_KEYS), org_id, n8n.base_url, n8n.api_key) == first
+    finally:
+        engine.dispose()
+    listed = await api("GET", "integrations", user=user, params={"kind": "n8n"})
+    assert [(i["name"], i["has_secret"]) for i in listed.json["items"]] == [("n8n", True)]
+    workflow_id = await n8n_workflow(api, create_agent, create_workflow, user, n8n_spec(exported("greet")))
+    async with workers():
+        run = await wait_final(api, user, await execute(api, user, workflow_id, {"name": "Lin"}), within=90)
+    assert run["status"] == "succeeded", run
+    assert run["outputs"]["output"]["greeting"] == "Hello, Lin!"

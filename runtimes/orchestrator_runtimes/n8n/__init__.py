@@ -69,7 +69,7 @@ class N8nRuntime(FrameworkRuntime):
         watcher: dict[str, Any] = {"base_url": api.base_url, "api_key": api.api_key, "marker": marker}
         watcher.update(done_file=str(done), deadline=timeout + 60)
 
-        def started(workflow_id: str, hook: str) -> None:
+        def started(workflow_id: str | None, hook: str) -> None:
             _start_watcher({**watcher, "workflow_id": workflow_id, "hook": hook})
 
         try:

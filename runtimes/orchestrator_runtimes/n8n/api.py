@@ -104,7 +104,7 @@ class N8nApi:
         return list(body.get("data") or []) if isinstance(body, dict) else []
 
     def executions(
-        self, workflow_id: str, status: str | None = None, *, include_data: bool = False, limit: int = 20
+        self, workflow_id: str | None, status: str | None = None, *, include_data: bool = False, limit: int = 20
     ) -> list[dict[str, Any]]:
         query = {"workflowId": workflow_id, "status": status, "includeData": str(include_data).lower(), "limit": limit}
         body = self.call("GET", "executions", query=query)

@@ -14,16 +14,18 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 import urllib.parse
+import uuid
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 from ..errors import ErrorKind, RunError
 from ..tracking import StepTracker
 from .api import N8nApi, N8nApiError, error_text, http
-from .spec import N8nWorkflowConfig, webhook_nodes
+from .spec import WEBHOOK_TYPE, N8nWorkflowConfig, webhook_nodes
 
 MARKER_HEADER = "x-orchestrator-execution"
 #: how long a webhook may answer 404 after activation (n8n registers it asynchronously)
@@ -61,28 +63,42 @@ def instance_for(config: N8nWorkflowConfig, integrations: Mapping[str, Mapping[s
     return N8nApi(base_url, str(secret))
 
 
-def _body_of(workflow: Mapping[str, Any], name: str) -> dict[str, Any]:
-    """What n8n's public API takes to create or update a workflow (it refuses the rest of an export)."""
+def canon(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str, separators=(",", ":"))
+
+
+def instance_path(our_id: str, digest: str, path: str) -> str:
+    """The webhook path an exported workflow gets on the instance: under our workflow's id (two workflows
+    exported with the same path never take each other's webhook) and its content's digest (a changed
+    workflow answers 404 at its new path until it is synced: the hot path needs no lookup)."""
+    return f"orchestrator/{our_id}/{digest}/{path.strip('/')}"
+
+
+def _placed(node: Mapping[str, Any], our_id: str, digest: str) -> dict[str, Any]:
+    """A node as it goes on the instance: a webhook's path under our id; webhook ids unique to our workflow."""
+    placed = dict(node)
+    if placed.get("webhookId"):
+        placed["webhookId"] = str(uuid.uuid5(uuid.NAMESPACE_URL, f"orchestrator:{our_id}:{placed.get('name')}"))
+    if placed.get("type") == WEBHOOK_TYPE:
+        parameters = dict(placed.get("parameters") or {})
+        parameters["path"] = instance_path(our_id, digest, str(parameters.get("path") or ""))
+        placed["parameters"] = parameters
+    return placed
+
+
+def desired(workflow: Mapping[str, Any], our_id: str) -> dict[str, Any]:
+    """What n8n's public API takes to create or update our copy of an exported workflow (it refuses the rest)."""
     settings = workflow.get("settings") or {}
-    return {
-        "name": name,
-        "nodes": workflow["nodes"],
+    body = {
+        "name": f"{workflow.get('name') or 'workflow'} [orchestrator {our_id}]",
+        "nodes": list(workflow["nodes"]),
         "connections": workflow.get("connections") or {},
         # progress saved node by node: a cancelled run's execution is found (by its webhook's headers) while running
         "settings": {"executionOrder": "v1", **settings, "saveExecutionProgress": True},
     }
-
-
-def _same(ours: Mapping[str, Any], theirs: Mapping[str, Any]) -> bool:
-    def canon(value: Any) -> str:
-        return json.dumps(value, sort_keys=True, default=str)
-
-    strip = ("id", "position", "webhookId", "typeVersion")
-    mine = [{k: v for k, v in n.items() if k not in strip} for n in ours["nodes"]]
-    there = [{k: v for k, v in n.items() if k not in strip} for n in theirs.get("nodes") or []]
-    same_settings = all(theirs.get("settings", {}).get(k) == v for k, v in ours["settings"].items())
-    same_connections = canon(ours["connections"]) == canon(theirs.get("connections"))
-    return canon(mine) == canon(there) and same_connections and same_settings
+    digest = hashlib.sha256(canon(body).encode()).hexdigest()[:12]
+    body["nodes"] = [_placed(node, our_id, digest) for node in body["nodes"]]
+    return body
 
 
 def wait_reachable(api: N8nApi) -> None:
@@ -98,21 +114,18 @@ def wait_reachable(api: N8nApi) -> None:
             time.sleep(0.5)
 
 
-def sync(api: N8nApi, config: N8nWorkflowConfig, our_id: str | None) -> tuple[dict[str, Any], bool]:
+def sync(api: N8nApi, config: N8nWorkflowConfig, our_id: str) -> tuple[dict[str, Any], bool]:
     """The workflow on the instance, created/updated and active; whether it was just (re)activated."""
     if config.workflow is None:
         workflow = api.workflow(str(config.workflow_id))
     else:
-        base = str(config.workflow.get("name") or "workflow")
-        body = _body_of(config.workflow, f"{base} [orchestrator {our_id or 'adhoc'}]")
+        body = desired(config.workflow, our_id)
         existing = api.workflows(name=body["name"])
         if not existing:
             workflow = api.create_workflow(body)
-        else:
-            workflow = api.workflow(str(existing[0]["id"]))
-            if not _same(body, workflow):
-                workflow = api.update_workflow(str(workflow["id"]), body)
-                workflow["active"] = False  # n8n publishes an edited workflow when it is activated again
+        else:  # its webhook answered 404: it changed (or was deactivated on the instance)
+            workflow = api.update_workflow(str(existing[0]["id"]), body)
+            workflow["active"] = False  # n8n publishes an edited workflow when it is activated again
     if workflow.get("active"):
         return workflow, False
     try:
@@ -122,7 +135,7 @@ def sync(api: N8nApi, config: N8nWorkflowConfig, our_id: str | None) -> tuple[di
     return workflow, True
 
 
-def prepared(api: N8nApi, config: N8nWorkflowConfig, our_id: str | None) -> tuple[dict[str, Any], bool]:
+def prepared(api: N8nApi, config: N8nWorkflowConfig, our_id: str) -> tuple[dict[str, Any], bool]:
     """:func:`sync`, waiting for an instance being started; n8n's refusals as configuration errors."""
     try:
         try:
@@ -154,13 +167,15 @@ def call_webhook(
         body = None
     deadline = time.monotonic() + (REGISTER_SECONDS if fresh else 0)
     while True:
-        try:
-            reply = http(method, url, body, {MARKER_HEADER: marker}, timeout)
-        except N8nApiError as exc:
-            raise RunError(ErrorKind.CONFIGURATION, exc.message, retryable=True) from exc
-        if reply.status != 404 or time.monotonic() >= deadline:
+        reply = http(method, url, body, {MARKER_HEADER: marker}, timeout)  # N8nApiError(0): unreachable
+        if not not_registered(reply.status, reply.body) or time.monotonic() >= deadline:
             return reply.status, reply.body
         time.sleep(0.1)
+
+
+def not_registered(status: int, answer: Any) -> bool:
+    """n8n's own 404 for a webhook no active workflow has (not a Respond node's 404)."""
+    return status == 404 and "not registered" in error_text(answer)
 
 
 def _marker_of(execution: Mapping[str, Any], hook_name: str) -> str | None:
@@ -173,18 +188,25 @@ def _marker_of(execution: Mapping[str, Any], hook_name: str) -> str | None:
 
 
 def find_execution(
-    api: N8nApi, workflow_id: str, hook_name: str, marker: str, *, finished: bool, within: float = FIND_SECONDS
+    api: N8nApi, workflow_id: str | None, hook_name: str, marker: str, *, finished: bool, within: float = FIND_SECONDS
 ) -> dict[str, Any] | None:
     """The n8n execution our call started (found by the marker header), waiting until it ends if ``finished``."""
     deadline = time.monotonic() + within
+    checked: set[str] = set()  # executions seen with data that are not ours
     while True:
-        for execution in api.executions(workflow_id, include_data=True, limit=10):
-            ended = execution.get("finished") or execution.get("status") not in ("running", "new")
-            if _marker_of(execution, hook_name) == marker and (not finished or ended):
+        for listed in api.executions(workflow_id, limit=5):  # newest first, without data: cheap
+            if str(listed["id"]) in checked:
+                continue
+            ended = listed.get("finished") or listed.get("status") not in ("running", "new")
+            if finished and not ended:
+                continue
+            execution = api.execution(str(listed["id"]))
+            if _marker_of(execution, hook_name) == marker:
                 return execution
+            checked.add(str(listed["id"]))
         if time.monotonic() >= deadline:
             return None
-        time.sleep(0.05)
+        time.sleep(0.02)
 
 
 def _items(run: Mapping[str, Any]) -> list[Any]:
@@ -267,23 +289,47 @@ def execute(
 ) -> Iterator[Any]:
     """The run: steps (events), then the result; raises :class:`RunError` naming the failing node."""
     tracker = StepTracker("n8n")
-    workflow, fresh = prepared(api, config, our_id)
-    workflow_id = str(workflow["id"])
-    types = {str(n.get("name")): str(n.get("type")) for n in workflow.get("nodes") or []}
+    ours = our_id or "adhoc"
+    workflow_id: str | None = None
+    if config.workflow is not None:  # the hot path: call our copy at its digest's path; sync only on a 404
+        workflow, fresh = desired(config.workflow, ours), False
+    else:
+        workflow, fresh = prepared(api, config, ours)
+        workflow_id = str(workflow["id"])
     hook_name = webhook_nodes(workflow)[0]["name"] if webhook_nodes(workflow) else ""
     if on_started is not None:
         on_started(workflow_id, hook_name)
-    status, answer = call_webhook(api, workflow, inputs, marker, timeout, fresh)
+    status, answer = _call(api, workflow, inputs, marker, timeout, fresh)
+    if not_registered(status, answer) and config.workflow is not None:
+        synced, fresh = prepared(api, config, ours)
+        workflow_id = str(synced["id"])
+        status, answer = _call(api, workflow, inputs, marker, timeout, fresh)
+    types = {str(n.get("name")): str(n.get("type")) for n in workflow.get("nodes") or []}
     execution = find_execution(api, workflow_id, hook_name, marker, finished=True)
-    steps = steps_of(execution, types) if execution is not None else []
-    for record in steps:
+    for record in steps_of(execution, types) if execution is not None else []:
         tracker.steps.append(record)
         yield tracker_event(record)
     failed = status >= 400 or (execution is not None and execution.get("status") in ("error", "crashed", "canceled"))
     if failed:
         raise failure(execution, types, status, answer)
-    output = answer
-    yield tracker.result(output, n8n_execution_id=(execution or {}).get("id"), n8n_workflow_id=workflow_id)
+    found = execution or {}
+    yield tracker.result(answer, n8n_execution_id=found.get("id"), n8n_workflow_id=found.get("workflowId"))
+
+
+def _call(
+    api: N8nApi, workflow: Mapping[str, Any], inputs: Mapping[str, Any], marker: str, timeout: float, fresh: bool
+) -> tuple[int, Any]:
+    """:func:`call_webhook`, waiting for an instance being started (the personal mode's first n8n run)."""
+    try:
+        try:
+            return call_webhook(api, workflow, inputs, marker, timeout, fresh)
+        except N8nApiError as exc:
+            if exc.status != 0:
+                raise
+            wait_reachable(api)
+            return call_webhook(api, workflow, inputs, marker, timeout, fresh)
+    except N8nApiError as exc:
+        raise RunError(ErrorKind.CONFIGURATION, exc.message, retryable=True) from exc
 
 
 def tracker_event(record: dict[str, Any]) -> Any:

@@ -33,7 +33,7 @@ def alive(pid: int) -> bool:
     return True
 
 
-def stop_marked(api: N8nApi, workflow_id: str, hook: str, marker: str, within: float = 5.0) -> list[str]:
+def stop_marked(api: N8nApi, workflow_id: str | None, hook: str, marker: str, within: float = 5.0) -> list[str]:
     """Stop the running executions of ``workflow_id`` that carry ``marker``; their ids.
 
     An execution shows its webhook's headers once n8n saved the webhook node's progress: while some
@@ -64,7 +64,8 @@ def watch(job: dict[str, Any]) -> int:
         return 0  # the run ended by itself: nothing of its can be running
     api = N8nApi(str(job["base_url"]), str(job["api_key"]), timeout=10)
     try:
-        stopped = stop_marked(api, str(job["workflow_id"]), str(job["hook"]), str(job["marker"]))
+        workflow_id = str(job["workflow_id"]) if job.get("workflow_id") else None
+        stopped = stop_marked(api, workflow_id, str(job["hook"]), str(job["marker"]))
     except N8nApiError as exc:
         print(f"could not stop the n8n execution: {exc.message}", file=sys.stderr)
         return 1

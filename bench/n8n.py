@@ -1,0 +1,224 @@
+"""Latency of n8n workflows run through the API, against calling n8n's webhook directly, in the same run.
+
+    python bench/n8n.py [--runs 50] [--warmup 3]
+
+Needs n8n installed (``jupyter orchestrator n8n install``). One n8n (a fresh
+data folder, its owner and API key made as ``jupyter orchestrator n8n serve``
+makes them), ``jupyter orchestrator`` (``run_engine=False``, a throw-away data
+dir, embedded PostgreSQL) and a ``jupyter orchestrator worker``
+(``runner_pool_size=1``, ``runner_preload=n8n``, ``kernel_pool_size=0``), all on
+127.0.0.1. The workflow is a trivial Webhook → Code → Respond to Webhook.
+
+* direct: ``POST`` to n8n's webhook with the inputs, on a keep-alive
+  connection; the wall time until the answer;
+* ours: ``POST /workflows/{id}/execute`` until the client sees ``succeeded``
+  on the execution's SSE stream: the queue, a runner, the workflow checked
+  on the instance (one lookup), the same webhook call, n8n's execution read
+  back for the steps, the events and the end recorded.
+
+Both take turns, one call at a time, after warm-up calls not counted. The
+overhead is ours minus direct (p50); the target is under 50 ms. Results in
+``bench/results/n8n.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import secrets
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from harness import API, FINAL, Client, Processes, Started, bench_env, distribution, free_port, orchestrator, wait_for
+
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH.parent))
+sys.path.insert(0, str(BENCH.parent / "runtimes"))
+
+from orchestrator_ext.n8n import process, provision  # noqa: E402
+from orchestrator_ext.n8n.install import installation  # noqa: E402
+
+TARGET_MS = 50.0
+HOOK_PATH = "bench-n8n-echo"
+WORKFLOW: dict[str, Any] = {
+    "name": "Bench echo",
+    "nodes": [
+        {
+            "name": "Webhook",
+            "type": "n8n-nodes-base.webhook",
+            "typeVersion": 2,
+            "position": [0, 0],
+            "parameters": {"httpMethod": "POST", "path": HOOK_PATH, "responseMode": "responseNode", "options": {}},
+        },
+        {
+            "name": "Echo",
+            "type": "n8n-nodes-base.code",
+            "typeVersion": 2,
+            "position": [220, 0],
+            "parameters": {"jsCode": "return [{ json: { echo: $input.first().json.body.text } }];"},
+        },
+        {
+            "name": "Respond",
+            "type": "n8n-nodes-base.respondToWebhook",
+            "typeVersion": 1.1,
+            "position": [440, 0],
+            "parameters": {"respondWith": "firstIncomingItem", "options": {}},
+        },
+    ],
+    "connections": {
+        "Webhook": {"main": [[{"node": "Echo", "type": "main", "index": 0}]]},
+        "Echo": {"main": [[{"node": "Respond", "type": "main", "index": 0}]]},
+    },
+    "settings": {"executionOrder": "v1"},
+}
+INPUTS = {"text": "hello"}
+
+
+def start_server(procs: Processes, port: int, token: str) -> Started:
+    server = procs.start(
+        "server",
+        orchestrator(
+            "--no-browser",
+            "--ip=127.0.0.1",
+            f"--port={port}",
+            "--ServerApp.port_retries=0",
+            f"--IdentityProvider.token={token}",
+            f"--ServerApp.root_dir={procs.root}",
+            "--OrchestratorApp.run_engine=False",
+            "--OrchestratorApp.local_model=False",
+        ),
+        stop_signal=signal.SIGINT,
+    )
+    wait_for(lambda: http_ok(f"http://127.0.0.1:{port}{API}/health"), "the server was not healthy", server)
+    return server
+
+
+def http_ok(url: str) -> bool:
+    parts = urlsplit(url)
+    try:
+        conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=2)
+        conn.request("GET", parts.path)
+        ok = conn.getresponse().status == 200
+        conn.close()
+        return ok
+    except (OSError, http.client.HTTPException):
+        return False
+
+
+def direct_call(conn: http.client.HTTPConnection, path: str) -> tuple[float, Any]:
+    body = json.dumps(INPUTS).encode()
+    started = time.perf_counter()
+    conn.request("POST", f"/webhook/{path}", body=body, headers={"Content-Type": "application/json"})
+    reply = conn.getresponse()
+    payload = reply.read()
+    took = time.perf_counter() - started
+    if reply.status != 200:
+        raise SystemExit(f"the webhook answered {reply.status}: {payload[:300]!r}")
+    return took, json.loads(payload)
+
+
+def ours_call(client: Client, workflow_id: str) -> tuple[float, dict[str, Any]]:
+    started = time.perf_counter()
+    execution = client.call("POST", f"{API}/workflows/{workflow_id}/execute", {"inputs": INPUTS}, expect=(202,))
+    path = f"{API}/executions/{execution['id']}"
+    seen = None
+    for event, at in client.events(execution["id"]):
+        if event.get("kind") == "status" and (event.get("data") or {}).get("status") in FINAL:
+            seen = at
+            break
+    while seen is None:  # the stream ended first (it should not): poll, as bench/runtimes.py does
+        if client.call("GET", path)["status"] in FINAL:
+            seen = time.perf_counter()
+        time.sleep(0.002)
+    run = client.call("GET", path)
+    if run["status"] != "succeeded":
+        raise SystemExit(f"run {run['id']} ended {run['status']}: {json.dumps(run.get('error'))}")
+    return seen - started, run
+
+
+def setup(procs: Processes, n8n: process.N8nProcess, key: str) -> tuple[Client, str]:
+    port, token = free_port(), secrets.token_hex(16)
+    start_server(procs, port, token)
+    worker = procs.start(
+        "worker",
+        orchestrator(
+            "worker",
+            "--OrchestratorApp.kernel_pool_size=0",
+            "--OrchestratorApp.runner_pool_size=1",
+            "--OrchestratorApp.runner_preload=n8n",
+        ),
+    )
+    wait_for(lambda: " started" in worker.log.read_text(errors="replace"), "the worker did not start", worker)
+    client = Client(port, token)
+    body = {"name": "n8n", "kind": "n8n", "config": {"base_url": n8n.base_url}, "secret": key}
+    client.call("POST", f"{API}/integrations", body, expect=(201,))
+    agent = client.call("POST", f"{API}/agents", {"name": "bench-n8n", "framework": "n8n"}, expect=(201,))
+    spec = {
+        "nodes": [{"id": "flow", "type": "n8n_workflow", "config": {"workflow": WORKFLOW}}],
+        "integrations": ["n8n"],
+    }
+    workflow = client.call(
+        "POST", f"{API}/agents/{agent['id']}/workflows", {"name": "echo", "spec": spec}, expect=(201,)
+    )
+    return client, str(workflow["id"])
+
+
+def measure(client: Client, workflow_id: str, n8n_url: str, runs: int, warmup: int) -> dict[str, Any]:
+    parts = urlsplit(n8n_url)
+    conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=60)
+    direct: list[float] = []
+    ours: list[float] = []
+    ours_call(client, workflow_id)  # the first run puts the workflow on the instance and activates it
+    for i in range(warmup + runs):
+        took_ours, run = ours_call(client, workflow_id)
+        hook_url = run["outputs"]["steps"][0]["output"][0]["webhookUrl"]  # where n8n registered the webhook
+        took_direct, answer = direct_call(conn, urlsplit(hook_url).path.removeprefix("/webhook/"))
+        if answer != {"echo": "hello"} or run["outputs"]["output"] != answer:
+            raise SystemExit(f"unexpected answers: direct {answer}, ours {run['outputs'].get('output')}")
+        if i >= warmup:
+            direct.append(took_direct)
+            ours.append(took_ours)
+    conn.close()
+    d, o = distribution(direct), distribution(ours)
+    overhead = round(o["p50_ms"] - d["p50_ms"], 2)
+    return {"direct": d, "ours": o, "overhead_p50_ms": overhead, "target_ms": TARGET_MS, "met": overhead < TARGET_MS}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=50, help="measured calls of each kind")
+    parser.add_argument("--warmup", type=int, default=3, help="warm-up calls of each kind, not counted")
+    args = parser.parse_args()
+    found = installation()
+    if not found.ready():
+        raise SystemExit("n8n is not installed: jupyter orchestrator n8n install")
+    with tempfile.TemporaryDirectory(prefix="orch-bench-n8n-") as tmp:
+        root = Path(tmp)
+        procs = Processes(env=bench_env(root), root=root)
+        n8n = process.start(found, root / "n8n")
+        try:
+            print(f"n8n ready in {process.wait_ready(n8n):.1f} s")
+            client, workflow_id = setup(procs, n8n, provision.provision(n8n.base_url, root / "n8n"))
+            results = measure(client, workflow_id, n8n.base_url, args.runs, args.warmup)
+            client.close()
+        finally:
+            procs.stop_all()
+            process.stop(n8n)
+    for name in ("direct", "ours"):
+        r = results[name]
+        print(f"{name:>7}: p50 {r['p50_ms']:8.2f} ms  p99 {r['p99_ms']:8.2f} ms  mean {r['mean_ms']:8.2f} ms")
+    verdict = "met" if results["met"] else "NOT met"
+    print(f"overhead p50: {results['overhead_p50_ms']} ms (target < {TARGET_MS:g} ms): {verdict}")
+    out = BENCH / "results" / "n8n.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
