@@ -61,7 +61,8 @@ def load(shell: Any) -> None:
     try:
         names = namespace(framework.key if framework else None)
     except ImportError as exc:
-        assert framework is not None  # only the framework's own imports can fail
+        if framework is None:  # only the framework's own imports can fail
+            raise
         notice = _Notice(
             f"{framework.title} is not installed in this kernel's environment ({sys.executable}): "
             f"pip install '{framework.extra}' and restart the kernel ({exc})"

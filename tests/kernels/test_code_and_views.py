@@ -117,3 +117,31 @@ def test_views_render_text_and_accessible_html() -> None:
     assert "error: model: unreachable" in text
     assert "…" in text, "long outputs are cut"
     assert 'role="status"' in RunView(run, "t")._repr_html_()
+
+
+def test_load_ext_in_a_plain_kernel_and_a_missing_framework(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from dataclasses import replace
+
+    from IPython.core.interactiveshell import InteractiveShell
+    from orchestrator_kernels import frameworks
+    from orchestrator_kernels.startup import load
+
+    shell = InteractiveShell.instance()
+    monkeypatch.delenv("ORCHESTRATOR_KERNEL_FRAMEWORK", raising=False)
+    load(shell)
+    assert callable(shell.user_ns["model"])
+    assert "orchestrator" in shell.magics_manager.magics["line"]
+    assert shell.run_line_magic("orchestrator", "--help") is None
+    assert "deploy this notebook" in capsys.readouterr().out
+
+    gone = replace(frameworks.FRAMEWORKS["agno"], imports=("from agno_that_is_not_there import Agent",))
+    monkeypatch.setitem(frameworks.FRAMEWORKS, "agno", gone)
+    monkeypatch.setenv("ORCHESTRATOR_KERNEL_FRAMEWORK", "agno")
+    load(shell)
+    shell.run_cell("1 + 1")
+    shell.run_cell("2 + 2")
+    said = capsys.readouterr().err
+    assert said.count("Agno is not installed in this kernel's environment") == 1
+    assert "pip install 'orchestrator[agno]'" in said
