@@ -89,15 +89,16 @@ def _placed(node: Mapping[str, Any], our_id: str, digest: str) -> dict[str, Any]
 def desired(workflow: Mapping[str, Any], our_id: str) -> dict[str, Any]:
     """What n8n's public API takes to create or update our copy of an exported workflow (it refuses the rest)."""
     settings = workflow.get("settings") or {}
-    body = {
+    nodes: list[Mapping[str, Any]] = list(workflow["nodes"])
+    body: dict[str, Any] = {
         "name": f"{workflow.get('name') or 'workflow'} [orchestrator {our_id}]",
-        "nodes": list(workflow["nodes"]),
+        "nodes": nodes,
         "connections": workflow.get("connections") or {},
         # progress saved node by node: a cancelled run's execution is found (by its webhook's headers) while running
         "settings": {"executionOrder": "v1", **settings, "saveExecutionProgress": True},
     }
     digest = hashlib.sha256(canon(body).encode()).hexdigest()[:12]
-    body["nodes"] = [_placed(node, our_id, digest) for node in body["nodes"]]
+    body["nodes"] = [_placed(node, our_id, digest) for node in nodes]
     return body
 
 
