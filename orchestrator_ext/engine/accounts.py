@@ -30,6 +30,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 PER_ORGANIZATION = "per-organization"
 UID_PREFIX = "uid:"
@@ -108,6 +109,17 @@ def runs_root(path: Path | None) -> Path:
     if closed:
         raise RunAccountsError(f"runs cannot reach {root}: {closed[0]} is closed to other accounts (set run_dir)")
     return root
+
+
+def closed_socket(url: str) -> Path | None:
+    """The folder of a PostgreSQL URL's Unix socket when runs of other accounts cannot reach it (as the
+    embedded server's, inside its private data directory), else None."""
+    parts = urlsplit(url)
+    host = (parse_qs(parts.query).get("host") or [parts.hostname or ""])[0]
+    if not host.startswith("/"):
+        return None
+    folder = Path(host)
+    return next((f for f in (folder, *folder.parents) if f.exists() and not f.stat().st_mode & 0o001), None)
 
 
 def missing_capabilities() -> list[str]:

@@ -26,7 +26,7 @@ from orchestrator_runtimes import RunError
 from orchestrator_runtimes.runtime import ErrorKind
 
 from ..security.crypto import KeyRing
-from .accounts import RunAccount, RunAccounts, runs_root
+from .accounts import RunAccount, RunAccounts, closed_socket, runs_root
 from .attempts import FAILED, WAITING, ActiveRun, Attempts, Limits, Outcome
 from .events import EventWriter, RunEvents
 from .isolation import protect_worker_process
@@ -72,6 +72,10 @@ class Worker:
         if self.accounts.separate:  # runs' folders under a folder others may enter but not list
             settings.workdir_root = runs_root(settings.workdir_root)
             self.accounts.homes = settings.workdir_root / "homes"
+            closed = closed_socket(settings.state_url) if settings.state_url else None
+            if closed is not None:
+                log.warning("runs get no runs' database: its socket is in %s, closed to their accounts", closed)
+                settings.state_url = None
         self.kernels = KernelPool(
             settings.kernel_pool_size,
             settings.memory_mib,

@@ -29,6 +29,7 @@ from orchestrator_ext.engine.accounts import (
     RunAccounts,
     RunAccountsError,
     account_name,
+    closed_socket,
     runs_root,
 )
 from orchestrator_ext.engine.kernels import KernelPool, discard
@@ -113,6 +114,15 @@ def test_the_runs_root_is_private_and_refused_where_runs_could_not_reach_it(root
         with pytest.raises(RunAccountsError, match="belongs to another account"):
             runs_root(root)
         os.chown(root, 0, 0)
+
+
+def test_a_database_socket_in_a_private_folder_is_known_closed_to_the_runs(tmp_path: Path) -> None:
+    private = tmp_path / "pgdata"
+    private.mkdir(mode=0o700)
+    private.chmod(0o700)
+    assert closed_socket(f"postgresql://orchestrator_runs@/orchestrator_runs?host={private}") == private
+    assert closed_socket("postgresql://orchestrator_runs:pw@db.example.org:5432/orchestrator_runs") is None
+    assert closed_socket("postgresql://orchestrator_runs@/orchestrator_runs?host=/") is None
 
 
 # ---- per-organization pools -------------------------------------------------------------------------
