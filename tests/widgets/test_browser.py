@@ -72,6 +72,7 @@ def test_build_check_save_edit_and_run_in_lab(
         else:  # a schema without node configs: the settings as JSON
             root.get_by_label("Settings (JSON)").fill(json.dumps({"source": CODE}))
         expect(root.locator('[data-node-id="code_1"].ow-node-invalid')).to_have_count(0)
+        screenshot(page, "builder-lab-node-form")
 
         # a broken edge: a condition that does not parse is marked on the edge, then fixed
         root.locator(".react-flow__edge").nth(1).click(force=True)

@@ -89,7 +89,7 @@ function Field({ root, name, schema, value, required, problems, onChange }: Fiel
   if (kind === "enum") {
     input = (
       <select {...common} value={value === undefined ? "" : String(value)} onChange={(e) => onChange(e.target.value || undefined)}>
-        <option value="">{schema.default !== undefined ? `(default: ${String(schema.default)})` : "(none)"}</option>
+        <option value="">{schema.default !== undefined && schema.default !== null ? `(default: ${String(schema.default)})` : "(none)"}</option>
         {(schema.enum as JsonValue[]).map((option) => (
           <option key={String(option)} value={String(option)}>
             {String(option)}
@@ -114,7 +114,7 @@ function Field({ root, name, schema, value, required, problems, onChange }: Fiel
         step={schema.type === "integer" ? 1 : "any"}
         min={schema.minimum}
         max={schema.maximum}
-        placeholder={schema.default !== undefined ? String(schema.default) : ""}
+        placeholder={schema.default !== undefined && schema.default !== null ? String(schema.default) : ""}
         value={value === undefined || value === null ? "" : String(value)}
         onChange={(e) => onChange(e.target.value === "" ? undefined : Number(e.target.value))}
       />
@@ -125,9 +125,9 @@ function Field({ root, name, schema, value, required, problems, onChange }: Fiel
       <Tag
         {...common}
         className={kind === "code" ? "ow-code" : undefined}
-        rows={kind === "code" ? 8 : 3}
+        rows={kind === "code" ? 8 : 2}
         spellCheck={kind === "code" ? false : undefined}
-        placeholder={schema.default !== undefined ? String(schema.default) : ""}
+        placeholder={schema.default !== undefined && schema.default !== null ? String(schema.default) : ""}
         value={value === undefined || value === null ? "" : String(value)}
         onKeyDown={kind === "code" ? indentWithTab : undefined}
         onChange={(e) => onChange(e.target.value === "" && !required ? undefined : e.target.value)}
