@@ -760,6 +760,7 @@ def start_server(procs: Processes, port: int, token: str) -> Started:
             f"--IdentityProvider.token={token}",
             f"--ServerApp.root_dir={procs.root}",
             "--OrchestratorApp.run_engine=False",
+            "--OrchestratorApp.rate_limits=False",  # the benchmarks start thousands of runs a minute
             "--OrchestratorApp.local_model=False",
         ),
         stop_signal=signal.SIGINT,

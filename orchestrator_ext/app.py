@@ -34,6 +34,7 @@ from .local_model import ModelCommand
 from .observability import logging as ologging
 from .observability.metrics import Metrics
 from .services.container import Services, ServiceSettings
+from .services.ratelimit import Rate
 from .settings import OrchestratorSettings
 
 if TYPE_CHECKING:
@@ -103,6 +104,23 @@ class OrchestratorApp(OrchestratorSettings, ExtensionApp):
     authenticate_metrics = Bool(
         True, help="Require authentication for /orchestrator/metrics (like ServerApp.authenticate_prometheus)."
     ).tag(config=True)
+    rate_limits = Bool(
+        help="""Limit how fast callers change things (429 with Retry-After beyond): each user's writes and runs,
+        each organization's runs (its tier's executes_per_minute) and failed authentications per address. Held in
+        PostgreSQL, so the limits hold across processes. Env: ORCHESTRATOR_RATE_LIMITS (default true).""",
+    ).tag(config=True)
+    user_writes_per_minute = Int(600, help="Writes (POST, PUT, PATCH, DELETE) one user may make per minute.").tag(
+        config=True
+    )
+    user_executes_per_minute = Int(1200, help="Runs (POST .../execute) one user may start per minute.").tag(config=True)
+    auth_failures_per_minute = Int(
+        30, help="Requests with a token that does not authenticate, per client address and minute."
+    ).tag(config=True)
+
+    @default("rate_limits")
+    def _rate_limits_default(self) -> bool:
+        return os.environ.get("ORCHESTRATOR_RATE_LIMITS", "true").strip().lower() not in {"0", "false", "no", "off"}
+
     hub_blocked_group = Unicode(
         "blocked",
         help="""As a JupyterHub service: members of this hub group are refused by the API (empty: none).""",
@@ -189,6 +207,10 @@ class OrchestratorApp(OrchestratorSettings, ExtensionApp):
                 authenticate_metrics=self.authenticate_metrics,
                 owner=self.owner,
                 platform_admins=frozenset(self.platform_admins),
+                rate_limits=self.rate_limits,
+                user_writes_rate=Rate(self.user_writes_per_minute),
+                user_executes_rate=Rate(self.user_executes_per_minute),
+                auth_failures_rate=Rate(self.auth_failures_per_minute),
             ),
         )
         self.services.metrics.watch_pool(self.services.db.pool_status)

@@ -41,8 +41,15 @@ PROBLEM_RESPONSES: dict[int, tuple[str, str]] = {
     413: ("PayloadTooLarge", "The body is larger than the server accepts."),
     415: ("UnsupportedMediaType", "The body is not JSON."),
     422: ("ValidationFailed", "A field is invalid; 'errors' names each one."),
+    429: (
+        "TooManyRequests",
+        "A rate limit is reached (the caller's writes or runs, the organization's runs, or failed "
+        "authentications from this address); Retry-After says in how many seconds to come back.",
+    ),
     503: ("ServiceUnavailable", "The database is unavailable; retry shortly."),
 }
+
+RETRY_AFTER = {"description": "Seconds until a request is allowed again.", "schema": {"type": "integer", "minimum": 1}}
 
 DESCRIPTION = """\
 Build, run and operate AI agents: organizations, agents, workflows, executions and integrations.
@@ -204,7 +211,7 @@ def _problem_statuses(endpoint: Endpoint) -> set[int]:
     op = endpoint.operation
     statuses: set[int] = set()
     if op.authenticated:
-        statuses |= {403, 503}
+        statuses |= {403, 429, 503}  # 429: bad tokens are throttled on every authenticated route
     if op.body is not None:
         statuses |= {400, 413, 415, 422}
     if op.query is not None:
@@ -283,7 +290,11 @@ def _components(schemas: _Schemas, cookie_name: str) -> dict[str, Any]:
     return {
         "schemas": dict(sorted(schemas.components.items())),
         "responses": {
-            name: {"description": text, "content": {"application/problem+json": {"schema": problem}}}
+            name: {
+                "description": text,
+                "content": {"application/problem+json": {"schema": problem}},
+                **({"headers": {"Retry-After": RETRY_AFTER}} if name == "TooManyRequests" else {}),
+            }
             for name, text in PROBLEM_RESPONSES.values()
         },
         "securitySchemes": {

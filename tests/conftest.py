@@ -155,6 +155,8 @@ def jp_server_config(database: TestDatabase, orchestrator_config: dict[str, Any]
             "log_requests": False,
             "pool_size": 4,
             "run_engine": False,  # engine tests start their own workers
+            # buckets outlive a test within a module's database: tests/api/test_rate_limits.py turns them on
+            "rate_limits": False,
             **orchestrator_config,
         },
     }

@@ -43,6 +43,7 @@ from ..observability.logging import correlation_id
 from ..openapi import API_PREFIX as API_PREFIX
 from ..openapi import Operation as Operation
 from ..openapi import operation as operation
+from ..services.ratelimit import Bucket
 from ..services.scope import Identity
 
 if TYPE_CHECKING:
@@ -63,6 +64,8 @@ class JsonBody(Protocol):
 SINGLE_USER_PROVIDERS: tuple[type[IdentityProvider], ...] = (IdentityProvider, PasswordIdentityProvider)
 
 log = logging.getLogger("orchestrator.api")
+#: the methods that change something: charged to the caller's rate of writes
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 # generated correlation ids: unique per process (a random prefix) and cheap (a counter)
 _ID_PREFIX = os.urandom(8).hex() + "-"
@@ -149,6 +152,25 @@ class OrchestratorHandler(ExtensionHandlerMixin, APIHandler):
         self.services.metrics.in_flight.inc()
         self._counted = True
         await super().prepare()
+        await self.services.limiter.take(*self.rate_buckets())
+
+    def rate_buckets(self) -> list[Bucket]:
+        """What this request is charged (services/ratelimit.py): a user's writes and runs, failed logins."""
+        settings = self.services.settings
+        if self.current_user is None:
+            # a token that does not authenticate: throttle guessing from one address (the user's own
+            # requests never land here, so a flood of bad tokens cannot lock anyone out)
+            presented = "Authorization" in self.request.headers or self.get_query_argument("token", "")
+            if not presented:
+                return []
+            return [Bucket(f"auth:{self.request.remote_ip}", settings.auth_failures_rate, "failed authentications")]
+        if self.request.method not in WRITE_METHODS:
+            return []
+        subject = self.identity.subject
+        buckets = [Bucket(f"user:{subject}:write", settings.user_writes_rate, "your changes")]
+        if self.request.path.rstrip("/").endswith("/execute"):
+            buckets.append(Bucket(f"user:{subject}:execute", settings.user_executes_rate, "your runs"))
+        return buckets
 
     # ---- identity and parsing -------------------------------------------------
 
@@ -252,6 +274,8 @@ class OrchestratorHandler(ExtensionHandlerMixin, APIHandler):
             "correlation_id": self.correlation_id or None,
         }
         body.update(err.extra)
+        if "retry_after" in err.extra:  # 429 (rate limits): when to come back, as RFC 9110 says
+            self.set_header("Retry-After", str(err.extra["retry_after"]))
         self.finish(json.dumps(body, default=str), set_content_type="application/problem+json")
 
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:

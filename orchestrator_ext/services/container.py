@@ -13,6 +13,7 @@ from .executions import ExecutionService
 from .integrations import IntegrationService
 from .live import EventHub
 from .organizations import OrganizationService
+from .ratelimit import RateLimiter
 from .schedules import ScheduleService
 from .scope import ScopeFactory
 from .settings import ServiceSettings
@@ -29,11 +30,12 @@ class Services:
         self.metrics = metrics
         self.settings = settings
         self.scopes = ScopeFactory(db, keyring)
+        self.limiter = RateLimiter(db.engine, enabled=settings.rate_limits)
         self.agents = AgentService(self.scopes)
         self.users = UserService(self.scopes, settings)
         self.organizations = OrganizationService(self.scopes, settings)
         self.workflows = WorkflowService(self.scopes, settings)
-        self.executions = ExecutionService(self.scopes, settings)
+        self.executions = ExecutionService(self.scopes, settings, self.limiter)
         self.live = EventHub(db.url)
         self.integrations = IntegrationService(self.scopes, settings)
         self.schedules = ScheduleService(self.scopes, settings)

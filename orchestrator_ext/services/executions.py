@@ -27,6 +27,8 @@ from ..db.models import (
     ExecutionNotebook,
     ExecutionStatus,
     ExecutionTrigger,
+    Organization,
+    ResourceTier,
     Workflow,
     WorkflowExecution,
     WorkflowVersion,
@@ -44,6 +46,7 @@ from ..schemas.executions import (
 from ..security.permissions import Permission
 from . import audit
 from .pagination import JsonPage, page_params
+from .ratelimit import Bucket, Rate, RateLimiter
 from .scope import Identity, Scope, ScopeFactory
 from .settings import ServiceSettings
 from .workflows import is_notebook_spec, load_runnable_workflow, load_version
@@ -129,9 +132,23 @@ def _executions_page(
 
 
 class ExecutionService:
-    def __init__(self, scopes: ScopeFactory, settings: ServiceSettings) -> None:
+    def __init__(self, scopes: ScopeFactory, settings: ServiceSettings, limiter: RateLimiter | None = None) -> None:
         self.scopes = scopes
         self.settings = settings
+        self.limiter = limiter
+
+    async def _charge_organization(self, scope: Scope, org_id: uuid.UUID) -> None:
+        """An organization's runs per minute, all its members together, as its tier allows (429 beyond)."""
+        if self.limiter is None or not self.limiter.enabled:
+            return
+        per_minute = (
+            await scope.session.execute(
+                select(ResourceTier.executes_per_minute)
+                .join(Organization, Organization.tier_name == ResourceTier.name)
+                .where(Organization.id == org_id)
+            )
+        ).scalar_one()
+        await self.limiter.take(Bucket(f"org:{org_id}:execute", Rate(per_minute), "this organization's runs"))
 
     async def execute(
         self, identity: Identity, workflow_id: uuid.UUID, body: ExecuteWorkflow, idempotency_key: str | None
@@ -144,6 +161,7 @@ class ExecutionService:
                 earlier = await self._by_key(scope, workflow.org_id, idempotency_key)
                 if earlier is not None:
                     return _replay(earlier, digest), False
+            await self._charge_organization(scope, workflow.org_id)  # a replay above costs nothing
             version = await runnable_version(scope, workflow, body.version, body.inputs)
             execution_id = await self._insert(scope, workflow, version, body, idempotency_key, digest)
             if execution_id is None and idempotency_key is not None:  # a concurrent request won the insert

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .ratelimit import Rate
+
 
 @dataclass(frozen=True)
 class ServiceSettings:
@@ -17,3 +19,8 @@ class ServiceSettings:
     owner: str = "owner"
     #: user names that are platform admins whatever authenticates them (hub admins always are)
     platform_admins: frozenset[str] = frozenset()
+    #: rate limits (services/ratelimit.py); an organization's own rates come from its tier
+    rate_limits: bool = True
+    user_writes_rate: Rate = field(default_factory=lambda: Rate(600))
+    user_executes_rate: Rate = field(default_factory=lambda: Rate(1200))
+    auth_failures_rate: Rate = field(default_factory=lambda: Rate(30))
