@@ -184,8 +184,9 @@ class OrchestratorMagics(Magics):
     def _run(self, args: argparse.Namespace) -> views.Run:
         from orchestrator_ext.deploy import parse_inputs
 
+        inputs = parse_inputs(args.inputs)
         agent, workflow = self._workflow_of(args.agent, args.workflow, args.org)
-        run: dict[str, Any] = self.client.execute(workflow["id"], parse_inputs(args.inputs))
+        run: dict[str, Any] = self.client.execute(workflow["id"], inputs)
         title = f"{agent['name']} · {workflow['name']} v{run.get('version', workflow['version'])}"
         widget = views.execution_view(run, self.client)
         if widget is not None:
