@@ -55,3 +55,24 @@ def test_install_all_writes_even_missing_frameworks(tmp_path: Path, monkeypatch:
 def test_unknown_framework_is_named() -> None:
     with pytest.raises(ValueError, match="no framework kernel 'haystack'"):
         install(["haystack"], prefix=sys.prefix)
+
+
+def test_the_kernels_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from orchestrator_kernels.kernelspec import KernelsCommand, KernelsInstallCommand
+
+    command = KernelsInstallCommand()
+    command.initialize([f"--prefix={tmp_path}", "agno"])
+    command.start()
+    assert "installed orchestrator-agno in" in capsys.readouterr().out
+    assert (tmp_path / "share" / "jupyter" / "kernels" / "orchestrator-agno" / "kernel.json").is_file()
+
+    both = KernelsInstallCommand()
+    both.initialize(["--user", "--sys-prefix"])
+    with pytest.raises(SystemExit, match="at most one of --user, --sys-prefix and --prefix"):
+        both.start()
+
+    listing = KernelsCommand()
+    listing.initialize([])
+    with pytest.raises(SystemExit):
+        listing.start()
+    assert "orchestrator-langgraph   Orchestrator · LangGraph: LangGraph installed" in capsys.readouterr().err
