@@ -133,7 +133,8 @@ class EngineSettings(Configurable):
         from, '{connection_file}' standing for the connection file, e.g.
         {"python3": ["/opt/orchestrator/bin/python", "-m", "ipykernel_launcher", "-f", "{connection_file}"]}.
         Kernelspecs on the Jupyter paths are never used: runs could write them. Default: python3, this
-        environment's own ipykernel.""",
+        environment's own ipykernel, and the installed frameworks' kernels (orchestrator-langgraph,
+        orchestrator-crewai, orchestrator-agno: python -m orchestrator_kernels --framework=NAME).""",
     ).tag(config=True)
     run_account_pools = Int(
         4,
