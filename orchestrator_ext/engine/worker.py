@@ -25,6 +25,7 @@ import psycopg
 from orchestrator_runtimes import RunError
 from orchestrator_runtimes.runtime import ErrorKind
 
+from ..observability.metrics import WORKER_APPLICATION_NAME
 from ..security.crypto import KeyRing
 from .accounts import RunAccount, RunAccounts, closed_socket, runs_root
 from .attempts import FAILED, WAITING, ActiveRun, Attempts, Limits, Outcome
@@ -339,7 +340,11 @@ class Worker:
     async def _listen_loop(self) -> None:
         while True:
             try:
-                async with await psycopg.AsyncConnection.connect(self.url, autocommit=True) as conn:
+                # named, so that the server's metrics count the live workers (orchestrator_workers_connected)
+                name = f"{WORKER_APPLICATION_NAME}:{self.name}"[:63]
+                async with await psycopg.AsyncConnection.connect(
+                    self.url, autocommit=True, application_name=name
+                ) as conn:
                     await conn.execute("LISTEN orchestrator_queue")
                     await conn.execute("LISTEN orchestrator_cancel")
                     self._wake.set()  # notifications may have been missed while disconnected

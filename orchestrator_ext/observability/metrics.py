@@ -12,6 +12,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+#: the ``application_name`` prefix of a worker's queue connection: the server counts live workers by it
+WORKER_APPLICATION_NAME = "orchestrator-worker"
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -87,6 +89,26 @@ class Metrics:
         self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
         self.executions = Gauge(
             "orchestrator_executions", "Executions by status, all organizations.", ["status"], registry=self.registry
+        )
+        self.database_up = Gauge(
+            "orchestrator_database_up",
+            "1 when the last scrape's queries reached the database, else 0.",
+            registry=self.registry,
+        )
+        self.queue_oldest = Gauge(
+            "orchestrator_queue_oldest_seconds",
+            "How long the oldest queued execution that is due has waited (0 when none waits).",
+            registry=self.registry,
+        )
+        self.stuck = Gauge(
+            "orchestrator_executions_stuck",
+            "Running executions past their lease or a minute past their timeout, all organizations.",
+            registry=self.registry,
+        )
+        self.workers = Gauge(
+            "orchestrator_workers_connected",
+            "Workers holding their queue connection to the database (live workers).",
+            registry=self.registry,
         )
         #: per framework: runs, steps, model_calls, prompt_tokens, completion_tokens, step_seconds (from the database)
         self.runtime_totals: dict[str, dict[str, float]] = {}

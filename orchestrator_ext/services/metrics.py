@@ -12,7 +12,7 @@ from sqlalchemy import func, select, text
 from ..db.engine import Database
 from ..db.models import ExecutionStatus, WorkflowExecution
 from ..db.system import system_transaction
-from ..observability.metrics import Metrics
+from ..observability.metrics import WORKER_APPLICATION_NAME, Metrics
 
 
 async def executions_by_status(db: Database) -> dict[str, int]:
@@ -50,8 +50,38 @@ async def runtime_totals(db: Database) -> dict[str, dict[str, float]]:
     return {str(row["framework"]): {k: float(v) for k, v in row.items() if k != "framework"} for row in rows}
 
 
+#: what the alerts watch: the oldest due queued run's wait, runs stuck past their lease or timeout,
+#: and live workers (each holds a LISTEN connection named ``WORKER_APPLICATION_NAME``:<its name>)
+QUEUE_HEALTH = text("""
+SELECT coalesce(extract(epoch FROM clock_timestamp() - min(run_after) FILTER (
+         WHERE status = 'queued' AND run_after <= clock_timestamp())), 0) AS oldest_seconds,
+       count(*) FILTER (WHERE status = 'running' AND (lease_expires_at < clock_timestamp()
+         OR started_at + make_interval(secs => timeout_seconds + 60) < clock_timestamp())) AS stuck,
+       (SELECT count(*) FROM pg_stat_activity
+         WHERE datname = current_database() AND application_name LIKE :workers) AS workers
+  FROM workflow_executions WHERE status IN ('queued', 'running')
+""")
+
+
+async def queue_health(db: Database) -> dict[str, float]:
+    """The oldest due queued run's wait (s), the runs stuck past lease or timeout, the live workers."""
+    async with system_transaction(db, read_only=True) as session:
+        row = (await session.execute(QUEUE_HEALTH, {"workers": WORKER_APPLICATION_NAME + ":%"})).mappings().one()
+    return {key: float(value) for key, value in row.items()}
+
+
 async def refresh_executions(db: Database, metrics: Metrics) -> None:
-    """Set the ``orchestrator_executions`` gauge and the per-framework runtime totals from the database."""
-    for status, count in (await executions_by_status(db)).items():
-        metrics.executions.labels(status).set(count)
-    metrics.runtime_totals = await runtime_totals(db)
+    """Set the gauges read from the database (executions by status, queue health, runtime totals);
+    ``orchestrator_database_up`` says whether that worked."""
+    try:
+        for status, count in (await executions_by_status(db)).items():
+            metrics.executions.labels(status).set(count)
+        health = await queue_health(db)
+        metrics.runtime_totals = await runtime_totals(db)
+    except BaseException:
+        metrics.database_up.set(0)
+        raise
+    metrics.queue_oldest.set(health["oldest_seconds"])
+    metrics.stuck.set(health["stuck"])
+    metrics.workers.set(health["workers"])
+    metrics.database_up.set(1)
