@@ -72,3 +72,19 @@ def save(engine: Engine, keyring: KeyRing, org_id: uuid.UUID, base_url: str, api
                 {"i": integration_id, "c": config, "s": sealed},
             )
     return integration_id
+
+
+def stored(engine: Engine, keyring: KeyRing, org_id: uuid.UUID) -> tuple[str, str] | None:
+    """The organization's ``n8n`` integration as saved: (base URL, API key), or None."""
+    with system_transaction_sync(engine) as conn:
+        row = conn.execute(
+            text(
+                "SELECT id, config, secret_encrypted FROM integrations "
+                "WHERE org_id = :o AND lower(name) = :n AND kind = 'n8n'"
+            ),
+            {"o": org_id, "n": INTEGRATION_NAME},
+        ).first()
+    if row is None or not row.secret_encrypted:
+        return None
+    key = keyring.decrypt(row.secret_encrypted, secret_context(uuid.UUID(str(row.id))))
+    return str((row.config or {}).get("base_url") or ""), key

@@ -2,10 +2,13 @@
 
 ``ORCHESTRATOR_N8N`` chooses: ``off``; ``start`` (n8n starts with the server);
 ``on-demand`` (the default where n8n is installed: it starts when an n8n run is
-queued, found by a cheap poll of the queue, and the run waits for it). Each
-start provisions the instance (:mod:`.provision`) and saves it as the owner's
-``n8n`` integration, its API key encrypted; the port is kept in the data dir,
-so the integration's URL stays right from one start to the next.
+queued, found by a cheap poll of the queue, and the run waits for it; the very
+first time, while the owner's organization has no ``n8n`` integration yet, it
+starts at once, since a run is handed its integrations when it is claimed).
+Each start provisions the instance (:mod:`.provision`) and saves it as the
+owner's ``n8n`` integration, its API key encrypted, keeping the saved key while
+n8n takes it; the port is kept in the data dir, so the integration's URL stays
+right from one start to the next.
 
 n8n is started from the event loop's thread: its parent-death signal is tied
 to the thread that started it, so it must not be a short-lived worker thread.
@@ -19,6 +22,7 @@ import logging
 import os
 from pathlib import Path
 
+from orchestrator_runtimes.n8n.api import N8nApi, N8nApiError
 from sqlalchemy import Engine, create_engine, text
 
 from ..db.engine import sqlalchemy_url
@@ -93,8 +97,7 @@ class N8nManager:
             self.running = process.start(found, self.data_dir, _port(self.data_dir))
             try:
                 took = await asyncio.to_thread(process.wait_ready, self.running)
-                key = await asyncio.to_thread(provision.provision, self.running.base_url, self.data_dir)
-                await asyncio.to_thread(self._register, self.running.base_url, key)
+                await asyncio.to_thread(self._provision, self.running.base_url)
             except Exception:
                 log.exception("n8n did not start")
                 process.stop(self.running)
@@ -107,9 +110,26 @@ class N8nManager:
         with contextlib.suppress(Exception):  # logged by ensure(); a run then says the instance is unreachable
             await self.ensure()
 
-    def _register(self, base_url: str, key: str) -> None:
+    def _provision(self, base_url: str) -> None:
+        """Keep the saved key while n8n still takes it (a run queued meanwhile was handed it), else a new one."""
         org_id = integration.find_org(self.engine, "", self.owner)
+        saved = integration.stored(self.engine, self.keyring, org_id)
+        if saved is not None and saved[0] == base_url:
+            try:
+                N8nApi(base_url, saved[1], timeout=10).workflows()
+                return
+            except N8nApiError:
+                pass  # revoked or from another instance: a new one
+        key = provision.provision(base_url, self.data_dir)
         integration.save(self.engine, self.keyring, org_id, base_url, key)
+
+    def _first_time(self) -> bool:
+        """Whether the owner's organization has no n8n integration yet (runs could not be handed one)."""
+        try:
+            org_id = integration.find_org(self.engine, "", self.owner)
+        except SystemExit:
+            return False  # no personal organization yet: its first request makes it, runs come later
+        return integration.stored(self.engine, self.keyring, org_id) is None
 
     def _wanted(self) -> bool:
         with system_transaction_sync(self.engine) as conn:
@@ -118,7 +138,9 @@ class N8nManager:
     async def _watch_queue(self) -> None:
         while self.running is None:
             try:
-                if await asyncio.to_thread(self._wanted):
+                # the first time (the owner's organization has no n8n integration yet) n8n starts at once: a run
+                # is handed its integrations when it is claimed, so the integration must exist before
+                if await asyncio.to_thread(self._first_time) or await asyncio.to_thread(self._wanted):
                     await self.ensure()
                     return
             except Exception:  # the database may be away for a while: look again later

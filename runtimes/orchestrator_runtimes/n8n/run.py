@@ -306,6 +306,8 @@ def execute(
         workflow_id = str(synced["id"])
         status, answer = _call(api, workflow, inputs, marker, timeout, fresh)
     types = {str(n.get("name")): str(n.get("type")) for n in workflow.get("nodes") or []}
+    # n8n answers from its Respond node and finishes (and saves) the execution after: wait for the end, so
+    # every node is a step and a node failing after the answer fails the run
     execution = find_execution(api, workflow_id, hook_name, marker, finished=True)
     for record in steps_of(execution, types) if execution is not None else []:
         tracker.steps.append(record)
