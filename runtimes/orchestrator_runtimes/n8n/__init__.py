@@ -94,6 +94,6 @@ def _start_watcher(job: dict[str, Any]) -> None:
         )
     except OSError as exc:
         raise RunError(ErrorKind.INTERNAL, f"could not start the n8n watcher: {exc}", retryable=True) from exc
-    assert watcher.stdin is not None  # PIPE was asked for
-    watcher.stdin.write((json.dumps(job) + "\n").encode())
-    watcher.stdin.close()
+    if watcher.stdin is not None:  # always: PIPE was asked for
+        watcher.stdin.write((json.dumps(job) + "\n").encode())
+        watcher.stdin.close()
