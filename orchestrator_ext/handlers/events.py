@@ -5,6 +5,11 @@ From the beginning, or after ``Last-Event-ID`` (the header a reconnecting
 has its row id as ``id``, its kind as ``event`` (``status``, ``log``, ``step``)
 and the event as JSON ``data``. The stream ends after the run's final status;
 while nothing happens a comment line keeps proxies from closing it.
+
+``GET /organizations/{org_id}/events``: the status changes of all of an
+organization's runs (``event: status``, the data naming its ``execution_id``),
+from the moment of the request or after ``Last-Event-ID``. It closes after
+``max_seconds`` (default 300): a client takes it up again with the last id it saw.
 """
 
 from __future__ import annotations
@@ -12,6 +17,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
+from collections.abc import Sequence
 
 from jupyter_server.auth.decorator import authorized
 from pydantic import Field
@@ -20,7 +27,7 @@ from tornado.iostream import StreamClosedError
 
 from ..errors import FieldError, ValidationFailed
 from ..schemas.common import RequestModel
-from ..schemas.executions import ExecutionEventOut
+from ..schemas.executions import ExecutionEventOut, StatusEventOut
 from ..security.permissions import Permission
 from .base import OrchestratorHandler, operation
 
@@ -32,6 +39,10 @@ EVENT_STREAM = "text/event-stream; charset=utf-8"
 
 class EventsQuery(RequestModel):
     last_event_id: int | None = Field(default=None, ge=0, description="Start after this event id.")
+
+
+class StatusEventsQuery(EventsQuery):
+    max_seconds: float = Field(default=300.0, ge=0, le=3600, description="Close the stream after this long.")
 
 
 class ExecutionEventsHandler(OrchestratorHandler):
@@ -96,3 +107,55 @@ class ExecutionEventsHandler(OrchestratorHandler):
     async def _flush(self) -> None:
         self.set_header("Content-Type", EVENT_STREAM)  # before the headers go out with the first flush
         await self.flush()
+
+
+class OrganizationEventsHandler(ExecutionEventsHandler):
+    @web.authenticated
+    @authorized
+    @operation(
+        "Stream the status changes of all of an organization's runs (server-sent events)",
+        query=StatusEventsQuery,
+        responses={200: None},
+        permission=Permission.EXECUTIONS_READ,
+        tags=TAGS,
+        headers={LAST_EVENT_ID: "Resume after this event id (what a reconnecting EventSource sends)."},
+        media={200: ("text/event-stream",)},
+    )
+    async def get(self, org_id: str) -> None:
+        target = self.parse_id(org_id, "organization")
+        query = self.parse_query(StatusEventsQuery)
+        header = self.request.headers.get(LAST_EVENT_ID)
+        last: int | None = self._start_after() if header is not None or query.last_event_id is not None else None
+        deadline = time.monotonic() + query.max_seconds
+        executions = self.services.executions
+        with self.services.live.subscribe_all() as woken:
+            events, last = await executions.status_events(self.identity, target, last)  # authorizes first
+            self.set_header("Cache-Control", "no-cache")
+            self.set_header("X-Accel-Buffering", "no")
+            self.write(": ready\n\n")  # the stream is open: whatever happens from now on is sent
+            await self._flush()
+            with contextlib.suppress(StreamClosedError):
+                while True:
+                    await self._send_status(events)
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    if not events:
+                        await self._wait_at_most(woken, left)
+                    woken.clear()
+                    events, last = await executions.status_events(self.identity, target, last)
+        self.finish(set_content_type=EVENT_STREAM)
+
+    async def _wait_at_most(self, woken: asyncio.Event, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(woken.wait(), min(seconds, KEEPALIVE_SECONDS))
+        except TimeoutError:
+            self.write(": keep-alive\n\n")
+            await self._flush()
+
+    async def _send_status(self, events: Sequence[StatusEventOut]) -> None:
+        for event in events:
+            data = json.dumps(event.model_dump(mode="json"), separators=(",", ":"))
+            self.write(f"id: {event.id}\nevent: {event.kind}\ndata: {data}\n\n")
+        if events:
+            await self._flush()

@@ -28,7 +28,7 @@ from ..schemas.executions import (
 )
 from ..security.permissions import Permission
 from .base import OrchestratorHandler, operation, route_table
-from .events import ExecutionEventsHandler
+from .events import ExecutionEventsHandler, OrganizationEventsHandler
 
 TAGS = ("executions",)
 KEY_HEADER = "Idempotency-Key"
@@ -264,4 +264,5 @@ default_handlers = route_table(
     ("/executions/{execution_id}/events", ExecutionEventsHandler),
     ("/executions/{execution_id}/logs", ExecutionLogsHandler),
     ("/executions/{execution_id}/notebook", ExecutionNotebookHandler),
+    ("/organizations/{org_id}/events", OrganizationEventsHandler),
 )

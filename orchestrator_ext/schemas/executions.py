@@ -74,6 +74,12 @@ class ExecutionEventOut(ResponseModel):
     created_at: Timestamp
 
 
+class StatusEventOut(ExecutionEventOut):
+    """A status change of one of an organization's runs (its organization-wide stream)."""
+
+    execution_id: uuid.UUID
+
+
 class ListExecutionEventsResponse(ResponseModel):
     items: list[ExecutionEventOut]
 

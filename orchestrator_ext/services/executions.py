@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +43,7 @@ from ..schemas.executions import (
     ExecutionEventOut,
     ListExecutionsQuery,
     ResumeExecution,
+    StatusEventOut,
 )
 from ..security.permissions import Permission
 from . import audit
@@ -253,6 +255,29 @@ class ExecutionService:
                 ended=execution.status in FINISHED,
                 full=len(rows) == limit,
             )
+
+    async def status_events(
+        self, identity: Identity, org_id: uuid.UUID, after: int | None, limit: int = 500
+    ) -> tuple[Sequence[StatusEventOut], int]:
+        """The organization's status changes after id ``after`` (oldest first; from now when None), and the last id.
+
+        What a live list of runs needs: each run's creation and every change of
+        its status, whoever started it, without following each run's stream.
+        """
+        async with self.scopes.enter(identity) as scope:
+            scope.actor.require(org_id, Permission.EXECUTIONS_READ)
+            if after is None:
+                newest = select(func.max(ExecutionEvent.id)).where(ExecutionEvent.org_id == org_id)
+                return [], int((await scope.session.execute(newest)).scalar_one_or_none() or 0)
+            stmt = (
+                select(ExecutionEvent)
+                .where(ExecutionEvent.org_id == org_id, ExecutionEvent.kind == "status", ExecutionEvent.id > after)
+                .order_by(ExecutionEvent.id)
+                .limit(limit)
+            )
+            rows = (await scope.session.execute(stmt)).scalars().all()
+            events = [StatusEventOut.model_validate(row) for row in rows]
+            return events, events[-1].id if events else after
 
     async def logs(self, identity: Identity, execution_id: uuid.UUID) -> str:
         """The run's whole log (every attempt's), as text."""

@@ -28,6 +28,7 @@ class EventHub:
     def __init__(self, url: str) -> None:
         self.url = url
         self._subscribers: dict[uuid.UUID, set[asyncio.Event]] = defaultdict(set)
+        self._everything: set[asyncio.Event] = set()
         self._task: asyncio.Task[None] | None = None
 
     @contextlib.contextmanager
@@ -44,6 +45,17 @@ class EventHub:
                 waiting.discard(woken)
                 if not waiting:
                     del self._subscribers[execution_id]
+
+    @contextlib.contextmanager
+    def subscribe_all(self) -> Iterator[asyncio.Event]:
+        """An event set whenever any execution gets new rows: the organization-wide streams read theirs."""
+        self._ensure_listening()
+        woken = asyncio.Event()
+        self._everything.add(woken)
+        try:
+            yield woken
+        finally:
+            self._everything.discard(woken)
 
     def _ensure_listening(self) -> None:
         if self._task is None or self._task.done():
@@ -68,9 +80,11 @@ class EventHub:
             return
         for woken in self._subscribers.get(execution_id, ()):
             woken.set()
+        for woken in self._everything:
+            woken.set()
 
     def _wake_all(self) -> None:
-        for waiting in self._subscribers.values():
+        for waiting in (*self._subscribers.values(), self._everything):
             for woken in waiting:
                 woken.set()
 

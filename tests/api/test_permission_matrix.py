@@ -182,6 +182,7 @@ CASES: list[Case] = [
     Case("GET", "/executions/{execution}", "viewer", 200),
     Case("POST", "/executions/{fresh}/cancel", "developer", 200, setup=_fresh_execution),
     Case("GET", "/executions/{ended}/events", "viewer", 200, setup=_ended_execution),
+    Case("GET", "/organizations/{org}/events?max_seconds=0", "viewer", 200),
     Case(
         "POST",
         "/executions/{waiting}/resume",
