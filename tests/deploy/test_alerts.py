@@ -100,3 +100,22 @@ def test_the_chart_loads_the_dashboard_for_grafanas_sidecar(chart_dir: Path, pro
     assert key.endswith(".json")
     assert json.loads(text) == json.loads(DASHBOARD.read_text()), "helm/dashboards/ differs from docs/grafana/"
     assert not find(render(chart_dir, {}), "ConfigMap", "orchestrator-dashboard")
+
+
+def fenced(document: Path, language: str) -> list[str]:
+    return re.findall(rf"^```{language}\n(.*?)^```", document.read_text(), re.MULTILINE | re.DOTALL)
+
+
+def test_the_runbooks_sql_runs_on_the_current_schema(admin_sql: Any) -> None:
+    queries = fenced(OPERATIONS / "runbooks.md", "sql")
+    assert len(queries) >= 4
+    for query in queries:
+        admin_sql(query)  # raises on a table or column that is not there
+
+
+async def test_the_runbooks_promql_queries_exported_metrics(api: Any, jp_fetch: Any) -> None:
+    names = await exported(api, jp_fetch)
+    queries = fenced(OPERATIONS / "runbooks.md", "promql")
+    assert queries
+    for query in queries:
+        assert metric_names(query) <= names, query
