@@ -1,18 +1,20 @@
-"""Orchestrator's widgets for JupyterLab, Notebook 7 and Voila (anywidget): the builder, the execution view.
+"""Orchestrator's widgets for JupyterLab, Notebook 7 and Voila (anywidget): builder, execution view, dashboard.
 
 ::
 
-    from orchestrator_widgets import Builder, ExecutionView
+    from orchestrator_widgets import Builder, Dashboard, ExecutionView
 
     Builder()                          # draw a new workflow (a LangGraph agent unless framework= says otherwise)
     Builder(workflow_id="...")         # edit a saved one: its newest version
     ExecutionView("execution id")      # watch a run, answer a human approval
+    Dashboard()                        # your organization's runs, live, with charts and controls
 
 They call the API through :class:`orchestrator_ext.client.Client` (found from
 the environment, or pass ``client=``): nothing in the browser holds a token.
 """
 
 from .builder import Builder
+from .dashboard import Dashboard
 from .execution import ExecutionView
 
-__all__ = ["Builder", "ExecutionView"]
+__all__ = ["Builder", "Dashboard", "ExecutionView"]

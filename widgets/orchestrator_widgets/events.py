@@ -38,7 +38,10 @@ class Event:
 def _event(event_id: int, kind: str, body: Any) -> Event:
     """The API sends the stored event (``{id, kind, attempt, data, created_at}``): keep its ``data``."""
     if isinstance(body, dict) and isinstance(body.get("data"), dict):
-        return Event(int(body.get("id") or event_id), str(body.get("kind") or kind), body["data"])
+        data = body["data"]
+        if "execution_id" in body:  # an organization's stream: whose run it is
+            data = {**data, "execution_id": body["execution_id"]}
+        return Event(int(body.get("id") or event_id), str(body.get("kind") or kind), data)
     return Event(event_id, kind, body if isinstance(body, dict) else {"value": body})
 
 
@@ -77,6 +80,9 @@ class EventStream:
         self.error: str | None = None
         self._stopped = threading.Event()
         self._connection: http.client.HTTPConnection | None = None
+        self._opened: http.client.HTTPResponse | None = None
+        self.path = f"executions/{quote(execution_id)}/events"
+        self.ends_with_run = True
         self._thread = threading.Thread(target=self._follow, name=f"events-{execution_id}", daemon=True)
 
     def start(self) -> EventStream:
@@ -103,7 +109,7 @@ class EventStream:
         while not self._stopped.is_set():
             try:
                 self._read_once()
-                if self.status in FINISHED:
+                if self.ends_with_run and self.status in FINISHED:
                     return  # the server closes the stream after the run's final status
                 failures = 0  # closed early (a proxy, a restart): take it up again after the last event
             except ApiError as exc:
@@ -117,7 +123,7 @@ class EventStream:
                 failures += 1
 
     def _open(self) -> http.client.HTTPResponse:
-        url = f"{self.client.api_url}/executions/{quote(self.execution_id)}/events"
+        url = f"{self.client.api_url}/{self.path}"
         parts = urlsplit(url)
         connection: http.client.HTTPConnection
         if parts.scheme == "https":
@@ -129,7 +135,7 @@ class EventStream:
         headers = {"Authorization": f"token {self.client.connection.token}", "Accept": "text/event-stream"}
         if self.last_id:
             headers["Last-Event-ID"] = str(self.last_id)
-        connection.request("GET", parts.path, headers=headers)
+        connection.request("GET", parts.path + (f"?{parts.query}" if parts.query else ""), headers=headers)
         response = connection.getresponse()
         if response.status != 200:
             raise ApiError.from_response(response.status, response.read(), response.reason)
@@ -137,7 +143,8 @@ class EventStream:
 
     def _read_once(self) -> None:
         """Read the stream until it closes."""
-        response = self._open()
+        response = self._opened or self._open()
+        self._opened = None
         try:
             for event in parse_stream(iter(response.readline, b"")):
                 self.last_id = max(self.last_id, event.id)
@@ -148,3 +155,22 @@ class EventStream:
             response.close()
             if self._connection is not None:
                 self._connection.close()
+
+
+class OrganizationStream(EventStream):
+    """Every status change of an organization's runs (``/organizations/{id}/events``), until stopped.
+
+    :meth:`start` returns once the server has answered: from then on no change
+    is missed, so a list read after it and updated by the events stays true.
+    The server closes the stream now and then; it is taken up after the last id.
+    """
+
+    def __init__(self, client: Client, org_id: str, on_event: Callable[[Event], None]) -> None:
+        super().__init__(client, org_id, on_event)
+        self.path = f"organizations/{quote(org_id)}/events"
+        self.ends_with_run = False  # many runs: the stream ends only when the server closes it
+
+    def start(self) -> OrganizationStream:
+        self._opened = self._open()
+        super().start()
+        return self
