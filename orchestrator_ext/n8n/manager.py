@@ -35,6 +35,8 @@ log = logging.getLogger("orchestrator.n8n")
 
 MODES = ("off", "start", "on-demand")
 PORT_FILE = "port"
+#: after a failure (the database away, n8n not starting), the next look
+RETRY_SECONDS = 30.0
 #: a queued or running run of an n8n agent
 WANTED = text(
     "SELECT 1 FROM workflow_executions e JOIN agents a ON a.id = e.agent_id "
@@ -143,8 +145,9 @@ class N8nManager:
                 if await asyncio.to_thread(self._first_time) or await asyncio.to_thread(self._wanted):
                     await self.ensure()
                     return
-            except Exception:  # the database may be away for a while: look again later
-                log.warning("could not look for n8n runs", exc_info=True)
+            except Exception:  # the database may be away, or n8n failed to start (logged): look again later
+                log.warning("could not look for n8n runs, or start n8n", exc_info=True)
+                await asyncio.sleep(RETRY_SECONDS)
             await asyncio.sleep(self.poll)
 
     async def stop(self) -> None:

@@ -72,6 +72,10 @@ def n8n_environment(install: Installation, data_dir: Path, port: int, host: str 
         "N8N_ENFORCE_SETTINGS_FILE_PERMISSIONS": "true",
         "DB_SQLITE_POOL_SIZE": "2",
         "N8N_RUNNERS_ENABLED": "true",
+        # the Code node's task runners talk to n8n on a port of their own (5679 by default): two n8n on one
+        # machine (a test's, the personal server's) would fight over it, and the second would exit
+        "N8N_RUNNERS_BROKER_PORT": str(free_port(host)),
+        "N8N_RUNNERS_BROKER_LISTEN_ADDRESS": host,
         "N8N_LOG_LEVEL": "warn",
         "N8N_LOG_OUTPUT": "console",
         "NODE_ENV": "production",
