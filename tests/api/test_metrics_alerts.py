@@ -7,6 +7,9 @@ rows written straight to PostgreSQL, and a worker's queue connection
 
 from __future__ import annotations
 
+import asyncio
+import time
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -16,6 +19,7 @@ from sqlalchemy.exc import OperationalError
 from orchestrator_ext.observability.metrics import WORKER_APPLICATION_NAME
 from tests.api.test_metrics import AdminSql, add_executions, sample, scrape
 from tests.conftest import TestDatabase
+from tests.engine.conftest import WorkerProcess
 
 
 async def test_queue_age_stuck_runs_and_workers(
@@ -74,3 +78,31 @@ async def test_database_down_is_a_zero(jp_fetch: Any, monkeypatch: pytest.Monkey
     reply = await scrape(jp_fetch)
     assert reply.code == 200
     assert sample(reply.body.decode(), "orchestrator_database_up") == 0
+
+
+async def workers_connected(jp_fetch: Any) -> float:
+    return sample((await scrape(jp_fetch)).body.decode(), "orchestrator_workers_connected")
+
+
+async def test_a_stopped_worker_leaves_no_worker_connected(
+    jp_fetch: Any, database: TestDatabase, tmp_path: Path
+) -> None:
+    """OrchestratorNoWorker (``orchestrator_workers_connected < 1``) fires when the only worker dies."""
+    worker = WorkerProcess(database, tmp_path, kernel_pool_size=0, runner_pool_size=0)
+    try:
+        worker.wait_started()
+        assert await eventually(jp_fetch, 1), worker.output()[-2000:]
+        worker.kill()  # as a crash would: no goodbye to the database
+        assert await eventually(jp_fetch, 0)
+    finally:
+        worker.stop()
+
+
+async def eventually(jp_fetch: Any, wanted: float, within: float = 15.0) -> bool:
+    """Whether the live workers' count reaches ``wanted`` within ``within`` seconds."""
+    deadline = time.monotonic() + within
+    while await workers_connected(jp_fetch) != wanted:
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.2)
+    return True
