@@ -64,7 +64,11 @@ export function App() {
       </section>
       <section className="ow-charts" aria-label="Charts">
         <Chart spec={perHour} label={`Runs per hour by status, last ${board.hours ?? 24} hours`} className="ow-chart-hours" />
-        <Chart spec={durations} label="Duration per framework, p50 and p95 (seconds)" className="ow-chart-durations" />
+        {(board.durations ?? []).length ? (
+          <Chart spec={durations} label="Duration per framework, p50 and p95 (seconds)" className="ow-chart-durations" />
+        ) : (
+          <p className="ow-muted">No finished run in this window: no durations yet.</p>
+        )}
       </section>
       <section aria-labelledby="ow-agents-title">
         <h3 id="ow-agents-title">Agents</h3>

@@ -27,7 +27,8 @@ export function perHourSpec(board: Board): VisualizationSpec {
     data: { values: board.per_hour ?? [] },
     mark: { type: "bar", tooltip: true },
     encoding: {
-      x: { field: "hour", type: "temporal", timeUnit: "yearmonthdatehours", title: "hour (UTC)" },
+      // one band per hour that had runs (a bar per hour, not a bar stretched over the time axis)
+      x: { field: "hour", type: "ordinal", timeUnit: "utcmonthdatehours", title: "hour (UTC)", axis: { format: "%d %b %H:00", labelAngle: -30 } },
       y: { field: "runs", type: "quantitative", aggregate: "sum", title: "runs" },
       color: {
         field: "status",
