@@ -306,9 +306,10 @@ def stop_hub(hub: TeamHub, timeout: float = 60.0) -> None:
     _, alive = psutil.wait_procs(stragglers, timeout=10)
     for leftover in alive:
         leftover.kill()
-    # and the accounts the worker made for organizations' runs (their homes are in the team directory)
-    runs = {entry.pw_name for entry in pwd.getpwall() if entry.pw_dir.startswith(f"{hub.team_dir}/")}
-    for account in sorted(hub.accounts | runs | {hub.service_user}):
+    # and the accounts the worker made for organizations' runs, and the service's, when theirs are homes
+    # in this team directory: a hub that could not start beside another one's must not remove that one's
+    ours = {entry.pw_name for entry in pwd.getpwall() if entry.pw_dir.startswith(f"{hub.team_dir}/")}
+    for account in sorted(hub.accounts | ours):
         _remove_account(account)
     shutil.rmtree(hub.team_dir, ignore_errors=True)
 
