@@ -17,6 +17,11 @@ JSON (also written to bench/results/widgets-<time>.json).
 - step-to-colour lag: a chain of code nodes that each sleep; for each step, the page's clock when
   its node turned "done" (a MutationObserver) minus the step event's ``created_at`` on the server
   (same machine, same clock); target p95 < 250 ms.
+- dashboard first paint: from navigation to the dashboard's counts drawn, against a bare Voila
+  notebook with one ipywidgets HTML widget (medians of ``--paints`` alternating loads); target ≤ 1.5×.
+- dashboard update lag: runs started through the API while the dashboard is open; for each status
+  change (queued, running, succeeded), the page's clock when a row showed it minus the status
+  event's ``created_at``; target p95 ≤ 1 s. ``--dashboard-only`` skips the builder's measures.
 """
 
 from __future__ import annotations
@@ -172,6 +177,83 @@ def measure_colour_lag(page: Page, url: str, client: Client, workflow_id: str) -
     return lag
 
 
+STATUS_PROBE = """
+window.__statuses = {};
+const seen = (el) => {
+  const key = el.dataset.executionId + ' ' + el.dataset.status;
+  if (!(key in window.__statuses)) window.__statuses[key] = Date.now() / 1000;
+};
+new MutationObserver((records) => {
+  for (const r of records) {
+    const found = r.type === 'attributes' ? [r.target] : [...r.addedNodes];
+    for (const el of found) {
+      if (!(el instanceof Element)) continue;
+      if (el.dataset && el.dataset.executionId) seen(el);
+      el.querySelectorAll?.('tr[data-execution-id]').forEach(seen);
+    }
+  }
+}).observe(document, { subtree: true, attributes: true, attributeFilter: ['data-status'], childList: true });
+"""
+
+
+def first_paint(page: Page, url: str, selector: str) -> float:
+    started = time.perf_counter()
+    page.goto(url, timeout=180_000)
+    page.locator(selector).first.wait_for(timeout=180_000)
+    return time.perf_counter() - started
+
+
+def measure_dashboard_paint(context: Any, base: str, token: str, root: Path, paints: int) -> dict[str, Any]:
+    """Alternate a bare one-widget notebook and the dashboard; medians of their first paints."""
+    bare = notebook(root, "bare.ipynb", "import ipywidgets\nipywidgets.HTML('<p class=\"bare\">hello</p>')")
+    board = notebook(root, "board.ipynb", "from orchestrator_widgets import Dashboard\nDashboard()")
+    times: dict[str, list[float]] = {"bare": [], "dashboard": []}
+    for _ in range(paints):
+        for name, selector in (("bare", ".bare"), ("dashboard", ".ow-dashboard .count-succeeded")):
+            page = context.new_page()
+            times[name].append(first_paint(page, f"{base}/{bare if name == 'bare' else board}?token={token}", selector))
+            print(f"first paint of {name}: {times[name][-1]:.2f} s", file=sys.stderr)
+            page.close()
+    medians = {name: sorted(values)[len(values) // 2] for name, values in times.items()}
+    return {
+        "bare_voila_s": round(medians["bare"], 2),
+        "dashboard_s": round(medians["dashboard"], 2),
+        "ratio": round(medians["dashboard"] / medians["bare"], 2),
+        "samples_s": {name: [round(v, 2) for v in values] for name, values in times.items()},
+    }
+
+
+def measure_dashboard_lag(
+    page: Page, url: str, client: Client, workflow_id: str, runs: int, server: Any
+) -> dict[str, Any]:
+    """Start runs through the API with the dashboard open; the lag of each status it showed."""
+    page.add_init_script(STATUS_PROBE)
+    page.goto(url, timeout=180_000)
+    page.locator(".ow-dashboard .count-succeeded").wait_for(timeout=180_000)
+    started = []
+    for _ in range(runs):
+        run = client.call("POST", f"{API}/workflows/{workflow_id}/execute", {"inputs": {}}, expect=(202,))
+        started.append(run["id"])
+        done = lambda rid=run["id"]: client.call("GET", f"{API}/executions/{rid}")["status"] == "succeeded"  # noqa: E731
+        wait_for(done, "a run to succeed", server)
+    page.wait_for_timeout(1500)
+    shown: dict[str, float] = page.evaluate("() => window.__statuses")
+    lags, changes = [], 0
+    for run_id in started:
+        for event, _ in client.events(run_id):
+            if event["kind"] != "status":
+                continue
+            changes += 1
+            key = f"{run_id} {event['data']['status']}"
+            if key in shown:
+                lags.append(shown[key] - timestamp(event["created_at"]))
+    lag = distribution(lags)
+    ms = sorted(lag.get("samples_ms", []))
+    lag["p95_ms"] = ms[max(0, -(-95 * len(ms) // 100) - 1)] if ms else None
+    lag["changes_seen"] = f"{len(lags)} of {changes}"
+    return lag
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--nodes", type=int, default=200)
@@ -179,6 +261,9 @@ def main() -> None:
     parser.add_argument("--drag-steps", type=int, default=120)
     parser.add_argument("--steps", type=int, default=20, help="code nodes of the run watched for colour lag")
     parser.add_argument("--step-seconds", type=float, default=0.3, help="how long each of those steps sleeps")
+    parser.add_argument("--paints", type=int, default=3, help="first paints of the dashboard and of a bare notebook")
+    parser.add_argument("--runs", type=int, default=10, help="runs whose status changes the dashboard shows")
+    parser.add_argument("--dashboard-only", action="store_true", help="skip the builder's measures")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="bench-widgets-"))
     procs = Processes(bench_env(root), root)
@@ -228,14 +313,28 @@ def main() -> None:
             browser = playwright.chromium.launch(executable_path=shutil.which("chromium") or "/usr/bin/chromium")
             context = browser.new_context(viewport={"width": 1500, "height": 1000})
             context.route(OFF_MACHINE, lambda route: route.abort())
-            results["builder"] = measure_builder(
-                context.new_page(), f"{base}/{builder}?token={token}", args.nodes, args.drag_steps
+            if not args.dashboard_only:
+                results["builder"] = measure_builder(
+                    context.new_page(), f"{base}/{builder}?token={token}", args.nodes, args.drag_steps
+                )
+                watched = notebook(
+                    root,
+                    "chain.ipynb",
+                    f"from orchestrator_widgets import Builder\nBuilder(workflow_id={chain['id']!r})",
+                )
+                results["step_to_colour"] = measure_colour_lag(
+                    context.new_page(), f"{base}/{watched}?token={token}", client, chain["id"]
+                )
+            results["dashboard_first_paint"] = measure_dashboard_paint(context, base, token, root, args.paints)
+            quick = client.call(
+                "POST",
+                f"{API}/agents/{agent['id']}/workflows",
+                {"name": "Quick", "spec": chain_spec(2, 0.2)},
+                expect=(201,),
             )
-            watched = notebook(
-                root, "chain.ipynb", f"from orchestrator_widgets import Builder\nBuilder(workflow_id={chain['id']!r})"
-            )
-            results["step_to_colour"] = measure_colour_lag(
-                context.new_page(), f"{base}/{watched}?token={token}", client, chain["id"]
+            board = f"{base}/board.ipynb?token={token}"
+            results["dashboard_update_lag"] = measure_dashboard_lag(
+                context.new_page(), board, client, quick["id"], args.runs, server
             )
             browser.close()
     finally:

@@ -3,7 +3,7 @@
 // A new widget is one more line in ENTRIES (src/<name>/index.tsx -> static/<name>.js and <name>.css).
 import * as esbuild from "esbuild";
 
-const ENTRIES = ["builder", "execution", "dashboard"];
+const ENTRIES = ["builder", "execution", "dashboard", "admin"];
 const dev = process.argv.includes("--dev");
 
 await esbuild.build({

@@ -2,19 +2,21 @@
 
 ::
 
-    from orchestrator_widgets import Builder, Dashboard, ExecutionView
+    from orchestrator_widgets import Admin, Builder, Dashboard, ExecutionView
 
     Builder()                          # draw a new workflow (a LangGraph agent unless framework= says otherwise)
     Builder(workflow_id="...")         # edit a saved one: its newest version
     ExecutionView("execution id")      # watch a run, answer a human approval
     Dashboard()                        # your organization's runs, live, with charts and controls
+    Admin()                            # its members, tier and limits, integrations, schedules (read-only)
 
 They call the API through :class:`orchestrator_ext.client.Client` (found from
 the environment, or pass ``client=``): nothing in the browser holds a token.
 """
 
+from .admin import Admin
 from .builder import Builder
 from .dashboard import Dashboard
 from .execution import ExecutionView
 
-__all__ = ["Builder", "Dashboard", "ExecutionView"]
+__all__ = ["Admin", "Builder", "Dashboard", "ExecutionView"]
