@@ -85,6 +85,8 @@ class Dashboard(anywidget.AnyWidget):
 
     def reload(self) -> None:
         """Read the window's runs, the agents, their workflows and schedules, and the platform's health."""
+        if not self.org:
+            return
         org = str(self.org["id"])
         client = self.client
         try:  # side by side: the first paint waits for the slowest read, not for their sum
