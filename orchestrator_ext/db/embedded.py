@@ -209,7 +209,7 @@ class EmbeddedPostgres:
         url = f"postgresql://{SUPERUSER}@/postgres?host={quote(self.socket_dir, safe='/')}"
         try:
             # passfile: never one of the environment's (~/.pgpass), this asks about the server alone
-            psycopg.connect(url, password="", passfile=str(self.pgdata / ".no-passfile"), connect_timeout=5).close()
+            psycopg.connect(url, password="", passfile=str(self.pgdata / ".no-passfile"), connect_timeout=5).close()  # nosec B106 - empty on purpose
         except psycopg.OperationalError as exc:
             if "password" not in str(exc):  # not an answer about passwords: the server is not there
                 raise

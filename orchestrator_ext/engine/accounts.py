@@ -99,12 +99,12 @@ def runs_root(path: Path | None) -> Path:
     """The folder runs' folders are made in: this process's, mode 0711 (others may enter a folder whose
     name they know, never list it), in folders every account may pass through (default: under /tmp,
     whatever TMPDIR says). Refuses one that another account owns, or that runs could not reach."""
-    root = (path or Path("/tmp") / f"orchestrator-runs-{os.geteuid()}").absolute()  # noqa: S108 - checked below
+    root = (path or Path("/tmp") / f"orchestrator-runs-{os.geteuid()}").absolute()  # noqa: S108  # nosec B108 - owner and symlink checked below
     root.mkdir(parents=True, exist_ok=True, mode=0o711)
     info = root.lstat()
     if info.st_uid != os.geteuid() or root.is_symlink():
         raise RunAccountsError(f"{root} belongs to another account: runs' folders cannot be made there")
-    os.chmod(root, 0o711)  # noqa: S103 - others enter only the folders made theirs (0700)
+    os.chmod(root, 0o711)  # noqa: S103  # nosec B103 - others enter only the folders made theirs (0700)
     closed = [parent for parent in root.parents if not parent.stat().st_mode & 0o001]
     if closed:
         raise RunAccountsError(f"runs cannot reach {root}: {closed[0]} is closed to other accounts (set run_dir)")

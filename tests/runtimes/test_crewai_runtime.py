@@ -22,8 +22,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from orchestrator_runtimes.crewai import models as crewai_models
 from orchestrator_runtimes.crewai import CrewAIRuntime
+from orchestrator_runtimes.crewai import models as crewai_models
 from orchestrator_runtimes.models import METER
 from orchestrator_runtimes.runtime import ErrorKind, RunContext, RunError, RunEvent, RunResult, Runtime
 from orchestrator_runtimes.spec import WorkflowSpec
