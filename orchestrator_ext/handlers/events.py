@@ -8,7 +8,9 @@ while nothing happens a comment line keeps proxies from closing it.
 
 ``GET /organizations/{org_id}/events``: the status changes of all of an
 organization's runs (``event: status``, the data naming its ``execution_id``),
-from the moment of the request or after ``Last-Event-ID``. It closes after
+from the moment of the request or after ``Last-Event-ID``, each once, in the
+order they became visible (an event whose transaction committed late comes
+after ones with higher ids: consumers keep each run's highest). It closes after
 ``max_seconds`` (default 300): a client takes it up again with the last id it saw.
 """
 
@@ -33,6 +35,8 @@ from .base import OrchestratorHandler, operation
 
 TAGS = ("executions",)
 KEEPALIVE_SECONDS = 15.0
+#: an organization's stream also re-reads events this recent: one committed after a later id was sent
+LATE_COMMIT_SECONDS = 10.0
 LAST_EVENT_ID = "Last-Event-ID"
 EVENT_STREAM = "text/event-stream; charset=utf-8"
 
@@ -134,16 +138,21 @@ class OrganizationEventsHandler(ExecutionEventsHandler):
             self.set_header("X-Accel-Buffering", "no")
             self.write(": ready\n\n")  # the stream is open: whatever happens from now on is sent
             await self._flush()
+            sent: set[int] = set()
             with contextlib.suppress(StreamClosedError):
                 while True:
+                    events = [event for event in events if event.id not in sent]
                     await self._send_status(events)
+                    sent.update(event.id for event in events)
                     left = deadline - time.monotonic()
                     if left <= 0:
                         break
                     if not events:
                         await self._wait_at_most(woken, left)
                     woken.clear()
-                    events, last = await executions.status_events(self.identity, target, last)
+                    events, last = await executions.status_events(
+                        self.identity, target, last, lookback_s=LATE_COMMIT_SECONDS
+                    )
         self.finish(set_content_type=EVENT_STREAM)
 
     async def _wait_at_most(self, woken: asyncio.Event, seconds: float) -> None:

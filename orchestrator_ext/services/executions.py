@@ -16,10 +16,11 @@ import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from orchestrator_runtimes.notebook import inputs_mode, notebook_input_problems
-from sqlalchemy import Select, Table, bindparam, func, select
+from sqlalchemy import Select, Table, bindparam, func, or_, select
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.dialects.postgresql import insert
 
@@ -257,12 +258,16 @@ class ExecutionService:
             )
 
     async def status_events(
-        self, identity: Identity, org_id: uuid.UUID, after: int | None, limit: int = 500
+        self, identity: Identity, org_id: uuid.UUID, after: int | None, limit: int = 500, lookback_s: float = 0.0
     ) -> tuple[Sequence[StatusEventOut], int]:
         """The organization's status changes after id ``after`` (oldest first; from now when None), and the last id.
 
         What a live list of runs needs: each run's creation and every change of
         its status, whoever started it, without following each run's stream.
+        Ids are taken at insert, rows seen at commit: a run's transaction can
+        commit after another's later id was read. ``lookback_s`` also returns
+        rows inserted that recently, whatever their id (the caller skips those
+        it sent).
         """
         async with self.scopes.enter(identity) as scope:
             scope.actor.require(org_id, Permission.EXECUTIONS_READ)
@@ -271,13 +276,21 @@ class ExecutionService:
                 return [], int((await scope.session.execute(newest)).scalar_one_or_none() or 0)
             stmt = (
                 select(ExecutionEvent)
-                .where(ExecutionEvent.org_id == org_id, ExecutionEvent.kind == "status", ExecutionEvent.id > after)
+                .where(ExecutionEvent.org_id == org_id, ExecutionEvent.kind == "status")
+                .where(
+                    or_(
+                        ExecutionEvent.id > after,
+                        ExecutionEvent.created_at > func.clock_timestamp() - timedelta(seconds=lookback_s),
+                    )
+                    if lookback_s
+                    else ExecutionEvent.id > after
+                )
                 .order_by(ExecutionEvent.id)
                 .limit(limit)
             )
             rows = (await scope.session.execute(stmt)).scalars().all()
             events = [StatusEventOut.model_validate(row) for row in rows]
-            return events, events[-1].id if events else after
+            return events, max([after, *(event.id for event in events)])
 
     async def logs(self, identity: Identity, execution_id: uuid.UUID) -> str:
         """The run's whole log (every attempt's), as text."""

@@ -8,7 +8,9 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from tests.conftest import Api
+import psycopg
+
+from tests.conftest import Api, TestDatabase
 from tests.engine.test_notebook_runs import sse_events
 
 Make = Callable[..., Awaitable[dict[str, Any]]]
@@ -58,3 +60,32 @@ async def test_an_organizations_runs_stream_their_status_changes(
     bad = await api("GET", "organizations", org, "events", user=user, params={"max_seconds": -1})
     assert bad.status == 422
     assert "max_seconds" in bad.text
+
+
+async def test_an_event_committed_after_a_later_one_is_still_sent(
+    api: Api, create_agent: Make, create_workflow: Make, database: TestDatabase
+) -> None:
+    """Ids are taken at insert, rows seen at commit: the stream must not skip the slower transaction."""
+    user = f"u-{uuid.uuid4().hex[:8]}"
+    agent = await create_agent(user)
+    workflow = await create_workflow(user, agent["id"])
+    org = agent["org_id"]
+    first = (await api("POST", "workflows", workflow["id"], "execute", user=user, body={"inputs": {}})).json
+    live = asyncio.ensure_future(api("GET", "organizations", org, "events", user=user, params={"max_seconds": 4}))
+    await asyncio.sleep(0.5)
+    async with await psycopg.AsyncConnection.connect(database.admin_url) as late:
+        # this transaction takes its id first and commits last
+        await late.execute(
+            "INSERT INTO execution_events (execution_id, org_id, attempt, kind, data)"
+            ' VALUES (%s, %s, 1, \'status\', \'{"status": "running", "slow": true}\')',
+            (first["id"], org),
+        )
+        second = await api("POST", "workflows", workflow["id"], "execute", user=user, body={"inputs": {}})
+        await asyncio.sleep(0.5)  # the stream has sent the second run's event, with a higher id
+        await late.commit()
+    streamed = sse_events((await asyncio.wait_for(live, 30)).text)
+    seen = [(e["data"]["execution_id"], e["data"]["data"]["status"], e["data"]["data"].get("slow")) for e in streamed]
+    queued, slow = seen.index((second.json["id"], "queued", None)), seen.index((first["id"], "running", True))
+    assert queued < slow  # sent after the later id...
+    assert streamed[slow]["id"] < streamed[queued]["id"]  # ...though its id is lower
+    assert len({e["id"] for e in streamed}) == len(streamed)  # and each once

@@ -52,6 +52,7 @@ class Dashboard(anywidget.AnyWidget):
         self.hours = hours
         self._lock = threading.RLock()
         self._runs: dict[str, dict[str, Any]] = {}
+        self._event_ids: dict[str, int] = {}  # each run's latest status event applied
         self._agents: list[dict[str, Any]] = []
         self._workflows: list[dict[str, Any]] = []
         self._schedules: list[dict[str, Any]] = []
@@ -135,6 +136,9 @@ class Dashboard(anywidget.AnyWidget):
         if not execution_id or not status:
             return
         with self._lock:
+            if event.id <= self._event_ids.get(execution_id, 0):
+                return  # an older change whose transaction committed late: the run is past it
+            self._event_ids[execution_id] = event.id
             known = self._runs.get(execution_id)
         if known is None or status == "waiting" or status in data.FINISHED:
             try:
