@@ -231,6 +231,9 @@ if c.JupyterHub.internal_ssl:
         {
             SERVICE: tls.ServiceCerts(CERTS_DIR / "services" / SERVICE, trust_servers=True),
             "dashboard": tls.ServiceCerts(CERTS_DIR / "services" / "dashboard"),
+            # the scheduler serves nothing, but the hub makes it certificates too, under the API's account
+            # name: they leave the hub's store like the API's (the worker runs as root and reads the store)
+            f"{SERVICE}-scheduler": tls.ServiceCerts(CERTS_DIR / "services" / f"{SERVICE}-scheduler"),
         }
     )
     # the idle culler (shared.py) reads the hub's own certificate from internal_certs_location
