@@ -75,7 +75,7 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def running_server(root: Path, request_log: bool) -> Iterator[Server]:
+def running_server(root: Path, request_log: bool, rate_limits: bool = False) -> Iterator[Server]:
     port, token = free_port(), secrets.token_hex(16)
     home = root / "home"
     home.mkdir()
@@ -102,7 +102,12 @@ def running_server(root: Path, request_log: bool) -> Iterator[Server]:
         f"--IdentityProvider.token={token}",
         "--ServerApp.jpserver_extensions=ceiling_ext=True",
         f"--OrchestratorApp.log_requests={request_log}",
-        "--OrchestratorApp.rate_limits=False",  # its thousands of writes a minute would be refused
+        # with --rate-limits the limiter runs on every write but never refuses (its cost, not its refusals)
+        *(
+            ["--OrchestratorApp.rate_limits=True", "--OrchestratorApp.user_writes_per_minute=1000000000"]
+            if rate_limits
+            else ["--OrchestratorApp.rate_limits=False"]
+        ),
         f"--ServerApp.root_dir={root}",
     ]
     log = (root / "server.log").open("wb")
@@ -254,9 +259,18 @@ def main() -> None:
     parser.add_argument(
         "--request-log", action=argparse.BooleanOptionalAction, default=True, help="OrchestratorApp.log_requests"
     )
+    parser.add_argument(
+        "--rate-limits",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="run the rate limiter on every write (limits too high to refuse): its cost on POST /agents",
+    )
     args = parser.parse_args()
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="orch-bench-") as tmp, running_server(Path(tmp), args.request_log) as srv:
+    with (
+        tempfile.TemporaryDirectory(prefix="orch-bench-") as tmp,
+        running_server(Path(tmp), args.request_log, args.rate_limits) as srv,
+    ):
         print(f"server on 127.0.0.1:{srv.port}, up in {time.perf_counter() - started:.1f} s; seeding...")
         seeded = seed(srv, args.agents, args.executions)
         print(f"seeded {seeded['agents']} agents, {seeded['executions']} executions in {seeded['seconds']:.1f} s")

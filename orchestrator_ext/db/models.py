@@ -131,7 +131,7 @@ class RateLimit(Base):
     """One rate-limit bucket: its theoretical arrival time (GCRA). Not a tenant table."""
 
     __tablename__ = "rate_limits"
-    __table_args__ = (Index("ix_rate_limits_tat", "tat"),)
+    __table_args__ = (Index("ix_rate_limits_tat", "tat"), {"prefixes": ["UNLOGGED"]})
 
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
     tat: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)

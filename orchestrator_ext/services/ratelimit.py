@@ -99,13 +99,14 @@ class RateLimiter:
         if not self.enabled or not buckets:
             return
         async with self.engine.connect() as conn:
+            # each statement its own transaction: one round trip per bucket, no COMMIT after it, and the
+            # row's lock released at once (concurrent requests of one user queue on that row)
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
             for bucket in buckets:
                 params = {"key": bucket.key, "spacing": bucket.rate.spacing, "period": bucket.rate.period}
                 if (await conn.execute(_TAKE, params)).first() is None:
                     wait = (await conn.execute(_WAIT, params)).scalar()
-                    await conn.commit()
                     raise RateLimited(bucket, float(wait or 1.0))
-            await conn.commit()
 
     async def sweep(self) -> int:
         """Forget buckets idle for a minute past their last request (they are full again anyway)."""

@@ -100,3 +100,16 @@ async def test_disabled_limiter_never_refuses_and_sweep_forgets_idle_buckets(dat
         assert [row.key for row in left] == [one.key]  # the recently used bucket stays
     finally:
         await engine.dispose()
+
+
+async def test_the_buckets_live_in_an_unlogged_table(database: TestDatabase) -> None:
+    """No WAL for the buckets: a write's charge waits for no disk flush (a crash only empties them)."""
+    engine = create_async_engine(sqlalchemy_url(database.app_url))
+    try:
+        async with engine.connect() as conn:
+            persistence = (
+                await conn.execute(text("SELECT relpersistence FROM pg_class WHERE relname = 'rate_limits'"))
+            ).scalar()
+        assert persistence == "u"
+    finally:
+        await engine.dispose()

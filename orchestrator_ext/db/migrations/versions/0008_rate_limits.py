@@ -1,4 +1,5 @@
-"""Rate limits held in PostgreSQL: one row per bucket, its theoretical arrival time (GCRA).
+"""Rate limits held in PostgreSQL: one row per bucket, its theoretical arrival time (GCRA), in an
+unlogged table (no WAL: cheap to update, emptied by a crash).
 
 ``rate_limits`` is shared by every server process and replica, so a limit holds
 however many of them answer. It is not a tenant table: its keys name a user, an
@@ -36,6 +37,10 @@ def upgrade() -> None:
         "rate_limits",
         sa.Column("key", sa.String(200), primary_key=True),
         sa.Column("tat", sa.DateTime(timezone=True), nullable=False),
+        # UNLOGGED: no WAL, so a write's bucket update waits for no disk flush (measured: with a logged
+        # table, POST /agents fell from 402 to 156 req/s, 8 clients of one user queueing on its row's
+        # flush); after a crash the buckets start empty, which only forgives a minute of requests
+        prefixes=["UNLOGGED"],
     )
     op.create_index("ix_rate_limits_tat", "rate_limits", ["tat"])
     op.add_column("resource_tiers", sa.Column("writes_per_minute", sa.Integer(), nullable=False, server_default="600"))
