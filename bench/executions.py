@@ -39,7 +39,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hashlib
-import http.client
 import json
 import os
 import platform
@@ -75,6 +74,7 @@ from harness import (
     modes,
     orchestrator,
     postmaster,
+    start_server,
     timestamp,
     wait_for,
     watched,
@@ -384,36 +384,6 @@ def throughput(port: int, token: str, workflow_id: str, runs: int, concurrency: 
         "runs_per_second_to_95pct": round(most / (ends[most - 1] - first_created), 2),
         "polls": polls,
     }
-
-
-def start_server(procs: Processes, port: int, token: str) -> Started:
-    server = procs.start(
-        "server",
-        orchestrator(
-            "--no-browser",
-            "--ip=127.0.0.1",
-            f"--port={port}",
-            "--ServerApp.port_retries=0",
-            f"--IdentityProvider.token={token}",
-            f"--ServerApp.root_dir={procs.root}",
-            "--OrchestratorApp.run_engine=False",
-            "--OrchestratorApp.rate_limits=False",  # the benchmarks start thousands of runs a minute
-        ),
-        stop_signal=signal.SIGINT,
-    )
-
-    def healthy() -> bool:
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", f"{API}/health")
-            ok = conn.getresponse().status == 200
-            conn.close()
-            return ok
-        except (OSError, http.client.HTTPException):
-            return False
-
-    wait_for(healthy, "the server was not healthy", server)
-    return server
 
 
 def start_worker(procs: Processes, name: str) -> Started:

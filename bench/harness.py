@@ -199,6 +199,45 @@ def orchestrator(*args: str) -> list[str]:
     return [sys.executable, "-m", "jupyter", "orchestrator", *args]
 
 
+def http_ok(url: str) -> bool:
+    """Whether a GET of ``url`` answers 200 now (a refused connection or a timeout is a no)."""
+    parts = urllib.parse.urlsplit(url)
+    try:
+        conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=2)
+        conn.request("GET", parts.path)
+        ok = conn.getresponse().status == 200
+        conn.close()
+        return ok
+    except (OSError, http.client.HTTPException):
+        return False
+
+
+def start_server(procs: Processes, port: int, token: str, *options: str) -> Started:
+    """The orchestrator's server without an engine (workers run separately), once its /health answers.
+
+    Every benchmark starts it the same way: on 127.0.0.1 with a fixed token, the bench's root as
+    its root directory, and no rate limits (the benchmarks start thousands of runs a minute);
+    ``options`` adds to or overrides these (``--OrchestratorApp.local_model=False``).
+    """
+    server = procs.start(
+        "server",
+        orchestrator(
+            "--no-browser",
+            "--ip=127.0.0.1",
+            f"--port={port}",
+            "--ServerApp.port_retries=0",
+            f"--IdentityProvider.token={token}",
+            f"--ServerApp.root_dir={procs.root}",
+            "--OrchestratorApp.run_engine=False",
+            "--OrchestratorApp.rate_limits=False",
+            *options,
+        ),
+        stop_signal=signal.SIGINT,
+    )
+    wait_for(lambda: http_ok(f"http://127.0.0.1:{port}{API}/health"), "the server was not healthy", server)
+    return server
+
+
 def wait_for(condition: Any, what: str, entry: Started, timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():

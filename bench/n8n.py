@@ -27,7 +27,6 @@ import argparse
 import http.client
 import json
 import secrets
-import signal
 import sys
 import tempfile
 import time
@@ -35,7 +34,18 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from harness import API, FINAL, Client, Processes, Started, bench_env, distribution, free_port, orchestrator, wait_for
+from harness import (
+    API,
+    FINAL,
+    Client,
+    Processes,
+    bench_env,
+    distribution,
+    free_port,
+    orchestrator,
+    start_server,
+    wait_for,
+)
 
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent))
@@ -80,37 +90,6 @@ WORKFLOW: dict[str, Any] = {
 INPUTS = {"text": "hello"}
 
 
-def start_server(procs: Processes, port: int, token: str) -> Started:
-    server = procs.start(
-        "server",
-        orchestrator(
-            "--no-browser",
-            "--ip=127.0.0.1",
-            f"--port={port}",
-            "--ServerApp.port_retries=0",
-            f"--IdentityProvider.token={token}",
-            f"--ServerApp.root_dir={procs.root}",
-            "--OrchestratorApp.run_engine=False",
-            "--OrchestratorApp.local_model=False",
-        ),
-        stop_signal=signal.SIGINT,
-    )
-    wait_for(lambda: http_ok(f"http://127.0.0.1:{port}{API}/health"), "the server was not healthy", server)
-    return server
-
-
-def http_ok(url: str) -> bool:
-    parts = urlsplit(url)
-    try:
-        conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=2)
-        conn.request("GET", parts.path)
-        ok = conn.getresponse().status == 200
-        conn.close()
-        return ok
-    except (OSError, http.client.HTTPException):
-        return False
-
-
 def direct_call(conn: http.client.HTTPConnection, path: str) -> tuple[float, Any]:
     body = json.dumps(INPUTS).encode()
     started = time.perf_counter()
@@ -144,7 +123,7 @@ def ours_call(client: Client, workflow_id: str) -> tuple[float, dict[str, Any]]:
 
 def setup(procs: Processes, n8n: process.N8nProcess, key: str) -> tuple[Client, str]:
     port, token = free_port(), secrets.token_hex(16)
-    start_server(procs, port, token)
+    start_server(procs, port, token, "--OrchestratorApp.local_model=False")
     worker = procs.start(
         "worker",
         orchestrator(

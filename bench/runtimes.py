@@ -88,7 +88,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hashlib
-import http.client
 import importlib
 import importlib.util
 import json
@@ -127,6 +126,7 @@ from harness import (
     modes,
     orchestrator,
     postmaster,
+    start_server,
     timestamp,
     wait_for,
     watched,
@@ -749,37 +749,6 @@ def throughput(
     }
 
 
-def start_server(procs: Processes, port: int, token: str) -> Started:
-    server = procs.start(
-        "server",
-        orchestrator(
-            "--no-browser",
-            "--ip=127.0.0.1",
-            f"--port={port}",
-            "--ServerApp.port_retries=0",
-            f"--IdentityProvider.token={token}",
-            f"--ServerApp.root_dir={procs.root}",
-            "--OrchestratorApp.run_engine=False",
-            "--OrchestratorApp.rate_limits=False",  # the benchmarks start thousands of runs a minute
-            "--OrchestratorApp.local_model=False",
-        ),
-        stop_signal=signal.SIGINT,
-    )
-
-    def healthy() -> bool:
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", f"{API}/health")
-            ok = conn.getresponse().status == 200
-            conn.close()
-            return ok
-        except (OSError, http.client.HTTPException):
-            return False
-
-    wait_for(healthy, "the server was not healthy", server)
-    return server
-
-
 def worker_options(framework: str, args: argparse.Namespace) -> list[str]:
     options = [
         "--OrchestratorApp.kernel_pool_size=0",
@@ -842,7 +811,7 @@ class Session:
 def open_session(procs: Processes, base_url: str | None, frameworks: list[str]) -> Session:
     port, token = free_port(), secrets.token_hex(16)
     started = time.perf_counter()
-    server = start_server(procs, port, token)
+    server = start_server(procs, port, token, "--OrchestratorApp.local_model=False")
     print(
         f"server on 127.0.0.1:{port} (run_engine=False, local_model=False), up in {time.perf_counter() - started:.1f} s"
     )
