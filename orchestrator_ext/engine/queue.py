@@ -64,10 +64,12 @@ UPDATE workflow_executions
 RETURNING id
 """
 
+# Handed back (its worker is stopping) or lost (below): the run keeps its place in the queue. A claim
+# leaves ``run_after`` as it was (when the run was enqueued, or when its retry fell due), and the
+# queue is claimed in ``run_after`` order: the run is taken up before the runs enqueued after it.
 RELEASE = """
 UPDATE workflow_executions
-   SET status = 'queued', worker_id = NULL, lease_expires_at = NULL, run_after = clock_timestamp(),
-       updated_at = clock_timestamp()
+   SET status = 'queued', worker_id = NULL, lease_expires_at = NULL, updated_at = clock_timestamp()
  WHERE id = %(id)s AND attempt = %(attempt)s AND worker_id = %(worker)s AND status = 'running'
 RETURNING id
 """
@@ -79,7 +81,7 @@ ON CONFLICT (execution_id) DO UPDATE SET attempt = EXCLUDED.attempt, content = E
                                          created_at = clock_timestamp()
 """
 
-# A run whose lease ran out lost its worker: back to the queue, unless it was
+# A run whose lease ran out lost its worker: back to the queue in its place, unless it was
 # being cancelled (then cancelled) or has been lost too often (then failed).
 REQUEUE_LOST = """
 UPDATE workflow_executions
@@ -92,7 +94,7 @@ UPDATE workflow_executions
                                 worker_id, attempt)) END,
        finished_at = CASE WHEN cancel_requested_at IS NOT NULL OR attempt >= max_attempts + %(extra)s
                           THEN clock_timestamp() END,
-       worker_id = NULL, lease_expires_at = NULL, run_after = clock_timestamp(), updated_at = clock_timestamp()
+       worker_id = NULL, lease_expires_at = NULL, updated_at = clock_timestamp()
  WHERE status = 'running' AND lease_expires_at < clock_timestamp()
 RETURNING id, status
 """
