@@ -74,6 +74,7 @@ from harness import (
     modes,
     orchestrator,
     postmaster,
+    shared_postgres,
     start_server,
     timestamp,
     wait_for,
@@ -393,19 +394,6 @@ def start_worker(procs: Processes, name: str) -> Started:
     )
     wait_for(lambda: " started" in worker.log.read_text(errors="replace"), f"{name} did not start", worker)
     return worker
-
-
-def shared_postgres(procs: Processes, expected_pid: int, workers: list[Started]) -> str:
-    """Check that the workers attached to the server's embedded PostgreSQL instead of starting their own."""
-    pgdata = procs.root / "data" / "pgdata"
-    found = postmaster(pgdata)
-    if found is None or found[0] != expected_pid:
-        raise SystemExit(f"the embedded PostgreSQL changed: {found} (was pid {expected_pid})")
-    handles = json.loads((pgdata / ".handle_pids.json").read_text())
-    missing = [w.name for w in workers if w.process.pid not in handles]
-    if missing:
-        raise SystemExit(f"{missing} do not hold the embedded PostgreSQL (handles: {handles})")
-    return f"PostgreSQL pid {expected_pid} shared (handle pids {sorted(handles)})"
 
 
 def code_state() -> dict[str, Any]:

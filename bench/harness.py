@@ -238,6 +238,25 @@ def start_server(procs: Processes, port: int, token: str, *options: str) -> Star
     return server
 
 
+def held_by(pgdata: Path) -> set[int]:
+    """The pids in the embedded PostgreSQL's handle file: plain pids, or ``{"pid": ..., "start": ...}``."""
+    entries = json.loads((pgdata / ".handle_pids.json").read_text())
+    return {int(entry["pid"]) if isinstance(entry, dict) else int(entry) for entry in entries}
+
+
+def shared_postgres(procs: Processes, expected_pid: int, workers: list[Started]) -> str:
+    """Check that the workers attached to the server's embedded PostgreSQL instead of starting their own."""
+    pgdata = procs.root / "data" / "pgdata"
+    found = postmaster(pgdata)
+    if found is None or found[0] != expected_pid:
+        raise SystemExit(f"the embedded PostgreSQL changed: {found} (was pid {expected_pid})")
+    handles = held_by(pgdata)
+    missing = [w.name for w in workers if w.process.pid not in handles]
+    if missing:
+        raise SystemExit(f"{missing} do not hold the embedded PostgreSQL (handles: {sorted(handles)})")
+    return f"PostgreSQL pid {expected_pid} shared (handle pids {sorted(handles)})"
+
+
 def wait_for(condition: Any, what: str, entry: Started, timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
