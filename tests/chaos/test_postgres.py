@@ -1,0 +1,119 @@
+"""The embedded PostgreSQL under blows: its postmaster killed, the processes holding it killed.
+
+Each test has a server of its own (a fresh data directory), never the session's.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from orchestrator_ext.db.embedded import EmbeddedPostgres
+from orchestrator_ext.db.handles import HANDLES_FILE, LiveHandles, handle_pids
+from tests.personal_server import postgres_running_on, wait_postgres_stopped
+
+#: a second process holding the same server (a worker of the split mode does just this)
+HOLDER = (
+    "import sys\nfrom pathlib import Path\nfrom orchestrator_ext.db.embedded import EmbeddedPostgres\n"
+    "server = EmbeddedPostgres(Path(sys.argv[1]))\nserver.start()\nprint('holding', flush=True)\nsys.stdin.read()\n"
+    "server.stop()\n"
+)
+
+
+@pytest.fixture
+def pgdata(tmp_path: Path) -> Iterator[Path]:
+    path = tmp_path / "pgdata"
+    yield path
+    for process in postgres_running_on(path):  # whatever a failed test left behind
+        process.kill()
+
+
+def postmaster_pid(pgdata: Path) -> int:
+    return int((pgdata / "postmaster.pid").read_text().split()[0])
+
+
+def answers(server: EmbeddedPostgres) -> bool:
+    try:
+        psycopg.connect(server.admin_url("postgres"), connect_timeout=2).close()
+    except psycopg.OperationalError:
+        return False
+    return True
+
+
+def hold(pgdata: Path) -> subprocess.Popen[str]:
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(pgdata)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert holder.stdout is not None
+    assert holder.stdout.readline().strip() == "holding"
+    return holder
+
+
+def test_a_killed_postmaster_is_restarted_within_seconds(pgdata: Path) -> None:
+    server = EmbeddedPostgres(pgdata)
+    server.start()
+    holder = hold(pgdata)  # two processes watch it: one restarts it, the other finds it running
+    try:
+        for _ in range(2):
+            dead = postmaster_pid(pgdata)
+            os.kill(dead, signal.SIGKILL)
+            killed = time.monotonic()
+            while not answers(server):
+                assert time.monotonic() - killed < 15, "not restarted within 15 s"
+                time.sleep(0.05)
+            assert postmaster_pid(pgdata) != dead
+            while server.state != "ok":  # it answers a moment before this process's watcher has looked
+                assert time.monotonic() - killed < 15, server.state
+                time.sleep(0.05)
+    finally:
+        holder.communicate("", timeout=60)
+        server.stop()
+    assert wait_postgres_stopped(pgdata, 30) == [], "the last holder to let go stops it"
+
+
+def test_a_holder_killed_with_sigkill_does_not_keep_the_server_running(pgdata: Path) -> None:
+    server = EmbeddedPostgres(pgdata)
+    server.start()
+    holder = hold(pgdata)
+    assert sorted(handle_pids(pgdata)) == sorted([os.getpid(), holder.pid])
+    holder.kill()  # it never lets go: its pid stays in the file until someone reads it
+    holder.wait()
+    assert holder.pid in [pid for pid, _ in LiveHandles(pgdata / HANDLES_FILE).entries()]
+    assert handle_pids(pgdata) == [os.getpid()]
+    server.stop()
+    assert wait_postgres_stopped(pgdata, 30) == [], "the dead holder's pid kept the server running"
+    assert json.loads((pgdata / HANDLES_FILE).read_text()) == []
+
+
+def test_a_reused_pid_does_not_hold_the_server(tmp_path: Path) -> None:
+    """A pid in the file whose process started later than the one written there is another process."""
+    unrelated = subprocess.Popen(["sleep", "30"])
+    try:
+        path = tmp_path / HANDLES_FILE
+        path.write_text(
+            json.dumps(
+                [
+                    {"pid": os.getpid(), "start": None},  # unknown start: counts while alive
+                    {"pid": unrelated.pid, "start": 1},  # the pid now names a process started later
+                    {"pid": 2**22 + 7, "start": 5},  # no such process
+                ]
+            )
+        )
+        handles = LiveHandles(path)
+        assert handles.get() == [os.getpid()]
+        assert [pid for pid, _ in handles.entries()] == [os.getpid()], "dead entries are pruned on read"
+        handles.get_and_add(unrelated.pid)
+        assert handles.get() == [os.getpid(), unrelated.pid]  # written now, with its own start time
+    finally:
+        unrelated.kill()
+        unrelated.wait()
+    assert LiveHandles(tmp_path / HANDLES_FILE).get() == [os.getpid()]
