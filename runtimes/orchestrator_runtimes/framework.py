@@ -22,6 +22,7 @@ fills in its steps:
 
 from __future__ import annotations
 
+import abc
 import importlib
 import importlib.util
 import inspect
@@ -189,7 +190,7 @@ def run_in_thread(
 # ---- the base -----------------------------------------------------------------------------------
 
 
-class FrameworkRuntime:
+class FrameworkRuntime(abc.ABC):
     """A framework's runtime: subclasses declare their models and implement :meth:`execute`."""
 
     name: ClassVar[str]
@@ -242,6 +243,7 @@ class FrameworkRuntime:
 
     def warm_up(self) -> None:
         """Run something tiny so a first real run finds the framework's lazy caches filled (optional)."""
+        return None  # nothing to warm by default: a hook, not an abstract step
 
     # ---- the spec
 
@@ -323,8 +325,8 @@ class FrameworkRuntime:
         os.environ.update(self.quiet_environment)
         yield from self.execute(spec, self.options(spec), inputs, context)
 
+    @abc.abstractmethod
     def execute(
         self, spec: WorkflowSpec, options: Any, inputs: Mapping[str, Any], context: RunContext
     ) -> Iterator[RunEvent | RunResult | RunWaiting]:
         """Run a valid spec on the framework."""
-        raise NotImplementedError

@@ -48,10 +48,9 @@ import queue
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import BaseModel
-
+from ..agents import AGENTS_CAPABILITIES, AgentsRuntime
 from ..errors import ErrorKind, RunError
-from ..framework import FrameworkRuntime, Problems
+from ..framework import Problems
 from .spec import NODE_MODELS, AgnoOptions, find_entry, team_problems
 
 if TYPE_CHECKING:
@@ -61,7 +60,7 @@ if TYPE_CHECKING:
 __all__ = ["AgnoRuntime", "find_entry"]
 
 
-class AgnoRuntime(FrameworkRuntime):
+class AgnoRuntime(AgentsRuntime):
     """Runs agno workflows: an agent or a team from the spec's nodes, or one built by the spec's callable."""
 
     name = "agno"
@@ -69,19 +68,13 @@ class AgnoRuntime(FrameworkRuntime):
     framework_module = "agno"
     extra = "agno"
     capabilities: ClassVar[Mapping[str, bool]] = {
-        "streaming": True,
-        "multi_agent": True,
-        "tools": True,
-        "checkpoints": False,
-        "human_in_the_loop": False,
+        **AGENTS_CAPABILITIES,
         "multi_modal": True,
-        "gpu": False,
         "memory": True,
         "knowledge": True,
     }
-    options_model: ClassVar[type[BaseModel]] = AgnoOptions
-    node_models: ClassVar[Mapping[str, type[BaseModel]]] = NODE_MODELS
-    ignored_types = frozenset({"input", "output"})
+    options_model = AgnoOptions
+    node_models = NODE_MODELS
     quiet_environment: ClassVar[Mapping[str, str]] = {"AGNO_TELEMETRY": "false"}
     preloaded = (
         "agno.agent",

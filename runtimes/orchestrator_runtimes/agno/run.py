@@ -7,10 +7,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..code import load_callable
+from ..agents import build_code_first
 from ..errors import ErrorKind, RunError
-from ..framework import accepted_arguments, run_in_thread
-from ..models import METER, ModelEndpoint, Usage, model_endpoint
+from ..framework import run_in_thread
+from ..models import METER, ModelEndpoint, Usage
 from . import models
 from .build import content_of, sqlalchemy_url
 from .models import DELEGATION_TOOLS, Failures, Sink, failure
@@ -28,35 +28,15 @@ def code_first(
     from agno.agent import Agent
     from agno.team import Team
 
-    reference = str(spec.options["callable"])
-    build = load_callable(reference, context.files_root)
-    endpoints: list[ModelEndpoint] = []
+    def offered(endpoint: Callable[[], ModelEndpoint]) -> dict[str, Callable[[], Any]]:
+        return {
+            "model": lambda: models.agno_model(endpoint(), spec.options, failures=failures),
+            "endpoint": endpoint,
+            "inputs": lambda: dict(inputs),
+            "db_url": lambda: sqlalchemy_url(context.state_url) if context.state_url else None,
+        }
 
-    def endpoint() -> ModelEndpoint:
-        if not endpoints:
-            endpoints.append(model_endpoint(context, spec.options.get("model") or None))
-        return endpoints[0]
-
-    offered: dict[str, Callable[[], Any]] = {
-        "model": lambda: models.agno_model(endpoint(), spec.options, failures=failures),
-        "endpoint": endpoint,
-        "inputs": lambda: dict(inputs),
-        "db_url": lambda: sqlalchemy_url(context.state_url) if context.state_url else None,
-    }
-    arguments = accepted_arguments(build, offered)
-    try:
-        built = build(**arguments)
-    except RunError:
-        raise
-    except Exception as exc:
-        raise failure(exc, endpoints, f"the callable '{reference}' raised") from exc
-    if not isinstance(built, Agent | Team):
-        raise RunError(
-            ErrorKind.CONFIGURATION,
-            f"the callable '{reference}' returned {type(built).__name__}, not an agno Agent or Team",
-            callable=reference,
-        )
-    return built, endpoints
+    return build_code_first(spec, context, offered, (Agent, Team), "an agno Agent or Team", failure)
 
 
 def hook_code_first(built: Any, sink: Sink) -> None:

@@ -11,10 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, Field
 
-from ..code import check_reference
-from ..tools import tool_problem
+from ..agents import AgentsOptions, Integration, StrictConfig, Text, ToolReference, callable_check
 
 if TYPE_CHECKING:
     from ..spec import Node, WorkflowSpec
@@ -32,28 +31,7 @@ MAX_DOCUMENTS = 1000
 TABLE = r"^[A-Za-z_][A-Za-z0-9_]{0,45}$"
 
 
-def _nonempty(value: str) -> str:
-    if not value.strip():
-        raise ValueError("must be a non-empty text")
-    return value
-
-
-def _tool(value: str) -> str:
-    problem = tool_problem(value)
-    if problem:
-        raise ValueError(problem)
-    return value
-
-
-def _callable(value: str) -> str:
-    problem = check_reference(value)
-    if problem:
-        raise ValueError(f"{problem} (a function returning an agno Agent or Team)")
-    return value
-
-
-Text = Annotated[str, AfterValidator(_nonempty)]
-Integration = Annotated[str, AfterValidator(_nonempty), Field(description="A model integration's name.")]
+AgnoCallable = Annotated[str, AfterValidator(callable_check("a function returning an agno Agent or Team"))]
 Memory = bool | Literal["history"]
 MEMORY_HELP = (
     "true: the conversation and the user's memories are kept in the runs' database (a later run remembers); "
@@ -61,25 +39,21 @@ MEMORY_HELP = (
 )
 
 
-class _Config(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class AgentConfig(_Config):
+class AgentConfig(StrictConfig):
     """An Agno agent."""
 
     name: Text = Field(description="The agent's name.")
     role: str | None = Field(default=None, description="Its role in a team.")
     instructions: str | list[str] | None = Field(default=None, description="A text or a list of texts.")
     model: Integration | None = Field(default=None, description="A model integration (default: options.model).")
-    tools: list[Annotated[str, AfterValidator(_tool)]] = Field(
+    tools: list[ToolReference] = Field(
         default_factory=list, description="Built-in tools (calculator, word_count) or 'module:function'."
     )
     memory: Memory = Field(default=False, description=MEMORY_HELP)
     knowledge: str | None = Field(default=None, description="The id of a knowledge node looked up for each message.")
 
 
-class TeamConfig(_Config):
+class TeamConfig(StrictConfig):
     """A team of agents (or teams) led by a model."""
 
     name: Text = Field(description="The team's name.")
@@ -95,12 +69,12 @@ class TeamConfig(_Config):
     force_delegation: bool = Field(default=True, description="The leader's first answer is a delegation.")
 
 
-class Document(_Config):
+class Document(StrictConfig):
     name: Text | None = None
     content: Text
 
 
-class KnowledgeConfig(_Config):
+class KnowledgeConfig(StrictConfig):
     """Documents in a pgvector table, looked up for each message of the agents that use it."""
 
     documents: list[Text | Document] = Field(
@@ -114,15 +88,13 @@ class KnowledgeConfig(_Config):
     limit: int = Field(default=DEFAULT_LIMIT, ge=1, le=100, description="Documents found per lookup.")
 
 
-class AgnoOptions(_Config):
+class AgnoOptions(AgentsOptions):
     """Options of an agno workflow."""
 
-    model: Integration | None = Field(default=None, description="The model integration agents use.")
     entry: str | None = Field(default=None, description="The agent or team the run starts at.")
     max_tokens: int = Field(default=DEFAULT_MAX_TOKENS, ge=1, le=1_000_000, description="Every model call's bound.")
-    temperature: float | None = Field(default=None, ge=0, le=2, description="Every model call's temperature.")
     history_runs: int = Field(default=DEFAULT_HISTORY_RUNS, ge=1, le=100, description="Earlier runs remembered.")
-    callable: Annotated[str, AfterValidator(_callable)] | None = Field(
+    callable: AgnoCallable | None = Field(
         default=None, description="Code first: 'module:function' returning an agno Agent or Team (no nodes then)."
     )
 

@@ -35,9 +35,8 @@ import os
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import BaseModel
-
-from ..framework import FrameworkRuntime, Problems
+from ..agents import AgentsRuntime
+from ..framework import Problems
 from .spec import NODE_MODELS, CrewAIOptions, crew_problems
 
 if TYPE_CHECKING:
@@ -47,25 +46,15 @@ if TYPE_CHECKING:
 __all__ = ["CrewAIRuntime"]
 
 
-class CrewAIRuntime(FrameworkRuntime):
+class CrewAIRuntime(AgentsRuntime):
     """Runs crewai workflows: a crew from the spec's nodes, or one built by the spec's callable."""
 
     name = "crewai"
     title = "CrewAI"
     framework_module = "crewai"
     extra = "crewai"
-    capabilities: ClassVar[Mapping[str, bool]] = {
-        "streaming": True,
-        "multi_agent": True,
-        "tools": True,
-        "checkpoints": False,
-        "human_in_the_loop": False,
-        "multi_modal": False,
-        "gpu": False,
-    }
-    options_model: ClassVar[type[BaseModel]] = CrewAIOptions
-    node_models: ClassVar[Mapping[str, type[BaseModel]]] = NODE_MODELS
-    ignored_types = frozenset({"input", "output"})
+    options_model = CrewAIOptions
+    node_models = NODE_MODELS
     #: no telemetry, no tracing, no prompt waiting for a person (CrewAI reads these when imported)
     quiet_environment: ClassVar[Mapping[str, str]] = {
         "CREWAI_DISABLE_TELEMETRY": "true",

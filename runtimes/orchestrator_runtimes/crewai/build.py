@@ -10,9 +10,8 @@ import re
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..code import load_callable
+from ..agents import build_code_first
 from ..errors import ErrorKind, RunError
-from ..framework import accepted_arguments
 from ..models import ModelEndpoint, model_endpoint
 from ..tools import load_tool
 from . import models
@@ -169,31 +168,12 @@ def code_first_crew(
     """The crew a code-first spec's callable builds, and the endpoint handed to it (if it asked for one)."""
     from crewai import Crew
 
-    reference = str(spec.options["callable"])
-    build = load_callable(reference, context.files_root)
-    endpoints: list[ModelEndpoint] = []
+    def offered(endpoint: Callable[[], ModelEndpoint]) -> dict[str, Callable[[], Any]]:
+        return {
+            "llm": lambda: models.crewai_llm(endpoint(), spec.options),
+            "endpoint": endpoint,
+            "inputs": lambda: dict(inputs),
+        }
 
-    def endpoint() -> ModelEndpoint:
-        if not endpoints:
-            endpoints.append(model_endpoint(context, spec.options.get("model") or None))
-        return endpoints[0]
-
-    offered = {
-        "llm": lambda: models.crewai_llm(endpoint(), spec.options),
-        "endpoint": endpoint,
-        "inputs": lambda: dict(inputs),
-    }
-    arguments = accepted_arguments(build, offered)
-    try:
-        crew = build(**arguments)
-    except RunError:
-        raise
-    except Exception as exc:
-        raise fail(exc, endpoints, f"the callable '{reference}' raised") from exc
-    if not isinstance(crew, Crew):
-        raise RunError(
-            ErrorKind.CONFIGURATION,
-            f"the callable '{reference}' returned {type(crew).__name__}, not a crewai.Crew",
-            callable=reference,
-        )
+    crew, endpoints = build_code_first(spec, context, offered, (Crew,), "a crewai.Crew", fail)
     return crew, endpoints[0] if endpoints else None

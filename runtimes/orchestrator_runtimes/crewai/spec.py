@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, Field
 
-from ..code import check_reference
-from ..tools import tool_problem
+from ..agents import AgentsOptions, StrictConfig, Text, ToolReference, callable_check
 
 if TYPE_CHECKING:
     from ..spec import WorkflowSpec
@@ -24,35 +23,10 @@ DEFAULT_MAX_ITER = 2
 MAX_ITER_LIMIT = 50
 
 
-def _nonempty(value: str) -> str:
-    if not value.strip():
-        raise ValueError("must be a non-empty text")
-    return value
+CrewCallable = Annotated[str, AfterValidator(callable_check("a function that builds and returns a crewai.Crew"))]
 
 
-def _tool(value: str) -> str:
-    problem = tool_problem(value)
-    if problem:
-        raise ValueError(problem)
-    return value
-
-
-def _callable(value: str) -> str:
-    problem = check_reference(value)
-    if problem:
-        raise ValueError(f"{problem} (a function that builds and returns a crewai.Crew)")
-    return value
-
-
-Text = Annotated[str, AfterValidator(_nonempty)]
-ToolReference = Annotated[str, AfterValidator(_tool)]
-
-
-class _Config(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class AgentConfig(_Config):
+class AgentConfig(StrictConfig):
     """A crew member: a role, a goal and a backstory, on a model, with tools."""
 
     role: Text = Field(description="The agent's role ({placeholders} are filled from the run's inputs).")
@@ -66,7 +40,7 @@ class AgentConfig(_Config):
     max_iter: int = Field(default=DEFAULT_MAX_ITER, ge=1, le=MAX_ITER_LIMIT, description="Reasoning iterations.")
 
 
-class TaskConfig(_Config):
+class TaskConfig(StrictConfig):
     """A piece of work, run in node order."""
 
     description: Text = Field(description="What to do ({placeholders} are filled from the run's inputs).")
@@ -77,21 +51,19 @@ class TaskConfig(_Config):
     context: list[str] = Field(default_factory=list, description="Earlier task nodes whose outputs it receives.")
 
 
-class CrewAIOptions(_Config):
+class CrewAIOptions(AgentsOptions):
     """Options of a crewai workflow."""
 
     process: Literal["sequential", "hierarchical"] = Field(
         default="sequential", description="Tasks in order, or a manager delegating them."
     )
-    model: Text | None = Field(default=None, description="The model integration agents use.")
     manager_model: Text | None = Field(default=None, description="The hierarchical manager's model integration.")
     manager_max_iter: int = Field(default=DEFAULT_MAX_ITER, ge=1, le=MAX_ITER_LIMIT, description="The manager's.")
     max_tokens: int | None = Field(default=None, ge=1, le=1_000_000, description="Every model call's bound.")
-    temperature: float | None = Field(default=None, ge=0, le=2, description="Every model call's temperature.")
     tool_failure: Literal["raise", "warn"] = Field(
         default="raise", description="raise: a failing tool fails the run; warn: the agent reads the error."
     )
-    callable: Annotated[str, AfterValidator(_callable)] | None = Field(
+    callable: CrewCallable | None = Field(
         default=None, description="Code first: 'module:function' returning a crewai.Crew (no nodes then)."
     )
 
