@@ -39,6 +39,11 @@ class WarmPool(Generic[T]):
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
 
+    @property
+    def ready(self) -> int:
+        """How many started processes wait to be taken (a worker claims notebook runs once one does)."""
+        return self._ready.qsize()
+
     def fill(self) -> None:
         """Start processes in the background until ``size`` are ready or starting."""
         while not self._closed and self._ready.qsize() + self._starting < self.size:
