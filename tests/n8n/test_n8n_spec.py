@@ -7,7 +7,15 @@ from typing import Any
 
 import pytest
 from orchestrator_runtimes.n8n import N8nRuntime
-from orchestrator_runtimes.n8n.run import failure, instance_for, steps_of
+from orchestrator_runtimes.n8n.run import (
+    EXECUTION_HEADER,
+    MARKER_HEADER,
+    desired,
+    failure,
+    instance_for,
+    marker_of,
+    steps_of,
+)
 from orchestrator_runtimes.n8n.spec import N8nWorkflowConfig
 from orchestrator_runtimes.runtime import ErrorKind, RunContext, RunError, Runtime, load_runtime
 from orchestrator_runtimes.spec import validate_spec
@@ -133,3 +141,38 @@ def test_steps_and_errors_come_from_n8ns_execution() -> None:
     assert error.kind is ErrorKind.MODEL
     assert error.details["node"] == "Ask"
     assert error.message == "n8n node 'Ask' failed: Connection refused"
+
+
+def test_our_copy_answers_with_its_execution_id_and_saves_no_progress() -> None:
+    """The hot path reads n8n's execution by the id its answer carries (no listing); n8n writes no progress."""
+    workflow = exported("greet")
+    placed = desired(workflow, "w1")
+    respond = next(n for n in placed["nodes"] if n["name"] == "Respond to Webhook")
+    assert {"name": EXECUTION_HEADER, "value": "={{ $execution.id }}"} in (
+        respond["parameters"]["options"]["responseHeaders"]["entries"]
+    )
+    assert "saveExecutionProgress" not in placed["settings"]
+    hook = next(n for n in placed["nodes"] if n["name"] == "Webhook")
+    assert "responseHeaders" not in hook["parameters"]["options"]  # the Respond node answers
+    assert hook["parameters"]["path"].startswith("orchestrator/w1/")
+    hook_answers = exported("greet")
+    hook_answers["nodes"][0]["parameters"]["responseMode"] = "lastNode"
+    answering = next(n for n in desired(hook_answers, "w1")["nodes"] if n["name"] == "Webhook")
+    assert answering["parameters"]["options"]["responseHeaders"]["entries"][-1]["name"] == EXECUTION_HEADER
+    assert desired(workflow, "w1") == placed  # the same digest: an unchanged workflow is called at once
+
+
+def test_a_running_executions_marker_is_found_without_saved_progress() -> None:
+    """Saved without per-node progress, a running execution keeps only the trigger's output on its stack."""
+    item = {"json": {"headers": {MARKER_HEADER: "run-1:1"}, "body": {}}}
+    running = {
+        "status": "running",
+        "data": {
+            "resultData": {"runData": {}},
+            "executionData": {"nodeExecutionStack": [{"node": {"name": "Webhook"}, "data": {"main": [[item]]}}]},
+        },
+    }
+    assert marker_of(running, "Webhook") == "run-1:1"
+    assert marker_of(running, "Other") is None
+    done = {"data": {"resultData": {"runData": {"Webhook": [{"data": {"main": [[item]]}}]}}}}
+    assert marker_of(done, "Webhook") == "run-1:1"

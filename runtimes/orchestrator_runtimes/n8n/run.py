@@ -3,13 +3,17 @@
 - **sync**: an exported workflow is kept on the instance under its name plus
   ``[orchestrator <our workflow id>]``; it is created, or updated when its nodes,
   connections or settings changed, and activated (n8n registers the webhook
-  shortly after: the call retries while the webhook answers 404);
+  shortly after: the call retries while the webhook answers 404). The hot path
+  does none of this: the webhook's path carries the workflow's digest, so an
+  unchanged workflow is called at once and only a 404 syncs it;
 - **call**: the webhook gets the inputs (a JSON body, or the query of a GET)
-  and a header naming our execution, which is how the execution is found in
-  n8n afterwards (n8n's webhook answer does not say which execution it was);
-- **map**: each node's run becomes a step (its output items, n8n's own timing),
-  the answer the output; a failed execution names the node at fault and n8n's
-  message, where the webhook only said "Error in workflow".
+  and a header naming our execution; our copy's answering node (Respond to
+  Webhook, or the Webhook itself) sends n8n's execution id back in a header
+  (:data:`EXECUTION_HEADER`), so the execution is read by its id, once it
+  ended, with no listing or searching;
+- **map** (:mod:`.mapping`): each node's run becomes a step (its output items,
+  n8n's own timing), the answer the output; a failed execution names the node
+  at fault and n8n's message, where the webhook only said "Error in workflow".
 """
 
 from __future__ import annotations
@@ -24,14 +28,23 @@ from typing import Any
 
 from ..errors import ErrorKind, RunError
 from ..tracking import StepTracker
-from .api import N8nApi, N8nApiError, error_text, http
-from .spec import WEBHOOK_TYPE, N8nWorkflowConfig, webhook_nodes
+from .api import N8nApi, N8nApiError, Reply, error_text, http
+from .mapping import MARKER_HEADER, failure, marker_of, steps_of
+from .spec import RESPOND_TYPE, WEBHOOK_TYPE, N8nWorkflowConfig, webhook_nodes
 
-MARKER_HEADER = "x-orchestrator-execution"
+__all__ = ["MARKER_HEADER", "execute", "failure", "instance_for", "marker_of", "steps_of"]
+
+#: the header our copy of a workflow answers with: n8n's id of the execution the call started
+EXECUTION_HEADER = "x-orchestrator-n8n-execution"
+#: how our copies are placed on the instance (part of the digest: a new placement updates every copy)
+PLACEMENT = 2
 #: how long a webhook may answer 404 after activation (n8n registers it asynchronously)
 REGISTER_SECONDS = 15.0
-#: how long an execution is looked for after the webhook answered (n8n saves it when it ends)
+#: how long an execution is looked for by its marker, where the answer did not carry its id
 FIND_SECONDS = 10.0
+#: the first look at an execution after the answer, then each next one up to the last (n8n saves it ~20-40 ms
+#: after answering)
+READ_BACKOFF = (0.01, 0.1)
 #: how long a run waits for an instance that refuses connections (one being started takes 9-25 s)
 START_SECONDS = 120.0
 
@@ -74,15 +87,29 @@ def instance_path(our_id: str, digest: str, path: str) -> str:
     return f"orchestrator/{our_id}/{digest}/{path.strip('/')}"
 
 
+def _with_execution_header(parameters: dict[str, Any]) -> dict[str, Any]:
+    """A node's parameters whose answer also carries n8n's execution id (:data:`EXECUTION_HEADER`)."""
+    options = dict(parameters.get("options") or {})
+    headers = dict(options.get("responseHeaders") or {})
+    entries = [e for e in headers.get("entries") or [] if str((e or {}).get("name", "")).lower() != EXECUTION_HEADER]
+    headers["entries"] = [*entries, {"name": EXECUTION_HEADER, "value": "={{ $execution.id }}"}]
+    return {**parameters, "options": {**options, "responseHeaders": headers}}
+
+
 def _placed(node: Mapping[str, Any], our_id: str, digest: str) -> dict[str, Any]:
-    """A node as it goes on the instance: a webhook's path under our id; webhook ids unique to our workflow."""
+    """A node as it goes on the instance: a webhook's path under our id; webhook ids unique to our workflow;
+    the answering node (Respond to Webhook, or a Webhook that answers itself) names the execution."""
     placed = dict(node)
     if placed.get("webhookId"):
         placed["webhookId"] = str(uuid.uuid5(uuid.NAMESPACE_URL, f"orchestrator:{our_id}:{placed.get('name')}"))
+    parameters = dict(placed.get("parameters") or {})
     if placed.get("type") == WEBHOOK_TYPE:
-        parameters = dict(placed.get("parameters") or {})
         parameters["path"] = instance_path(our_id, digest, str(parameters.get("path") or ""))
+        if parameters.get("responseMode") != "responseNode":
+            parameters = _with_execution_header(parameters)
         placed["parameters"] = parameters
+    elif placed.get("type") == RESPOND_TYPE:
+        placed["parameters"] = _with_execution_header(parameters)
     return placed
 
 
@@ -94,10 +121,11 @@ def desired(workflow: Mapping[str, Any], our_id: str) -> dict[str, Any]:
         "name": f"{workflow.get('name') or 'workflow'} [orchestrator {our_id}]",
         "nodes": nodes,
         "connections": workflow.get("connections") or {},
-        # progress saved node by node: a cancelled run's execution is found (by its webhook's headers) while running
-        "settings": {"executionOrder": "v1", **settings, "saveExecutionProgress": True},
+        # no progress saved node by node (it costs n8n a write per node): a running execution keeps the trigger's
+        # output, our marker among its headers, which is how a cancelled run's execution is found
+        "settings": {"executionOrder": "v1", **settings},
     }
-    digest = hashlib.sha256(canon(body).encode()).hexdigest()[:12]
+    digest = hashlib.sha256(canon([PLACEMENT, body]).encode()).hexdigest()[:12]
     body["nodes"] = [_placed(node, our_id, digest) for node in nodes]
     return body
 
@@ -153,8 +181,8 @@ def prepared(api: N8nApi, config: N8nWorkflowConfig, our_id: str) -> tuple[dict[
 
 def call_webhook(
     api: N8nApi, workflow: Mapping[str, Any], inputs: Mapping[str, Any], marker: str, timeout: float, fresh: bool
-) -> tuple[int, Any]:
-    """Call the workflow's webhook with the inputs: its status and answer."""
+) -> Reply:
+    """Call the workflow's webhook with the inputs: its status, answer and headers."""
     hooks = webhook_nodes(dict(workflow))
     if len(hooks) != 1:
         raise RunError(ErrorKind.CONFIGURATION, "the n8n workflow needs exactly one Webhook node to be run from here")
@@ -170,22 +198,13 @@ def call_webhook(
     while True:
         reply = http(method, url, body, {MARKER_HEADER: marker}, timeout)  # N8nApiError(0): unreachable
         if not not_registered(reply.status, reply.body) or time.monotonic() >= deadline:
-            return reply.status, reply.body
+            return reply
         time.sleep(0.1)
 
 
 def not_registered(status: int, answer: Any) -> bool:
     """n8n's own 404 for a webhook no active workflow has (not a Respond node's 404)."""
     return status == 404 and "not registered" in error_text(answer)
-
-
-def _marker_of(execution: Mapping[str, Any], hook_name: str) -> str | None:
-    try:
-        run = execution["data"]["resultData"]["runData"][hook_name][0]
-        headers = run["data"]["main"][0][0]["json"]["headers"]
-        return str(headers.get(MARKER_HEADER))
-    except (KeyError, IndexError, TypeError):
-        return None
 
 
 def find_execution(
@@ -198,11 +217,10 @@ def find_execution(
         for listed in api.executions(workflow_id, limit=5):  # newest first, without data: cheap
             if str(listed["id"]) in checked:
                 continue
-            ended = listed.get("finished") or listed.get("status") not in ("running", "new")
-            if finished and not ended:
+            if finished and not ended(listed):
                 continue
             execution = api.execution(str(listed["id"]))
-            if _marker_of(execution, hook_name) == marker:
+            if marker_of(execution, hook_name) == marker:
                 return execution
             checked.add(str(listed["id"]))
         if time.monotonic() >= deadline:
@@ -210,73 +228,40 @@ def find_execution(
         time.sleep(0.02)
 
 
-def _items(run: Mapping[str, Any]) -> list[Any]:
-    """A node run's output items' JSON (every output, every branch, concatenated)."""
-    found: list[Any] = []
-    for outputs in (run.get("data") or {}).values():
-        for branch in outputs or []:
-            found.extend(item.get("json") for item in branch or [] if isinstance(item, dict))
-    return found
+def ended(execution: Mapping[str, Any]) -> bool:
+    return bool(execution.get("finished")) or execution.get("status") not in ("running", "new")
 
 
-def _tokens(items: list[Any]) -> dict[str, int]:
-    usage = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0, "model_calls": 0}
-    for item in items:
-        found = item.get("tokenUsage") if isinstance(item, dict) else None
-        if isinstance(found, dict):
-            usage["prompt_tokens"] += int(found.get("promptTokens") or 0)
-            usage["completion_tokens"] += int(found.get("completionTokens") or 0)
-            usage["total_tokens"] += int(found.get("totalTokens") or 0)
-            usage["model_calls"] += 1
-    return usage
+def read_ended(api: N8nApi, execution_id: str, within: float) -> dict[str, Any] | None:
+    """The execution ``execution_id`` once it ended (n8n saves it just after answering), with its data."""
+    deadline = time.monotonic() + within
+    pause, longest = READ_BACKOFF
+    while True:
+        time.sleep(pause)  # n8n answered from its Respond node: it is still finishing
+        try:
+            execution = api.execution(execution_id)
+        except N8nApiError as exc:
+            if exc.status != 404:
+                raise
+            execution = {"status": "new"}
+        if ended(execution):
+            return execution
+        if time.monotonic() >= deadline:
+            return None
+        pause = min(pause * 1.5, longest)
 
 
-def steps_of(execution: Mapping[str, Any], types: Mapping[str, str]) -> list[dict[str, Any]]:
-    """Each node run of an n8n execution as a step record, in the order they started."""
-    run_data = (((execution.get("data") or {}).get("resultData") or {}).get("runData")) or {}
-    runs = [(name, run) for name, node_runs in run_data.items() for run in node_runs or []]
-    runs.sort(key=lambda pair: pair[1].get("startTime") or 0)
-    steps = []
-    for name, run in runs:
-        items = _items(run)
-        record = {
-            "node": name,
-            "type": types.get(name, ""),
-            "agent": None,
-            "output": items,
-            "latency_ms": float(run.get("executionTime") or 0),
-            "status": "failed" if run.get("error") else "succeeded",
-            **_tokens(items),
-        }
-        if run.get("error"):
-            record["error"] = error_text(run["error"])
-        steps.append(record)
-    return steps
-
-
-def kind_of(node_type: str) -> ErrorKind:
-    """The error kind of a failing n8n node: models, tools (HTTP and the like), else the workflow's code."""
-    lowered = node_type.lower()
-    if any(part in lowered for part in ("langchain", "openai", "lmchat")):
-        return ErrorKind.MODEL
-    if any(part in lowered for part in ("httprequest", "ssh", "executecommand")):
-        return ErrorKind.TOOL
-    return ErrorKind.CODE
-
-
-def failure(execution: Mapping[str, Any] | None, types: Mapping[str, str], status: int, answer: Any) -> RunError:
-    """The run's error from n8n's failed execution: the node at fault by name, and n8n's message."""
-    result = ((execution or {}).get("data") or {}).get("resultData") or {}
-    error = result.get("error") or {}
-    node = (error.get("node") or {}).get("name") or result.get("lastNodeExecuted")
-    message = error_text(error) if error else error_text(answer)
-    details: dict[str, Any] = {"n8n_execution_id": (execution or {}).get("id"), "http_status": status}
-    if node:
-        details["node"] = node
-        description = error.get("description")
-        text = f"n8n node '{node}' failed: {message}" + (f" ({description})" if description else "")
-        return RunError(kind_of(types.get(str(node), "")), text, **details)
-    return RunError(ErrorKind.CODE, f"the n8n workflow failed (HTTP {status}): {message}", **details)
+def the_execution(
+    api: N8nApi, reply: Reply, workflow_id: str | None, hook_name: str, marker: str, timeout: float
+) -> dict[str, Any] | None:
+    """n8n's execution our call started, once ended: by the id our copy answered with, else by the marker."""
+    execution_id = next((v for k, v in reply.headers.items() if k.lower() == EXECUTION_HEADER), None)
+    try:
+        if execution_id:
+            return read_ended(api, str(execution_id), timeout)
+        return find_execution(api, workflow_id, hook_name, marker, finished=True)
+    except N8nApiError as exc:
+        raise RunError(ErrorKind.CONFIGURATION, f"n8n's execution could not be read: {exc.message}") from exc
 
 
 def execute(
@@ -300,28 +285,28 @@ def execute(
     hook_name = webhook_nodes(workflow)[0]["name"] if webhook_nodes(workflow) else ""
     if on_started is not None:
         on_started(workflow_id, hook_name)
-    status, answer = _call(api, workflow, inputs, marker, timeout, fresh)
-    if not_registered(status, answer) and config.workflow is not None:
+    reply = _call(api, workflow, inputs, marker, timeout, fresh)
+    if not_registered(reply.status, reply.body) and config.workflow is not None:
         synced, fresh = prepared(api, config, ours)
         workflow_id = str(synced["id"])
-        status, answer = _call(api, workflow, inputs, marker, timeout, fresh)
+        reply = _call(api, workflow, inputs, marker, timeout, fresh)
     types = {str(n.get("name")): str(n.get("type")) for n in workflow.get("nodes") or []}
     # n8n answers from its Respond node and finishes (and saves) the execution after: wait for the end, so
     # every node is a step and a node failing after the answer fails the run
-    execution = find_execution(api, workflow_id, hook_name, marker, finished=True)
+    execution = the_execution(api, reply, workflow_id, hook_name, marker, timeout)
     for record in steps_of(execution, types) if execution is not None else []:
         tracker.steps.append(record)
         yield tracker_event(record)
-    failed = status >= 400 or (execution is not None and execution.get("status") in ("error", "crashed", "canceled"))
-    if failed:
-        raise failure(execution, types, status, answer)
+    status = (execution or {}).get("status")
+    if reply.status >= 400 or status in ("error", "crashed", "canceled"):
+        raise failure(execution, types, reply.status, reply.body)
     found = execution or {}
-    yield tracker.result(answer, n8n_execution_id=found.get("id"), n8n_workflow_id=found.get("workflowId"))
+    yield tracker.result(reply.body, n8n_execution_id=found.get("id"), n8n_workflow_id=found.get("workflowId"))
 
 
 def _call(
     api: N8nApi, workflow: Mapping[str, Any], inputs: Mapping[str, Any], marker: str, timeout: float, fresh: bool
-) -> tuple[int, Any]:
+) -> Reply:
     """:func:`call_webhook`, waiting for an instance being started (the personal mode's first n8n run)."""
     try:
         try:

@@ -1,13 +1,14 @@
-"""``python -m orchestrator_runtimes.n8n.watch``: stop a run's n8n execution when the run's process is killed.
+"""The watcher that stops a run's n8n execution when the run's process is killed.
 
 Cancel and timeout end a run by killing its process group at once (SIGKILL):
 nothing in the run can say goodbye to n8n, whose execution would go on. So a
-run starts this watcher first, in a session of its own, with what it needs on
-stdin (the instance, the API key, the workflow, the run's marker). The watcher
-waits for the run's process to end, then stops the n8n execution carrying the
-marker, if one is still running, and exits: it outlives the run by the time
-one stop takes, and never more than its ``deadline``.
-"""
+run forks this watcher first (:func:`orchestrator_runtimes.n8n._start_watcher`),
+in a session of its own, with what it needs (the instance, the API key, the
+workflow, the run's marker). The watcher waits for the run's process to end,
+then stops the n8n execution carrying the marker, if one is still running, and
+exits: it outlives the run by the time one stop takes, and never more than its
+``deadline``. ``python -m orchestrator_runtimes.n8n.watch`` takes the same job
+as one JSON line on stdin."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import time
 from typing import Any
 
 from .api import N8nApi, N8nApiError
-from .run import _marker_of
+from .mapping import marker_of
 
 POLL_SECONDS = 0.1
 
@@ -44,7 +45,7 @@ def stop_marked(api: N8nApi, workflow_id: str | None, hook: str, marker: str, wi
         stopped, unknown = [], 0
         for status in ("running", "waiting"):
             for execution in api.executions(workflow_id, status, include_data=True, limit=50):
-                found = _marker_of(execution, hook)
+                found = marker_of(execution, hook)
                 if found == marker:
                     api.stop(str(execution["id"]))
                     stopped.append(str(execution["id"]))
