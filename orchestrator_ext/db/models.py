@@ -307,6 +307,8 @@ class WorkflowExecution(Base):
     request_hash: Mapped[str | None] = mapped_column(String(64))
     #: the X-Request-ID (or generated id) of the request that started it, for the run's logs
     correlation_id: Mapped[str | None] = mapped_column(String(128))
+    #: the W3C traceparent of that request (tracing on): the worker continues its trace
+    traceparent: Mapped[str | None] = mapped_column(String(128))
     attempt: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     created_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = _created()

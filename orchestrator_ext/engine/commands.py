@@ -117,9 +117,11 @@ class WorkerCommand(_EngineCommand):
         return PreparedDatabase(handed["app_url"], handed["app_url"], None, None)
 
     async def serve(self, url: str, stop: asyncio.Event) -> None:
+        from .. import tracing
         from .worker import Worker
 
         app = self.orchestrator
+        tracing.setup()  # OTEL_EXPORTER_OTLP_ENDPOINT set: its runs continue the traces of their requests
         # the worker makes itself non-dumpable as it starts: its runs must not read its memory (URLs, keys)
         worker = Worker(url, app.worker_settings(self.runs_url, Path.cwd()), self.keyring or app.keyring())
         await worker.start()
@@ -127,6 +129,7 @@ class WorkerCommand(_EngineCommand):
             await stop.wait()
         finally:
             await worker.stop(grace=self.grace_seconds)
+            tracing.shutdown()
 
 
 class SchedulerCommand(_EngineCommand):

@@ -2,7 +2,8 @@
 
 The correlation id lives in a context variable set by the base handler for
 each request (from ``X-Request-ID`` or generated); every record logged while
-the request is handled carries it.
+the request is handled carries it. With tracing on, every record logged inside
+a span carries its ``trace_id`` and ``span_id`` too (docs/operations/tracing.md).
 """
 
 from __future__ import annotations
@@ -11,11 +12,15 @@ import json
 import logging
 import re
 import sys
+from collections.abc import Callable
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
 correlation_id: ContextVar[str | None] = ContextVar("correlation_id", default=None)
+
+#: set while tracing is on (orchestrator_ext.tracing): (trace id, span id) of the current span, or None
+trace_ids: Callable[[], tuple[str, str] | None] | None = None
 
 SENSITIVE_KEYS = re.compile(
     r"(pass(word)?|secret|token|api[_-]?key|authorization|cookie|email|display_name|credential)", re.I
@@ -54,6 +59,9 @@ class JsonFormatter(logging.Formatter):
             "message": redact(record.getMessage()),
             "correlation_id": getattr(record, "correlation_id", None) or correlation_id.get(),
         }
+        ids = trace_ids() if trace_ids is not None else None
+        if ids is not None:
+            payload["trace_id"], payload["span_id"] = ids
         for key, value in record.__dict__.items():
             if key not in _RESERVED and key not in payload and not key.startswith("_"):
                 payload[key] = redact(value, key)
@@ -66,7 +74,9 @@ class RedactingTextFormatter(logging.Formatter):
     """The terminal format, with the same scrubbing of secrets and PII as the JSON lines."""
 
     def format(self, record: logging.LogRecord) -> str:
-        return str(redact(super().format(record)))
+        text = str(redact(super().format(record)))
+        ids = trace_ids() if trace_ids is not None else None
+        return f"{text} [trace_id={ids[0]} span_id={ids[1]}]" if ids is not None else text
 
 
 def configure(level: int | str = logging.INFO, stream: TextIO | None = None, fmt: str = "json") -> logging.Logger:

@@ -24,6 +24,7 @@ from sqlalchemy import Select, Table, bindparam, func, or_, select
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.dialects.postgresql import insert
 
+from .. import tracing
 from ..db.models import (
     ExecutionEvent,
     ExecutionNotebook,
@@ -361,6 +362,7 @@ class ExecutionService:
                 idempotency_key=idempotency_key,
                 request_hash=digest,
                 correlation_id=correlation_id.get(),
+                traceparent=tracing.traceparent(),
                 attempt=0,
                 timeout_seconds=body.timeout_seconds or version.spec.get("timeout_seconds"),
                 max_attempts=body.max_attempts or version.spec.get("max_attempts") or 1,

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .runtime import ErrorKind, RunContext, RunError
+from .tracing import model_call
 
 if TYPE_CHECKING:
     import httpx
@@ -114,10 +115,14 @@ def metered_transport() -> httpx.BaseTransport:
 
     class MeteredTransport(httpx.HTTPTransport):  # type: ignore[misc,name-defined]
         def handle_request(self, request: Any) -> Any:
-            response = super().handle_request(request)
-            if _is_model_call(request.url.path) and response.status_code < 400:
-                body = response.read()
-                _count(body)
+            if not _is_model_call(request.url.path):
+                return super().handle_request(request)
+            with model_call(request) as call:  # a span with the tokens, when the run is traced
+                response = super().handle_request(request)
+                if response.status_code < 400:
+                    body = response.read()
+                    _count(body)
+                    call.tokens(body)
             return response
 
     return MeteredTransport()

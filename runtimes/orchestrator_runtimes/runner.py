@@ -39,6 +39,7 @@ from .runtime import (
     invalid_spec,
     load_runtime,
 )
+from .tracing import traced_channel
 
 
 def _protocol_channel() -> IO[str]:
@@ -77,6 +78,7 @@ def run_job(job: dict[str, Any], channel: Writer) -> int:
 
     records: dict[str, Any] = {}
     collect_records(records.__setitem__)
+    channel = traced_channel(job, channel)  # the job's ``trace``: this process's spans (tracing.py)
     try:
         framework = str(job.get("framework", ""))
         runtime = load_runtime(framework)
