@@ -6,6 +6,13 @@ never reused: whatever a run leaves in its memory, files or environment dies
 with it. Each kernel starts in its own directory, with the scrubbed
 environment and the memory limit of :mod:`.isolation`.
 
+With the ``zygote`` notebook engine (the default), python3 notebooks do not
+take a kernel from this pool at all: each run is a child forked from the
+organization's zygote (:mod:`.zygote`), an interpreter with IPython imported
+and its shell built, started with the same command's interpreter, account,
+environment and limits as a kernel; only other kernels' notebooks (and the
+``kernel`` engine) start kernels.
+
 Kernels start from a fixed command the operator chose (``run_kernels``: the
 environment's own ipykernel by default), never from a kernelspec found on a
 Jupyter path, which a run could have written; a notebook's kernel name only
@@ -18,6 +25,7 @@ to another.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import copy
 import logging
@@ -36,10 +44,13 @@ from orchestrator_kernels.kernelspec import run_commands
 from .accounts import RunAccount
 from .isolation import limiter, new_workdir, remove_workdir, run_environment
 from .pool import PerAccount, WarmPool
+from .zygote import Zygote, ZygoteKernel
 
 log = logging.getLogger("orchestrator.engine")
 
 DEFAULT_KERNEL = "python3"
+#: how python3 notebooks run: forked from a warm interpreter, or on a kernel each (the previous engine)
+NOTEBOOK_ENGINES = ("zygote", "kernel")
 START_TIMEOUT = 30.0
 #: the kernels runs may ask for by name, and the command each starts from
 DEFAULT_COMMANDS: dict[str, list[str]] = {
@@ -65,7 +76,7 @@ class FixedKernelManager(AsyncKernelManager):
 
 
 @dataclass
-class Kernel:
+class JupyterKernel:
     """A started kernel, its client and the directory it runs in."""
 
     manager: AsyncKernelManager
@@ -93,7 +104,7 @@ async def start_kernel(
     workdir_root: Path | None,
     account: RunAccount | None = None,
     argv: list[str] | None = None,
-) -> Kernel:
+) -> JupyterKernel:
     """Start one kernel, as ``account``, in a fresh directory of that account, and wait until it answers."""
     workdir = new_workdir(workdir_root, "run-", account)
     # Unix sockets in the run's own directory, not TCP ports: no race with other workers for free ports,
@@ -124,15 +135,30 @@ async def start_kernel(
             await manager.shutdown_kernel(now=True)
         remove_workdir(workdir)
         raise
-    return Kernel(manager=manager, client=client, workdir=workdir, name=name)
+    return JupyterKernel(manager=manager, client=client, workdir=workdir, name=name)
 
 
-async def _alive(kernel: Kernel) -> bool:
+async def _alive(kernel: JupyterKernel) -> bool:
     return bool(kernel.manager.has_kernel and await kernel.manager.is_alive())
+
+
+#: a run's kernel: a started Jupyter kernel, or a child of the notebook zygote (the same interface)
+Kernel = JupyterKernel | ZygoteKernel
+
+
+def zygote_python(argv: list[str]) -> str | None:
+    """The interpreter of a kernel command ``<python> -m ipykernel_launcher ...``: the one a zygote runs.
+    None for any other command (the operator's own launcher): its notebooks keep starting kernels."""
+    if len(argv) >= 3 and argv[1:3] == ["-m", "ipykernel_launcher"]:
+        return argv[0]
+    return None
 
 
 async def discard(kernel: Kernel) -> None:
     """Stop a used (or unused) kernel for good and remove its directory."""
+    if isinstance(kernel, ZygoteKernel):
+        await kernel.discard()
+        return
     with contextlib.suppress(Exception):
         kernel.client.stop_channels()
     kernel.kill_now()
@@ -142,8 +168,8 @@ async def discard(kernel: Kernel) -> None:
 
 
 class KernelPool:
-    """``size`` warm kernels of the default kernel per organization (one pool without run accounts);
-    other kernel names start on demand.
+    """``size`` warm kernels of the default kernel per organization (one pool without run accounts), or
+    with the ``zygote`` engine a zygote per organization instead; other kernel names start on demand.
 
     :meth:`for_org` gives the pool as one run sees it: its :meth:`take` serves that run's organization
     only, as its account."""
@@ -157,18 +183,34 @@ class KernelPool:
         commands: dict[str, list[str]] | None = None,
         limit: int = 4,
         idle_seconds: float = 600.0,
+        engine: str = "zygote",
     ) -> None:
+        if engine not in NOTEBOOK_ENGINES:
+            raise ValueError(f"notebook_engine '{engine}': use one of {', '.join(NOTEBOOK_ENGINES)}")
         self.size = size
         self.memory_mib = memory_mib
         self.workdir_root = workdir_root
         self.commands = dict(commands or DEFAULT_COMMANDS)
         self.accounts: dict[str | None, RunAccount | None] = {}
-        self.pools: PerAccount[WarmPool[Kernel]] = PerAccount(
+        self.pools: PerAccount[WarmPool[JupyterKernel]] = PerAccount(
             self._pool_for, WarmPool.close, limit=limit, idle_seconds=idle_seconds
         )
+        #: the interpreter python3 notebooks are forked from (None: they start kernels)
+        self.python = zygote_python(self._argv()) if engine == "zygote" else None
+        self.zygotes: PerAccount[Zygote] = PerAccount(
+            self._zygote_for,
+            Zygote.close,
+            busy=lambda zygote: zygote.in_flight > 0,
+            limit=limit,
+            idle_seconds=idle_seconds,
+        )
+        self._starting: dict[str | None, asyncio.Task[object]] = {}
         self.key: str | None = None
 
-    def _pool_for(self, key: str | None) -> WarmPool[Kernel]:
+    def _zygote_for(self, key: str | None) -> Zygote:
+        return Zygote(self.python or sys.executable, self.memory_mib, self.workdir_root, self.accounts.get(key))
+
+    def _pool_for(self, key: str | None) -> WarmPool[JupyterKernel]:
         account = self.accounts.get(key)
         return WarmPool(
             self.size,
@@ -191,20 +233,39 @@ class KernelPool:
         return view
 
     def fill(self, key: str | None = None, account: RunAccount | None = None) -> None:
-        """Start ``key``'s warm kernels in the background, up to ``size``."""
-        if self.size > 0:
-            self.accounts[key] = account
+        """Start ``key``'s zygote, or its warm kernels up to ``size``, in the background."""
+        self.accounts[key] = account
+        if self.python is not None:
+            starting = self._starting.get(key)
+            if starting is None or starting.done():
+                task: asyncio.Task[object] = asyncio.create_task(self.zygotes.get(key).ensure())
+                task.add_done_callback(_report_start)
+                self._starting[key] = task
+        elif self.size > 0:
             self.pools.get(key).fill()
 
+    def is_ready(self, key: str | None = None) -> bool:
+        """Whether a python3 notebook of ``key``'s organization would start now without waiting for a
+        process to start: its zygote is up (zygote engine), or a warm kernel is waiting (kernel engine).
+        Cheap (no I/O): for a worker deciding whether to claim notebook runs."""
+        if self.python is not None:
+            zygote = self.zygotes.peek(key)
+            return zygote is not None and zygote.ready()
+        pool = self.pools.peek(key)
+        return self.size <= 0 or (pool is not None and pool.ready > 0)
+
     async def take(self, name: str = DEFAULT_KERNEL) -> Kernel:
-        """A fresh kernel named ``name`` for this view's organization: a warm one when there is one, else
-        one started now. NoSuchKernel for a name the operator did not list."""
+        """A fresh kernel named ``name`` for this view's organization: a child of its zygote for python3
+        (zygote engine), else a warm kernel when there is one, else one started now. NoSuchKernel for a name
+        the operator did not list."""
         argv = self._argv(name)
+        if name == DEFAULT_KERNEL and self.python is not None:
+            return await self.zygotes.get(self.key).fork(name)
         warm = self.pools.peek(self.key) if name == DEFAULT_KERNEL else None
         kernel = await warm.take_warm() if warm is not None else None
         return kernel or await self._start_now(name, argv)
 
-    async def _start_now(self, name: str, argv: list[str]) -> Kernel:
+    async def _start_now(self, name: str, argv: list[str]) -> JupyterKernel:
         """Start a kernel for a run waiting on it; one more try when the first does not come up."""
         account = self.accounts.get(self.key)
         try:
@@ -214,4 +275,12 @@ class KernelPool:
             return await start_kernel(name, self.memory_mib, self.workdir_root, account, argv)
 
     async def close(self) -> None:
-        await self.pools.close()
+        for task in self._starting.values():
+            task.cancel()
+        await asyncio.gather(*self._starting.values(), return_exceptions=True)
+        await asyncio.gather(self.pools.close(), self.zygotes.close())
+
+
+def _report_start(task: asyncio.Task[object]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("the notebook zygote failed to start", exc_info=task.exception())

@@ -7,7 +7,10 @@ validation uses too), ``parameterize_notebook`` injects the inputs after the
 ``parameters`` cell (at the top when there is none), ``NotebookExecutionManager`` keeps each
 cell's timing and status in the notebook's metadata, ``PapermillNotebookClient``
 executes the cells on the kernel we hand it, and ``raise_for_execution_errors``
-marks the failing cell and names it. Only the driving loop is ours, so that it
+marks the failing cell and names it. On a child of the notebook zygote
+(:mod:`.zygote`), :class:`.zygote_client.ZygoteNotebookClient` takes that
+client's place: the same output handling, the cells sent over the child's
+connection. Only the driving loop is ours, so that it
 is asynchronous (the worker runs several notebooks at once) and streams each
 cell's start, end and printed lines as events.
 """
@@ -34,7 +37,9 @@ from papermill.execute import prepare_notebook_metadata, raise_for_execution_err
 from papermill.parameterize import parameterize_notebook
 
 from .events import RunEvents
-from .kernels import Kernel
+from .kernels import JupyterKernel, Kernel
+from .zygote import ZygoteKernel
+from .zygote_client import ZygoteNotebookClient
 
 #: exceptions raised by a notebook that are worth another attempt (the network, the disk), by name
 RETRYABLE_ERRORS = frozenset(
@@ -63,16 +68,13 @@ class NotebookOutcome:
     error: RunError | None
 
 
-class _StreamingClient(PapermillNotebookClient):  # type: ignore[misc]
-    """papermill's client, reporting outputs as events and keeping at most ``max_output_bytes`` of them."""
+class _Streaming:
+    """Reports a client's outputs as events and keeps at most ``max_output_bytes`` of them."""
 
-    def __init__(self, nb_man: Any, kernel: Kernel, events: RunEvents, max_output_bytes: int) -> None:
-        super().__init__(nb_man, km=kernel.manager, kernel_name=kernel.name, timeout=None, allow_errors=False)
-        self.kc = kernel.client
-        self.events = events
-        self.max_output_bytes = max_output_bytes
-        self.kept = 0
-        self.truncated = False
+    events: RunEvents
+    max_output_bytes: int
+    kept = 0
+    truncated = False
 
     def output(self, outs: list[NotebookNode], msg: dict[str, Any], display_id: str | None, cell_index: int) -> Any:
         content = msg.get("content", {})
@@ -85,12 +87,37 @@ class _StreamingClient(PapermillNotebookClient):  # type: ignore[misc]
             if len(text) > room:
                 self.truncated = True
                 if room > 0:
-                    super().output(outs, {**msg, "content": {**content, "text": text[:room]}}, display_id, cell_index)
+                    super().output(  # type: ignore[misc]
+                        outs, {**msg, "content": {**content, "text": text[:room]}}, display_id, cell_index
+                    )
                 marker = TRUNCATED.format(limit=self.max_output_bytes)
                 outs.append(nbformat.v4.new_output("stream", name="stderr", text=marker))
                 return None
             self.kept += len(text)
-        return super().output(outs, msg, display_id, cell_index)
+        return super().output(outs, msg, display_id, cell_index)  # type: ignore[misc]
+
+
+class _StreamingClient(_Streaming, PapermillNotebookClient):  # type: ignore[misc]
+    """papermill's client on a started kernel, streaming."""
+
+    def __init__(self, nb_man: Any, kernel: JupyterKernel, events: RunEvents, max_output_bytes: int) -> None:
+        super().__init__(nb_man, km=kernel.manager, kernel_name=kernel.name, timeout=None, allow_errors=False)
+        self.kc = kernel.client
+        self.events, self.max_output_bytes = events, max_output_bytes
+
+
+class _ZygoteStreamingClient(_Streaming, ZygoteNotebookClient):
+    """The same on a child of the notebook zygote."""
+
+    def __init__(self, nb_man: Any, kernel: ZygoteKernel, events: RunEvents, max_output_bytes: int) -> None:
+        super().__init__(nb_man, kernel, timeout=None, allow_errors=False)
+        self.events, self.max_output_bytes = events, max_output_bytes
+
+
+def _client(nb_man: Any, kernel: Kernel, events: RunEvents, max_output_bytes: int) -> Any:
+    if isinstance(kernel, ZygoteKernel):
+        return _ZygoteStreamingClient(nb_man, kernel, events, max_output_bytes)
+    return _StreamingClient(nb_man, kernel, events, max_output_bytes)
 
 
 @dataclass
@@ -157,7 +184,7 @@ async def run_notebook(
     """
     nb = prepared.notebook
     nb_man = NotebookExecutionManager(nb, output_path=None, progress_bar=False, log_output=False, autosave_cell_every=0)
-    client = _StreamingClient(nb_man, kernel, events, max_output_bytes)
+    client = _client(nb_man, kernel, events, max_output_bytes)
     client.reset_execution_trackers()
     nb_man.notebook_start()
     failure: CellExecutionError | None = None
@@ -178,7 +205,7 @@ async def run_notebook(
 
 
 async def _run_cell(
-    client: _StreamingClient, nb_man: Any, cell: NotebookNode, index: int, events: RunEvents
+    client: Any, nb_man: Any, cell: NotebookNode, index: int, events: RunEvents
 ) -> CellExecutionError | None:
     nb_man.cell_start(cell, index)
     started = time.monotonic()

@@ -28,6 +28,8 @@ class WorkerSettings:
     poll_seconds: float = 1.0
     reap_seconds: float = 1.0
     kernel_pool_size: int = 2
+    #: how python3 notebooks run: "zygote" (forked from a warm interpreter) or "kernel" (a kernel each)
+    notebook_engine: str = "zygote"
     runner_pool_size: int = 0
     preload: tuple[str, ...] = ()
     memory_mib: int = 2048
@@ -67,6 +69,12 @@ class EngineSettings(Configurable):
     kernel_pool_size = Int(
         2, help="Fresh kernels a worker keeps started ahead for notebook runs (each serves one run)."
     ).tag(config=True)
+    notebook_engine = Unicode(
+        "zygote",
+        help="""How python3 notebooks run: 'zygote' (each run a process forked from a warm interpreter that has
+        IPython imported; papermill's engine 'zygote') or 'kernel' (each run on a freshly started Jupyter kernel,
+        kernel_pool_size kept warm). Notebooks of other kernels always start their kernel.""",
+    ).tag(config=True)
     runner_pool_size = Int(
         1,
         help="""Framework runs fork from a warm server that imported the frameworks (1, the default), or
@@ -76,7 +84,9 @@ class EngineSettings(Configurable):
         "langgraph,crewai,agno", help="Runtimes the warm runner processes import before their job (comma-separated)."
     ).tag(config=True)
     run_memory_mib = Int(
-        2048, help="Address-space limit of each run's process, in MiB (setrlimit RLIMIT_AS); 0: none."
+        2048,
+        help="Memory limit of each run, in MiB: what its processes have resident (watched every 0.1 s from the "
+        "worker; past it the run is stopped and fails with kind 'resources'); 0: none.",
     ).tag(config=True)
     run_timeout_seconds = Float(3600.0, help="Timeout of a run whose workflow and request set none, in seconds.").tag(
         config=True
@@ -160,6 +170,7 @@ class EngineSettings(Configurable):
             lease_seconds=self.lease_seconds,
             heartbeat_seconds=self.heartbeat_seconds,
             kernel_pool_size=self.kernel_pool_size,
+            notebook_engine=self.notebook_engine,
             runner_pool_size=self.runner_pool_size,
             preload=tuple(name.strip() for name in self.runner_preload.split(",") if name.strip()),
             memory_mib=self.run_memory_mib,

@@ -1,0 +1,263 @@
+"""The worker's side of the notebook zygote: a warm python3 interpreter per organization, a fork per run.
+
+:class:`Zygote` starts ``python -m orchestrator_runtimes.zygote`` as the
+organization's account (the run environment, the memory limit and the
+parent-death signal of :mod:`.isolation`, exactly as a kernel is started),
+hands it a listening socket in a folder of the worker's own (the runs' account
+cannot reach it, so only the worker asks for forks), and waits until it has
+IPython imported and its shell built. :meth:`Zygote.fork` connects: the zygote
+forks a child, which moves into a fresh directory of the run's account and
+answers with its pid; the :class:`ZygoteKernel` returned then runs cells on it
+(:mod:`.zygote_client`) and kills its process group when the run is cancelled,
+times out or ends. A zygote serves one organization only (see
+:class:`.kernels.KernelPool`), and dies with its worker, its children with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess  # nosec B404 - a fixed interpreter and module, no shell
+import threading
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+from .accounts import RunAccount
+from .isolation import limiter, new_workdir, remove_workdir, run_environment
+
+log = logging.getLogger("orchestrator.engine")
+READY_TIMEOUT = 60.0
+MAX_LINE = 256 * 1024 * 1024
+
+
+class ZygoteGone(RuntimeError):
+    """The zygote or a child forked from it is not there (it did not start, or died)."""
+
+
+class ZygoteKernel:
+    """One run's kernel: a child forked from the zygote, spoken to over its connection.
+
+    It has what the notebook runner uses of a jupyter_client kernel: ``name``, ``workdir``,
+    ``kill_now``, and a ``client`` with ``execute`` and ``kernel_info`` (itself)."""
+
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        workdir: Path,
+        name: str,
+        done: Callable[[], None] = lambda: None,
+        *,
+        owned: bool = True,
+    ) -> None:
+        self.reader, self.writer = reader, writer
+        self.workdir = workdir
+        self.owned = owned  # the run's own directory, removed with it
+        self.name = name
+        self.pid: int | None = None
+        self._done: Callable[[], None] | None = done
+
+    @property
+    def client(self) -> ZygoteKernel:
+        return self
+
+    async def request(self, request: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        """Send one request; yield the child's messages, the last one ``{"reply": ...}``."""
+        self.writer.write(json.dumps(request).encode() + b"\n")
+        await self.writer.drain()
+        while True:
+            line = await self.reader.readline()
+            if not line:
+                raise ZygoteGone("the notebook's process ended")
+            message: dict[str, Any] = json.loads(line)
+            yield message
+            if "reply" in message:
+                return
+
+    async def _reply(self, request: dict[str, Any], timeout: float | None) -> dict[str, Any]:  # noqa: ASYNC109
+        async def last() -> dict[str, Any]:
+            async for message in self.request(request):
+                if "reply" in message:
+                    return {"content": message["reply"]}
+            raise ZygoteGone("no reply")  # pragma: no cover - request() ends with a reply or raises
+
+        return await asyncio.wait_for(last(), timeout)
+
+    async def execute(
+        self,
+        code: str,
+        *,
+        silent: bool = False,
+        store_history: bool = True,
+        reply: bool = True,
+        timeout: float = 10,  # noqa: ASYNC109 - jupyter_client's signature
+    ) -> dict[str, Any]:
+        """Run ``code`` and return its execute_reply (as jupyter_client's ``execute(reply=True)``)."""
+        return await self._reply({"execute": {"code": code, "silent": silent, "store_history": store_history}}, timeout)
+
+    async def kernel_info(self, *, reply: bool = True, timeout: float = 5) -> dict[str, Any]:  # noqa: ASYNC109
+        return await self._reply({"kernel_info": {}}, timeout)
+
+    def kill_now(self) -> None:
+        """SIGKILL the child's process group (it runs in its own session): for cancel, timeout and the end."""
+        if self.pid is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.pid, signal.SIGKILL)
+
+    async def discard(self) -> None:
+        self.kill_now()
+        self.writer.close()
+        with contextlib.suppress(Exception):
+            await self.writer.wait_closed()
+        if self.owned:
+            remove_workdir(self.workdir)
+        if self._done is not None:
+            self._done()
+            self._done = None
+
+
+class Zygote:
+    """``python -m orchestrator_runtimes.zygote`` as ``account`` (None: the worker's own), started on first
+    use and again when it died. Its start is synchronous (a thread for the worker), so that papermill's
+    own, synchronous engine (:mod:`.zygote_client`) shares it."""
+
+    def __init__(
+        self, python: str, memory_mib: int, workdir_root: Path | None, account: RunAccount | None = None
+    ) -> None:
+        self.python, self.memory_mib, self.workdir_root, self.account = python, memory_mib, workdir_root, account
+        self.process: subprocess.Popen[bytes] | None = None
+        self.control: Path | None = None
+        self.home: Path | None = None
+        #: children forked and not yet discarded (they die with the zygote)
+        self.in_flight = 0
+        self._lock = threading.Lock()
+
+    def ready(self) -> bool:
+        """Whether a run forked now starts at once: the zygote is up, its imports done (no waiting)."""
+        return self.process is not None and self.process.poll() is None
+
+    @property
+    def socket(self) -> Path:
+        if self.control is None:
+            raise ZygoteGone("the zygote is not started")
+        return self.control / "zygote.sock"
+
+    def ensure_sync(self) -> Path:
+        """The socket of a running zygote, started (and waited for) now if it is not running."""
+        with self._lock:
+            if not self.ready():
+                self._stop()
+                self._start()
+            return self.socket
+
+    async def ensure(self) -> Path:
+        if self.ready():
+            return self.socket
+        return await asyncio.to_thread(self.ensure_sync)
+
+    def _start(self) -> None:
+        self.control = new_workdir(self.workdir_root, "zygote-")
+        self.home = new_workdir(self.workdir_root, "zygotehome-", self.account)
+        as_account = self.account.popen_kwargs() if self.account is not None else {}
+        with (
+            socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener,
+            open(self.control / "zygote.log", "wb") as errors,
+        ):
+            listener.bind(str(self.socket))
+            listener.listen(128)
+            self.process = subprocess.Popen(  # noqa: S603  # nosec B603 - the operator's interpreter, our module
+                [self.python, "-m", "orchestrator_runtimes.zygote", f"--fd={listener.fileno()}"],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=errors,
+                cwd=self.home,
+                env=run_environment(self.home),
+                preexec_fn=limiter(self.memory_mib),
+                start_new_session=True,
+                pass_fds=(listener.fileno(),),
+                **as_account,
+            )
+        if not self._wait_ready():
+            why = (self.control / "zygote.log").read_text(errors="replace")[-2000:]
+            self._stop()
+            raise ZygoteGone(f"the notebook zygote did not start: {why}")
+        who = f" as {self.account.name or self.account.uid}" if self.account is not None else ""
+        log.info("notebook zygote ready%s", who)
+
+    def _wait_ready(self) -> bool:
+        process = self.process
+        if process is None or process.stdout is None:
+            return False
+        timer = threading.Timer(READY_TIMEOUT, process.kill)
+        timer.start()
+        try:
+            line = process.stdout.readline()
+        finally:
+            timer.cancel()
+        return bool(json.loads(line or b"{}").get("ready") is True)
+
+    async def fork(self, name: str, caller: Path | None = None) -> ZygoteKernel:
+        """A fresh child for one run, in a fresh directory of the run's account, its pid known; with
+        ``caller``, in that directory instead, with this process's environment (papermill used directly)."""
+        for attempt in (1, 2):
+            path = await self.ensure()
+            try:
+                reader, writer = await asyncio.open_unix_connection(str(path), limit=MAX_LINE)
+            except OSError:
+                if attempt == 2:
+                    raise
+                await asyncio.to_thread(self.close_sync)
+                continue
+            self.in_flight += 1
+            workdir = caller or new_workdir(self.workdir_root, "run-", self.account)
+            kernel = ZygoteKernel(reader, writer, workdir, name, self._done, owned=caller is None)
+            process: dict[str, Any] = {"workdir": str(workdir), "memory_mib": self.memory_mib}
+            if caller is not None:
+                process["environ"] = dict(os.environ)
+            try:
+                await _handshake(kernel, process)
+            except BaseException:
+                await kernel.discard()
+                raise
+            return kernel
+        raise ZygoteGone("the zygote cannot be reached")  # pragma: no cover - the loop returns or raises
+
+    def _done(self) -> None:
+        self.in_flight -= 1
+
+    def _stop(self) -> None:
+        if self.process is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            with contextlib.suppress(Exception):
+                self.process.wait(5)
+            for stream in (self.process.stdout,):
+                if stream is not None:
+                    stream.close()
+            self.process = None
+        for folder in (self.home, self.control):
+            if folder is not None:
+                remove_workdir(folder)
+        self.home = self.control = None
+
+    def close_sync(self) -> None:
+        with self._lock:
+            self._stop()
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self.close_sync)
+
+
+async def _handshake(kernel: ZygoteKernel, process: dict[str, Any]) -> None:
+    kernel.writer.write(json.dumps(process).encode() + b"\n")
+    await kernel.writer.drain()
+    line = await asyncio.wait_for(kernel.reader.readline(), READY_TIMEOUT)
+    if not line:
+        raise ZygoteGone("the notebook's process ended before it started")
+    kernel.pid = int(json.loads(line)["pid"])

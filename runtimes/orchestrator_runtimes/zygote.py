@@ -1,0 +1,138 @@
+"""``python -m orchestrator_runtimes.zygote --fd N``: a python3 notebook kernel per run, forked from a warm one.
+
+Starting a kernel costs about half a second (the interpreter, IPython,
+ipykernel, ZeroMQ); forking an interpreter that has all of that imported and
+an IPython shell built (:class:`.ipyshell.Shell`) costs a few milliseconds.
+The worker starts one zygote per organization (as that organization's account,
+with the run environment and limits of ``orchestrator_ext.engine.isolation``)
+and hands it a listening Unix socket in a folder only the worker can reach
+(as the framework fork server, :mod:`.forkserver`). For each notebook run the
+worker connects; the zygote forks, and the child
+
+* starts its own session (the worker kills the run's whole process group on
+  cancel or timeout), has itself killed when the zygote dies (which dies with
+  the worker: parent-death signals both), and is non-dumpable like the zygote;
+* reads ``{"workdir", "memory_mib"}``, moves there (also ``HOME`` and
+  ``TMPDIR``; papermill used directly sends its own ``environ`` instead),
+  applies the run's limits with the helper every run process uses
+  (:func:`.forkserver.apply_limits`) and answers ``{"pid": N}``;
+* then serves requests, one JSON line each: ``{"execute": {"code", "silent",
+  "store_history"}}`` answered by the cell's Jupyter messages (``stream``,
+  ``display_data``, ``execute_result``, ``error``, ...) and a last line
+  ``{"reply": <execute_reply content>}``; ``{"kernel_info": {}}`` answered by
+  ``{"reply": <kernel_info content>}``. It exits when the worker hangs up.
+
+No run reuses a child: the next run is a new fork of the untouched zygote.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import signal
+import socket
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from .forkserver import PARENT_CHECK_SECONDS, apply_limits, die_with_parent, make_non_dumpable
+from .ipyshell import Shell, encode
+
+
+def _lines(conn: socket.socket) -> Any:
+    """The requests on ``conn``, one decoded JSON line at a time, until the worker hangs up."""
+    with conn.makefile("rb") as reader:
+        for raw in reader:
+            if raw.strip():
+                yield json.loads(raw)
+
+
+def child(conn: socket.socket, shell: Shell) -> int:
+    """One run's kernel, in the forked child: the exit status."""
+    os.setsid()
+    die_with_parent()
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    lock = threading.Lock()
+
+    def write(line: str) -> None:
+        data = line.encode("utf-8")
+        with lock:
+            conn.sendall(data)
+
+    requests = _lines(conn)
+    process = next(requests, None)
+    if process is None:
+        return 0
+    workdir = Path(str(process.get("workdir") or Path.cwd()))
+    os.chdir(workdir)
+    if "environ" in process:  # papermill used directly: the caller's own environment, as its kernels get
+        os.environ.clear()
+        os.environ.update(process["environ"])
+    else:
+        os.environ.update(HOME=str(workdir), TMPDIR=str(workdir / "tmp"))
+    apply_limits(int(process.get("memory_mib") or 0))
+    shell.attach(write, workdir)
+    write(encode({"pid": os.getpid()}))
+    for request in requests:
+        if "execute" in request:
+            job = request["execute"]
+            reply = shell.execute(
+                str(job.get("code", "")),
+                silent=bool(job.get("silent", False)),
+                store_history=bool(job.get("store_history", True)),
+            )
+        else:
+            reply = shell.kernel_info()
+        write(encode({"reply": reply}))
+        if shell.shell.exit_now:  # exit() or quit() in a cell, as a kernel would stop
+            break
+    return 0
+
+
+def serve(fd: int) -> None:
+    """Build the shell, then fork a child per connection until the worker goes away."""
+    parent = os.getppid()
+    die_with_parent()
+    if not make_non_dumpable():  # pragma: no cover - not Linux
+        print("zygote: could not make this process non-dumpable", file=sys.stderr)
+    shell = Shell()
+    # what is built now is shared with every run: keep the collector from writing to (and so copying) it
+    gc.collect()
+    gc.freeze()
+    threads = threading.active_count()
+    if threads > 1:  # pragma: no cover - an import that starts threads
+        print(f"zygote: {threads} threads after the imports; forking anyway", file=sys.stderr)
+    listener = socket.socket(fileno=fd)
+    listener.settimeout(PARENT_CHECK_SECONDS)
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps the runs
+    print(json.dumps({"ready": True}), flush=True)
+    while os.getppid() == parent:  # the worker died before the parent-death signal was set: stop
+        try:
+            conn, _ = listener.accept()
+        except TimeoutError:
+            continue
+        conn.settimeout(None)
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child (measured through the engine's tests)
+            listener.close()
+            status = 1
+            try:
+                status = child(conn, shell)
+            finally:
+                os._exit(status)
+        conn.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--fd", type=int, required=True, help="a listening Unix socket handed over by the worker")
+    args = parser.parse_args(argv)
+    serve(args.fd)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
