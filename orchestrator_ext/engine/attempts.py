@@ -26,10 +26,12 @@ from typing import Any
 from jupyter_client.kernelspec import NoSuchKernel
 from nbclient.exceptions import DeadKernelError
 from orchestrator_runtimes import RunError
+from orchestrator_runtimes.limits import MemoryGuard, process_id
 from orchestrator_runtimes.notebook import ParametersCellError, inputs_mode, notebook_input_problems
 from orchestrator_runtimes.reporting import INTEGRATIONS_ENV
 from orchestrator_runtimes.runtime import ErrorKind
 
+from .. import tracing
 from .events import RunEvents
 from .kernels import DEFAULT_KERNEL, Kernel, KernelPool, discard
 from .notebooks import prepare, run_notebook
@@ -68,6 +70,8 @@ class ActiveRun:
     cancelled: asyncio.Event = field(default_factory=asyncio.Event)
     lost: bool = False
     kill: Callable[[], None] = lambda: None
+    #: the run's process id once it has one (its kernel's, its runner's): its memory is watched from here
+    pid: Callable[[], int | None] = lambda: None
     notebook: dict[str, Any] | None = None
     #: the organization's default model integration (framework runs)
     default_model: str | None = None
@@ -97,19 +101,30 @@ class Attempts:
 
     async def run(self, active: ActiveRun, integrations: dict[str, dict[str, Any]]) -> Outcome:
         """The attempt's outcome; its own failures become outcomes, never exceptions."""
+        try:
+            return await self._attempt(active, integrations)
+        finally:
+            active.events.finish()  # a log cut at its cap says by how much
+
+    async def _attempt(self, active: ActiveRun, integrations: dict[str, dict[str, Any]]) -> Outcome:
         if active.run.cancel_requested:
             return _cancelled()
         timeout = active.run.timeout_seconds or self.limits.default_timeout_seconds
         work = asyncio.create_task(self._body(active, integrations))
         stop = asyncio.create_task(active.cancelled.wait())
-        done, _ = await asyncio.wait({work, stop}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        memory = asyncio.create_task(MemoryGuard(self.limits.memory_mib, lambda: active.pid()).wait())
+        done, _ = await asyncio.wait({work, stop, memory}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         stop.cancel()
-        if work in done:
+        if work in done and memory not in done:  # a run killed at its limit may end its work in the same turn
+            memory.cancel()
             return work.result()
         active.kill()
         work.cancel()
         with contextlib.suppress(BaseException):
             await work
+        if memory in done:
+            return Outcome(FAILED, error=memory.result(), notebook=active.notebook)
+        memory.cancel()
         if stop in done:
             return Outcome(
                 CANCELLED, error=RunError(ErrorKind.CANCELLED, "cancelled while running"), notebook=active.notebook
@@ -149,6 +164,7 @@ class Attempts:
         active.notebook = prepared.notebook
         kernel = await self._take_kernel(kernel_name)
         active.kill = kernel.kill_now
+        active.pid = lambda: process_id(kernel)
         try:
             if integrations:
                 await _hand_over(kernel.client, integrations)
@@ -198,6 +214,7 @@ class Attempts:
                 ErrorKind.INTERNAL, f"the run's process could not start: {type(exc).__name__}: {exc}", retryable=True
             ) from exc
         active.kill = runner.kill_now
+        active.pid = lambda: process_id(runner)
         logs = asyncio.create_task(_forward_logs(runner.stderr_lines(), active.events))
         job = {
             "framework": run.framework,
@@ -213,6 +230,8 @@ class Attempts:
             "org_id": str(run.org_id),
             "agent_id": str(run.agent_id),
             "workflow_id": str(run.workflow_id),
+            # tracing on: the run's process continues the execution's trace (orchestrator_runtimes.tracing)
+            "trace": tracing.job_trace(),
         }
         try:
             async for message in runner.messages(job):

@@ -3,9 +3,10 @@
 Log lines arrive in bursts (a notebook that prints in a loop); one INSERT per
 line would make the database the bottleneck. :class:`EventWriter` collects the
 events of every run of a worker and writes them in one statement every
-``interval`` seconds. Each run's log is capped at ``max_log_bytes``: past it, one
-line says so and the rest is dropped (the executed notebook keeps its own,
-separately capped, copy of the outputs).
+``interval`` seconds. Each run's log is capped at ``max_log_bytes`` (UTF-8): it
+keeps its first ``max_log_bytes``, even of one oversized chunk, drops the rest,
+and its last line says how many bytes were cut (the executed notebook keeps its
+own, separately capped, copy of the outputs).
 """
 
 from __future__ import annotations
@@ -79,16 +80,35 @@ class RunEvents:
         self.max_log_bytes = max_log_bytes
         self.logged = 0
         self.truncated = False
+        #: bytes of output dropped past the cap
+        self.cut = 0
+        self.reported = False
 
     def log(self, stream: str, text: str, **where: Any) -> None:
-        if self.truncated or not text:
+        if not text:
             return
-        if self.logged + len(text) > self.max_log_bytes:
+        if self.truncated:
+            self.cut += len(text.encode("utf-8", "replace"))
+            return
+        data = text.encode("utf-8", "replace")
+        if self.logged + len(data) > self.max_log_bytes:
             self.truncated = True
-            text = f"[log truncated: more than {self.max_log_bytes} bytes; see the executed notebook]\n"
-            stream = "stderr"
-        self.logged += len(text)
+            text = data[: self.max_log_bytes - self.logged].decode("utf-8", "ignore")  # never half a character
+            data, self.cut = text.encode("utf-8"), len(data) - len(text.encode("utf-8"))
+            if not text:
+                return
+        self.logged += len(data)
         self.writer.add({**self.key, "kind": "log", "data": {"stream": stream, "text": text, **where}})
+
+    def finish(self) -> None:
+        """The attempt ended: a log that was cut says, in its last line, by how much."""
+        if self.truncated and not self.reported:
+            self.reported = True
+            text = (
+                f"\n[log truncated: {self.cut} bytes cut after the first {self.max_log_bytes} bytes; "
+                "the executed notebook keeps its own copy of the outputs]\n"
+            )
+            self.writer.add({**self.key, "kind": "log", "data": {"stream": "stderr", "text": text}})
 
     def step(self, data: dict[str, Any]) -> None:
         self.writer.add({**self.key, "kind": "step", "data": data})

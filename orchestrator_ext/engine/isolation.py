@@ -5,9 +5,11 @@ A run never inherits the worker's environment: only the variables in
 URL, encryption key or hub token reaches user code; no file descriptor
 crosses either (``close_fds``, the default of every launcher used here). Each
 run gets a fresh working directory, owned by the account it runs as
-(:mod:`.accounts`), and its process (and everything it starts) an
-address-space limit set by ``setrlimit`` before ``exec`` and a parent-death
-signal, so it dies with its worker.
+(:mod:`.accounts`), and its process (and everything it starts) a cap on open
+files set before ``exec`` and a parent-death signal, so it dies with its
+worker. Its memory limit is on what it has resident, watched from the worker
+(:class:`orchestrator_runtimes.limits.MemoryGuard`), not an address-space
+limit: that would count the ~0.8 GB a kernel maps and never uses.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from orchestrator_runtimes.forkserver import apply_limits, die_with_parent, make_non_dumpable
+from orchestrator_runtimes.forkserver import die_with_parent, make_non_dumpable
+from orchestrator_runtimes.limits import apply_limits
 
 from .accounts import RunAccount
 
@@ -71,8 +74,9 @@ def _child_setup(memory_mib: int) -> None:
 
 
 def limiter(memory_mib: int) -> Callable[[], None]:
-    """A ``preexec_fn`` that caps the child's address space (0: no cap) and open files, and has it killed
-    when the worker dies. It runs after the switch to the run's account (which would clear the latter)."""
+    """A ``preexec_fn`` that caps the child's open files and has it killed when the worker dies (its memory,
+    ``memory_mib``, is watched from the worker). It runs after the switch to the run's account (which would
+    clear the latter)."""
     return functools.partial(_child_setup, memory_mib)
 
 

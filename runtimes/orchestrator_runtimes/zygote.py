@@ -15,7 +15,7 @@ worker connects; the zygote forks, and the child
 * reads ``{"workdir", "memory_mib"}``, moves there (also ``HOME`` and
   ``TMPDIR``; papermill used directly sends its own ``environ`` instead),
   applies the run's limits with the helper every run process uses
-  (:func:`.forkserver.apply_limits`) and answers ``{"pid": N}``;
+  (:func:`.limits.apply_limits`) and answers ``{"pid": N}``;
 * then serves requests, one JSON line each: ``{"execute": {"code", "silent",
   "store_history"}}`` answered by the cell's Jupyter messages (``stream``,
   ``display_data``, ``execute_result``, ``error``, ...) and a last line
@@ -38,8 +38,9 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from .forkserver import PARENT_CHECK_SECONDS, apply_limits, die_with_parent, make_non_dumpable
+from .forkserver import PARENT_CHECK_SECONDS, die_with_parent, make_non_dumpable
 from .ipyshell import Shell, encode
+from .limits import apply_limits
 
 
 def _lines(conn: socket.socket) -> Any:

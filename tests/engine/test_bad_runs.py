@@ -55,19 +55,40 @@ async def test_a_notebook_that_prints_50_mb_keeps_a_capped_log_and_notebook(
     assert second["outputs"] == []  # past the cap, later output is dropped too
 
 
-async def test_a_notebook_that_allocates_too_much_memory_fails_with_the_limit(
+async def test_a_notebook_gets_its_memory_limit_in_resident_memory(
+    api: Api, workers: Any, notebook_workflow: Any, run_to_end: Any
+) -> None:
+    """2048 MiB means what a run holds: 1.5 GiB fits (an address-space limit left a kernel ~1.1 GiB); 3 GiB is
+    stopped near the limit, and the run fails saying so. The worker goes on."""
+    user = who()
+    allocate = "held = [b'x' * (64 << 20) for _ in range({})]\nprint(len(held) * 64, 'MiB held')"
+    fits = await notebook_workflow(user, notebook(allocate.format(24)))
+    too_much = await notebook_workflow(user, notebook(allocate.format(48)))
+    follow_up = await notebook_workflow(user, notebook("print('still here')"))
+    async with workers(memory_mib=2048, kernel_pool_size=1):
+        ok = await run_to_end(user, fits["id"], within=120)
+        stopped = await run_to_end(user, too_much["id"], within=120)
+        after = await run_to_end(user, follow_up["id"])
+    assert ok["status"] == "succeeded", ok["error"]
+    assert "1536 MiB held" in (await api("GET", "executions", ok["id"], "logs", user=user)).text
+    assert (stopped["status"], stopped["attempt"]) == ("failed", 1), stopped["error"]
+    assert stopped["error"]["kind"] == "resources", stopped["error"]
+    assert "exceeded its memory limit of 2048 MiB (resident:" in stopped["error"]["message"]
+    assert 2048 < stopped["error"]["resident_mib"] < 3072
+    assert after["status"] == "succeeded"
+
+
+async def test_a_notebook_that_prints_50_mb_at_once_keeps_the_first_mib_of_it(
     api: Api, workers: Any, notebook_workflow: Any, run_to_end: Any
 ) -> None:
     user = who()
-    workflow = await notebook_workflow(user, notebook("hog = bytearray(4 * 1024 ** 3)"))
-    follow_up = await notebook_workflow(user, notebook("print('still here')"))
-    async with workers(memory_mib=1536):
-        run = await run_to_end(user, workflow["id"])
-        after = await run_to_end(user, follow_up["id"])
-    assert run["status"] == "failed"
-    assert run["error"]["kind"] == "resources", run["error"]
-    assert "1536 MiB" in run["error"]["message"]
-    assert after["status"] == "succeeded"
+    workflow = await notebook_workflow(user, notebook("print('y' * 50_000_000)"))
+    async with workers(max_log_bytes=1 << 20, max_output_bytes=2 << 20, kernel_pool_size=1):
+        run = await run_to_end(user, workflow["id"], within=120)
+    assert run["status"] == "succeeded", run["error"]
+    logs = (await api("GET", "executions", run["id"], "logs", user=user)).text
+    assert "y" * 1000 in logs
+    assert f"bytes cut after the first {1 << 20} bytes" in logs
 
 
 async def test_failures_worth_retrying_are_retried_with_backoff(
