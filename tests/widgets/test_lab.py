@@ -1,0 +1,119 @@
+"""The prebuilt JupyterLab extension in a real JupyterLab (Playwright, Debian's Chromium), against a
+real server: the launcher's Orchestrator cards, the Agent builder card opening a notebook that shows
+the builder, and "Deploy as workflow…" from the file browser's context menu making a version with
+a schedule (checked through the API), with no serious or critical accessibility violation in the
+dialog."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+from axe_playwright_python.sync_playwright import Axe
+from playwright.sync_api import Page, expect
+
+from orchestrator_ext.client import Client
+from tests.personal_server import PersonalServer
+from tests.widgets.browser import LOAD_TIMEOUT_MS, chromium_page, screenshot
+
+pytestmark = pytest.mark.timeout(300)
+
+
+def open_lab(page: Page, server: PersonalServer) -> None:
+    """A fresh JupyterLab workspace: the launcher is open, the file browser shows the root."""
+    workspace = f"t{uuid.uuid4().hex[:8]}"
+    page.goto(f"{server.url}/lab/workspaces/{workspace}?reset&token={server.token}", timeout=LOAD_TIMEOUT_MS)
+    page.locator(".jp-Launcher").first.wait_for(timeout=LOAD_TIMEOUT_MS)
+
+
+def test_the_extension_is_installed_prebuilt_and_enabled() -> None:
+    listed = subprocess.run(
+        [sys.executable, "-m", "jupyter", "labextension", "list"], capture_output=True, text=True, timeout=60
+    )
+    line = next((ln for ln in (listed.stdout + listed.stderr).splitlines() if "orchestrator-jupyterlab" in ln), "")
+    assert "enabled" in line, listed.stdout + listed.stderr
+    assert "OK" in line
+
+
+def test_launcher_cards_open_the_builder(server: PersonalServer, server_root: Path) -> None:
+    with chromium_page() as page:
+        open_lab(page, server)
+        title = page.locator(".jp-Launcher-sectionTitle", has_text=re.compile(r"^Orchestrator$"))
+        section = page.locator(".jp-Launcher-section").filter(has=title)
+        expect(section.locator(".jp-LauncherCard-label")).to_have_text(["Agent builder", "Dashboard", "Admin"])
+        screenshot(page, "lab-launcher")
+        section.locator(".jp-LauncherCard", has_text="Agent builder").click()
+        root = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .ow-root").first
+        root.wait_for(timeout=LOAD_TIMEOUT_MS)
+        expect(root.locator('.ow-palette-item[data-node-type="input"]')).to_be_visible()
+        expect(page.locator(".lm-TabBar-tab.jp-mod-current")).to_contain_text("Agent builder.ipynb")
+        screenshot(page, "lab-builder-from-launcher")
+    cells = json.loads((server_root / "Agent builder.ipynb").read_text())["cells"]
+    assert "Builder()" in "".join(cells[-1]["source"])
+
+
+def serious_violations(page: Page, selector: str) -> list[str]:
+    results = Axe().run(page, context=selector)
+    return [
+        f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']][:3]}"
+        for v in results.response["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]
+
+
+def lab_notebook(root: Path, name: str) -> str:
+    """A notebook as JupyterLab writes it, with a cell tagged parameters."""
+    notebook: Any = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell('region = "emea"\nlimit = 5\n')
+    cell.metadata["tags"] = ["parameters"]
+    notebook.cells = [cell, nbformat.v4.new_code_cell("print(region * limit)")]
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(notebook, root / name)
+    return name
+
+
+def test_deploy_as_workflow_from_the_file_browser(server: PersonalServer, server_root: Path, client: Client) -> None:
+    name = lab_notebook(server_root, f"lab-deploy-{uuid.uuid4().hex[:6]}.ipynb")
+    agent = f"Lab deploy {uuid.uuid4().hex[:6]}"
+    with chromium_page() as page:
+        open_lab(page, server)
+        page.locator(".jp-DirListing-item", has_text=name).click(button="right")
+        page.get_by_role("menuitem", name="Deploy as workflow…").click()
+        dialog = page.locator(".jp-Dialog-content")
+        dialog.wait_for()
+        expect(dialog.get_by_label("Agent", exact=True)).to_have_value(name.removesuffix(".ipynb"))
+        dialog.get_by_label("Agent", exact=True).fill(agent)
+        dialog.get_by_label("Run it on a schedule").check()
+        dialog.get_by_label("Cron expression").fill("30 6 * * 1")
+        expect(dialog.locator(".jp-orchestrator-cron-preview")).to_contain_text("06:30")
+        expect(dialog.locator(".jp-orchestrator-cron-preview")).to_contain_text("Monday")
+        dialog.get_by_label("Time zone").select_option("Europe/Paris")
+        expect(dialog.get_by_label("region")).to_have_value("emea")
+        dialog.get_by_label("limit").fill("7")
+        screenshot(page, "lab-deploy-dialog")
+        assert serious_violations(page, ".jp-Dialog-content") == []
+
+        # a cron the server refuses: the dialog comes back with the error on its field, nothing deployed
+        dialog.get_by_label("Cron expression").fill("61 6 * * 1")
+        page.get_by_role("button", name=f"Deploy {name}").click()
+        expect(page.locator(".jp-Dialog-content [role=alert]")).to_contain_text("not a valid cron expression")
+        expect(page.get_by_label("Cron expression")).to_have_attribute("aria-invalid", "true")
+        assert not [a for a in client.agents(q=agent) if a["name"] == agent]
+        page.get_by_label("Cron expression").fill("30 6 * * 1")
+        page.get_by_role("button", name=f"Deploy {name}").click()
+        expect(page.locator(".jp-toast-container, .Toastify")).to_contain_text("version 1", timeout=30_000)
+        screenshot(page, "lab-deploy-done")
+
+    [found] = [a for a in client.agents(q=agent) if a["name"] == agent]
+    [workflow] = client.workflows(found["id"])
+    assert workflow["version"] == 1
+    [schedule] = list(client.pages(f"workflows/{workflow['id']}/schedules"))
+    assert (schedule["cron"], schedule["timezone"]) == ("30 6 * * 1", "Europe/Paris")
+    assert schedule["inputs"] == {"region": "emea", "limit": 7}
