@@ -133,6 +133,21 @@ class NotebookSource(_SpecModel):
         return self
 
 
+class Position(_SpecModel):
+    """Where a node sits on the builder's canvas."""
+
+    x: float = Field(ge=-1e7, le=1e7)
+    y: float = Field(ge=-1e7, le=1e7)
+
+
+class EditorState(_SpecModel):
+    """What the visual builder keeps with a version so it opens as it was left; runtimes ignore it."""
+
+    positions: dict[NodeRef, Position] = Field(
+        default_factory=dict, max_length=1000, description="Node id -> its position on the canvas."
+    )
+
+
 class WorkflowSpec(_SpecModel):
     """A workflow version's document: a graph of nodes, or a notebook."""
 
@@ -151,6 +166,12 @@ class WorkflowSpec(_SpecModel):
         default_factory=list,
         max_length=20,
         description="Names of the organization's integrations whose settings and secret each run receives.",
+    )
+
+    ui: EditorState | None = Field(
+        default=None,
+        exclude_if=lambda ui: ui is None,  # absent, not null, in specs saved without it
+        description="The visual builder's state (node positions); runtimes ignore it.",
     )
 
     @model_validator(mode="after")
