@@ -23,6 +23,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, JsonSchemaValue, models_json_schema
 
 from . import __version__
+from .openapi_links import LinkSource, LinkTarget, add_links
 from .schemas.common import Problem
 from .security.permissions import PLATFORM_ADMIN, ROLE_PERMISSIONS, Permission
 
@@ -62,6 +63,14 @@ API token), or with the Jupyter login cookie (then send the `_xsrf` cookie's val
 
 
 @dataclass(frozen=True)
+class Header:
+    """A request header an operation reads, and the form the server accepts (a regular expression)."""
+
+    description: str
+    pattern: str | None = None
+
+
+@dataclass(frozen=True)
 class Operation:
     """What the OpenAPI document says about one handler method."""
 
@@ -71,10 +80,17 @@ class Operation:
     query: type[BaseModel] | None = None
     permission: str | None = None
     tags: tuple[str, ...] = ()
-    headers: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, Header] = field(default_factory=dict)
     authenticated: bool = True
-    #: responses that are not JSON: status -> media types (text/event-stream, text/plain, text/html)
+    #: responses that are not JSON: status -> media types (text/event-stream, text/plain, text/html);
+    #: where the status also has a model, the model's schema under these types instead of application/json
     media: dict[int, tuple[str, ...]] = field(default_factory=dict)
+    #: the path parameter the new resource's id fills (``agent_id``): links to the operations that take it
+    creates: str | None = None
+    #: the response field holding that id
+    created_id: str = "id"
+    #: whether the body may be left out (a POST whose fields are all optional); PUT and PATCH need one
+    body_optional: bool = False
 
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -88,14 +104,17 @@ def operation(
     query: type[BaseModel] | None = None,
     permission: str | None = None,
     tags: tuple[str, ...] = (),
-    headers: dict[str, str] | None = None,
+    headers: dict[str, Header] | None = None,
     authenticated: bool = True,
     media: dict[int, tuple[str, ...]] | None = None,
+    creates: str | None = None,
+    created_id: str = "id",
+    body_optional: bool = False,
 ) -> Callable[[F], F]:
     """Describe a handler method for the OpenAPI document (``__openapi__`` on the function).
 
     Put it innermost (right above ``async def``): the auth decorators copy it outward.
-    ``headers`` maps request header names to their description.
+    ``headers`` maps request header names to their description and form.
     """
     described = Operation(
         summary=summary,
@@ -107,6 +126,9 @@ def operation(
         headers=headers or {},
         authenticated=authenticated,
         media=media or {},
+        creates=creates,
+        created_id=created_id,
+        body_optional=body_optional,
     )
 
     def mark(func: F) -> F:
@@ -200,10 +222,15 @@ def _path_parameters(route: str) -> list[dict[str, Any]]:
 
 
 def _header_parameters(op: Operation) -> list[dict[str, Any]]:
-    return [
-        {"name": name, "in": "header", "required": False, "description": text, "schema": {"type": "string"}}
-        for name, text in op.headers.items()
-    ]
+    params = []
+    for name, header in op.headers.items():
+        schema: dict[str, Any] = {"type": "string"}
+        if header.pattern is not None:
+            schema["pattern"] = header.pattern
+        params.append(
+            {"name": name, "in": "header", "required": False, "description": header.description, "schema": schema}
+        )
+    return params
 
 
 def _problem_statuses(endpoint: Endpoint) -> set[int]:
@@ -232,11 +259,13 @@ def _responses(endpoint: Endpoint, schemas: _Schemas) -> dict[str, Any]:
             responses[str(status)] = {"$ref": f"#/components/responses/{PROBLEM_RESPONSES[status][0]}"}
             continue
         response: dict[str, Any] = {"description": HTTPStatus(status).phrase}
+        served = endpoint.operation.media.get(status, ())
         if model is not None:
-            media = "application/problem+json" if model is Problem else "application/json"
-            response["content"] = {media: {"schema": schemas.ref(model, "serialization")}}
-        for media in endpoint.operation.media.get(status, ()):
-            response.setdefault("content", {})[media] = {"schema": {"type": "string"}}
+            json_media = served or ("application/problem+json" if model is Problem else "application/json",)
+            response["content"] = {media: {"schema": schemas.ref(model, "serialization")} for media in json_media}
+        else:
+            for media in served:
+                response.setdefault("content", {})[media] = {"schema": {"type": "string"}}
         responses[str(status)] = response
     return dict(sorted(responses.items()))
 
@@ -264,13 +293,19 @@ def _operation(endpoint: Endpoint, schemas: _Schemas, operation_id: str) -> dict
         doc["parameters"] = params
     if op.body is not None:
         doc["requestBody"] = {
-            "required": True,
+            "required": body_required(endpoint.method, op),
             "content": {"application/json": {"schema": schemas.ref(op.body, "validation")}},
         }
     doc["responses"] = _responses(endpoint, schemas)
     if not op.authenticated:
         doc["security"] = []
     return doc
+
+
+def body_required(method: str, op: Operation) -> bool:
+    """A PUT or PATCH always needs its body (an empty one changes nothing by mistake); a POST unless
+    every field is optional and the operation says so (``body_optional``: ``execute`` with defaults)."""
+    return method.lower() in ("put", "patch") or not op.body_optional
 
 
 def _operation_ids(found: list[Endpoint]) -> list[str]:
@@ -314,6 +349,25 @@ def _components(schemas: _Schemas, cookie_name: str) -> dict[str, Any]:
     }
 
 
+def _link(paths: dict[str, dict[str, Any]], found: list[Endpoint], schemas: _Schemas) -> None:
+    """Links from every operation that creates something to the operations that take its id."""
+    ids = {(e.route, e.method): op["operationId"] for e in found for op in [paths[e.route][e.method]]}
+    sources = []
+    for endpoint in found:
+        op = endpoint.operation
+        if op.creates is None:
+            continue
+        fields = {
+            str(status): set(schemas.resolve(model, "serialization").get("properties", {}))
+            for status, model in op.responses.items()
+            if model is not None and 200 <= status < 300
+        }
+        sources.append(
+            LinkSource(endpoint.route, ids[(endpoint.route, endpoint.method)], op.creates, op.created_id, fields)
+        )
+    add_links(paths, sources, [LinkTarget(e.route, ids[(e.route, e.method)]) for e in found])
+
+
 def build_document(routes: Routes, base_url: str = "/", cookie_name: str = "username") -> dict[str, Any]:
     """The OpenAPI 3.1 document of the API that ``routes`` serve under ``base_url``."""
     found = endpoints(routes)
@@ -321,6 +375,7 @@ def build_document(routes: Routes, base_url: str = "/", cookie_name: str = "user
     paths: dict[str, dict[str, Any]] = {}
     for endpoint, operation_id in zip(found, _operation_ids(found), strict=True):
         paths.setdefault(endpoint.route, {})[endpoint.method] = _operation(endpoint, schemas, operation_id)
+    _link(paths, found, schemas)
     schemas.drop_query_models()
     tags = sorted({tag for e in found for tag in e.operation.tags})
     return {

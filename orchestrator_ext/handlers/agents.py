@@ -36,6 +36,7 @@ class AgentCollectionHandler(_AgentHandler):
         "Create an agent",
         body=CreateAgent,
         responses={201: DescribeAgent},
+        creates="agent_id",
         permission=Permission.AGENTS_WRITE,
         tags=("agents",),
     )

@@ -41,7 +41,9 @@ from ..errors import (
 )
 from ..observability.logging import correlation_id
 from ..openapi import API_PREFIX as API_PREFIX
+from ..openapi import Header as Header
 from ..openapi import Operation as Operation
+from ..openapi import body_required
 from ..openapi import operation as operation
 from ..services.ratelimit import Bucket
 from ..services.scope import Identity
@@ -72,11 +74,19 @@ _ID_PREFIX = os.urandom(8).hex() + "-"
 _ID_COUNTER = itertools.count(1)
 
 
-def field_errors(exc: ValidationError, prefix: str = "") -> list[FieldError]:
-    """Pydantic errors as (dotted field, message, type) triples."""
+def field_errors(exc: ValidationError, prefix: str = "", discriminator: str | None = None) -> list[FieldError]:
+    """Pydantic errors as (dotted field, message, type) triples.
+
+    For a body that is a union told apart by ``discriminator`` (``kind``), the union's tag is left
+    out of each location (``config.base_url``, not ``n8n.config.base_url``), and an unknown or
+    missing tag is the discriminator field's error.
+    """
     errors = []
     for err in exc.errors(include_url=False):
-        location = ".".join(str(part) for part in err["loc"])
+        loc = err["loc"]
+        if discriminator is not None:
+            loc = loc[1:] if loc else (discriminator,)
+        location = ".".join(str(part) for part in loc)
         field = f"{prefix}.{location}" if prefix and location else (location or prefix or "body")
         errors.append(FieldError(field, err["msg"], err["type"]))
     return errors
@@ -196,6 +206,10 @@ class OrchestratorHandler(ExtensionHandlerMixin, APIHandler):
 
     def parse_body(self, model: type[M]) -> M:
         body = self.request.body or b""
+        if not body.strip() and self._body_required():
+            raise ValidationFailed(
+                "This request needs a JSON body.", errors=[FieldError("body", "a JSON object is required", "missing")]
+            )
         limit = self.services.settings.max_body_bytes
         if len(body) > limit:
             raise PayloadTooLarge(f"The request body is {len(body)} bytes; the limit is {limit}.")
@@ -221,7 +235,14 @@ class OrchestratorHandler(ExtensionHandlerMixin, APIHandler):
         try:
             return model.model_validate(data)
         except ValidationError as exc:
-            raise ValidationFailed("The request body is invalid.", errors=field_errors(exc)) from exc
+            tag = getattr(model, "discriminator", None)
+            raise ValidationFailed("The request body is invalid.", errors=field_errors(exc, discriminator=tag)) from exc
+
+    def _body_required(self) -> bool:
+        """What the OpenAPI document says of this method's body (``requestBody.required``)."""
+        method = (self.request.method or "").lower()
+        described = getattr(getattr(type(self), method, None), "__openapi__", None)
+        return not isinstance(described, Operation) or body_required(method, described)
 
     def parse_query(self, model: type[M]) -> M:
         raw: dict[str, Any] = {}
@@ -274,9 +295,21 @@ class OrchestratorHandler(ExtensionHandlerMixin, APIHandler):
             "correlation_id": self.correlation_id or None,
         }
         body.update(err.extra)
+        if err.status == 405:  # RFC 9110: a 405 lists the methods the resource has
+            self.set_header("Allow", ", ".join(self.allowed_methods()))
         if "retry_after" in err.extra:  # 429 (rate limits): when to come back, as RFC 9110 says
             self.set_header("Retry-After", str(err.extra["retry_after"]))
         self.finish(json.dumps(body, default=str), set_content_type="application/problem+json")
+
+    @classmethod
+    def allowed_methods(cls) -> list[str]:
+        """The HTTP methods this handler implements (those not left to tornado's 405)."""
+        candidates = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+        return [m for m in candidates if cls._implements(m.lower())]
+
+    @classmethod
+    def _implements(cls, method: str) -> bool:
+        return getattr(cls, method, None) is not getattr(web.RequestHandler, method, None)
 
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
         if isinstance(value, OrchestratorError | web.HTTPError):

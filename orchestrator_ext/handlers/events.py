@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import time
 from collections.abc import Sequence
 
@@ -31,13 +32,18 @@ from ..errors import FieldError, ValidationFailed
 from ..schemas.common import RequestModel
 from ..schemas.executions import ExecutionEventOut, StatusEventOut
 from ..security.permissions import Permission
-from .base import OrchestratorHandler, operation
+from .base import Header, OrchestratorHandler, operation
 
 TAGS = ("executions",)
 KEEPALIVE_SECONDS = 15.0
 #: an organization's stream also re-reads events this recent: one committed after a later id was sent
 LATE_COMMIT_SECONDS = 10.0
 LAST_EVENT_ID = "Last-Event-ID"
+#: an event id: a non-negative integer that fits PostgreSQL's bigint
+_EVENT_ID = re.compile(r"[0-9]{1,18}")
+LAST_EVENT_HEADER = Header(
+    "Resume after this event id (what a reconnecting EventSource sends).", f"^{_EVENT_ID.pattern}$"
+)
 EVENT_STREAM = "text/event-stream; charset=utf-8"
 
 
@@ -58,7 +64,7 @@ class ExecutionEventsHandler(OrchestratorHandler):
         responses={200: None},
         permission=Permission.EXECUTIONS_READ,
         tags=TAGS,
-        headers={LAST_EVENT_ID: "Resume after this event id (what a reconnecting EventSource sends)."},
+        headers={LAST_EVENT_ID: LAST_EVENT_HEADER},
         media={200: ("text/event-stream",)},
     )
     async def get(self, execution_id: str) -> None:
@@ -92,7 +98,7 @@ class ExecutionEventsHandler(OrchestratorHandler):
         header = self.request.headers.get(LAST_EVENT_ID)
         if header is None:
             return self.parse_query(EventsQuery).last_event_id or 0
-        if not header.isdigit():
+        if not _EVENT_ID.fullmatch(header):
             raise ValidationFailed(
                 "Last-Event-ID must be an event id (a non-negative integer).",
                 errors=[FieldError(LAST_EVENT_ID, "expected a non-negative integer", "invalid")],
@@ -122,7 +128,7 @@ class OrganizationEventsHandler(ExecutionEventsHandler):
         responses={200: None},
         permission=Permission.EXECUTIONS_READ,
         tags=TAGS,
-        headers={LAST_EVENT_ID: "Resume after this event id (what a reconnecting EventSource sends)."},
+        headers={LAST_EVENT_ID: LAST_EVENT_HEADER},
         media={200: ("text/event-stream",)},
     )
     async def get(self, org_id: str) -> None:

@@ -27,7 +27,7 @@ from ..schemas.executions import (
     ResumeExecution,
 )
 from ..security.permissions import Permission
-from .base import OrchestratorHandler, operation, route_table
+from .base import Header, OrchestratorHandler, operation, route_table
 from .events import ExecutionEventsHandler, OrganizationEventsHandler
 
 TAGS = ("executions",)
@@ -36,13 +36,14 @@ KEY_HELP = (
     "1-255 visible ASCII characters, unique per request: a retry with the same key and body returns "
     "the same execution; the same key with another body is refused (409)."
 )
-_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+KEY_PATTERN = "^[!-~]{1,255}$"
+_KEY = re.compile(KEY_PATTERN[1:-1])
 
 
 def parse_idempotency_key(value: str | None) -> str | None:
     if value is None:
         return None
-    if not _KEY.match(value):
+    if not _KEY.fullmatch(value):
         raise ValidationFailed(
             "The Idempotency-Key header must be 1-255 visible ASCII characters.",
             errors=[FieldError(KEY_HEADER, "expected 1-255 visible ASCII characters", "idempotency_key_invalid")],
@@ -59,7 +60,9 @@ class ExecuteWorkflowHandler(OrchestratorHandler):
         responses={202: DescribeExecution, 200: DescribeExecution},
         permission=Permission.EXECUTIONS_CREATE,
         tags=TAGS,
-        headers={KEY_HEADER: KEY_HELP},
+        headers={KEY_HEADER: Header(KEY_HELP, KEY_PATTERN)},
+        creates="execution_id",
+        body_optional=True,
     )
     async def post(self, workflow_id: str) -> None:
         target = self.parse_id(workflow_id, "workflow")

@@ -37,6 +37,7 @@ class IntegrationCollectionHandler(OrchestratorHandler):
         "Create an integration; its secret is encrypted and write-only",
         body=CreateIntegration,
         responses={201: DescribeIntegration},
+        creates="integration_id",
         permission=Permission.INTEGRATIONS_MANAGE,
         tags=TAGS,
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from jupyter_server.auth.decorator import authorized
 from tornado import web
 
+from ..schemas.common import Problem
 from ..schemas.organizations import (
     AddMember,
     CreateOrganization,
@@ -50,6 +51,7 @@ class OrganizationCollectionHandler(OrganizationLinks):
         "Create an organization (tier free or team); the caller becomes its owner",
         body=CreateOrganization,
         responses={201: DescribeOrganization},
+        creates="org_id",
         tags=TAGS,
     )
     async def post(self) -> None:
@@ -108,6 +110,8 @@ class MemberCollectionHandler(OrganizationLinks):
         "Add an existing user (members:manage; members:manage_owners to add an owner)",
         body=AddMember,
         responses={201: DescribeMember},
+        creates="user_id",
+        created_id="user_id",
         permission=Permission.MEMBERS_MANAGE,
         tags=TAGS,
     )
@@ -139,7 +143,7 @@ class MemberHandler(OrganizationLinks):
     @authorized
     @operation(
         "Remove a member, or leave (the last owner cannot)",
-        responses={204: None},
+        responses={204: None, 409: Problem},
         permission=Permission.MEMBERS_MANAGE,
         tags=TAGS,
     )

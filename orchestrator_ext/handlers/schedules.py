@@ -44,6 +44,7 @@ class WorkflowSchedulesHandler(OrchestratorHandler):
         "Create a cron schedule that starts runs of a workflow",
         body=CreateSchedule,
         responses={201: DescribeSchedule},
+        creates="schedule_id",
         permission=Permission.SCHEDULES_MANAGE,
         tags=TAGS,
     )

@@ -21,6 +21,7 @@ class WorkflowSpecSchemaHandler(OrchestratorHandler):
         query=SpecSchemaQuery,
         responses={200: DescribeJsonSchema},
         tags=("schemas",),
+        media={200: ("application/schema+json",)},
     )
     async def get(self) -> None:
         framework = self.parse_query(SpecSchemaQuery).framework

@@ -27,11 +27,14 @@ from ..schemas.workflows import (
     ValidateSpecResponse,
 )
 from ..security.permissions import Permission
-from .base import OrchestratorHandler, operation, route_table
+from .base import Header, OrchestratorHandler, operation, route_table
 
 TAGS = ("workflows",)
 IF_MATCH_HELP = 'The version you edited, as its ETag ("3"): a stale one is refused with 409.'
 _ETAG = re.compile(r'^(?:W/)?(?:"([0-9]{1,9})"|([0-9]{1,9}))$')
+_ONE = r'(?:W/)?(?:"[0-9]{1,9}"|[0-9]{1,9})'
+#: ``*`` or a list of version ETags, as parse_if_match reads it
+IF_MATCH_PATTERN = rf"^[ \t]*(?:\*|{_ONE}(?:[ \t]*,[ \t]*{_ONE})*)[ \t]*$"
 _VERSION = re.compile(r"^[0-9]{1,9}$")
 
 
@@ -81,6 +84,7 @@ class AgentWorkflowsHandler(_WorkflowHandler):
         "Create a workflow (its version 1) for an agent",
         body=CreateWorkflow,
         responses={201: DescribeWorkflow},
+        creates="workflow_id",
         permission=Permission.WORKFLOWS_WRITE,
         tags=TAGS,
     )
@@ -113,7 +117,7 @@ class WorkflowHandler(_WorkflowHandler):
         responses={200: DescribeWorkflow},
         permission=Permission.WORKFLOWS_WRITE,
         tags=TAGS,
-        headers={"If-Match": IF_MATCH_HELP},
+        headers={"If-Match": Header(IF_MATCH_HELP, IF_MATCH_PATTERN)},
     )
     async def put(self, workflow_id: str) -> None:
         target = self.parse_id(workflow_id, "workflow")

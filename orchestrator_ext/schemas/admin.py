@@ -8,7 +8,7 @@ from typing import Annotated
 from pydantic import Field, StringConstraints
 
 from ..db.models import SLUG_PATTERN
-from .common import Name, NotNull, PageQuery, QueryModel, RequestModel, ResponseModel, Timestamp
+from .common import Name, NotNull, PageQuery, QueryModel, RequestModel, ResponseModel, Timestamp, omit_default
 from .organizations import DescribeLimits, DescribeTier, TierName
 
 Slug = Annotated[str, StringConstraints(strip_whitespace=True, pattern=SLUG_PATTERN)]
@@ -51,8 +51,8 @@ class ListAdminOrganizationsResponse(ResponseModel):
 class AdminUpdateOrganization(RequestModel):
     """Any tier, a slug (null: none), limit overrides (null: the tier's) and the name."""
 
-    name: NotNull[Name] = None
-    tier: NotNull[TierName] = None
+    name: NotNull[Name] = Field(default=None, json_schema_extra=omit_default)
+    tier: NotNull[TierName] = Field(default=None, json_schema_extra=omit_default)
     slug: Slug | None = Field(
         default=None, description="Links the organization to the hub group org:<slug>; null unlinks it."
     )

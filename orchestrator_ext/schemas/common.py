@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, StringConstraints
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    GetJsonSchemaHandler,
+    PlainSerializer,
+    StringConstraints,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 
 class RequestModel(BaseModel):
@@ -58,12 +68,52 @@ def _refuse_null(value: object) -> object:
     return value
 
 
-#: a field of a partial update that may be left out but not set to null: ``name: NotNull[Name] = None``
-NotNull = Annotated[T | None, BeforeValidator(_refuse_null)]
+class _OmitNullSchema:
+    """The JSON schema of a field that may be left out but never null: its type without ``null``, no default."""
+
+    def __get_pydantic_json_schema__(self, core_schema: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        schema = handler(core_schema)
+        branches = [b for b in schema.get("anyOf", []) if b != {"type": "null"}]
+        if len(branches) == 1:
+            rest = {k: v for k, v in schema.items() if k != "anyOf"}
+            return {**branches[0], **rest}
+        return schema
+
+
+def omit_default(schema: dict[str, Any]) -> None:
+    """``json_schema_extra`` of a NotNull field: its ``default: null`` is not a value a client may send."""
+    schema.pop("default", None)
+
+
+#: a field of a partial update that may be left out but not set to null:
+#: ``name: NotNull[Name] = Field(default=None, json_schema_extra=omit_default)``
+NotNull = Annotated[T | None, BeforeValidator(_refuse_null), _OmitNullSchema()]
+
+
+def _whole_number(value: object) -> object:
+    """JSON has one number type: ``3.0`` is the integer 3 (JSON Schema says so too); ``3.5`` and ``"3"`` are not."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+#: an integer that refuses strings and booleans but takes ``3.0`` (what the schema's ``integer`` allows):
+#: ``Annotated[int, Strict(), Field(ge=1, le=9), WHOLE_NUMBER]`` (the bounds before it, so the schema
+#: shows them as ``minimum``/``maximum``)
+WHOLE_NUMBER = BeforeValidator(_whole_number)
+
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Limit = Annotated[int, Field(ge=1, le=200, description="Page size (1-200).")]
-Cursor = Annotated[str | None, Field(max_length=512, description="next_cursor of the previous page.")]
+#: a page cursor: 1-17 digits (microseconds since 1970, up to the year 5138) and 32 hex digits (the row id);
+#: services/pagination.py reads every string of this form as a key a page can start after
+CURSOR_PATTERN = r"^[0-9]{1,17}\.[0-9a-f]{32}$"
+#: a cursor of a workflow's versions: the version number the page starts below
+VERSION_CURSOR_PATTERN = r"^[1-9][0-9]{0,8}$"
+Cursor = Annotated[
+    str | None,
+    Field(description="next_cursor of the previous page.", json_schema_extra={"pattern": CURSOR_PATTERN}),
+]
 
 
 class PageQuery(QueryModel):

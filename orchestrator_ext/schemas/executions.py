@@ -5,10 +5,10 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, Field, Strict
 
 from ..db.models import ExecutionStatus, ExecutionTrigger
-from .common import PageQuery, RequestModel, ResponseModel, Timestamp
+from .common import WHOLE_NUMBER, PageQuery, RequestModel, ResponseModel, Timestamp
 from .workflows import MAX_VERSION, JsonObject, storable
 
 MAX_TIMEOUT = 7 * 24 * 3600
@@ -18,13 +18,13 @@ class ExecuteWorkflow(RequestModel):
     inputs: JsonObject = Field(
         default_factory=dict, description="Named inputs; for notebook workflows, the notebook's parameters."
     )
-    version: Annotated[int, Field(strict=True, ge=1, le=MAX_VERSION)] | None = Field(
+    version: Annotated[int, Strict(), Field(ge=1, le=MAX_VERSION), WHOLE_NUMBER] | None = Field(
         default=None, description="The version to run; the current one when absent."
     )
-    timeout_seconds: Annotated[int, Field(strict=True, ge=1, le=MAX_TIMEOUT)] | None = Field(
+    timeout_seconds: Annotated[int, Strict(), Field(ge=1, le=MAX_TIMEOUT), WHOLE_NUMBER] | None = Field(
         default=None, description="Stop the run after this many seconds (ends timed_out); default: the workflow's."
     )
-    max_attempts: Annotated[int, Field(strict=True, ge=1, le=10)] | None = Field(
+    max_attempts: Annotated[int, Strict(), Field(ge=1, le=10), WHOLE_NUMBER] | None = Field(
         default=None, description="Attempts for failures worth retrying; default: the workflow's (1)."
     )
 

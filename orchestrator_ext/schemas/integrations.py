@@ -8,8 +8,9 @@ response ever contains it, only ``has_secret``.
 
 from __future__ import annotations
 
+import re
 import uuid
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -17,23 +18,25 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    RootModel,
     SecretStr,
     StringConstraints,
-    ValidationInfo,
-    field_validator,
 )
 
 from ..db.models import IntegrationKind
 from .common import Name, PageQuery, RequestModel, ResponseModel, Timestamp
 
+_PORT = r"(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4})"
+#: an absolute http(s) URL with a host, an optional port in range, no credentials; the document says the same
+HTTP_URL_PATTERN = rf"^https?://[A-Za-z0-9._~%!$&'()*+,;=-]+(?::{_PORT})?(?:[/?#][^\x00-\x20]*)?$"
+_HTTP_URL = re.compile(HTTP_URL_PATTERN[1:-1])  # fullmatch: `$` would also match before a final newline
+
 
 def _http_url(value: str) -> str:
-    parts = urlsplit(value)
-    _ = parts.port  # raises ValueError on a port that is not a number in range
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError("must be an absolute http:// or https:// URL")
-    if parts.username is not None or parts.password is not None:
+    if "@" in urlsplit(value).netloc:
         raise ValueError("must not contain credentials: put the API key in 'secret'")
+    if not _HTTP_URL.fullmatch(value):
+        raise ValueError("must be an absolute http:// or https:// URL (a host, a port up to 65535)")
     return value
 
 
@@ -41,7 +44,7 @@ HttpUrlText = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=2048),
     AfterValidator(_http_url),
-    Field(json_schema_extra={"format": "uri"}),
+    Field(json_schema_extra={"pattern": HTTP_URL_PATTERN}),
 ]
 ModelName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Secret = Annotated[SecretStr, Field(min_length=1, max_length=10_000)]
@@ -78,49 +81,70 @@ class ToolConfig(BaseModel):
     description: Annotated[str, StringConstraints(max_length=5000)] | None = None
 
 
-CONFIG_MODELS: dict[IntegrationKind, type[BaseModel]] = {
-    IntegrationKind.OPENAI_COMPATIBLE: OpenAICompatibleConfig,
-    IntegrationKind.N8N: N8nConfig,
-    IntegrationKind.TOOL: ToolConfig,
-}
-SECRET_REQUIRED: frozenset[IntegrationKind] = frozenset({IntegrationKind.N8N})
+KEY_HELP_TEXT = "Write-only API key, encrypted at rest and never returned."
 
 
-class CreateIntegration(RequestModel):
+class _NewIntegration(RequestModel):
     org_id: uuid.UUID | None = Field(default=None, description="Defaults to the caller's personal organization.")
-    kind: IntegrationKind
     name: Name
-    config: dict[str, Any] = Field(
-        default_factory=dict,
-        description=(
-            "Depends on kind. openai-compatible: {base_url, model}; n8n: {base_url}; "
-            "tool: {description?, ...any settings}."
-        ),
-    )
     secret: Secret | None = Field(
-        default=None,
-        validate_default=True,
-        description=(
-            "Write-only API key, encrypted at rest and never returned. Required for n8n; "
-            "optional for openai-compatible (local servers need none) and tool."
-        ),
+        default=None, description=f"{KEY_HELP_TEXT} Optional (a local model server or a tool may need none)."
     )
 
-    @field_validator("config")
-    @classmethod
-    def _config_fits_kind(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
-        kind = info.data.get("kind")
-        if kind is None:  # the kind itself is invalid: that error is reported
-            return value
-        return CONFIG_MODELS[kind].model_validate(value).model_dump(mode="json", exclude_unset=True)
 
-    @field_validator("secret")
-    @classmethod
-    def _secret_when_required(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
-        kind = info.data.get("kind")
-        if value is None and kind in SECRET_REQUIRED:
-            raise ValueError(f"required for {kind} integrations (the API key)")
-        return value
+class NewOpenAICompatibleIntegration(_NewIntegration):
+    """A model server that speaks the OpenAI chat completions API."""
+
+    kind: Literal[IntegrationKind.OPENAI_COMPATIBLE]
+    config: OpenAICompatibleConfig
+
+
+class NewN8nIntegration(_NewIntegration):
+    """An n8n instance; its API key is required."""
+
+    kind: Literal[IntegrationKind.N8N]
+    config: N8nConfig
+    secret: Secret = Field(description=f"{KEY_HELP_TEXT} The n8n API key.")
+
+
+class NewToolIntegration(_NewIntegration):
+    """A tool with free-form settings."""
+
+    kind: Literal[IntegrationKind.TOOL]
+    config: ToolConfig = Field(default_factory=ToolConfig)
+
+
+NewIntegration = Annotated[
+    NewOpenAICompatibleIntegration | NewN8nIntegration | NewToolIntegration, Field(discriminator="kind")
+]
+
+
+class CreateIntegration(RootModel[NewIntegration]):
+    """A new integration: ``kind`` says which ``config`` it has (a ``oneOf`` with a discriminator)."""
+
+    #: validation errors are located without the union's tag: ``config.base_url``, not ``n8n.config.base_url``
+    discriminator: ClassVar[str] = "kind"
+
+    @property
+    def org_id(self) -> uuid.UUID | None:
+        return self.root.org_id
+
+    @property
+    def kind(self) -> IntegrationKind:
+        return self.root.kind
+
+    @property
+    def name(self) -> str:
+        return self.root.name
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The kind's settings as stored (only the fields given)."""
+        return self.root.config.model_dump(mode="json", exclude_unset=True)
+
+    @property
+    def secret(self) -> SecretStr | None:
+        return self.root.secret
 
 
 class DescribeIntegration(ResponseModel):

@@ -3,25 +3,37 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Literal, get_args
 
-from pydantic import Field, StringConstraints
+from pydantic import ConfigDict, Field, StringConstraints
 
 from ..security.permissions import Role
-from .common import SOURCE_HELP, MemberSource, Name, NotNull, PageQuery, RequestModel, ResponseModel, Timestamp
+from .common import (
+    SOURCE_HELP,
+    MemberSource,
+    Name,
+    NotNull,
+    PageQuery,
+    RequestModel,
+    ResponseModel,
+    Timestamp,
+    omit_default,
+)
 
-TierName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+#: the resource tiers there are (migration 0002 creates them; tests/api/test_fuzz_contract.py checks the table)
+TierName = Literal["free", "team", "gpu-small", "gpu-large", "enterprise"]
+#: the tiers an organization may start on; larger ones need a change by an operator
+CreatableTier = Literal["free", "team"]
+TIER_NAMES: tuple[str, ...] = get_args(TierName)
+CREATABLE_TIERS: tuple[str, ...] = get_args(CreatableTier)
 Username = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
-
-#: the tiers an organization may start on; larger ones need a change by an owner
-CREATABLE_TIERS: tuple[str, ...] = ("free", "team")
 
 
 class CreateOrganization(RequestModel):
     """A new organization; the caller becomes its owner."""
 
     name: Name
-    tier: TierName = Field(
+    tier: CreatableTier = Field(
         default="free",
         description=(
             f"One of {', '.join(CREATABLE_TIERS)}; owners may move it between these later; "
@@ -33,8 +45,8 @@ class CreateOrganization(RequestModel):
 class UpdateOrganization(RequestModel):
     """Rename (``org:update``) and/or move to another tier (``org:change_tier``)."""
 
-    name: NotNull[Name] = None
-    tier: NotNull[TierName] = None
+    name: NotNull[Name] = Field(default=None, json_schema_extra=omit_default)
+    tier: NotNull[TierName] = Field(default=None, json_schema_extra=omit_default)
 
 
 class DescribeTier(ResponseModel):
@@ -85,8 +97,10 @@ class ListOrganizationsResponse(ResponseModel):
 class AddMember(RequestModel):
     """Add an existing user (one who has used the API once), named by ``username`` or ``user_id``."""
 
-    username: Username | None = None
-    user_id: uuid.UUID | None = None
+    model_config = ConfigDict(json_schema_extra={"oneOf": [{"required": ["username"]}, {"required": ["user_id"]}]})
+
+    username: NotNull[Username] = Field(default=None, json_schema_extra=omit_default)
+    user_id: NotNull[uuid.UUID] = Field(default=None, json_schema_extra=omit_default)
     role: Role
 
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, Field, StringConstraints, field_validator
+from pydantic import AfterValidator, Field, Strict, StringConstraints
 
 from ..db.models import ExecutionStatus
 from ..engine.cron import MisfirePolicy, OverlapPolicy
-from .common import PageQuery, RequestModel, ResponseModel, Timestamp
+from .common import WHOLE_NUMBER, NotNull, PageQuery, RequestModel, ResponseModel, Timestamp, omit_default
 from .workflows import MAX_VERSION, JsonObject, storable
 
 #: how many recent runs a schedule's description lists
@@ -33,7 +33,7 @@ TimezoneName = Annotated[
     AfterValidator(storable),
     Field(description="The IANA time zone the expression is read in, e.g. 'Europe/Paris'."),
 ]
-PinnedVersion = Annotated[int, Field(strict=True, ge=1, le=MAX_VERSION)]
+PinnedVersion = Annotated[int, Strict(), Field(ge=1, le=MAX_VERSION), WHOLE_NUMBER]
 Flag = Annotated[bool, Field(strict=True)]
 
 VERSION_HELP = "The workflow version to run; null: the workflow's current version at each firing."
@@ -63,22 +63,20 @@ class CreateSchedule(RequestModel):
 class UpdateSchedule(RequestModel):
     """Change some fields (merge-patch): absent fields keep their value; ``version`` may be set to null."""
 
-    name: ScheduleName | None = None
-    cron: CronText | None = None
-    timezone: TimezoneName | None = None
-    inputs: JsonObject | None = Field(default=None, description="Replaces the inputs as a whole.")
+    name: NotNull[ScheduleName] = Field(default=None, json_schema_extra=omit_default)
+    cron: NotNull[CronText] = Field(default=None, json_schema_extra=omit_default)
+    timezone: NotNull[TimezoneName] = Field(default=None, json_schema_extra=omit_default)
+    inputs: NotNull[JsonObject] = Field(
+        default=None, description="Replaces the inputs as a whole.", json_schema_extra=omit_default
+    )
     version: PinnedVersion | None = Field(default=None, description=VERSION_HELP)
-    enabled: Flag | None = None
-    overlap_policy: OverlapPolicy | None = Field(default=None, description=OVERLAP_HELP)
-    misfire_policy: MisfirePolicy | None = Field(default=None, description=MISFIRE_HELP)
-
-    @field_validator("name", "cron", "timezone", "inputs", "enabled", "overlap_policy", "misfire_policy", mode="before")
-    @classmethod
-    def _not_null(cls, value: Any) -> Any:
-        """Only ``version`` may be null; leave a field out to keep it."""
-        if value is None:
-            raise ValueError("may not be null (leave the field out to keep its value)")
-        return value
+    enabled: NotNull[Flag] = Field(default=None, json_schema_extra=omit_default)
+    overlap_policy: NotNull[OverlapPolicy] = Field(
+        default=None, description=OVERLAP_HELP, json_schema_extra=omit_default
+    )
+    misfire_policy: NotNull[MisfirePolicy] = Field(
+        default=None, description=MISFIRE_HELP, json_schema_extra=omit_default
+    )
 
 
 class DescribeScheduleRun(ResponseModel):

@@ -11,11 +11,14 @@ from pydantic import AfterValidator, Field, StringConstraints
 from ..security.permissions import Role
 from .common import SOURCE_HELP, MemberSource, Name, RequestModel, ResponseModel, Timestamp
 
-# A deliberately strict address: dot-atom local part, a dotted host name of
-# letters, digits and inner hyphens, a top-level label of letters only.
-_LOCAL = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+# A deliberately strict address: a dot-atom local part of at most 64 characters, a dotted host
+# name of letters, digits and inner hyphens, a top-level label of letters only. The same two
+# regular expressions are in the OpenAPI document (a pattern and an allOf), so both say the same.
+_ATOM = "[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-_EMAIL = re.compile(rf"{_LOCAL}@(?:{_LABEL}\.)+[A-Za-z]{{2,63}}")
+EMAIL_PATTERN = rf"^{_ATOM}(?:\.{_ATOM})*@(?:{_LABEL}\.)+[A-Za-z]{{2,63}}$"
+LOCAL_PART_PATTERN = "^[^@]{1,64}@"
+_EMAIL = re.compile(EMAIL_PATTERN[1:-1])  # fullmatch: `$` would also match before a final newline
 
 
 def check_email(value: str) -> str:
@@ -26,7 +29,12 @@ def check_email(value: str) -> str:
     return value
 
 
-Email = Annotated[str, StringConstraints(strip_whitespace=True, max_length=254), AfterValidator(check_email)]
+Email = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, max_length=254),
+    AfterValidator(check_email),
+    Field(json_schema_extra={"pattern": EMAIL_PATTERN, "allOf": [{"pattern": LOCAL_PART_PATTERN}]}),
+]
 
 
 class UpdateUser(RequestModel):

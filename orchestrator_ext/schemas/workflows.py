@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field, RootModel, StringConstraints
 
-from .common import Name, PageQuery, QueryModel, RequestModel, ResponseModel, Timestamp
+from .common import VERSION_CURSOR_PATTERN, Name, PageQuery, QueryModel, RequestModel, ResponseModel, Timestamp
 
 #: the largest version number (a PostgreSQL integer)
 MAX_VERSION = 2**31 - 1
@@ -99,7 +99,9 @@ class ListWorkflowsResponse(ResponseModel):
 
 
 class ListWorkflowVersionsQuery(PageQuery):
-    pass
+    cursor: Annotated[str | None, Field(json_schema_extra={"pattern": VERSION_CURSOR_PATTERN})] = Field(
+        default=None, description="next_cursor of the previous page (a version number)."
+    )
 
 
 class ListWorkflowVersionsResponse(ResponseModel):

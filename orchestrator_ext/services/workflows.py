@@ -13,9 +13,8 @@ runs the notebook it was saved with.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import json
+import re
 import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -27,6 +26,7 @@ from sqlalchemy import Select, select, tuple_
 
 from ..db.models import Agent, Workflow, WorkflowVersion
 from ..errors import Conflict, FieldError, NotFound, ValidationFailed
+from ..schemas.common import VERSION_CURSOR_PATTERN
 from ..schemas.workflows import (
     CreateWorkflow,
     DescribeParameter,
@@ -298,8 +298,11 @@ class WorkflowService:
 # ---- pages of versions: keyset on the version number, newest first ----------
 
 
+_VERSION_CURSOR = re.compile(VERSION_CURSOR_PATTERN[1:-1])
+
+
 def _version_cursor(number: int) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"v": number}).encode()).decode().rstrip("=")
+    return str(number)
 
 
 def _version_page(stmt: Select[Any], limit: int, cursor: str | None) -> Select[Any]:
@@ -309,12 +312,8 @@ def _version_page(stmt: Select[Any], limit: int, cursor: str | None) -> Select[A
 
 
 def _decode_version_cursor(cursor: str) -> int:
-    try:
-        number = json.loads(base64.urlsafe_b64decode((cursor + "=" * (-len(cursor) % 4)).encode()))["v"]
-        if isinstance(number, int) and not isinstance(number, bool) and 1 <= number <= 2**31 - 1:
-            return number
-    except (binascii.Error, ValueError, KeyError, TypeError, UnicodeDecodeError):
-        pass
+    if _VERSION_CURSOR.fullmatch(cursor):
+        return int(cursor)
     raise ValidationFailed(
         "The cursor is not one this API returned.",
         errors=[FieldError("cursor", "invalid cursor: pass the next_cursor of a previous page", "cursor_invalid")],

@@ -191,7 +191,12 @@ async def test_anonymous_and_bad_ids(api: Api) -> None:
 async def test_secret_is_write_only_in_the_contract(api: Api) -> None:
     document = json.loads((await api("GET", "openapi.json", user=None)).text)
     schemas = document["components"]["schemas"]
-    assert schemas["CreateIntegration"]["properties"]["secret"]["anyOf"][0]["writeOnly"] is True
+    # one body per kind (a oneOf told apart by kind): the secret is write-only in each
+    kinds = schemas["CreateIntegration"]["discriminator"]["mapping"]
+    assert set(kinds) == {"openai-compatible", "n8n", "tool"}
+    for ref in kinds.values():
+        secret = schemas[ref.rsplit("/", 1)[-1]]["properties"]["secret"]
+        assert (secret.get("anyOf") or [secret])[0]["writeOnly"] is True, ref
     assert "secret" not in schemas["DescribeIntegration"]["properties"]
 
 
