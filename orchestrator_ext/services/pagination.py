@@ -67,7 +67,7 @@ def paginate(
     cursor: str | None,
 ) -> Select[*Ts]:
     """Order newest first, start after ``cursor``, fetch one extra row to know if a next page exists."""
-    if cursor:
+    if cursor is not None:  # an empty one is not a cursor the API returned: 422
         after_at, after_id = decode_cursor(cursor)
         stmt = stmt.where(tuple_(created_at, row_id) < tuple_(after_at, after_id))
     return stmt.order_by(created_at.desc(), row_id.desc()).limit(limit + 1)

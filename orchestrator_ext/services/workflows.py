@@ -306,7 +306,7 @@ def _version_cursor(number: int) -> str:
 
 
 def _version_page(stmt: Select[Any], limit: int, cursor: str | None) -> Select[Any]:
-    if cursor:
+    if cursor is not None:
         stmt = stmt.where(WorkflowVersion.version < _decode_version_cursor(cursor))
     return stmt.order_by(WorkflowVersion.version.desc()).limit(limit + 1)
 
