@@ -15,7 +15,9 @@
 A run's folders (its working directory, a kernel's connection file and
 sockets, a fork server's home) are made by the worker under a root folder
 only its owner can list (mode 0711) and handed to the run's account (0700),
-so no other account can open them.
+so no other account can open them. Each worker keeps them in a folder of its
+own, ``worker-<pid>-<start time>``: a worker that starts removes those of
+workers that died (killed, they could not clean up).
 """
 
 from __future__ import annotations
@@ -26,11 +28,14 @@ import os
 import pwd
 import shutil
 import subprocess  # nosec B404 - useradd and usermod, no shell
+import tempfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from ..db.handles import process_start
 
 PER_ORGANIZATION = "per-organization"
 UID_PREFIX = "uid:"
@@ -40,6 +45,8 @@ ACCOUNT_PREFIX = "orch-"
 #: reach its kernels' sockets and remove its folders afterwards
 CAPABILITIES = {"CHOWN": 0, "DAC_OVERRIDE": 1, "KILL": 5, "SETGID": 6, "SETUID": 7}
 NOLOGIN = "/usr/sbin/nologin"
+#: a worker's own folder under the runs' root: worker-<pid>-<process start time>
+WORKER_FOLDER = "worker-"
 
 
 class RunAccountsError(ValueError):
@@ -109,6 +116,33 @@ def runs_root(path: Path | None) -> Path:
     if closed:
         raise RunAccountsError(f"runs cannot reach {root}: {closed[0]} is closed to other accounts (set run_dir)")
     return root
+
+
+def worker_folder(root: Path | None, *, shared: bool) -> Path:
+    """This worker's own folder for its runs' folders, under ``root`` (default: a folder of this account's
+    under the temporary directory): ``worker-<pid>-<start>``, named after the process so that another worker
+    can tell it was left by a dead one (:func:`sweep_orphans`). ``shared``: runs of other accounts pass
+    through it to reach their own folders (0711, like :func:`runs_root`), else only this account enters."""
+    base = root or Path(tempfile.gettempdir()) / f"orchestrator-runs-{os.geteuid()}"
+    base.mkdir(parents=True, exist_ok=True, mode=0o711 if shared else 0o700)
+    pid = os.getpid()
+    folder = base / f"{WORKER_FOLDER}{pid}-{process_start(pid)}"
+    folder.mkdir(mode=0o711 if shared else 0o700, exist_ok=True)
+    os.chmod(folder, 0o711 if shared else 0o700)  # whatever the umask
+    return folder
+
+
+def sweep_orphans(root: Path) -> list[Path]:
+    """Remove the folders of workers that died without cleaning up (killed): a run's directory, a kernel's
+    sockets, a fork server's home. Those of living workers are left alone (their pid and start time match)."""
+    removed = []
+    for folder in root.glob(f"{WORKER_FOLDER}*-*"):
+        pid, _, start = folder.name[len(WORKER_FOLDER) :].partition("-")
+        if not pid.isdigit() or str(process_start(int(pid))) == start:
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        removed.append(folder)
+    return removed
 
 
 def closed_socket(url: str) -> Path | None:

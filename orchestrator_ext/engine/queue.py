@@ -26,7 +26,7 @@ CLAIM = """
 SELECT c.id, c.org_id, c.workflow_id, c.agent_id, c.attempt, c.max_attempts, c.timeout_seconds, c.inputs,
        c.correlation_id, c.cancel_requested_at IS NOT NULL AS cancel_requested, c.resume,
        v.spec, v.notebook_snapshot, a.framework
-  FROM orchestrator_claim_execution(%(worker)s, %(lease)s, %(tiers)s) c
+  FROM orchestrator_claim_execution(%(worker)s, %(lease)s, %(tiers)s, %(kinds)s) c
   JOIN workflow_versions v ON v.id = c.workflow_version_id
   JOIN agents a ON a.id = c.agent_id
 """
@@ -179,9 +179,13 @@ class Queue:
             await cur.execute(sql, params)
             return await cur.fetchall() if cur.description else []
 
-    async def claim(self, worker: str, lease_seconds: float, tiers: list[str] | None = None) -> ClaimedRun | None:
-        """The oldest runnable run (of an organization on one of ``tiers``; None: any), now held by ``worker``."""
-        rows = await self._rows(CLAIM, {"worker": worker, "lease": lease_seconds, "tiers": tiers or None})
+    async def claim(
+        self, worker: str, lease_seconds: float, tiers: list[str] | None = None, kinds: list[str] | None = None
+    ) -> ClaimedRun | None:
+        """The oldest runnable run (of an organization on one of ``tiers``, of one of ``kinds``: 'notebook',
+        'framework'; None: any), now held by ``worker``."""
+        params = {"worker": worker, "lease": lease_seconds, "tiers": tiers or None, "kinds": kinds}
+        rows = await self._rows(CLAIM, params)
         return ClaimedRun(**rows[0]) if rows else None
 
     async def heartbeat(self, worker: str, ids: list[uuid.UUID], lease_seconds: float) -> dict[uuid.UUID, bool]:

@@ -17,6 +17,7 @@ import copy
 import logging
 import os
 import random
+import shutil
 import socket
 import uuid
 from typing import Any
@@ -25,14 +26,16 @@ import psycopg
 from orchestrator_runtimes import RunError
 from orchestrator_runtimes.runtime import ErrorKind
 
+from .. import tracing
 from ..observability.metrics import WORKER_APPLICATION_NAME
 from ..security.crypto import KeyRing
-from .accounts import RunAccount, RunAccounts, closed_socket, runs_root
+from .accounts import RunAccount, RunAccounts, closed_socket, runs_root, sweep_orphans, worker_folder
 from .attempts import FAILED, WAITING, ActiveRun, Attempts, Limits, Outcome
-from .events import EventWriter, RunEvents
+from .events import EventWriter
 from .isolation import protect_worker_process
 from .kernels import KernelPool
 from .queue import ClaimedRun, Queue
+from .readiness import Readiness
 from .runners import RunnerPool
 from .settings import WorkerSettings
 
@@ -77,23 +80,28 @@ class Worker:
             if closed is not None:
                 log.warning("runs get no runs' database: its socket is in %s, closed to their accounts", closed)
                 settings.state_url = None
+        # the runs' folders of this worker, in a folder named after it: the next worker to start removes it
+        # if this one is killed (see sweep_orphans)
+        self.folder = worker_folder(settings.workdir_root, shared=self.accounts.separate)
         self.kernels = KernelPool(
             settings.kernel_pool_size,
             settings.memory_mib,
-            settings.workdir_root,
+            self.folder,
             commands=settings.kernel_commands,
             limit=settings.account_pools,
             idle_seconds=settings.account_idle_seconds,
+            engine=settings.notebook_engine,
         )
         self.runners = RunnerPool(
             settings.runner_pool_size,
-            list(settings.preload),
+            [*settings.preload, *tracing.runner_preload()],
             settings.memory_mib,
-            settings.workdir_root,
+            self.folder,
             settings.state_url,
             limit=settings.account_pools,
             idle_seconds=settings.account_idle_seconds,
         )
+        self.readiness = Readiness(self.kernels, self.runners, separate=self.accounts.separate, wake=self._wake_up)
         limits = Limits(settings.memory_mib, settings.max_output_bytes, settings.default_timeout_seconds)
         self.attempts = Attempts(
             self.kernels,
@@ -116,6 +124,8 @@ class Worker:
         if not protect_worker_process():
             log.warning("could not make the worker non-dumpable: its runs may read its memory")
         self.accounts.check()
+        for orphan in sweep_orphans(self.folder.parent):
+            log.info("removed %s: the runs' folders of a worker that died", orphan)
         await self.queue.open()
         self.writer.start()
         if not self.accounts.separate:  # else each organization's are started on its first run
@@ -146,16 +156,24 @@ class Worker:
             task.cancel()
         await asyncio.gather(*self._loops, return_exceptions=True)
         await self.writer.close()
-        await asyncio.gather(self.kernels.close(), self.runners.close())
+        await asyncio.gather(self.readiness.close(), self.kernels.close(), self.runners.close())
         await self.queue.close()
+        shutil.rmtree(self.folder, ignore_errors=True)
         log.info("worker %s stopped", self.name)
 
     # ---- claiming ------------------------------------------------------------
 
     async def _claim_loop(self) -> None:
         while await self._free_slot():
+            kinds = self.readiness.kinds()  # only what this worker can start now (see readiness.py)
+            if kinds == []:
+                self._slots.release()
+                await self._idle(self.settings.poll_seconds)
+                continue
+            asked = tracing.clock()  # the claim's span starts here (0: tracing off)
             try:
-                run = await self.queue.claim(self.name, self.settings.lease_seconds, list(self.settings.tiers))
+                tiers = list(self.settings.tiers)
+                run = await self.queue.claim(self.name, self.settings.lease_seconds, tiers, kinds)
             except (psycopg.Error, OSError):
                 self._slots.release()
                 log.warning("claim failed; the database may be restarting", exc_info=True)
@@ -165,9 +183,12 @@ class Worker:
                 self._slots.release()
                 await self._idle(self.settings.poll_seconds)
                 continue
-            task = asyncio.create_task(self._execute(run), name=f"run-{run.id}")
+            task = asyncio.create_task(self._execute(run, asked), name=f"run-{run.id}")
             self._runs.add(task)
             task.add_done_callback(self._runs.discard)
+
+    def _wake_up(self) -> None:
+        self._wake.set()
 
     async def _free_slot(self) -> bool:
         """Wait for a free slot and take it; False once the worker is stopping."""
@@ -190,8 +211,9 @@ class Worker:
 
     # ---- one run -------------------------------------------------------------
 
-    async def _execute(self, run: ClaimedRun) -> None:
-        events = RunEvents(self.writer, run.id, run.org_id, run.attempt, self.settings.max_log_bytes)
+    async def _execute(self, run: ClaimedRun, asked: int = 0) -> None:
+        traced = tracing.begin_run(run, self.name, asked)  # in the trace of the POST that queued it
+        events = tracing.run_events(self.writer, run.id, run.org_id, run.attempt, self.settings.max_log_bytes)
         active = ActiveRun(run, events)
         self.active[run.id] = active
         log.info("run %s attempt %d started", run.id, run.attempt, extra={"correlation_id": run.correlation_id})
@@ -204,12 +226,14 @@ class Worker:
                 log.exception("run %s could not start", run.id)
                 message = f"the run could not start: {type(exc).__name__}: {exc}"
                 outcome = Outcome(FAILED, error=RunError(ErrorKind.INTERNAL, message, retryable=True))
+            traced.outcome(outcome.status, outcome.error.kind.value if outcome.error else None)
             await self.writer.flush()  # the log is complete before the final status is
             if not active.lost:
                 await self._record(run, outcome)
             elif self._stopping.is_set():
                 self._unfinished.append(run)
         finally:
+            traced.end()
             self.active.pop(run.id, None)
             self._slots.release()
             self._wake.set()
