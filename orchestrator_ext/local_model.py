@@ -14,6 +14,7 @@ organizations that configured none.
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.util
 import os
 import signal
@@ -26,6 +27,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from orchestrator_runtimes.forkserver import die_with_parent
 from traitlets import Int, Unicode
 
 from .cli import OrchestratorCommand
@@ -122,8 +124,17 @@ def start_server(host: str = "127.0.0.1", port: int = 0, threads: int = 0) -> tu
         stdin=subprocess.DEVNULL,
         env=env,
         start_new_session=True,
+        # it dies with the process that started it, even one stopped before it was ready (SIGTERM during start)
+        preexec_fn=functools.partial(_die_with, os.getpid()),
     )
     return process, f"http://{host}:{port}/v1"
+
+
+def _die_with(parent: int) -> None:
+    """In the model server's child, before exec: SIGKILL when its parent dies (and exit now if it already did)."""
+    die_with_parent()
+    if os.getppid() != parent:
+        os._exit(1)
 
 
 def stop_server(process: subprocess.Popen[bytes]) -> None:
