@@ -13,10 +13,11 @@ from sqlalchemy import create_engine
 from traitlets import Bool, Int, Unicode
 
 from ..cli import OrchestratorCommand
+from ..db.embedded import PASSWORDS_FILE
 from ..db.engine import sqlalchemy_url
-from ..db.setup import prepare_database
-from . import integration, process, provision
-from .install import N8N_VERSION, InstallError, install, installation
+from ..db.setup import PreparedDatabase, prepare_database
+from . import database, integration, process, provision
+from .install import N8N_VERSION, Installation, InstallError, install, installation
 
 
 class N8nInstallCommand(OrchestratorCommand):
@@ -58,7 +59,19 @@ class N8nServeCommand(OrchestratorCommand):
             print("n8n is not installed: run `jupyter orchestrator n8n install` first", file=sys.stderr)
             self.exit(1)
         data_dir = Path(self.data) if self.data else Path(self.orchestrator.data_dir) / "n8n"
-        running = process.start(found, data_dir, self.port)
+        prepared = prepare_database(self.orchestrator.database_location())
+        try:
+            self._serve(found, data_dir, prepared)
+        finally:
+            if prepared.embedded is not None:
+                prepared.embedded.stop()
+
+    def _serve(self, found: Installation, data_dir: Path, prepared: PreparedDatabase) -> None:
+        """n8n on its own database and role on the platform's PostgreSQL, until a signal or its end."""
+        keys_dir = Path(self.orchestrator.data_dir)
+        passwords = prepared.embedded.passwords_file if prepared.embedded is not None else keys_dir / PASSWORDS_FILE
+        db = database.provision(prepared.admin_url, passwords)
+        running = process.start(found, data_dir, self.port, database=db)
         stopping = False
 
         def stop(signum: int, frame: Any) -> None:
@@ -70,26 +83,29 @@ class N8nServeCommand(OrchestratorCommand):
         try:
             took = process.wait_ready(running)
             api_key = provision.provision(running.base_url, data_dir)
-            where = self._register(running.base_url, api_key) if self.register else "not saved (--no-register)"
-            print(f"n8n {N8N_VERSION} at {running.base_url} (ready in {took:.1f} s); API key: {where}", flush=True)
+            where = "not saved (--no-register)"
+            if self.register:
+                where = self._register(prepared.admin_url, running.base_url, api_key)
+            print(
+                f"n8n {N8N_VERSION} at {running.base_url} (ready in {took:.1f} s, database {db.database} as "
+                f"{db.user}); API key: {where}",
+                flush=True,
+            )
             while not stopping and running.process.poll() is None:
                 time.sleep(0.5)
         finally:
             process.stop(running)
         self.exit(0 if stopping else 1)
 
-    def _register(self, base_url: str, api_key: str) -> str:
+    def _register(self, admin_url: str, base_url: str, api_key: str) -> str:
         settings = self.orchestrator
-        prepared = prepare_database(settings.database_location())
-        engine = create_engine(sqlalchemy_url(prepared.admin_url))
+        engine = create_engine(sqlalchemy_url(admin_url))
         try:
             owner = str(getattr(settings, "owner", "") or getpass.getuser())
             org_id = integration.find_org(engine, self.org, owner)
             integration.save(engine, settings.keyring(), org_id, base_url, api_key)
         finally:
             engine.dispose()
-            if prepared.embedded is not None:
-                prepared.embedded.stop()
         return f"the '{integration.INTEGRATION_NAME}' integration of organization {org_id} (encrypted)"
 
 

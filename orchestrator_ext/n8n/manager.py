@@ -8,7 +8,8 @@ starts at once, since a run is handed its integrations when it is claimed).
 Each start provisions the instance (:mod:`.provision`) and saves it as the
 owner's ``n8n`` integration, its API key encrypted, keeping the saved key while
 n8n takes it; the port is kept in the data dir, so the integration's URL stays
-right from one start to the next.
+right from one start to the next. n8n's data is in a database and role of its
+own on the embedded PostgreSQL (:mod:`.database`).
 
 n8n is started from the event loop's thread: its parent-death signal is tied
 to the thread that started it, so it must not be a short-lived worker thread.
@@ -28,7 +29,7 @@ from sqlalchemy import Engine, create_engine, text
 from ..db.engine import sqlalchemy_url
 from ..db.system import system_transaction_sync
 from ..security.crypto import KeyRing
-from . import integration, process, provision
+from . import database, integration, process, provision
 from .install import installation
 
 log = logging.getLogger("orchestrator.n8n")
@@ -96,7 +97,9 @@ class N8nManager:
             if self.running is not None and self.running.process.poll() is None:
                 return self.running.base_url
             found = installation()
-            self.running = process.start(found, self.data_dir, _port(self.data_dir))
+            # its own database and role on the embedded PostgreSQL (SQLite in its data folder with an external one)
+            db = await asyncio.to_thread(database.for_embedded, self.data_dir.parent)
+            self.running = process.start(found, self.data_dir, _port(self.data_dir), database=db)
             try:
                 took = await asyncio.to_thread(process.wait_ready, self.running)
                 await asyncio.to_thread(self._provision, self.running.base_url)

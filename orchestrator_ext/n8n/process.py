@@ -22,6 +22,7 @@ from pathlib import Path
 
 from orchestrator_runtimes.forkserver import die_with_parent
 
+from .database import N8nDatabase
 from .install import Installation
 
 #: n8n must not phone home, look for updates or templates, or wait on a network it cannot reach
@@ -54,11 +55,15 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
-def n8n_environment(install: Installation, data_dir: Path, port: int, host: str = "127.0.0.1") -> dict[str, str]:
-    """n8n's environment: its data folder, the loopback, offline settings, and only the variables it needs."""
+def n8n_environment(
+    install: Installation, data_dir: Path, port: int, host: str = "127.0.0.1", database: N8nDatabase | None = None
+) -> dict[str, str]:
+    """n8n's environment: its data folder, the loopback, offline settings, its database (PostgreSQL when given,
+    else SQLite in its data folder), and only the variables it needs."""
     passed = {name: os.environ[name] for name in ("LANG", "LC_ALL", "TZ") if name in os.environ}
     return {
         **passed,
+        **(database.environment() if database is not None else {}),
         **OFFLINE,
         "PATH": f"{install.node_bin}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}",
         "HOME": str(data_dir),
@@ -83,7 +88,13 @@ def n8n_environment(install: Installation, data_dir: Path, port: int, host: str 
 
 
 def start(
-    install: Installation, data_dir: Path, port: int = 0, host: str = "127.0.0.1", *, die_with_us: bool = True
+    install: Installation,
+    data_dir: Path,
+    port: int = 0,
+    host: str = "127.0.0.1",
+    *,
+    die_with_us: bool = True,
+    database: N8nDatabase | None = None,
 ) -> N8nProcess:
     """Start n8n in the background (its own process group; killed if this process dies)."""
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -93,7 +104,7 @@ def start(
         process = subprocess.Popen(  # noqa: S603  # nosec B603 - our own node and n8n
             [str(install.node), str(install.n8n), "start"],
             cwd=data_dir,
-            env=n8n_environment(install, data_dir, port, host),
+            env=n8n_environment(install, data_dir, port, host, database),
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -11,6 +11,7 @@ import psutil
 
 from orchestrator_ext.n8n.install import Installation
 from tests.n8n.conftest import exported
+from tests.n8n.test_n8n_database import n8n_rows
 from tests.n8n.test_n8n_spec import n8n_spec
 from tests.personal_server import PersonalServer, start_personal_server, wait_postgres_stopped
 
@@ -48,7 +49,7 @@ def run_greet(server: PersonalServer) -> dict[str, Any]:
         run = server.call("GET", f"/executions/{started.body['id']}").body
         return run if run["status"] in FINAL else None
 
-    return wait_until("the run's end", ended, 150)  # type: ignore[no-any-return]
+    return wait_until("the run's end", ended, 240)  # type: ignore[no-any-return]
 
 
 def test_the_personal_server_starts_n8n_hands_it_to_runs_and_stops_it(
@@ -65,11 +66,14 @@ def test_the_personal_server_starts_n8n_hands_it_to_runs_and_stops_it(
             return [i for i in listed if i["name"] == "n8n" and i["has_secret"]]
 
         # the first time, n8n starts at once: runs are handed the integration it gets
-        wait_until("the n8n integration", integration, 150)
+        wait_until("the n8n integration", integration, 240)  # n8n's first start migrates its database
         assert n8n_processes(n8n_dir), "n8n is not running from its data folder"
         run = run_greet(server)
         assert run["status"] == "succeeded", run
         assert run["outputs"]["output"]["greeting"] == "Hello, Ada!"
+        # n8n keeps its data on the server's PostgreSQL, in its own database, as its own role: no SQLite
+        assert f"Greet [orchestrator {run['workflow_id']}]" in n8n_rows(tmp_path / "data")
+        assert not list(n8n_dir.rglob("database.sqlite"))
         started = n8n_processes(n8n_dir)
     finally:
         server.stop(signal.SIGTERM)
