@@ -174,3 +174,42 @@ def test_a_notebook_run_shows_its_executed_notebook(client: Client) -> None:
         assert view.run["spec"]["nodes"] == []
     finally:
         view.close()
+
+
+def test_node_positions_are_saved_with_the_version_and_restored_on_load(client: Client) -> None:
+    builder = Builder(client=client, name=f"Positions {time.time_ns()}", spec=three_steps())
+    at = {"start": {"x": 10.0, "y": 20.0}, "calc": {"x": 10.0, "y": 140.25}, "end": {"x": 300.0, "y": 260.0}}
+    try:
+        builder.layout = {**at, "gone": {"x": 1, "y": 1}}  # a position for a node that is not there is dropped
+        assert builder.save() == 1
+        stored = client.workflow(builder.workflow_id)["spec"]
+        assert stored["ui"] == {"positions": {**at, "calc": {"x": 10.0, "y": 140.2}}}
+        assert not builder.dirty
+        assert "ui" not in builder.spec  # the builder edits the graph; positions live in its layout
+    finally:
+        builder.close()
+
+    reopened = Builder(builder.workflow_id, client=client)
+    try:
+        assert reopened.layout == {**at, "calc": {"x": 10.0, "y": 140.2}}
+        assert not reopened.dirty
+        reopened.layout = {**reopened.layout, "end": {"x": 320.0, "y": 260.0}}  # a node dragged: unsaved
+        assert reopened.dirty
+        assert reopened.save() == 2
+        assert client.workflow(builder.workflow_id)["spec"]["ui"]["positions"]["end"] == {"x": 320.0, "y": 260.0}
+        reopened.load_version(1)
+        assert reopened.layout["end"] == {"x": 300.0, "y": 260.0}
+    finally:
+        reopened.close()
+
+
+def test_a_version_saved_without_positions_opens_laid_out_and_clean(client: Client) -> None:
+    agent = client.create_agent(f"No positions {time.time_ns()}", "langgraph")
+    workflow = client.create_workflow(agent["id"], "Code-made", three_steps())
+    assert "ui" not in workflow["spec"]
+    builder = Builder(workflow["id"], client=client)
+    try:
+        assert builder.layout == {}
+        assert not builder.dirty
+    finally:
+        builder.close()

@@ -43,7 +43,9 @@ class Builder(anywidget.AnyWidget):
     _css = bundle("builder", ".css")
 
     spec = traitlets.Dict(help="The workflow spec being edited (nodes, edges, options).").tag(sync=True)
-    layout = traitlets.Dict(help="Node id -> {x, y} on the canvas (not saved in the spec).").tag(sync=True)
+    layout = traitlets.Dict(help="Node id -> {x, y} on the canvas (saved with a version: spec.ui.positions).").tag(
+        sync=True
+    )
     selection = traitlets.List(traitlets.Unicode(), help="The selected nodes' ids.").tag(sync=True)
     schema = traitlets.Dict(help="The workflow spec's JSON Schema, as the server serves it.").tag(sync=True)
     palette: traitlets.List[Any] = traitlets.List(help="The node types offered: {type, label, description}.").tag(
@@ -63,7 +65,7 @@ class Builder(anywidget.AnyWidget):
         help="Saved versions, newest first: {version, comment, created_at}."
     ).tag(sync=True)
     changes = traitlets.List(traitlets.Unicode(), help="What the version shown changed.").tag(sync=True)
-    dirty = traitlets.Bool(False, help="The spec differs from the version shown.").tag(sync=True)
+    dirty = traitlets.Bool(False, help="The spec or its nodes' positions differ from the version shown.").tag(sync=True)
     input_fields: traitlets.List[Any] = traitlets.List(help="The inputs a run asks for: {name, type, default}.").tag(
         sync=True
     )
@@ -84,6 +86,7 @@ class Builder(anywidget.AnyWidget):
         super().__init__(**kwargs)
         self.client = client or Client()
         self._saved: dict[str, Any] | None = None
+        self._saved_positions: dict[str, dict[str, float]] = {}
         self._etag = 0  # the newest version this builder knows: a save that is not on top of it gets a 409
         self._parameters: list[dict[str, Any]] = []
         self._timer: threading.Timer | None = None
@@ -93,6 +96,7 @@ class Builder(anywidget.AnyWidget):
         self.schema = self.client.request("GET", "schemas/workflow-spec.json")
         self._runtimes: list[dict[str, Any]] = list(self.client.request("GET", "runtimes").get("items") or [])
         self.observe(self._on_spec_edit, names="spec")
+        self.observe(lambda _change: self._update_dirty(), names="layout")
         self.on_msg(self._on_message)
         if workflow_id:
             self._load_workflow(str(workflow_id))
@@ -115,11 +119,12 @@ class Builder(anywidget.AnyWidget):
         self._show(int(workflow["version"]), dict(workflow["spec"]), list(workflow.get("parameters") or []))
         self._refresh_versions()
 
-    def _show(self, version: int, spec: dict[str, Any], parameters: list[dict[str, Any]]) -> None:
-        """Show a saved version: its spec (laid out afresh), what it changed, the inputs it takes."""
-        self._saved, self._parameters = copy.deepcopy(spec), parameters
+    def _show(self, version: int, saved: dict[str, Any], parameters: list[dict[str, Any]]) -> None:
+        """Show a saved version: its spec at the positions it was saved with, what it changed, its inputs."""
+        spec, positions = specs.split_ui(saved)
+        self._saved, self._saved_positions, self._parameters = copy.deepcopy(spec), positions, parameters
         self.version = version
-        self.layout = {}
+        self.layout = positions  # none saved (older versions, code-made specs): the canvas lays them out
         self.spec = spec
         self.changes = self._changes_of(version, spec)
         self.input_fields = specs.input_fields(spec, parameters)
@@ -182,11 +187,13 @@ class Builder(anywidget.AnyWidget):
         self._etag = int(workflow["version"])
         self.workflow_id = str(workflow["id"])
         previous = self._saved
-        self._saved, self._parameters = copy.deepcopy(dict(workflow["spec"])), list(workflow.get("parameters") or [])
+        stored, positions = specs.split_ui(dict(workflow["spec"]))
+        self._saved, self._parameters = copy.deepcopy(stored), list(workflow.get("parameters") or [])
+        self._saved_positions = positions
         self.version = self._etag
-        self.spec = dict(workflow["spec"])  # as the server stores it (defaults filled in): not dirty
+        self.spec = stored  # as the server stores it (defaults filled in): not dirty
         self.dirty = False
-        self.changes = specs.changes(previous, dict(workflow["spec"]))
+        self.changes = specs.changes(previous, stored)
         self.input_fields = specs.input_fields(self.spec, self._parameters)
         self._refresh_versions()
         self._say("success", f"Saved as version {self._etag}.")
@@ -196,10 +203,11 @@ class Builder(anywidget.AnyWidget):
         if not self.agent_id:
             agent = self.client.create_agent(self.name or "Untitled agent", self.framework)
             self.agent_id = str(agent["id"])
-        return self.client.create_workflow(self.agent_id, self.name or "Untitled workflow", self.spec, comment=comment)
+        spec = specs.with_positions(self.spec, self.layout)
+        return self.client.create_workflow(self.agent_id, self.name or "Untitled workflow", spec, comment=comment)
 
     def _update(self, comment: str) -> dict[str, Any]:
-        body = {"spec": self.spec, "comment": comment, "name": self.name or None}
+        body = {"spec": specs.with_positions(self.spec, self.layout), "comment": comment, "name": self.name or None}
         result: dict[str, Any] = self.client.request(
             "PUT", f"workflows/{quote(str(self.workflow_id))}", body=body, headers={"If-Match": f'"{self._etag}"'}
         )
@@ -230,8 +238,13 @@ class Builder(anywidget.AnyWidget):
 
     # ---- validation ---------------------------------------------------------------------
 
+    def _update_dirty(self) -> None:
+        """Unsaved: the spec changed, or a node moved from where the version shown has it (when it has any)."""
+        moved = specs.positions_of(self.spec, self.layout)
+        self.dirty = self._saved is None or self.spec != self._saved or (bool(moved) and moved != self._saved_positions)
+
     def _on_spec_edit(self, change: Mapping[str, Any]) -> None:
-        self.dirty = self._saved is None or change["new"] != self._saved
+        self._update_dirty()
         self.input_fields = specs.input_fields(change["new"], self._parameters if not self.dirty else ())
         with self._lock:
             self._generation += 1

@@ -182,3 +182,36 @@ def input_fields(spec: Mapping[str, Any], parameters: Iterable[Mapping[str, Any]
 
 def _json_type(python_type: str) -> str:
     return {"int": "integer", "float": "number", "bool": "boolean", "str": "string"}.get(python_type, "any")
+
+
+# ---- node positions, saved with a version (spec.ui.positions) ------------------------
+
+
+def split_ui(spec: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, dict[str, float]]]:
+    """A saved spec as the builder edits it (without ``ui``), and the node positions it was saved with."""
+    edited = {k: v for k, v in spec.items() if k != "ui"}
+    ui = spec.get("ui")
+    positions = ui.get("positions") if isinstance(ui, Mapping) else None
+    layout: dict[str, dict[str, float]] = {}
+    for node_id, at in (positions or {}).items():
+        if isinstance(at, Mapping) and isinstance(at.get("x"), int | float) and isinstance(at.get("y"), int | float):
+            layout[str(node_id)] = {"x": float(at["x"]), "y": float(at["y"])}
+    return edited, layout
+
+
+def positions_of(spec: Mapping[str, Any], layout: Mapping[str, Any]) -> dict[str, dict[str, float]]:
+    """The spec's nodes' positions in ``layout`` (rounded to a tenth of a pixel; others' dropped)."""
+    ids = {str(node.get("id")) for node in spec.get("nodes") or [] if isinstance(node, Mapping)}
+    kept: dict[str, dict[str, float]] = {}
+    for node_id, at in layout.items():
+        if node_id in ids and isinstance(at, Mapping):
+            x, y = at.get("x"), at.get("y")
+            if isinstance(x, int | float) and isinstance(y, int | float):
+                kept[node_id] = {"x": round(float(x), 1), "y": round(float(y), 1)}
+    return kept
+
+
+def with_positions(spec: Mapping[str, Any], layout: Mapping[str, Any]) -> dict[str, Any]:
+    """The spec to save: the edited one, with its nodes' positions under ``ui`` when there are any."""
+    positions = positions_of(spec, layout)
+    return {**spec, "ui": {"positions": positions}} if positions else dict(spec)
