@@ -178,6 +178,8 @@ CASES: list[Case] = [
     Case("GET", "/workflows/{workflow}/versions", "viewer", 200),
     Case("GET", "/workflows/{workflow}/versions/1", "viewer", 200),
     Case("POST", "/workflows/{workflow}/execute", "developer", 202, body=lambda w, e: {"inputs": {}}),
+    # the world's workflow is not an n8n one: allowed roles reach the 409 that says so (tests/n8n run a real sync)
+    Case("POST", "/workflows/{workflow}/sync-from-n8n", "developer", 409),
     Case("GET", "/executions?org_id={org}", "viewer", 200),
     Case("GET", "/executions/{execution}", "viewer", 200),
     Case("POST", "/executions/{fresh}/cancel", "developer", 200, setup=_fresh_execution),
