@@ -110,7 +110,7 @@ def page_params(limit: int, cursor: str | None) -> dict[str, Any]:
 
 def after_params(cursor: str | None) -> dict[str, Any]:
     """Bound parameters of the keyset condition (empty for the first page)."""
-    if not cursor:
+    if cursor is None:
         return {}
     after_at, after_id = decode_cursor(cursor)
     return {"after_at": after_at, "after_id": after_id}
