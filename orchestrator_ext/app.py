@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from jupyter_server.extension.application import ExtensionApp
 from traitlets import Bool, Float, Int, List, Unicode, default
 
-from . import __version__, local_model
+from . import __version__, local_model, tracing
 from .cli import MigrateCommand, RotateKeysCommand, SetTierCommand
 from .db.embedded import EmbeddedPostgres
 from .db.engine import Database, PoolSettings
@@ -195,6 +195,7 @@ class OrchestratorApp(OrchestratorSettings, ExtensionApp):
     def initialize_settings(self) -> None:
         debug = _level(self.serverapp.log_level if self.serverapp else self.log_level) <= logging.DEBUG
         ologging.configure(level=logging.DEBUG if debug else logging.INFO, fmt=self.log_style)
+        tracing.setup()  # only where OTEL_EXPORTER_OTLP_ENDPOINT is set (docs/operations/tracing.md)
         app_url = self._prepare_database()
         self.services = Services(
             db=Database(app_url, self._pool_settings()),
@@ -214,6 +215,7 @@ class OrchestratorApp(OrchestratorSettings, ExtensionApp):
             ),
         )
         self.services.metrics.watch_pool(self.services.db.pool_status)
+        tracing.instrument_engine(self.services.db.engine)
         self.settings["orchestrator_services"] = self.services
         self.settings["orchestrator_dashboard_url"] = self.dashboard_url or default_dashboard_url(
             self.serverapp.base_url if self.serverapp else "/", self.services.settings.root_dir, os.environ
@@ -325,6 +327,7 @@ class OrchestratorApp(OrchestratorSettings, ExtensionApp):
         if self.embedded is not None:
             self.embedded.stop()
             self.embedded = None
+        tracing.shutdown()
 
 
 main = launch_new_instance = OrchestratorApp.launch_instance

@@ -122,6 +122,15 @@ def traceparent() -> str | None:
     return otel.current_traceparent()
 
 
+def runner_preload() -> list[str]:
+    """What the runners' fork servers import besides the frameworks: the SDK while tracing (one import for all runs)."""
+    if not _on:
+        return []
+    from orchestrator_runtimes.tracing import PRELOAD_NAME
+
+    return [PRELOAD_NAME]
+
+
 def clock() -> int:
     """Now, in the SDK's nanoseconds (0 when off): when the worker began to claim."""
     return time.time_ns() if _on else 0

@@ -10,6 +10,9 @@ folder (PostgreSQL's data files and WAL, its logs, the server's log with the
 worker's and the runs', the Jupyter folders) is searched for the UTF-8
 bytes of each canary. They are encrypted at rest
 (AES-256-GCM, ``orchestrator_ext.security.crypto``) and never logged.
+Tracing is on (exporting to :mod:`tests.otlp_receiver`): every span exported
+(the requests, their statements, the run's) is searched too, for the canaries
+and for the server's token (no SQL values, no headers, no query strings).
 
 Not covered, because it does not hold: what a run prints itself (its
 notebook's outputs, its events, and with ``--debug`` jupyter_client's log of
@@ -30,6 +33,7 @@ import psycopg
 import pytest
 
 from orchestrator_ext.db.embedded import superuser_url
+from tests.otlp_receiver import OtlpReceiver
 from tests.personal_server import PersonalServer, start_personal_server, wait_postgres_stopped
 
 RUN_TIMEOUT_S = 120.0
@@ -65,9 +69,16 @@ def notebook(source: str) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PersonalServer]:
+def receiver() -> Iterator[OtlpReceiver]:
+    with OtlpReceiver() as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, receiver: OtlpReceiver) -> Iterator[PersonalServer]:
     root = tmp_path_factory.mktemp("canary")
-    running = start_personal_server(root, root / "data", extra_args=("--debug",))
+    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint, "OTEL_BSP_SCHEDULE_DELAY": "200"}
+    running = start_personal_server(root, root / "data", extra_env=env, extra_args=("--debug",))
     try:
         yield running
     finally:
@@ -119,7 +130,7 @@ def write_canaries(server: PersonalServer, canaries: dict[str, str], control: st
     return str(created(server, "POST", f"/agents/{agent['id']}/workflows", {"name": "canary", "spec": spec})["id"])
 
 
-def test_canaries_never_reach_a_file_or_a_log_in_plain_text(server: PersonalServer) -> None:
+def test_canaries_never_reach_a_file_or_a_log_in_plain_text(server: PersonalServer, receiver: OtlpReceiver) -> None:
     tag = secrets.token_hex(6)
     canaries = {
         "display name": f"Canary Name {tag}",
@@ -146,3 +157,22 @@ def test_canaries_never_reach_a_file_or_a_log_in_plain_text(server: PersonalServ
     [found] = files_containing(server.log_path.parent, {"control": control.encode()}).values()
     assert any(f.startswith("data/pgdata/base/") for f in found), found
     assert any(f.startswith("data/pgdata/pg_wal/") for f in found), found
+    assert_no_canary_in_spans(receiver, execution["id"], {**needles, "server token": server.token.encode()}, control)
+
+
+def assert_no_canary_in_spans(
+    receiver: OtlpReceiver, execution_id: str, needles: dict[str, bytes], control: str
+) -> None:
+    """Every exported span, searched as received: its name, attributes, events and resource."""
+    deadline = time.monotonic() + 30
+    while not any(s.attributes.get("orchestrator.execution.id") == execution_id for s in receiver.received()):
+        assert time.monotonic() < deadline, "the run's spans never arrived"
+        time.sleep(0.2)
+    spans = receiver.received()
+    leaks = {name: sorted({s.name for s in spans if value.decode() in s.raw}) for name, value in needles.items()}
+    assert {name: where for name, where in leaks.items() if where} == {}, f"canaries in spans: {leaks}"
+    # the search finds what spans hold (the run's id is an attribute), and statements' values are not held
+    # (the agent's name was one, in its INSERT)
+    assert any(execution_id in s.raw for s in spans)
+    assert any("INSERT INTO agents" in str(s.attributes.get("db.statement")) for s in spans)
+    assert not any(control in s.raw for s in spans)

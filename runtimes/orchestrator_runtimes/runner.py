@@ -26,6 +26,7 @@ import traceback
 from pathlib import Path
 from typing import IO, Any, Protocol
 
+from . import tracing
 from .models import model_failure
 from .reporting import collect_records
 from .runtime import (
@@ -61,6 +62,9 @@ def _send(channel: Writer, message: dict[str, Any]) -> None:
 def preload(names: list[str]) -> None:
     """Import each runtime and its framework now, so the job does not wait for it."""
     for name in names:
+        if name == tracing.PRELOAD_NAME:
+            tracing.preload()
+            continue
         try:
             runtime = load_runtime(name)
             warm = getattr(runtime, "preload", None)

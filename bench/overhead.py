@@ -1,0 +1,272 @@
+"""What tracing costs: API throughput and POST → succeeded with tracing on against off, in one run.
+
+    python bench/overhead.py [--duration 4] [--warmup 1] [--concurrency 8] [--runs 15] [--rounds 2]
+
+Two ``jupyter orchestrator`` servers side by side on 127.0.0.1 (personal mode,
+each its own embedded PostgreSQL and in-process worker; rate limits off; the
+same Prometheus metrics in both, which are always on): *off* has no OTLP
+endpoint; *on* exports every span to an OTLP/HTTP receiver in this process
+(``tests/otlp_receiver.py``, which decodes each export as a collector would,
+on the same cores). Measured, alternating off and on so that both share the
+machine's moods:
+
+- throughput of ``GET /agents`` (the fast list path), ``GET /agents/{id}`` (the
+  ORM) and ``PUT /users/me`` (a write), with ``bench/loadgen.py``: requests per
+  second, p50, p99 and mean latency (closed loop: concurrency / rate);
+- POST ``/execute`` → ``succeeded`` of a LangGraph graph of code nodes, one run
+  at a time, polled every 10 ms: p50, p99, mean;
+- off, per call, what the hooks cost when tracing is off (the worker's and the
+  API's calls into ``orchestrator_ext.tracing``), and that no OpenTelemetry
+  module is imported at all.
+
+Target (issue 19): under 10 % with tracing on; nothing measurable off.
+Results go to ``bench/results/overhead.json``. A measurement, not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.append(str(Path(__file__).resolve().parents[1]))  # tests.otlp_receiver
+
+from harness import (
+    API,
+    FINAL,
+    Client,
+    Processes,
+    bench_env,
+    distribution,
+    free_port,
+    http_ok,
+    orchestrator,
+    wait_for,
+)
+
+from tests.otlp_receiver import OtlpReceiver  # the repository's root is on the path (above)
+
+BENCH = Path(__file__).resolve().parent
+RESULTS = BENCH / "results" / "overhead.json"
+TARGET_RATIO = 0.10
+
+GRAPH = {
+    "nodes": [
+        {"id": "start", "type": "input"},
+        {"id": "double", "type": "code", "config": {"source": "def run(values):\n    return 2 * values['n']"}},
+        {"id": "end", "type": "output"},
+    ],
+    "edges": [{"source": "start", "target": "double"}, {"source": "double", "target": "end"}],
+}
+
+
+class Side:
+    """One server: its port, token, client and what it was seeded with."""
+
+    def __init__(self, name: str, root: Path, extra_env: dict[str, str]) -> None:
+        self.name = name
+        self.port = free_port()
+        self.token = secrets.token_hex(16)
+        self.procs = Processes(bench_env(root, extra_env), root)
+        self.server = self.procs.start(
+            "server",
+            orchestrator(
+                "--no-browser",
+                "--ip=127.0.0.1",
+                f"--port={self.port}",
+                "--ServerApp.port_retries=0",
+                f"--IdentityProvider.token={self.token}",
+                f"--ServerApp.root_dir={root}",
+                "--OrchestratorApp.rate_limits=False",
+                "--OrchestratorApp.local_model=False",
+                "--OrchestratorApp.runner_preload=langgraph",
+            ),
+        )
+        self.client: Client | None = None
+        self.agent_id = self.workflow_id = ""
+
+    def ready(self) -> None:
+        url = f"http://127.0.0.1:{self.port}{API}/health"
+        wait_for(lambda: http_ok(url), f"the {self.name} server was not healthy", self.server, timeout=240)
+        self.client = Client(self.port, self.token)
+        for n in range(30):
+            self.client.call("POST", f"{API}/agents", {"name": f"seed-{n}", "framework": "notebook"}, expect=(201,))
+        agent = self.client.call("POST", f"{API}/agents", {"name": "graph", "framework": "langgraph"}, expect=(201,))
+        self.agent_id = agent["id"]
+        body = {"name": "double", "spec": GRAPH}
+        self.workflow_id = self.client.call("POST", f"{API}/agents/{self.agent_id}/workflows", body, expect=(201,))[
+            "id"
+        ]
+
+    def run_once(self) -> float:
+        """Seconds from sending POST /execute to reading ``succeeded``."""
+        assert self.client is not None
+        started = time.perf_counter()
+        run = self.client.call(
+            "POST", f"{API}/workflows/{self.workflow_id}/execute", {"inputs": {"n": 21}}, expect=(202,)
+        )
+        while True:
+            execution = self.client.call("GET", f"{API}/executions/{run['id']}")
+            if execution["status"] in FINAL:
+                if execution["status"] != "succeeded":
+                    raise RuntimeError(f"{self.name}: the run ended {execution['status']}: {execution['error']}")
+                return time.perf_counter() - started
+            time.sleep(0.01)
+
+
+def load(side: Side, args: argparse.Namespace, method: str, path: str, body: str | None, expect: int) -> dict[str, Any]:
+    scenario = {
+        "host": "127.0.0.1",
+        "port": side.port,
+        "method": method,
+        "path": path,
+        "headers": {"Authorization": f"token {side.token}", "Content-Type": "application/json"},
+        "body": body,
+        "expect": expect,
+        "concurrency": args.concurrency,
+        "warmup_s": args.warmup,
+        "duration_s": args.duration,
+    }
+    command = [sys.executable, str(BENCH / "loadgen.py"), json.dumps(scenario)]
+    done = subprocess.run(command, capture_output=True, text=True, check=True, timeout=args.duration + 120)
+    result: dict[str, Any] = json.loads(done.stdout)
+    if result["errors"]:
+        raise RuntimeError(f"{side.name} {method} {path}: {result['errors']} errors, first {result['first_error']}")
+    result["mean_ms"] = round(1000 * args.concurrency / result["rps"], 3) if result["rps"] else float("nan")
+    return result
+
+
+def throughput(off: Side, on: Side, args: argparse.Namespace) -> list[dict[str, Any]]:
+    rows = []
+    for label, method, suffix, body, expect in (
+        ("GET /agents", "GET", "/agents?limit=50", None, 200),
+        ("GET /agents/{id}", "GET", "/agents/{id}", None, 200),
+        ("PUT /users/me", "PUT", "/users/me", '{"display_name": "load {n}"}', 200),
+    ):
+        measured: dict[str, list[dict[str, Any]]] = {"off": [], "on": []}
+        for turn in range(args.rounds):
+            for side in (off, on) if turn % 2 == 0 else (on, off):  # neither side always goes first
+                path = API + suffix.replace("{id}", side.agent_id)
+                measured[side.name].append(load(side, args, method, path, body, expect))
+        rows.append({"endpoint": label, **{name: merged(results) for name, results in measured.items()}})
+    return rows
+
+
+def merged(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Rounds of one side: their mean rate and mean percentiles (each round is a few seconds of load)."""
+    keys = ("rps", "p50_ms", "p99_ms", "mean_ms")
+    return {key: round(statistics.fmean(r[key] for r in results), 3) for key in keys} | {"rounds": len(results)}
+
+
+def round_trips(off: Side, on: Side, runs: int) -> dict[str, Any]:
+    for side in (off, on):  # warm: the fork servers and the pools
+        for _ in range(3):
+            side.run_once()
+    seconds: dict[str, list[float]] = {"off": [], "on": []}
+    for turn in range(runs):
+        for side in (off, on) if turn % 2 == 0 else (on, off):
+            seconds[side.name].append(side.run_once())
+    return {name: {k: v for k, v in distribution(s).items() if k != "samples_ms"} for name, s in seconds.items()}
+
+
+def cost_when_off() -> dict[str, Any]:
+    """Nanoseconds per call of each hook with tracing off, and the OpenTelemetry modules a process imports."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    code = (
+        "import sys, json, timeit, uuid\n"
+        "import orchestrator_ext.app, orchestrator_ext.engine.worker, orchestrator_runtimes.runner\n"
+        "from orchestrator_ext import tracing\n"
+        "from orchestrator_ext.engine.queue import ClaimedRun\n"
+        "tracing.setup()\n"
+        "u = uuid.uuid4()\n"
+        "run = ClaimedRun(u, u, u, u, 1, 1, None, {}, None, False, {}, None, 'langgraph')\n"
+        "def per_run():\n"
+        "    asked = tracing.clock(); traced = tracing.begin_run(run, 'w', asked)\n"
+        "    tracing.job_trace(); traced.outcome('succeeded'); traced.end()\n"
+        "n = 200000\n"
+        "out = {'traceparent_ns': timeit.timeit(tracing.traceparent, number=n) / n * 1e9,\n"
+        "       'per_run_hooks_ns': timeit.timeit(per_run, number=n) / n * 1e9,\n"
+        "       'opentelemetry_modules': sorted(m for m in sys.modules if m.startswith('opentelemetry'))}\n"
+        "print(json.dumps(out))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    if done.returncode != 0:
+        raise RuntimeError(done.stderr[-2000:])
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return {k: round(v, 1) if isinstance(v, float) else v for k, v in result.items()}
+
+
+def ratio(on: float, off: float, higher_is_better: bool) -> float:
+    """The cost of tracing as a fraction: +0.05 is 5 % worse with tracing on."""
+    if not off or not on:
+        return float("nan")
+    return round((off / on - 1) if higher_is_better else (on / off - 1), 3)
+
+
+def report(rows: list[dict[str, Any]], runs: dict[str, Any], off_cost: dict[str, Any], spans: int) -> None:
+    print(f"\nload average (1, 5, 15 min): {os.getloadavg()}")
+    print(f"\n{'API, tracing off → on':<20} {'rps':>15} {'p50 ms':>15} {'p99 ms':>15} {'mean ms':>15}  cost")
+    for row in rows:
+        off, on = row["off"], row["on"]
+        cells = [f"{off[k]:>6.1f} → {on[k]:<6.1f}" for k in ("rps", "p50_ms", "p99_ms", "mean_ms")]
+        row["cost"] = ratio(on["rps"], off["rps"], higher_is_better=True)
+        print(f"{row['endpoint']:<20} {' '.join(cells)}  {row['cost']:+.1%} throughput")
+    off, on = runs["off"], runs["on"]
+    runs["cost_p50"] = ratio(on["p50_ms"], off["p50_ms"], higher_is_better=False)
+    runs["cost_mean"] = ratio(on["mean_ms"], off["mean_ms"], higher_is_better=False)
+    print(
+        f"\nPOST → succeeded (n={off['n']} each): p50 {off['p50_ms']} → {on['p50_ms']} ms, "
+        f"p99 {off['p99_ms']} → {on['p99_ms']} ms, mean {off['mean_ms']} → {on['mean_ms']} ms "
+        f"({runs['cost_p50']:+.1%} p50, {runs['cost_mean']:+.1%} mean)"
+    )
+    print(
+        f"\ntracing off: {off_cost['traceparent_ns']} ns per POST /execute, {off_cost['per_run_hooks_ns']} ns per run "
+        f"of hooks; OpenTelemetry modules imported: {len(off_cost['opentelemetry_modules'])}"
+    )
+    print(f"spans received from the traced server: {spans}")
+    worst = max([row["cost"] for row in rows] + [runs["cost_p50"]])
+    verdict = "met" if worst < TARGET_RATIO else "NOT met"
+    print(f"target: under {TARGET_RATIO:.0%} with tracing on: {verdict} (worst {worst:+.1%})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--duration", type=float, default=3.0, help="seconds of load per endpoint and round")
+    parser.add_argument("--warmup", type=float, default=1.0)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=4, help="off/on alternations per endpoint")
+    parser.add_argument("--runs", type=int, default=20, help="POST → succeeded runs per side")
+    args = parser.parse_args()
+    off_cost = cost_when_off()
+    with tempfile.TemporaryDirectory(prefix="overhead-") as tmp, OtlpReceiver(raw=False) as receiver:
+        root = Path(tmp)
+        (root / "off").mkdir()
+        (root / "on").mkdir()
+        exporting = {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint}
+        off = Side("off", root / "off", {})
+        on = Side("on", root / "on", exporting)
+        try:
+            off.ready()
+            on.ready()
+            rows = throughput(off, on, args)
+            runs = round_trips(off, on, args.runs)
+        finally:
+            for side in (off, on):
+                side.procs.stop_all()
+        report(rows, runs, off_cost, len(receiver.received()))
+        RESULTS.parent.mkdir(exist_ok=True)
+        result = {"api": rows, "post_to_succeeded": runs, "off": off_cost, "load": os.getloadavg(), "args": vars(args)}
+        RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+        print(f"\nwritten to {RESULTS.relative_to(BENCH.parent)}")
+
+
+if __name__ == "__main__":
+    main()
