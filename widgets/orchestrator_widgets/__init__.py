@@ -8,7 +8,7 @@
     Builder(workflow_id="...")         # edit a saved one: its newest version
     ExecutionView("execution id")      # watch a run, answer a human approval
     Dashboard()                        # your organization's runs, live, with charts and controls
-    Admin()                            # its members, tier and limits, integrations, schedules (read-only)
+    Admin()                            # its members and roles, tier and limits, integrations, schedules
 
 They call the API through :class:`orchestrator_ext.client.Client` (found from
 the environment, or pass ``client=``): nothing in the browser holds a token.

@@ -1,10 +1,12 @@
 """``Admin()``: an organization's members and roles, its tier and limits against what runs now,
 its integrations (secrets never shown: only whether one is stored) and its schedules.
 
-Read-only for now: every reading goes through the API with the user's own
-client, so a viewer sees what the API shows a viewer and another tenant's
-organization does not exist. Changing members, roles and integrations from the
-widget is not there yet (the API's own endpoints do it).
+Every reading and every change goes through the API with the user's own
+client, so the API's permission checks decide: owners and admins invite,
+change roles, remove members, add integrations (the secret is sent once and
+never shown again) and remove them; a developer or viewer sees it all
+read-only, and a change the API refuses says why (the last owner stays, only
+owners touch owners). Another tenant's organization does not exist.
 """
 
 from __future__ import annotations
@@ -29,13 +31,85 @@ class Admin(anywidget.AnyWidget):
     _css = bundle("admin", ".css")
 
     org = traitlets.Dict(help="The organization, its members, tier, usage, integrations, schedules.").tag(sync=True)
+    status = traitlets.Dict({"kind": "", "message": ""}, help="What the last change did.").tag(sync=True)
 
     def __init__(self, org_id: str | None = None, *, client: Client | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.client = client or Client()
         self.org_id = org_id
-        self.on_msg(lambda _w, content, _b: self.reload() if content == {"type": "reload"} else None)
+        self.on_msg(self._on_message)
         self.reload()
+
+    # ---- changes (the API checks each against the caller's role) -------------------------
+
+    def invite(self, username: str, role: str) -> bool:
+        """Add an existing user (one who has signed in once) with ``role``."""
+        body = {"username": username.strip(), "role": role}
+        return self._change("POST", "members", body, f"{username.strip()} is now {role}.")
+
+    def set_role(self, user_id: str, role: str) -> bool:
+        return self._change("PATCH", f"members/{quote(user_id)}", {"role": role}, f"Role changed to {role}.")
+
+    def remove(self, user_id: str) -> bool:
+        return self._change("DELETE", f"members/{quote(user_id)}", None, "Member removed.")
+
+    def add_integration(self, name: str, base_url: str, model: str, secret: str = "") -> bool:
+        """An OpenAI-compatible model server; the secret is sent once, then only 'stored' is ever shown."""
+        body: dict[str, Any] = {
+            "kind": "openai-compatible",
+            "name": name.strip(),
+            "org_id": self.org_id,
+            "config": {"base_url": base_url.strip(), "model": model.strip()},
+        }
+        if secret:
+            body["secret"] = secret
+        return self._change("POST", "/integrations", body, f"Integration {name.strip()} added.")
+
+    def remove_integration(self, integration_id: str) -> bool:
+        return self._change("DELETE", f"/integrations/{quote(integration_id)}", None, "Integration removed.")
+
+    def _change(self, method: str, path: str, body: Any, done: str) -> bool:
+        """One change through the API (paths without '/' are the organization's); reload, say what happened."""
+        if self.org_id is None:
+            self.status = {"kind": "error", "message": "No organization."}
+            return False
+        full = path.lstrip("/") if path.startswith("/") else f"organizations/{quote(self.org_id)}/{path}"
+        try:
+            self.client.request(method, full, body=body)
+        except ApiError as exc:
+            fields = "; ".join(f"{e.get('field')}: {e.get('message')}" for e in exc.errors)
+            self.status = {
+                "kind": "error",
+                "message": f"{exc.title}: {exc.detail}" + (f" ({fields})" if fields else ""),
+            }
+            return False
+        except ClientError as exc:
+            self.status = {"kind": "error", "message": str(exc)}
+            return False
+        self.status = {"kind": "success", "message": done}
+        self.reload()
+        return True
+
+    def _on_message(self, _widget: Any, content: Any, _buffers: Any) -> None:
+        if not isinstance(content, dict):
+            return
+        kind = content.get("type")
+
+        def text(key: str) -> str:
+            return str(content.get(key) or "")
+
+        if kind == "reload":
+            self.reload()
+        elif kind == "invite":
+            self.invite(text("username"), text("role"))
+        elif kind == "set_role":
+            self.set_role(text("user_id"), text("role"))
+        elif kind == "remove":
+            self.remove(text("user_id"))
+        elif kind == "add_integration":
+            self.add_integration(text("name"), text("base_url"), text("model"), text("secret"))
+        elif kind == "remove_integration":
+            self.remove_integration(text("integration_id"))
 
     def reload(self) -> None:
         try:

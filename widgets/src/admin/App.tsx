@@ -1,5 +1,9 @@
-// The admin panel, read-only: what the API shows the caller about one organization.
+// The admin panel: what the API shows the caller about one organization; owners and admins change
+// members, roles and integrations (each change goes through the API's permission checks, in Python).
 import { useModel, useModelState } from "@anywidget/react";
+import { useState } from "react";
+
+const ROLES = ["owner", "admin", "developer", "viewer"];
 
 interface Limits {
   cpu: number;
@@ -24,9 +28,80 @@ interface Org {
   can_manage?: boolean;
 }
 
+type Send = (message: Record<string, string>) => void;
+
+function RolePicker(props: { value: string; label: string; onChange: (role: string) => void }) {
+  return (
+    <select aria-label={props.label} value={props.value} onChange={(e) => props.onChange(e.target.value)}>
+      {ROLES.map((role) => (
+        <option key={role} value={role}>
+          {role}
+        </option>
+      ))}
+    </select>
+  );
+}
+
+function InviteForm({ send }: { send: Send }) {
+  const [username, setUsername] = useState("");
+  const [role, setRole] = useState("developer");
+  return (
+    <form
+      className="ow-admin-form ow-invite"
+      onSubmit={(e) => {
+        e.preventDefault();
+        if (username.trim()) send({ type: "invite", username: username.trim(), role });
+        setUsername("");
+      }}
+    >
+      <label>
+        User name <input value={username} onChange={(e) => setUsername(e.target.value)} required />
+      </label>
+      <RolePicker value={role} label="Role of the new member" onChange={setRole} />
+      <button type="submit">Invite</button>
+    </form>
+  );
+}
+
+function IntegrationForm({ send }: { send: Send }) {
+  const empty = { name: "", base_url: "", model: "", secret: "" };
+  const [fields, setFields] = useState(empty);
+  const field = (key: keyof typeof empty, label: string, type = "text") => (
+    <label>
+      {label}{" "}
+      <input
+        type={type}
+        value={fields[key]}
+        autoComplete={type === "password" ? "new-password" : "off"}
+        required={key !== "secret"}
+        onChange={(e) => setFields({ ...fields, [key]: e.target.value })}
+      />
+    </label>
+  );
+  return (
+    <form
+      className="ow-admin-form ow-add-integration"
+      onSubmit={(e) => {
+        e.preventDefault();
+        send({ type: "add_integration", ...fields });
+        setFields(empty);
+      }}
+    >
+      {field("name", "Name")}
+      {field("base_url", "Base URL")}
+      {field("model", "Model")}
+      {field("secret", "API key (write-only)", "password")}
+      <button type="submit">Add model integration</button>
+    </form>
+  );
+}
+
 export function App() {
   const model = useModel();
   const [org] = useModelState<Org>("org");
+  const [status] = useModelState<{ kind: string; message: string }>("status");
+  const send: Send = (message) => model.send(message);
+  const manage = Boolean(org.can_manage);
   if (org.error) {
     return (
       <div className="ow-root ow-dashboard ow-admin">
@@ -45,6 +120,9 @@ export function App() {
         {org.can_manage ? null : <span className="ow-muted">(read-only: owners and admins manage)</span>}
         <button onClick={() => model.send({ type: "reload" })}>Reload</button>
       </header>
+      <p className={`ow-admin-status ow-status-${status?.kind || "none"}`} role="status" aria-live="polite">
+        {status?.message ?? ""}
+      </p>
       <section aria-labelledby="ow-tier-title">
         <h3 id="ow-tier-title">Tier and limits</h3>
         <p>
@@ -98,6 +176,7 @@ export function App() {
               <th scope="col">User</th>
               <th scope="col">Role</th>
               <th scope="col">From</th>
+              {manage ? <th scope="col">Remove</th> : null}
             </tr>
           </thead>
           <tbody>
@@ -105,12 +184,33 @@ export function App() {
               <tr key={m.user_id} data-user={m.username}>
                 <th scope="row">{m.name}</th>
                 <td>{m.username}</td>
-                <td className="ow-member-role">{m.role}</td>
+                <td className="ow-member-role">
+                  {manage ? (
+                    <RolePicker
+                      value={m.role}
+                      label={`Role of ${m.username}`}
+                      onChange={(role) => send({ type: "set_role", user_id: m.user_id, role })}
+                    />
+                  ) : (
+                    m.role
+                  )}
+                </td>
                 <td>{m.source}</td>
+                {manage ? (
+                  <td>
+                    <button
+                      aria-label={`Remove ${m.username}`}
+                      onClick={() => window.confirm(`Remove ${m.username}?`) && send({ type: "remove", user_id: m.user_id })}
+                    >
+                      Remove
+                    </button>
+                  </td>
+                ) : null}
               </tr>
             ))}
           </tbody>
         </table>
+        {manage ? <InviteForm send={send} /> : null}
       </section>
       <section aria-labelledby="ow-integrations-title">
         <h3 id="ow-integrations-title">Integrations</h3>
@@ -123,6 +223,7 @@ export function App() {
                 <th scope="col">Name</th>
                 <th scope="col">Kind</th>
                 <th scope="col">Secret</th>
+                {manage ? <th scope="col">Remove</th> : null}
               </tr>
             </thead>
             <tbody>
@@ -131,11 +232,25 @@ export function App() {
                   <th scope="row">{i.name}</th>
                   <td>{i.kind}</td>
                   <td>{i.has_secret ? "stored (write-only)" : "none"}</td>
+                  {manage ? (
+                    <td>
+                      <button
+                        aria-label={`Remove integration ${i.name}`}
+                        onClick={() =>
+                          window.confirm(`Remove the integration ${i.name}?`) &&
+                          send({ type: "remove_integration", integration_id: i.id })
+                        }
+                      >
+                        Remove
+                      </button>
+                    </td>
+                  ) : null}
                 </tr>
               ))}
             </tbody>
           </table>
         )}
+        {manage ? <IntegrationForm send={send} /> : null}
       </section>
       <section aria-labelledby="ow-admin-schedules-title">
         <h3 id="ow-admin-schedules-title">Schedules</h3>
