@@ -21,6 +21,7 @@ import uuid
 from typing import Any
 
 from orchestrator_runtimes.n8n.api import N8nApi, N8nApiError
+from orchestrator_runtimes.n8n.models import CHAT_MODEL_TYPE, CREDENTIAL_TYPE
 from orchestrator_runtimes.n8n.run import EXECUTION_HEADER
 from orchestrator_runtimes.n8n.spec import RESPOND_TYPE, WEBHOOK_TYPE
 from sqlalchemy import func, select
@@ -105,9 +106,9 @@ def _read_copy(api: N8nApi, our_id: str, exported: dict[str, Any]) -> dict[str, 
             "then edit it in n8n's editor."
         )
     saved = api.workflow(str(listed[0]["id"]))
-    hook_ids = {n.get("name"): n["webhookId"] for n in exported.get("nodes") or [] if n.get("webhookId")}
+    before = {n.get("name"): n for n in exported.get("nodes") or [] if isinstance(n, dict)}
     pulled = copy.deepcopy(exported)  # its other keys (id, meta, pinData) as they were
-    pulled["nodes"] = [_unplaced(node, our_id, hook_ids) for node in saved.get("nodes") or []]
+    pulled["nodes"] = [_unbound(_unplaced(node, our_id, before), before) for node in saved.get("nodes") or []]
     pulled["connections"] = saved.get("connections") or {}
     # n8n adds settings of its own on save: the exported ones, as edited there
     mine = exported.get("settings") or {}
@@ -115,11 +116,11 @@ def _read_copy(api: N8nApi, our_id: str, exported: dict[str, Any]) -> dict[str, 
     return pulled
 
 
-def _unplaced(node: dict[str, Any], our_id: str, hook_ids: dict[Any, str]) -> dict[str, Any]:
+def _unplaced(node: dict[str, Any], our_id: str, before: dict[Any, dict[str, Any]]) -> dict[str, Any]:
     """A node as the person sees it in the editor: its webhook path, webhook id and answer headers its own."""
     node = copy.deepcopy(node)
-    if node.get("name") in hook_ids:
-        node["webhookId"] = hook_ids[node["name"]]
+    if (before.get(node.get("name")) or {}).get("webhookId"):
+        node["webhookId"] = before[node["name"]]["webhookId"]
     parameters = node.get("parameters") or {}
     if node.get("type") == WEBHOOK_TYPE:
         path, prefix = str(parameters.get("path") or ""), f"orchestrator/{our_id}/"
@@ -133,4 +134,25 @@ def _unplaced(node: dict[str, Any], our_id: str, hook_ids: dict[Any, str]) -> di
             headers["entries"] = entries
         else:
             options.pop("responseHeaders", None)
+    return node
+
+
+def _unbound(node: dict[str, Any], before: dict[Any, dict[str, Any]]) -> dict[str, Any]:
+    """A model node without the run's binding (credential, model, API switch): as it was exported."""
+    credentials = node.get("credentials") or {}
+    ours = str((credentials.get(CREDENTIAL_TYPE) or {}).get("name", "")).startswith("orchestrator ")
+    if not ours:
+        return node
+    exported = before.get(node.get("name")) or {}
+    if exported.get("credentials") is not None:
+        node["credentials"] = copy.deepcopy(exported["credentials"])
+    else:
+        node.pop("credentials", None)
+    if node.get("type") == CHAT_MODEL_TYPE:
+        parameters, was = node.setdefault("parameters", {}), exported.get("parameters") or {}
+        for key in ("model", "responsesApiEnabled"):
+            if key in was:
+                parameters[key] = copy.deepcopy(was[key])
+            else:
+                parameters.pop(key, None)
     return node

@@ -176,3 +176,22 @@ def test_a_running_executions_marker_is_found_without_saved_progress() -> None:
     assert marker_of(running, "Other") is None
     done = {"data": {"resultData": {"runData": {"Webhook": [{"data": {"main": [[item]]}}]}}}}
     assert marker_of(done, "Webhook") == "run-1:1"
+
+
+def test_model_nodes_are_bound_to_the_runs_model_and_unbound_when_pulled_back() -> None:
+    from orchestrator_runtimes.n8n.models import ModelBinding
+
+    from orchestrator_ext.n8n.sync import _unbound, _unplaced
+
+    workflow = exported("llm_chain")
+    binding = ModelBinding("local-model", "http://127.0.0.1:9/v1", "smol", None, credential_id="C1")
+    placed = desired(workflow, "w1", binding)
+    node = next(n for n in placed["nodes"] if n["name"] == "OpenAI Chat Model")
+    assert node["credentials"] == {"openAiApi": {"name": "orchestrator local-model", "id": "C1"}}
+    assert node["parameters"]["model"] == {"__rl": True, "mode": "id", "value": "smol"}
+    assert node["parameters"]["responsesApiEnabled"] is False
+    # another model (or URL, or key) is another copy: its webhook path changes, so the first call syncs it
+    moved = desired(workflow, "w1", ModelBinding("local-model", "http://127.0.0.1:8/v1", "smol", None))
+    assert moved["nodes"][0]["parameters"]["path"] != placed["nodes"][0]["parameters"]["path"]
+    before = {n["name"]: n for n in workflow["nodes"]}
+    assert [_unbound(_unplaced(n, "w1", before), before) for n in placed["nodes"]] == workflow["nodes"]

@@ -30,6 +30,7 @@ from ..errors import ErrorKind, RunError
 from ..tracking import StepTracker
 from .api import N8nApi, N8nApiError, Reply, error_text, http
 from .mapping import MARKER_HEADER, failure, marker_of, steps_of
+from .models import ModelBinding, bind, provision_credential
 from .spec import RESPOND_TYPE, WEBHOOK_TYPE, N8nWorkflowConfig, webhook_nodes
 
 __all__ = ["MARKER_HEADER", "execute", "failure", "instance_for", "marker_of", "steps_of"]
@@ -113,8 +114,9 @@ def _placed(node: Mapping[str, Any], our_id: str, digest: str) -> dict[str, Any]
     return placed
 
 
-def desired(workflow: Mapping[str, Any], our_id: str) -> dict[str, Any]:
-    """What n8n's public API takes to create or update our copy of an exported workflow (it refuses the rest)."""
+def desired(workflow: Mapping[str, Any], our_id: str, binding: ModelBinding | None = None) -> dict[str, Any]:
+    """What n8n's public API takes to create or update our copy of an exported workflow (it refuses the rest);
+    its AI nodes bound to the run's model (``binding``, part of the digest)."""
     settings = workflow.get("settings") or {}
     nodes: list[Mapping[str, Any]] = list(workflow["nodes"])
     body: dict[str, Any] = {
@@ -125,8 +127,10 @@ def desired(workflow: Mapping[str, Any], our_id: str) -> dict[str, Any]:
         # output, our marker among its headers, which is how a cancelled run's execution is found
         "settings": {"executionOrder": "v1", **settings},
     }
-    digest = hashlib.sha256(canon([PLACEMENT, body]).encode()).hexdigest()[:12]
-    body["nodes"] = [_placed(node, our_id, digest) for node in nodes]
+    bound_to = binding.fingerprint() if binding is not None else None
+    digest = hashlib.sha256(canon([PLACEMENT, body, bound_to]).encode()).hexdigest()[:12]
+    placed = [_placed(node, our_id, digest) for node in nodes]
+    body["nodes"] = [bind(node, binding) for node in placed] if binding is not None else placed
     return body
 
 
@@ -143,12 +147,17 @@ def wait_reachable(api: N8nApi) -> None:
             time.sleep(0.5)
 
 
-def sync(api: N8nApi, config: N8nWorkflowConfig, our_id: str) -> tuple[dict[str, Any], bool]:
-    """The workflow on the instance, created/updated and active; whether it was just (re)activated."""
+def sync(
+    api: N8nApi, config: N8nWorkflowConfig, our_id: str, binding: ModelBinding | None = None
+) -> tuple[dict[str, Any], bool]:
+    """The workflow on the instance, created/updated and active (its model credential provisioned first);
+    whether it was just (re)activated."""
     if config.workflow is None:
         workflow = api.workflow(str(config.workflow_id))
     else:
-        body = desired(config.workflow, our_id)
+        if binding is not None:
+            binding = provision_credential(api, binding)
+        body = desired(config.workflow, our_id, binding)
         existing = api.workflows(name=body["name"])
         if not existing:
             workflow = api.create_workflow(body)
@@ -164,16 +173,18 @@ def sync(api: N8nApi, config: N8nWorkflowConfig, our_id: str) -> tuple[dict[str,
     return workflow, True
 
 
-def prepared(api: N8nApi, config: N8nWorkflowConfig, our_id: str) -> tuple[dict[str, Any], bool]:
+def prepared(
+    api: N8nApi, config: N8nWorkflowConfig, our_id: str, binding: ModelBinding | None = None
+) -> tuple[dict[str, Any], bool]:
     """:func:`sync`, waiting for an instance being started; n8n's refusals as configuration errors."""
     try:
         try:
-            return sync(api, config, our_id)
+            return sync(api, config, our_id, binding)
         except N8nApiError as exc:
             if exc.status != 0:
                 raise
             wait_reachable(api)  # being started: wait for it, then go on
-            return sync(api, config, our_id)
+            return sync(api, config, our_id, binding)
     except N8nApiError as exc:
         kind = ErrorKind.CONFIGURATION if exc.status in (0, 400, 401, 403, 404) else ErrorKind.INTERNAL
         raise RunError(kind, exc.message, retryable=exc.status == 0) from exc
@@ -272,13 +283,14 @@ def execute(
     our_id: str | None,
     timeout: float,
     on_started: Any = None,
+    binding: ModelBinding | None = None,
 ) -> Iterator[Any]:
     """The run: steps (events), then the result; raises :class:`RunError` naming the failing node."""
     tracker = StepTracker("n8n")
     ours = our_id or "adhoc"
     workflow_id: str | None = None
     if config.workflow is not None:  # the hot path: call our copy at its digest's path; sync only on a 404
-        workflow, fresh = desired(config.workflow, ours), False
+        workflow, fresh = desired(config.workflow, ours, binding), False
     else:
         workflow, fresh = prepared(api, config, ours)
         workflow_id = str(workflow["id"])
@@ -287,7 +299,7 @@ def execute(
         on_started(workflow_id, hook_name)
     reply = _call(api, workflow, inputs, marker, timeout, fresh)
     if not_registered(reply.status, reply.body) and config.workflow is not None:
-        synced, fresh = prepared(api, config, ours)
+        synced, fresh = prepared(api, config, ours, binding)
         workflow_id = str(synced["id"])
         reply = _call(api, workflow, inputs, marker, timeout, fresh)
     types = {str(n.get("name")): str(n.get("type")) for n in workflow.get("nodes") or []}

@@ -65,6 +65,13 @@ class N8nWorkflowConfig(BaseModel):
         max_length=200,
         description="The n8n integration to run on (default: the one n8n integration the run receives).",
     )
+    model: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="The OpenAI-compatible integration the workflow's OpenAI Chat Model nodes use "
+        "(default: the run's default model).",
+    )
 
     @field_validator("workflow")
     @classmethod
