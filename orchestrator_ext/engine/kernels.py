@@ -238,11 +238,17 @@ class KernelPool:
         if self.python is not None:
             starting = self._starting.get(key)
             if starting is None or starting.done():
-                task: asyncio.Task[object] = asyncio.create_task(self.zygotes.get(key).ensure())
+                task: asyncio.Task[object] = asyncio.create_task(self._warm_zygote(self.zygotes.get(key)))
                 task.add_done_callback(_report_start)
                 self._starting[key] = task
         elif self.size > 0:
             self.pools.get(key).fill()
+
+    @staticmethod
+    async def _warm_zygote(zygote: Zygote) -> None:
+        """The zygote started, and the next run's child forked ahead."""
+        await zygote.ensure()
+        await zygote.fork_ahead()
 
     def is_ready(self, key: str | None = None) -> bool:
         """Whether a python3 notebook of ``key``'s organization would start now without waiting for a

@@ -3,10 +3,10 @@
 :class:`Zygote` starts ``python -m orchestrator_runtimes.zygote`` as the
 organization's account (the run environment, the memory limit and the
 parent-death signal of :mod:`.isolation`, exactly as a kernel is started),
-hands it a listening socket in a folder of the worker's own (the runs' account
-cannot reach it, so only the worker asks for forks), and waits until it has
-IPython imported and its shell built. :meth:`Zygote.fork` connects: the zygote
-forks a child, which moves into a fresh directory of the run's account and
+keeps the other end of its control socket (a socket pair: there is no socket
+file, so nothing but the worker can ask for a fork), and waits until it has
+IPython imported and its shell built. :meth:`Zygote.fork` sends it one end of a
+new socket pair: the zygote forks a child on it, which moves into a fresh directory of the run's account and
 answers with its pid; the :class:`ZygoteKernel` returned then runs cells on it
 (:mod:`.zygote_client`) and kills its process group when the run is cancelled,
 times out or ends. A zygote serves one organization only (see
@@ -25,6 +25,7 @@ import socket
 import subprocess  # nosec B404 - a fixed interpreter and module, no shell
 import threading
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,10 @@ from .accounts import RunAccount
 from .isolation import limiter, new_workdir, remove_workdir, run_environment
 
 log = logging.getLogger("orchestrator.engine")
+#: the thread zygotes are started from. A parent-death signal fires when the *thread* that started the
+#: process ends, not the process: so not an event loop's default executor (shut down with its loop), but
+#: this one, which lives as long as the process
+_SPAWNER = ThreadPoolExecutor(1, thread_name_prefix="zygote-start")
 READY_TIMEOUT = 60.0
 MAX_LINE = 256 * 1024 * 1024
 
@@ -132,47 +137,46 @@ class Zygote:
     ) -> None:
         self.python, self.memory_mib, self.workdir_root, self.account = python, memory_mib, workdir_root, account
         self.process: subprocess.Popen[bytes] | None = None
+        #: the worker's end of the zygote's control socket
+        self.channel: socket.socket | None = None
+        #: the worker's own folder for the zygote (its log)
         self.control: Path | None = None
         self.home: Path | None = None
         #: children forked and not yet discarded (they die with the zygote)
         self.in_flight = 0
+        self._up = False  # it said it is ready (imports done, shell built)
+        self._spare: ZygoteKernel | None = None  # a child forked ahead for the next run
+        self._forking_ahead = False
         self._lock = threading.Lock()
 
     def ready(self) -> bool:
         """Whether a run forked now starts at once: the zygote is up, its imports done (no waiting)."""
-        return self.process is not None and self.process.poll() is None
+        return self._up and self.process is not None and self.process.poll() is None
 
-    @property
-    def socket(self) -> Path:
-        if self.control is None:
-            raise ZygoteGone("the zygote is not started")
-        return self.control / "zygote.sock"
+    def ensure_sync(self) -> None:
+        """Start the zygote (and wait until it is ready) unless it is running; from any thread (the start
+        itself happens on the long-lived starting thread)."""
+        if not self.ready():
+            _SPAWNER.submit(self._ensure_here).result()
 
-    def ensure_sync(self) -> Path:
-        """The socket of a running zygote, started (and waited for) now if it is not running."""
+    def _ensure_here(self) -> None:
         with self._lock:
             if not self.ready():
                 self._stop()
                 self._start()
-            return self.socket
 
-    async def ensure(self) -> Path:
-        if self.ready():
-            return self.socket
-        return await asyncio.to_thread(self.ensure_sync)
+    async def ensure(self) -> None:
+        if not self.ready():
+            await asyncio.wrap_future(_SPAWNER.submit(self._ensure_here))
 
     def _start(self) -> None:
         self.control = new_workdir(self.workdir_root, "zygote-")
         self.home = new_workdir(self.workdir_root, "zygotehome-", self.account)
         as_account = self.account.popen_kwargs() if self.account is not None else {}
-        with (
-            socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener,
-            open(self.control / "zygote.log", "wb") as errors,
-        ):
-            listener.bind(str(self.socket))
-            listener.listen(128)
+        self.channel, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        with theirs, open(self.control / "zygote.log", "wb") as errors:
             self.process = subprocess.Popen(  # noqa: S603  # nosec B603 - the operator's interpreter, our module
-                [self.python, "-m", "orchestrator_runtimes.zygote", f"--fd={listener.fileno()}"],
+                [self.python, "-m", "orchestrator_runtimes.zygote", f"--fd={theirs.fileno()}"],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=errors,
@@ -180,10 +184,11 @@ class Zygote:
                 env=run_environment(self.home),
                 preexec_fn=limiter(self.memory_mib),
                 start_new_session=True,
-                pass_fds=(listener.fileno(),),
+                pass_fds=(theirs.fileno(),),
                 **as_account,
             )
-        if not self._wait_ready():
+        self._up = self._wait_ready()
+        if not self._up:
             why = (self.control / "zygote.log").read_text(errors="replace")[-2000:]
             self._stop()
             raise ZygoteGone(f"the notebook zygote did not start: {why}")
@@ -203,17 +208,49 @@ class Zygote:
         return bool(json.loads(line or b"{}").get("ready") is True)
 
     async def fork(self, name: str, caller: Path | None = None) -> ZygoteKernel:
-        """A fresh child for one run, in a fresh directory of the run's account, its pid known; with
-        ``caller``, in that directory instead, with this process's environment (papermill used directly)."""
+        """A fresh child for one run, in a fresh directory of the run's account, its pid known: the one
+        forked ahead when there is one (:meth:`fork_ahead`), else one forked now. With ``caller``, in that
+        directory instead, with this process's environment (papermill used directly)."""
+        spare, self._spare = self._spare, None
+        if spare is not None and caller is None and _alive(spare.pid):
+            self.in_flight += 1
+            spare.name, spare._done = name, self._done
+            return spare
+        if spare is not None:
+            await spare.discard()
+        return await self._fork_now(name, caller)
+
+    async def fork_ahead(self) -> None:
+        """Fork the next run's child now (its directory made, its limits set, its pid known), so that the
+        next run starts on it at once; it waits, untouched, until a run of this organization takes it."""
+        if self._spare is not None or self._forking_ahead:
+            return
+        self._forking_ahead = True
+        try:
+            spare = await self._fork_now("python3", None)
+            self.in_flight -= 1  # not a run yet: it does not keep the zygote from being closed
+            spare._done = None
+            if self._spare is None and self.ready():
+                self._spare = spare
+            else:
+                await spare.discard()
+        finally:
+            self._forking_ahead = False
+
+    async def _fork_now(self, name: str, caller: Path | None) -> ZygoteKernel:
         for attempt in (1, 2):
-            path = await self.ensure()
+            await self.ensure()
+            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
             try:
-                reader, writer = await asyncio.open_unix_connection(str(path), limit=MAX_LINE)
-            except OSError:
+                with theirs:
+                    self._send(theirs)
+            except OSError:  # the zygote died since
+                ours.close()
                 if attempt == 2:
                     raise
                 await asyncio.to_thread(self.close_sync)
                 continue
+            reader, writer = await asyncio.open_unix_connection(sock=ours, limit=MAX_LINE)
             self.in_flight += 1
             workdir = caller or new_workdir(self.workdir_root, "run-", self.account)
             kernel = ZygoteKernel(reader, writer, workdir, name, self._done, owned=caller is None)
@@ -228,10 +265,19 @@ class Zygote:
             return kernel
         raise ZygoteGone("the zygote cannot be reached")  # pragma: no cover - the loop returns or raises
 
+    def _send(self, conn: socket.socket) -> None:
+        if self.channel is None:
+            raise ZygoteGone("the zygote is not started")
+        socket.send_fds(self.channel, [b"r"], [conn.fileno()])
+
     def _done(self) -> None:
         self.in_flight -= 1
 
     def _stop(self) -> None:
+        self._up = False
+        if self.channel is not None:
+            self.channel.close()  # the zygote stops when it sees its control socket closed
+            self.channel = None
         if self.process is not None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.process.pid, signal.SIGKILL)
@@ -251,7 +297,23 @@ class Zygote:
             self._stop()
 
     async def close(self) -> None:
+        spare, self._spare = self._spare, None
+        if spare is not None:
+            await spare.discard()
         await asyncio.to_thread(self.close_sync)
+
+
+def _alive(pid: int | None) -> bool:
+    """Whether process ``pid`` still exists (a child of another account's: signal 0 is then refused)."""
+    if pid is None:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 async def _handshake(kernel: ZygoteKernel, process: dict[str, Any]) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import builtins
 import getpass
+import importlib.util
 import io
 import json
 import os
@@ -163,6 +164,22 @@ class Shell:
             hook.session = self.session
             hook.pub_socket = None
         self.start_dir = os.getcwd()
+        self._warm_up()
+        spec = importlib.util.find_spec("ipykernel_launcher")
+        self.launcher = spec.origin if spec is not None and spec.origin else "ipykernel_launcher.py"
+
+    def _warm_up(self) -> None:
+        """Take the first-cell costs (lazy imports, compiler and formatter caches) before the fork, once for
+        every run: a cell that keeps nothing (no history, no execution count, no display), a result formatted,
+        a traceback formatted."""
+        shell = self.shell
+        shell.run_cell("pass", store_history=False, silent=True)
+        shell.display_formatter.format(shell)
+        try:
+            raise ValueError("warm-up")
+        except ValueError:
+            shell.InteractiveTB.structured_traceback(*sys.exc_info())
+        shell._last_traceback = None
 
     def attach(self, write: Write, workdir: Path) -> None:
         """In the child: messages go to ``write``; output, input and the working directory are the run's."""
@@ -176,6 +193,8 @@ class Shell:
         sys.stdout, sys.stderr = stdout, stderr
         builtins.input = _no_stdin  # type: ignore[assignment]
         getpass.getpass = _no_getpass
+        # as a kernel's command line (code that parses sys.argv sees what it would under a kernel)
+        sys.argv[:] = [self.launcher, "-f", str(workdir / "kernel.json")]
         # as a kernel started in the run's directory: it is on sys.path, where the zygote's was
         sys.path[:] = [str(workdir) if entry == self.start_dir else entry for entry in sys.path]
 

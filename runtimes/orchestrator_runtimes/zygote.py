@@ -5,9 +5,9 @@ ipykernel, ZeroMQ); forking an interpreter that has all of that imported and
 an IPython shell built (:class:`.ipyshell.Shell`) costs a few milliseconds.
 The worker starts one zygote per organization (as that organization's account,
 with the run environment and limits of ``orchestrator_ext.engine.isolation``)
-and hands it a listening Unix socket in a folder only the worker can reach
-(as the framework fork server, :mod:`.forkserver`). For each notebook run the
-worker connects; the zygote forks, and the child
+and keeps the other end of its control socket (``--fd``, a socket pair: no
+file anyone could connect to). For each notebook run the worker sends one end
+of a new socket pair over it; the zygote forks, and the child
 
 * starts its own session (the worker kills the run's whole process group on
   cancel or timeout), has itself killed when the zygote dies (which dies with
@@ -21,6 +21,8 @@ worker connects; the zygote forks, and the child
   ``display_data``, ``execute_result``, ``error``, ...) and a last line
   ``{"reply": <execute_reply content>}``; ``{"kernel_info": {}}`` answered by
   ``{"reply": <kernel_info content>}``. It exits when the worker hangs up.
+
+The zygote stops when the worker closes the control socket, or dies.
 
 No run reuses a child: the next run is a new fork of the untouched zygote.
 """
@@ -106,19 +108,23 @@ def serve(fd: int) -> None:
     threads = threading.active_count()
     if threads > 1:  # pragma: no cover - an import that starts threads
         print(f"zygote: {threads} threads after the imports; forking anyway", file=sys.stderr)
-    listener = socket.socket(fileno=fd)
-    listener.settimeout(PARENT_CHECK_SECONDS)
+    control = socket.socket(fileno=fd)
+    control.settimeout(PARENT_CHECK_SECONDS)
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps the runs
     print(json.dumps({"ready": True}), flush=True)
     while os.getppid() == parent:  # the worker died before the parent-death signal was set: stop
         try:
-            conn, _ = listener.accept()
+            message, fds, _, _ = socket.recv_fds(control, 1, 1)
         except TimeoutError:
             continue
-        conn.settimeout(None)
+        if not message:  # the worker closed its end: it is gone
+            break
+        if not fds:
+            continue
+        conn = socket.socket(fileno=fds[0])
         pid = os.fork()
         if pid == 0:  # pragma: no cover - the child (measured through the engine's tests)
-            listener.close()
+            control.close()
             status = 1
             try:
                 status = child(conn, shell)
@@ -129,7 +135,7 @@ def serve(fd: int) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--fd", type=int, required=True, help="a listening Unix socket handed over by the worker")
+    parser.add_argument("--fd", type=int, required=True, help="the control socket the worker sends runs' sockets on")
     args = parser.parse_args(argv)
     serve(args.fd)
     return 0

@@ -1,8 +1,13 @@
 """papermill parity, measured: papermill's own test notebooks through the API and through papermill itself.
 
 Each case runs one notebook twice with the same inputs: through ``POST
-/workflows/{id}/execute`` (queue, worker, warm kernel) and through
-``papermill.execute_notebook`` in this process. The two must agree on the final
+/workflows/{id}/execute`` (queue, worker; on each notebook engine: a fork of
+the notebook zygote, and a warm kernel) and through
+``papermill.execute_notebook`` with a kernel in this process. Beyond the API,
+every one of papermill's notebooks here runs through papermill on its own
+``zygote`` engine and on its nbclient engine, and the two output notebooks
+must agree (with a notebook written here for the rich outputs papermill's do
+not have: mimebundles, display updates, clear_output, magics). The two must agree on the final
 state, the error's name and value, where the failing cell is, the injected
 parameters cell (order included), ``metadata.papermill.parameters`` and every
 cell's outputs. The notebooks in ``papermill_notebooks/`` are papermill's, copied
@@ -14,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -148,9 +154,11 @@ def _output(output: dict[str, Any]) -> dict[str, Any]:
     return {"data": output.get("data"), "type": output["output_type"]}
 
 
+@pytest.mark.parametrize("engine", ["zygote", "kernel"])
 @pytest.mark.parametrize("name", list(CASES))
 async def test_the_api_runs_papermills_notebooks_as_papermill_does(
     name: str,
+    engine: str,
     api: Api,
     jp_fetch: Any,
     workers: Any,
@@ -171,7 +179,7 @@ async def test_the_api_runs_papermills_notebooks_as_papermill_does(
     workflow = await create_workflow(user, agent["id"], spec={"notebook": notebook_spec, "options": case.options})
 
     reference = asyncio.ensure_future(run_papermill(path, case.inputs, tmp_path))
-    async with workers():
+    async with workers(notebook_engine=engine):
         run = await run_to_end(user, workflow["id"], inputs=case.inputs)
     expected = await reference
     executed = await api("GET", "executions", run["id"], "notebook", user=user)
@@ -200,3 +208,84 @@ async def test_the_api_runs_papermills_notebooks_as_papermill_does(
         assert case.message in error["message"]
         assert error["traceback"]
         assert run["attempt"] == 1
+
+
+# ---- papermill itself, on both engines ---------------------------------------------------------------
+
+#: what each of papermill's notebooks is given (its parameters cell's names)
+ENGINE_INPUTS: dict[str, dict[str, Any]] = {
+    "simple_execute.ipynb": {"msg": "Hello"},
+    "no_parameters.ipynb": {"msg": "injected"},
+    "complex_parameters.ipynb": {"msg": "x", "a": 2.5, "b": True, "c": [1, "two"], "d": {"k": None}},
+    "report_mode_test.ipynb": {"a": 3},
+}
+ENGINE_NOTEBOOKS = [*sorted(path.name for path in NOTEBOOKS.glob("*.ipynb")), "nbformat3.ipynb", "rich_outputs.ipynb"]
+
+RICH = [
+    "from IPython.display import HTML, Markdown, display, update_display, clear_output\nimport sys, warnings",
+    "display({'text/plain': 'plain', 'text/html': '<b>bold</b>', 'application/json': {'a': [1, 2]}}, raw=True)",
+    "handle = display(Markdown('*first*'), display_id='shown')\nprint('between')\n"
+    "update_display(Markdown('**second**'), display_id='shown')",
+    "print('gone'); clear_output(wait=True); print('kept'); print('to stderr', file=sys.stderr)",
+    "class Table:\n    def _repr_html_(self): return '<table><tr><td>1</td></tr></table>'\n"
+    "    def __repr__(self): return 'Table()'\nTable()",
+    "%%capture captured\nprint('hidden')",
+    "print(captured.stdout.strip()); warnings.warn('careful'); x = 3\n%precision 2\nx / 7",
+    "!echo from-a-shell",
+    "def fails():\n    raise ValueError('bad value')\nfails()",
+]
+
+
+def rich_outputs_notebook(path: Path) -> None:
+    """Outputs papermill's own notebooks do not have, written as JupyterLab writes them."""
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source) for source in RICH])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, str(path))
+
+
+def engine_run(path: Path, output: Path, engine: str) -> tuple[dict[str, Any], tuple[Any, ...] | None]:
+    """papermill on ``engine``: the output notebook, and its error's (ename, evalue, cell) if it failed."""
+    try:
+        papermill.execute_notebook(
+            str(path),
+            str(output),
+            parameters=ENGINE_INPUTS.get(path.name, {}),
+            engine_name=engine,
+            kernel_name="python3",
+            progress_bar=False,
+        )
+        error = None
+    except PapermillExecutionError as exc:
+        error = (exc.ename, exc.evalue, exc.cell_index)
+    return json.loads(output.read_text()), error
+
+
+def _tracebacks(notebook: dict[str, Any]) -> list[list[str]]:
+    return [o["traceback"] for c in notebook["cells"] for o in c.get("outputs", []) if o["output_type"] == "error"]
+
+
+def _same_process(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each kernel compiles cells to files named after its pid (``/tmp/ipykernel_<pid>/``): not compared."""
+    return json.loads(re.sub(r"ipykernel_\d+", "ipykernel_<pid>", json.dumps(cells)))  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("name", ENGINE_NOTEBOOKS)
+def test_papermills_notebooks_give_the_same_notebook_on_its_zygote_and_nbclient_engines(
+    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if name == "rich_outputs.ipynb":
+        path = tmp_path / name
+        rich_outputs_notebook(path)
+    else:
+        path = notebook_file(Case(name), tmp_path)
+    monkeypatch.chdir(tmp_path)
+    ours, our_error = engine_run(path, tmp_path / "zygote.ipynb", "zygote")
+    theirs, their_error = engine_run(path, tmp_path / "nbclient.ipynb", "nbclient")
+    assert _same_process(comparable(ours)) == _same_process(comparable(theirs))
+    assert our_error == their_error
+    assert _tracebacks(ours) == _tracebacks(theirs)  # ipykernel's own formatting, colours included
+    for key in ("parameters", "exception"):
+        assert ours["metadata"]["papermill"].get(key) == theirs["metadata"]["papermill"].get(key)
+    assert ours["metadata"]["language_info"] == theirs["metadata"]["language_info"]
+    counts = [[c.get("execution_count") for c in nb["cells"]] for nb in (ours, theirs)]
+    assert counts[0] == counts[1]

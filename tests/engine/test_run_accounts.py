@@ -173,7 +173,7 @@ async def test_an_idle_organizations_pool_is_closed_at_the_next_use_of_another()
 
 
 async def test_a_warm_kernel_of_one_organization_is_never_handed_to_another(root: Path) -> None:
-    pool = KernelPool(1, 0, root)
+    pool = KernelPool(1, 0, root, engine="kernel")  # the zygote engine's: tests/engine/test_zygote.py
     pool.fill("org-a", None)
     warm = pool.pools.peek("org-a")
     assert warm is not None
@@ -203,7 +203,7 @@ async def test_kernels_start_from_the_operators_command_never_a_planted_kernelsp
     (spec_dir / "kernel.json").write_text(json.dumps({"argv": argv, "display_name": "planted", "language": "python"}))
     monkeypatch.setenv("JUPYTER_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "data"))
-    pool = KernelPool(0, 0, root)
+    pool = KernelPool(0, 0, root, engine="kernel")
     kernel = await pool.for_org(None, None).take("python3")
     try:
         reply = await kernel.client.execute("import sys; print(sys.argv[0])", reply=True, timeout=30)

@@ -17,6 +17,7 @@ untouched by what B planted, and A's secret appears nowhere in what B's runs saw
 from __future__ import annotations
 
 import json
+import os
 import pwd
 import re
 import secrets
@@ -213,10 +214,19 @@ def tenants(team_hub: TeamHub) -> Any:
 
 
 SLOW_REPORT = (
-    "import json, os\nfrom ipykernel.connect import get_connection_file\n"
-    "print('KERNEL ' + json.dumps({'pid': os.getpid(), 'cwd': os.getcwd(), 'connection': get_connection_file(),"
+    "import json, os\ntry:\n    from ipykernel.connect import get_connection_file\n"
+    "    connection = get_connection_file()\n"
+    "except RuntimeError:  # the zygote engine: a forked child, no kernel application nor connection file\n"
+    "    connection = None\n"
+    "print('KERNEL ' + json.dumps({'pid': os.getpid(), 'cwd': os.getcwd(), 'connection': connection,"
     " 'secret_here': 'ORCHESTRATOR_INTEGRATIONS' in os.environ}))"
 )
+
+
+def zygote_log(zygote: psutil.Process) -> str:
+    """The zygote's log, in the worker's own folder. A zygote has no connection file: the worker asks it for
+    forks over a socket pair, so this is the nearest thing a run could aim at."""
+    return os.readlink(f"/proc/{zygote.pid}/fd/2")
 
 
 @pytest.fixture(scope="module")
@@ -231,6 +241,8 @@ def targets(tenants: Tenants) -> dict[str, Any]:
     )
     worker = process(lambda cmd, user: "worker" in cmd and runs_dir in cmd)
     a_forks = process(lambda cmd, user: user == tenants.accounts["a"] and "orchestrator_runtimes.forkserver" in cmd)
+    # the notebook zygote A's slow run was forked from (the kernel engine has none: A's kernel stands in)
+    a_zygote = psutil.Process(tenants.a_kernel["pid"]).parent() if tenants.a_kernel["connection"] is None else None
     pgdata = team / "service" / "data" / "pgdata"
     return {
         "pg_socket": str(pgdata / ".s.PGSQL.5432"),
@@ -241,12 +253,13 @@ def targets(tenants: Tenants) -> dict[str, Any]:
         "hub_dir": str(team / "hub"),
         "runs_dir": str(team / "runs"),
         "a_workdir": tenants.a_kernel["cwd"],
-        "a_connection": tenants.a_kernel["connection"],
+        "a_connection": tenants.a_kernel["connection"] or zygote_log(a_zygote),  # type: ignore[arg-type]
         "pids": {
             "service": service.pid,
             "worker": worker.pid,
             "a_forkserver": a_forks.pid,
             "a_kernel": tenants.a_kernel["pid"],
+            "a_zygote": a_zygote.pid if a_zygote is not None else tenants.a_kernel["pid"],
         },
     }
 
@@ -303,7 +316,7 @@ def test_the_database_the_keys_and_the_services_folders_are_refused(b_runs: dict
 @pytest.mark.parametrize("kind", KINDS)
 def test_no_process_of_the_platform_or_of_another_run_can_be_read(b_runs: dict[str, Any], kind: str) -> None:
     _, seen, _ = b_runs[kind]
-    for name in ("service", "worker", "a_forkserver", "a_kernel"):
+    for name in ("service", "worker", "a_forkserver", "a_kernel", "a_zygote"):
         for what in ("environ", "mem", "cwd"):
             assert seen[f"{what}:{name}"] == "EACCES", (what, name, seen[f"{what}:{name}"])
 
