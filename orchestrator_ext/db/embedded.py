@@ -170,6 +170,8 @@ class EmbeddedPostgres:
     def _require_passwords(self) -> None:
         """Give each role of ours its password and make the server ask for it (idempotent)."""
         with self._owner_connection() as conn:
+            # processes starting together (a server and its workers) would update the same roles at once
+            conn.execute("SELECT pg_advisory_lock(hashtext('orchestrator.embedded.passwords'))")
             for role, password in self.passwords.items():
                 verifier = conn.pgconn.encrypt_password(password.encode(), role.encode(), b"scram-sha-256")
                 exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
