@@ -2,8 +2,8 @@
 
 Workers reach PostgreSQL as the application role with the row-level-security
 bypass on (they serve every tenant; ``db/system.py``), through a small pool of
-autocommit connections that are checked before use, so a database restart
-costs a retry, not a worker. Every write that ends or renews a run names the attempt and the
+autocommit connections that are checked before use when they sat idle, so a
+database restart costs a retry, not a worker. Every write that ends or renews a run names the attempt and the
 worker that holds it: a worker that lost its lease (a zombie) changes nothing.
 """
 
@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import uuid
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,9 +24,12 @@ from psycopg_pool import AsyncConnectionPool
 
 from ..db.system import configure_system_connection
 
+#: a pooled connection idle this long is checked (a round trip) before use
+RECHECK_AFTER_SECONDS = 1.0
+
 CLAIM = """
 SELECT c.id, c.org_id, c.workflow_id, c.agent_id, c.attempt, c.max_attempts, c.timeout_seconds, c.inputs,
-       c.correlation_id, c.cancel_requested_at IS NOT NULL AS cancel_requested, c.resume,
+       c.correlation_id, c.cancel_requested_at IS NOT NULL AS cancel_requested, c.resume, c.traceparent,
        v.spec, v.notebook_snapshot, a.framework
   FROM orchestrator_claim_execution(%(worker)s, %(lease)s, %(tiers)s, %(kinds)s) c
   JOIN workflow_versions v ON v.id = c.workflow_version_id
@@ -151,6 +156,8 @@ class ClaimedRun:
     framework: str
     #: the human's answer a resumed run goes on with
     resume: dict[str, Any] | None = None
+    #: the W3C traceparent of the request that queued it (tracing on): the run continues that trace
+    traceparent: str | None = None
 
 
 class Queue:
@@ -164,9 +171,18 @@ class Queue:
             open=False,
             kwargs={"autocommit": True, "options": f"-c statement_timeout={statement_timeout_ms}"},
             configure=configure_system_connection,
-            check=AsyncConnectionPool.check_connection,
+            check=self._check,
             reconnect_timeout=3600,
         )
+        self._last_checked: weakref.WeakKeyDictionary[AsyncConnection[Any], float] = weakref.WeakKeyDictionary()
+
+    async def _check(self, conn: AsyncConnection[Any]) -> None:
+        """Check a connection that sat idle (a round trip): one in use a moment ago is still good, and a
+        run's claim, events and end would otherwise each pay a second round trip for the check."""
+        now = time.monotonic()
+        if now - self._last_checked.get(conn, -RECHECK_AFTER_SECONDS) >= RECHECK_AFTER_SECONDS:
+            await AsyncConnectionPool.check_connection(conn)
+        self._last_checked[conn] = now
 
     async def open(self) -> None:
         await self.pool.open(wait=False)
@@ -187,6 +203,19 @@ class Queue:
         params = {"worker": worker, "lease": lease_seconds, "tiers": tiers or None, "kinds": kinds}
         rows = await self._rows(CLAIM, params)
         return ClaimedRun(**rows[0]) if rows else None
+
+    async def claim_many(
+        self, worker: str, lease_seconds: float, tiers: list[str] | None = None, limit: int = 1
+    ) -> list[ClaimedRun]:
+        """Up to ``limit`` runs, oldest first, in one round trip (a pipeline: one transaction, each claim
+        seeing the ones before it, so the organizations' concurrency limits hold)."""
+        params = {"worker": worker, "lease": lease_seconds, "tiers": tiers or None, "kinds": None}
+        async with self.pool.connection() as conn, conn.pipeline() as pipeline:
+            cursors = [conn.cursor(row_factory=dict_row) for _ in range(max(1, limit))]
+            for cur in cursors:
+                await cur.execute(CLAIM, params)
+            await pipeline.sync()
+            return [ClaimedRun(**row) for cur in cursors for row in await cur.fetchall()]
 
     async def heartbeat(self, worker: str, ids: list[uuid.UUID], lease_seconds: float) -> dict[uuid.UUID, bool]:
         """Renew the leases of ``ids``; the runs still held, each with whether a cancel was asked."""
@@ -211,6 +240,8 @@ class Queue:
             "outputs": jsonb(outputs) if outputs is not None else None,
             "error": jsonb(error) if error is not None else None,
         }
+        if notebook is None:  # one statement, one round trip (a transaction would add BEGIN and COMMIT)
+            return bool(await self._rows(FINISH, params))
         async with self.pool.connection() as conn, conn.transaction():
             done = await (await conn.execute(FINISH, params)).fetchone()
             if done is not None and notebook is not None:

@@ -1,0 +1,445 @@
+"""Throughput with 1, 2 and 4 worker processes on one PostgreSQL, and what the queue itself costs per run.
+
+    python bench/scale.py [--workers 1,2,4] [--runs 200] [--queue-runs 300] [--worker-slots 4]
+
+One run, on 127.0.0.1 only, no network, a throw-away data directory (embedded
+PostgreSQL). The work is the trivial two-step LangGraph workflow of
+``bench/runtimes.py`` (two ``code`` nodes): what is measured is the platform,
+not a framework.
+
+* **Throughput, per worker count.** ``jupyter orchestrator`` serves the API
+  (``run_engine=False``); ``N`` ``jupyter orchestrator worker`` processes
+  (``runner_preload=langgraph``, ``kernel_pool_size=0``, ``worker_slots``)
+  start and their fork servers warm up; ``--runs`` runs are then submitted at
+  once through the API from ``--submit-concurrency`` threads, and the clock
+  stops when all have ended (read from the database, not through the API, so
+  that watching costs the server nothing). Reported: runs/s, the ratio to the
+  1-worker figure of the same run, and the CPU each kind of process spent per
+  run (the API server, the workers, their fork servers with every run forked
+  from them, PostgreSQL with every backend): the sum is what one run costs the
+  machine, so ``cores * 1000 / cpu_ms_per_run`` projects a larger machine.
+* **The queue's own cost.** ``--queue-runs`` runs are inserted and then driven
+  through :class:`orchestrator_ext.engine.queue.Queue` from this process as a
+  worker does, with no process forked: claim (``claim_many``, as the worker
+  asks for its free slots at once, and one by one), the run's events (two steps
+  and a log line, batched as :class:`EventWriter` does) and finish. Reported
+  per run: database round trips and milliseconds, and PostgreSQL's own CPU (its
+  processes', for the same work): what one PostgreSQL can carry is then
+  ``cores / postgres_cpu_per_run``, whatever the number of workers.
+
+The organization is moved to the ``enterprise`` tier first (``jupyter
+orchestrator set-tier``) so its concurrency limit is not the bottleneck. The
+figures go to ``bench/results/scale.json``. This machine is shared: the load
+average is printed beside each figure, and each ratio is against the baseline
+of the same run. Every process started here is stopped at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import secrets
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import psutil
+from harness import (
+    API,
+    Client,
+    Processes,
+    Started,
+    bench_env,
+    distribution,
+    free_port,
+    orchestrator,
+    postmaster,
+    start_server,
+    wait_for,
+)
+
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH.parent))
+RESULTS = BENCH / "results" / "scale.json"
+SPEC = {
+    "nodes": [
+        {"id": "a", "type": "code", "config": {"source": "def run(values):\n    return 1"}},
+        {"id": "b", "type": "code", "config": {"source": "def run(values):\n    return values['a'] + 1"}},
+    ],
+    "edges": [{"source": "a", "target": "b"}],
+}
+FINAL = ("succeeded", "failed", "cancelled", "timed_out")
+
+
+# ---- CPU accounting --------------------------------------------------------------
+
+
+def _cpu(proc: psutil.Process, children: bool) -> float:
+    """User + system seconds of ``proc`` (and, with ``children``, of its waited-for children that ended)."""
+    times = proc.cpu_times()
+    total = times.user + times.system
+    if children:
+        total += times.children_user + times.children_system
+    return float(total)
+
+
+def cpu_by_role(server: Started, workers: list[Started], pg_pid: int) -> dict[str, float]:
+    """CPU seconds so far of the server, the workers, the fork servers (with the runs they forked and reaped)
+    and PostgreSQL (the postmaster, its live backends and the backends that ended)."""
+    found = {"server": 0.0, "workers": 0.0, "fork servers and runs": 0.0, "postgres": 0.0}
+    try:
+        found["server"] = _cpu(psutil.Process(server.process.pid), children=False)
+        for worker in workers:
+            proc = psutil.Process(worker.process.pid)
+            found["workers"] += _cpu(proc, children=False)
+            for child in proc.children():
+                found["fork servers and runs"] += _cpu(child, children=True)
+        postmaster_proc = psutil.Process(pg_pid)
+        found["postgres"] = _cpu(postmaster_proc, children=True)
+        for backend in postmaster_proc.children():
+            found["postgres"] += _cpu(backend, children=False)
+    except psutil.Error:
+        pass
+    return found
+
+
+def per_run(before: dict[str, float], after: dict[str, float], runs: int) -> dict[str, float]:
+    spent = {role: (after[role] - before.get(role, 0.0)) * 1000 / runs for role in after}
+    spent["total"] = sum(spent.values())
+    return {role: round(ms, 2) for role, ms in spent.items()}
+
+
+# ---- the system under test ------------------------------------------------------
+
+
+def database_url(procs: Processes, name: str = "orchestrator") -> str:
+    from orchestrator_ext.db.embedded import superuser_url
+
+    return superuser_url(procs.root / "data", name)
+
+
+def count_final(url: str, workflow_id: str) -> tuple[int, int]:
+    """(runs ended, runs succeeded) of a workflow, straight from the table."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(*) FILTER (WHERE status = ANY(%s)), count(*) FILTER (WHERE status = 'succeeded')"
+            " FROM workflow_executions WHERE workflow_id = %s",
+            (list(FINAL), workflow_id),
+        ).fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1])
+
+
+def start_workers(procs: Processes, count: int, args: argparse.Namespace) -> list[Started]:
+    started = []
+    for index in range(count):
+        worker = procs.start(
+            f"worker-{count}-{index + 1}",
+            orchestrator(
+                "worker",
+                "--OrchestratorApp.kernel_pool_size=0",
+                f"--OrchestratorApp.worker_slots={args.worker_slots}",
+                "--OrchestratorApp.runner_pool_size=1",
+                "--OrchestratorApp.runner_preload=langgraph",
+            ),
+        )
+        started.append(worker)
+        # one at a time through the database's preparation (N workers altering roles at once collide)
+        wait_for(lambda w=worker: " started" in w.log.read_text(errors="replace"), "not started", worker)
+    for worker in started:
+        wait_for(lambda w=worker: "fork server ready" in w.log.read_text(errors="replace"), "no fork server", worker)
+    return started
+
+
+def submit_all(port: int, token: str, workflow_id: str, runs: int, concurrency: int) -> list[str]:
+    local = threading.local()
+
+    def submit(_: int) -> str:
+        if not hasattr(local, "client"):
+            local.client = Client(port, token)
+        return str(local.client.call("POST", f"{API}/workflows/{workflow_id}/execute", {"inputs": {}}, (202,))["id"])
+
+    with ThreadPoolExecutor(concurrency) as pool:
+        return list(pool.map(submit, range(runs)))
+
+
+def new_workflow(session: dict[str, Any], name: str) -> dict[str, Any]:
+    client: Client = session["client"]
+    body = {"name": name, "spec": SPEC}
+    return dict(client.call("POST", f"{API}/agents/{session['agent']}/workflows", body, expect=(201,)))
+
+
+def throughput(procs: Processes, session: dict[str, Any], count: int, args: argparse.Namespace) -> dict[str, Any]:
+    """``args.runs`` runs through ``count`` workers: runs/s, and the CPU of each kind of process per run."""
+    workflow = new_workflow(session, f"w{count}")
+    workers = start_workers(procs, count, args)
+    time.sleep(1.0)  # the workers' first claims and the fork servers' warm-up are over
+    url = database_url(procs)
+    load = os.getloadavg()[0]
+    before = cpu_by_role(session["server"], workers, session["pg_pid"])
+    started = time.perf_counter()
+    submit_all(session["port"], session["token"], workflow["id"], args.runs, args.submit_concurrency)
+    submitted = time.perf_counter()
+    while (done := count_final(url, workflow["id"]))[0] < args.runs:
+        if time.perf_counter() - started > 600:
+            raise SystemExit(f"{count} workers: {done[0]} of {args.runs} runs ended in 10 minutes")
+        time.sleep(0.05)
+    wall = time.perf_counter() - started
+    after = cpu_by_role(session["server"], workers, session["pg_pid"])
+    for worker in workers:
+        procs.stop(worker)
+    if done[1] != args.runs:
+        raise SystemExit(f"{count} workers: only {done[1]} of {args.runs} runs succeeded")
+    return {
+        "workers": count,
+        "runs": args.runs,
+        "wall_seconds": round(wall, 3),
+        "submit_seconds": round(submitted - started, 3),
+        "runs_per_second": round(args.runs / wall, 2),
+        "cpu_ms_per_run": per_run(before, after, args.runs),
+        "load_1min_before": round(load, 2),
+        "load_1min_after": round(os.getloadavg()[0], 2),
+    }
+
+
+# ---- the queue alone ---------------------------------------------------------------
+
+
+class RoundTrips:
+    """Counts the database round trips of this process: each statement outside a pipeline (the pool's
+    connection checks included), and each pipeline's sync (however many statements it carries)."""
+
+    def __init__(self) -> None:
+        import psycopg
+
+        self.count = 0
+        self._patched: list[tuple[Any, str, Any]] = []
+        cursor_execute = psycopg.AsyncCursor.execute
+        pipeline_sync = psycopg.AsyncPipeline.sync
+        counter = self
+
+        async def execute(cur: Any, *args: Any, **kwargs: Any) -> Any:
+            if cur.connection._pipeline is None:
+                counter.count += 1
+            return await cursor_execute(cur, *args, **kwargs)
+
+        async def sync(pipeline: Any) -> None:
+            counter.count += 1
+            await pipeline_sync(pipeline)
+
+        for owner, name, replacement in (
+            (psycopg.AsyncCursor, "execute", execute),
+            (psycopg.AsyncPipeline, "sync", sync),
+        ):
+            self._patched.append((owner, name, getattr(owner, name)))
+            setattr(owner, name, replacement)
+
+    def close(self) -> None:
+        for owner, name, original in self._patched:
+            setattr(owner, name, original)
+
+
+def event_rows(run: Any) -> list[dict[str, Any]]:
+    """What a trivial LangGraph run writes besides its status: two steps and a log line."""
+    key = {"execution_id": str(run.id), "org_id": str(run.org_id), "attempt": run.attempt}
+    return [
+        {**key, "kind": "step", "data": {"node": "a", "type": "code", "output": 1}},
+        {**key, "kind": "step", "data": {"node": "b", "type": "code", "output": 2}},
+        {**key, "kind": "log", "data": {"stream": "stderr", "text": "a line\n"}},
+    ]
+
+
+async def claim(queue: Any, count: int) -> list[Any]:
+    """``count`` runs in one round trip (``Queue.claim_many``); one where the queue has no such call (older code)."""
+    if hasattr(queue, "claim_many"):
+        return list(await queue.claim_many("bench-queue", 60, None, count))
+    run = await queue.claim("bench-queue", 60)
+    return [run] if run is not None else []
+
+
+async def drive_queue(app_url: str, runs: int, batch: int) -> dict[str, Any]:
+    """Claim, events, finish for ``runs`` queued runs, ``batch`` claimed per round trip; time and round trips."""
+    from orchestrator_ext.engine.queue import Queue
+
+    queue = Queue(app_url, size=2)
+    await queue.open()
+    trips = RoundTrips()
+    claim_s: list[float] = []
+    events_s: list[float] = []
+    finish_s: list[float] = []
+    done = 0
+    try:
+        while done < runs:
+            t0 = time.perf_counter()
+            claimed = await claim(queue, min(batch, runs - done))
+            claim_s.extend([(time.perf_counter() - t0) / max(1, len(claimed))] * len(claimed))
+            if not claimed:
+                raise SystemExit(f"the queue ran dry after {done} of {runs} runs")
+            t0 = time.perf_counter()
+            await queue.append_events([row for run in claimed for row in event_rows(run)])
+            events_s.extend([(time.perf_counter() - t0) / len(claimed)] * len(claimed))
+            for run in claimed:
+                t0 = time.perf_counter()
+                if not await queue.finish(run, "bench-queue", "succeeded", {"output": 2}, None, None):
+                    raise SystemExit(f"run {run.id} was not held")
+                finish_s.append(time.perf_counter() - t0)
+            done += len(claimed)
+    finally:
+        calls = trips.count
+        trips.close()
+        await queue.close()
+    return {
+        "runs": runs,
+        "claimed_per_round_trip": batch,
+        "round_trips_per_run": round(calls / runs, 2),
+        "claim": _short(distribution(claim_s)),
+        "events": _short(distribution(events_s)),
+        "finish": _short(distribution(finish_s)),
+        "ms_per_run": round(1000 * (sum(claim_s) + sum(events_s) + sum(finish_s)) / runs, 3),
+    }
+
+
+def _short(found: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in found.items() if key != "samples_ms"}
+
+
+def queue_cost(procs: Processes, session: dict[str, Any], args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The queue's own work per run, claimed one by one and ``worker_slots`` at a time, with PostgreSQL's CPU."""
+    found = []
+    for batch in (1, args.worker_slots):
+        workflow = new_workflow(session, f"q{batch}")
+        # queued through the API, as users do (not what is measured: no worker runs yet)
+        submit_all(session["port"], session["token"], workflow["id"], args.queue_runs, args.submit_concurrency)
+        pg = psutil.Process(session["pg_pid"])
+        before = sum(_cpu(p, children=False) for p in pg.children()) + _cpu(pg, children=True)
+        load = os.getloadavg()[0]
+        measured = asyncio.run(drive_queue(session["app_url"], args.queue_runs, batch))
+        after = sum(_cpu(p, children=False) for p in pg.children()) + _cpu(pg, children=True)
+        measured["postgres_cpu_ms_per_run"] = round((after - before) * 1000 / args.queue_runs, 3)
+        measured["load_1min_before"] = round(load, 2)
+        found.append(measured)
+    return found
+
+
+# ---- the run -------------------------------------------------------------------------
+
+
+def app_url(procs: Processes) -> str:
+    """The application role's URL on the embedded server, as the workers connect (row-level security on)."""
+    from urllib.parse import quote
+
+    from orchestrator_ext.db.embedded import PASSWORDS_FILE
+
+    data = procs.root / "data"
+    found = postmaster(data / "pgdata")
+    assert found is not None
+    password = json.loads((data / PASSWORDS_FILE).read_text()).get("orchestrator_app", "")
+    return f"postgresql://orchestrator_app:{quote(password, safe='')}@/orchestrator?host={quote(found[1], safe='/')}"
+
+
+def open_session(procs: Processes) -> dict[str, Any]:
+    port, token = free_port(), secrets.token_hex(16)
+    server = start_server(procs, port, token, "--OrchestratorApp.local_model=False")
+    client = Client(port, token)
+    agent = client.call("POST", f"{API}/agents", {"name": "bench-scale", "framework": "langgraph"}, expect=(201,))
+    subprocess.run(
+        orchestrator("set-tier", f"--org={agent['org_id']}", "--tier=enterprise"),
+        env=procs.env,
+        cwd=procs.root,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        check=True,
+        timeout=120,
+    )
+    found = postmaster(procs.root / "data" / "pgdata")
+    assert found is not None
+    return {
+        "port": port,
+        "token": token,
+        "client": client,
+        "server": server,
+        "agent": agent["id"],
+        "pg_pid": found[0],
+        "app_url": app_url(procs),
+    }
+
+
+def report(results: dict[str, Any]) -> None:
+    rows = results["throughput"]
+    base = rows[0]["runs_per_second"]
+    print(
+        f"\nthroughput, {rows[0]['runs']} trivial LangGraph runs submitted at once (worker_slots {results['slots']}):"
+    )
+    for row in rows:
+        cpu = row["cpu_ms_per_run"]
+        parts = ", ".join(f"{role} {ms:.1f}" for role, ms in cpu.items() if role != "total")
+        print(
+            f"  {row['workers']} worker(s): {row['runs_per_second']:6.1f} runs/s  x{row['runs_per_second'] / base:.2f}"
+            f"  (load {row['load_1min_before']:.1f} -> {row['load_1min_after']:.1f}); CPU per run "
+            f"{cpu['total']:.1f} ms: {parts}"
+        )
+    print("\nthe queue alone (claim, 3 events, finish; no process forked):")
+    for row in results["queue"]:
+        print(
+            f"  claimed {row['claimed_per_round_trip']} per round trip: {row['round_trips_per_run']:.2f} round trips "
+            f"and {row['ms_per_run']:.2f} ms per run (claim p50 {row['claim']['p50_ms']:.2f}, events p50 "
+            f"{row['events']['p50_ms']:.2f}, finish p50 {row['finish']['p50_ms']:.2f} / p99 "
+            f"{row['finish']['p99_ms']:.2f} ms); PostgreSQL CPU {row['postgres_cpu_ms_per_run']:.2f} ms per run"
+            f" (load {row['load_1min_before']:.1f})"
+        )
+    best = min(rows, key=lambda row: row["cpu_ms_per_run"]["total"])
+    cores = os.cpu_count() or 1
+    pg_ms = results["queue"][-1]["postgres_cpu_ms_per_run"]
+    print(
+        f"\nprojection: a run costs the machine {best['cpu_ms_per_run']['total']:.1f} ms of CPU "
+        f"({cores} cores here: at most {cores * 1000 / best['cpu_ms_per_run']['total']:.0f} runs/s); "
+        f"per extra core about {1000 / best['cpu_ms_per_run']['total']:.0f} runs/s while PostgreSQL keeps up; "
+        f"the queue's share of PostgreSQL is {pg_ms:.2f} ms per run, so one PostgreSQL core carries the queue of "
+        f"about {1000 / pg_ms:.0f} runs/s"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--workers", default="1,2,4", help="comma-separated worker process counts")
+    parser.add_argument("--runs", type=int, default=200, help="runs submitted at once for each worker count")
+    parser.add_argument("--queue-runs", type=int, default=300, help="runs driven through the queue alone")
+    parser.add_argument("--worker-slots", type=int, default=4, help="worker_slots of each worker")
+    parser.add_argument("--submit-concurrency", type=int, default=16, help="client threads submitting the runs")
+    args = parser.parse_args()
+    counts = [int(count) for count in args.workers.split(",") if count]
+    results: dict[str, Any] = {
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "load_at_start": os.getloadavg()},
+        "slots": args.worker_slots,
+    }
+    with tempfile.TemporaryDirectory(prefix="bench-scale-") as scratch:
+        root = Path(scratch)
+        procs = Processes(bench_env(root), root)
+        try:
+            session = open_session(procs)
+            results["queue"] = queue_cost(procs, session, args)
+            results["throughput"] = []
+            for count in counts:
+                row = throughput(procs, session, count, args)
+                print(f"{count} worker(s): {row['runs_per_second']} runs/s, CPU ms per run {row['cpu_ms_per_run']}")
+                results["throughput"].append(row)
+        finally:
+            procs.stop_all()
+    report(results)
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"\nwritten to {RESULTS.relative_to(BENCH.parent)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,90 @@
+"""The fork server's spares: each run is taken by a child forked ahead of time, never reused; a spare that
+dies is replaced; the server waits for its children (no zombies) and everything dies with it."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+
+@pytest.fixture
+def fork_server(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
+    """A fork server with nothing preloaded (a job for an unknown runtime fails fast, through a real fork)."""
+    path = tmp_path / "runs.sock"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "orchestrator_runtimes.forkserver", str(path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        cwd=tmp_path,
+        start_new_session=True,
+    )
+    assert process.stdout is not None
+    assert json.loads(process.stdout.readline()) == {"ready": True}
+    try:
+        yield process, path
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def run_once(path: Path, workdir: Path) -> tuple[int, dict[str, object]]:
+    """One job: the pid of the process that ran it and its last message."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+        conn.connect(str(path))
+        job = {"framework": "no-such-runtime", "process": {"workdir": str(workdir)}}
+        conn.sendall(json.dumps(job).encode() + b"\n")
+        lines = conn.makefile("rb").read().splitlines()
+    messages = [json.loads(line) for line in lines]
+    return int(messages[0]["pid"]), messages[-1]
+
+
+def live_children(pid: int) -> list[psutil.Process]:
+    return [child for child in psutil.Process(pid).children() if child.status() != psutil.STATUS_ZOMBIE]
+
+
+def eventually(condition: object, within: float = 5.0) -> None:
+    deadline = time.monotonic() + within
+    while not callable(condition) or not condition():
+        assert time.monotonic() < deadline, "not within the time"
+        time.sleep(0.05)
+
+
+def test_each_run_is_a_spare_of_its_own_and_a_dead_spare_is_replaced(
+    fork_server: tuple[subprocess.Popen[bytes], Path], tmp_path: Path
+) -> None:
+    server, path = fork_server
+    runs = [run_once(path, tmp_path) for _ in range(3)]
+    assert len({pid for pid, _ in runs}) == 3  # a new process each time
+    assert all(last["error"]["kind"] == "configuration" for _, last in runs), runs  # type: ignore[index]
+    # the runs ended and were waited for: only the next spare is left, no zombie
+    eventually(lambda: len(psutil.Process(server.pid).children()) == 1)
+    (spare,) = live_children(server.pid)
+    assert spare.pid not in {pid for pid, _ in runs}
+    assert os.getsid(spare.pid) == spare.pid  # its own session, before any run: the worker kills its group
+    spare.kill()
+    eventually(lambda: [c.pid for c in live_children(server.pid)] not in ([], [spare.pid]))
+    pid, last = run_once(path, tmp_path)
+    assert pid != spare.pid
+    assert "error" in last
+
+
+def test_the_spare_dies_with_the_server(fork_server: tuple[subprocess.Popen[bytes], Path], tmp_path: Path) -> None:
+    server, path = fork_server
+    run_once(path, tmp_path)
+    eventually(lambda: len(live_children(server.pid)) == 1)
+    (spare,) = live_children(server.pid)
+    server.kill()
+    server.wait()
+    eventually(lambda: not spare.is_running() or spare.status() == psutil.STATUS_ZOMBIE)
