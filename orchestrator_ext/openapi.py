@@ -89,6 +89,10 @@ class Operation:
     creates: str | None = None
     #: the response field holding that id
     created_id: str = "id"
+    #: for a list: the path parameter its items' ids fill (links from the first item to its operations)
+    lists: str | None = None
+    #: the item field holding that id
+    listed_id: str = "id"
     #: whether the body may be left out (a POST whose fields are all optional); PUT and PATCH need one
     body_optional: bool = False
 
@@ -110,6 +114,8 @@ def operation(
     creates: str | None = None,
     created_id: str = "id",
     body_optional: bool = False,
+    lists: str | None = None,
+    listed_id: str = "id",
 ) -> Callable[[F], F]:
     """Describe a handler method for the OpenAPI document (``__openapi__`` on the function).
 
@@ -129,6 +135,8 @@ def operation(
         creates=creates,
         created_id=created_id,
         body_optional=body_optional,
+        lists=lists,
+        listed_id=listed_id,
     )
 
     def mark(func: F) -> F:
@@ -355,16 +363,17 @@ def _link(paths: dict[str, dict[str, Any]], found: list[Endpoint], schemas: _Sch
     sources = []
     for endpoint in found:
         op = endpoint.operation
-        if op.creates is None:
-            continue
         fields = {
             str(status): set(schemas.resolve(model, "serialization").get("properties", {}))
             for status, model in op.responses.items()
             if model is not None and 200 <= status < 300
         }
-        sources.append(
-            LinkSource(endpoint.route, ids[(endpoint.route, endpoint.method)], op.creates, op.created_id, fields)
-        )
+        operation_id = ids[(endpoint.route, endpoint.method)]
+        if op.creates is not None:
+            sources.append(LinkSource(endpoint.route, operation_id, op.creates, op.created_id, fields))
+        if op.lists is not None:  # the first item of a page, when there is one
+            pages = {status: set[str]() for status in fields}  # the target's other ids: from the list's own path
+            sources.append(LinkSource(endpoint.route, operation_id, op.lists, f"items/0/{op.listed_id}", pages))
     add_links(paths, sources, [LinkTarget(e.route, ids[(e.route, e.method)]) for e in found])
 
 

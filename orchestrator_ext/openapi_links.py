@@ -1,11 +1,12 @@
-"""OpenAPI ``links`` from each operation that creates a resource to every operation that takes its id.
+"""OpenAPI ``links`` from each operation that creates a resource (or lists them) to every operation that takes its id.
 
 A client (or a stateful fuzzer such as schemathesis) follows them: ``POST /agents``
 answers an agent whose ``id`` fills ``{agent_id}`` of ``GET /agents/{agent_id}``,
 ``PUT``, ``DELETE``, ``/agents/{agent_id}/workflows``... The other path
 parameters of the target come from the creating request's own path (the
 same name) or from a field of the created resource with that name
-(``version`` of a workflow).
+(``version`` of a workflow). A list links from its first item
+(``$response.body#/items/0/id``).
 """
 
 from __future__ import annotations

@@ -26,6 +26,7 @@ class AdminOrganizationCollectionHandler(OrchestratorHandler):
         "List every organization with its tier, limits, slug, members and live agents",
         query=ListAdminOrganizationsQuery,
         responses={200: ListAdminOrganizationsResponse},
+        lists="org_id",
         permission=PLATFORM_ADMIN,
         tags=TAGS,
     )

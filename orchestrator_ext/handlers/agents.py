@@ -23,6 +23,7 @@ class AgentCollectionHandler(_AgentHandler):
         "List agents, newest first",
         query=ListAgentsQuery,
         responses={200: ListAgentsResponse},
+        lists="agent_id",
         permission=Permission.AGENTS_READ,
         tags=("agents",),
     )

@@ -82,6 +82,7 @@ class ExecutionCollectionHandler(OrchestratorHandler):
         "List executions, newest first",
         query=ListExecutionsQuery,
         responses={200: ListExecutionsResponse},
+        lists="execution_id",
         permission=Permission.EXECUTIONS_READ,
         tags=TAGS,
     )

@@ -24,6 +24,7 @@ class IntegrationCollectionHandler(OrchestratorHandler):
         "List integrations, newest first (never their secrets)",
         query=ListIntegrationsQuery,
         responses={200: ListIntegrationsResponse},
+        lists="integration_id",
         permission=Permission.INTEGRATIONS_READ,
         tags=TAGS,
     )

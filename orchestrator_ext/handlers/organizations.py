@@ -38,6 +38,7 @@ class OrganizationCollectionHandler(OrganizationLinks):
         "List the caller's organizations with their role, tier and limits",
         query=ListOrganizationsQuery,
         responses={200: ListOrganizationsResponse},
+        lists="org_id",
         permission=Permission.ORG_READ,
         tags=TAGS,
     )
@@ -96,6 +97,8 @@ class MemberCollectionHandler(OrganizationLinks):
         "List an organization's members, newest first",
         query=ListMembersQuery,
         responses={200: ListMembersResponse},
+        lists="user_id",
+        listed_id="user_id",
         permission=Permission.MEMBERS_READ,
         tags=TAGS,
     )

@@ -30,6 +30,7 @@ class WorkflowSchedulesHandler(OrchestratorHandler):
         "List a workflow's schedules, newest first",
         query=ListSchedulesQuery,
         responses={200: ListSchedulesResponse},
+        lists="schedule_id",
         permission=Permission.SCHEDULES_READ,
         tags=TAGS,
     )

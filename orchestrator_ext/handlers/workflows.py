@@ -70,6 +70,7 @@ class AgentWorkflowsHandler(_WorkflowHandler):
         "List an agent's workflows, newest first",
         query=ListWorkflowsQuery,
         responses={200: ListWorkflowsResponse},
+        lists="workflow_id",
         permission=Permission.WORKFLOWS_READ,
         tags=TAGS,
     )
@@ -134,6 +135,8 @@ class WorkflowVersionsHandler(_WorkflowHandler):
         "List a workflow's versions, newest first",
         query=ListWorkflowVersionsQuery,
         responses={200: ListWorkflowVersionsResponse},
+        lists="version",
+        listed_id="version",
         permission=Permission.WORKFLOWS_READ,
         tags=TAGS,
     )

@@ -17,11 +17,37 @@ from pydantic import (
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
+#: a character that pydantic's ``str_strip_whitespace`` keeps (it strips Unicode White_Space)
+NOT_BLANK = "[^\\t-\\r \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]"
+
+
+def _not_blank(schema: Any) -> None:
+    """A required text of a body is stripped before its length is checked, so "   " is too short: the
+    document says so with a pattern (a character that is not stripped), where the text has no form of
+    its own (pattern, enum, format)."""
+    if isinstance(schema, list):
+        for item in schema:
+            _not_blank(item)
+        return
+    if not isinstance(schema, dict):
+        return
+    has_form = bool({"pattern", "enum", "format", "const"} & schema.keys())
+    if schema.get("type") == "string" and schema.get("minLength", 0) >= 1 and not has_form:
+        schema["pattern"] = NOT_BLANK
+    for key in ("properties", "items", "anyOf", "oneOf", "allOf", "additionalProperties", "prefixItems"):
+        value = schema.get(key)
+        _not_blank(list(value.values()) if key == "properties" and isinstance(value, dict) else value)
+
+
+def stripped_text_schema(schema: dict[str, Any]) -> None:
+    """``json_schema_extra`` of models that strip whitespace (``str_strip_whitespace``)."""
+    _not_blank(schema)
+
 
 class RequestModel(BaseModel):
     """A request body: unknown fields are refused, so typos do not pass silently."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, json_schema_extra=stripped_text_schema)
 
 
 class QueryModel(BaseModel):

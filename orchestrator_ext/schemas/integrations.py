@@ -24,7 +24,7 @@ from pydantic import (
 )
 
 from ..db.models import IntegrationKind
-from .common import Name, PageQuery, RequestModel, ResponseModel, Timestamp
+from .common import Name, PageQuery, RequestModel, ResponseModel, Timestamp, stripped_text_schema
 
 _PORT = r"(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4})"
 #: an absolute http(s) URL with a host, an optional port in range, no credentials; the document says the same
@@ -53,7 +53,7 @@ Secret = Annotated[SecretStr, Field(min_length=1, max_length=10_000)]
 class OpenAICompatibleConfig(BaseModel):
     """An OpenAI-compatible chat completions server (OpenAI, vLLM, Ollama, LM Studio...)."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, json_schema_extra=stripped_text_schema)
 
     base_url: HttpUrlText = Field(description="API root, e.g. 'http://localhost:11434/v1'.")
     model: ModelName = Field(description="Model name the server knows, e.g. 'llama3.1'.")
@@ -68,7 +68,7 @@ class OpenAICompatibleConfig(BaseModel):
 class N8nConfig(BaseModel):
     """An n8n instance, reached through its REST API."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, json_schema_extra=stripped_text_schema)
 
     base_url: HttpUrlText = Field(description="The n8n instance, e.g. 'https://n8n.example.org'.")
 

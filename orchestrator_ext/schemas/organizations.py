@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import ConfigDict, Field, StringConstraints
 
@@ -18,6 +18,7 @@ from .common import (
     ResponseModel,
     Timestamp,
     omit_default,
+    stripped_text_schema,
 )
 
 #: the resource tiers there are (migration 0002 creates them; tests/api/test_fuzz_contract.py checks the table)
@@ -94,10 +95,15 @@ class ListOrganizationsResponse(ResponseModel):
     next_cursor: str | None
 
 
+def _one_of_username_or_id(schema: dict[str, Any]) -> None:
+    stripped_text_schema(schema)
+    schema["oneOf"] = [{"required": ["username"]}, {"required": ["user_id"]}]
+
+
 class AddMember(RequestModel):
     """Add an existing user (one who has used the API once), named by ``username`` or ``user_id``."""
 
-    model_config = ConfigDict(json_schema_extra={"oneOf": [{"required": ["username"]}, {"required": ["user_id"]}]})
+    model_config = ConfigDict(json_schema_extra=_one_of_username_or_id)
 
     username: NotNull[Username] = Field(default=None, json_schema_extra=omit_default)
     user_id: NotNull[uuid.UUID] = Field(default=None, json_schema_extra=omit_default)
