@@ -1,6 +1,6 @@
 """What tracing costs: API throughput and POST → succeeded with tracing on against off, in one run.
 
-    python bench/overhead.py [--duration 4] [--warmup 1] [--concurrency 8] [--runs 15] [--rounds 2]
+    python bench/overhead.py [--duration 3] [--warmup 1] [--concurrency 8] [--runs 20] [--rounds 4] [--sample 1.0]
 
 Two ``jupyter orchestrator`` servers side by side on 127.0.0.1 (personal mode,
 each its own embedded PostgreSQL and in-process worker; rate limits off; the
@@ -19,7 +19,9 @@ machine's moods:
   API's calls into ``orchestrator_ext.tracing``), and that no OpenTelemetry
   module is imported at all.
 
-Target (issue 19): under 10 % with tracing on; nothing measurable off.
+``--sample 0.1`` keeps one trace in ten (``OTEL_TRACES_SAMPLER_ARG``; the others
+cost a non-recording span each). Target (issue 19): under 10 % with tracing
+on; nothing measurable off.
 Results go to ``bench/results/overhead.json``. A measurement, not a test.
 """
 
@@ -244,13 +246,16 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=4, help="off/on alternations per endpoint")
     parser.add_argument("--runs", type=int, default=20, help="POST → succeeded runs per side")
+    parser.add_argument(
+        "--sample", type=float, default=1.0, help="share of traces kept on the traced side (OTEL_TRACES_SAMPLER_ARG)"
+    )
     args = parser.parse_args()
     off_cost = cost_when_off()
     with tempfile.TemporaryDirectory(prefix="overhead-") as tmp, OtlpReceiver(raw=False) as receiver:
         root = Path(tmp)
         (root / "off").mkdir()
         (root / "on").mkdir()
-        exporting = {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint}
+        exporting = {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint, "OTEL_TRACES_SAMPLER_ARG": str(args.sample)}
         off = Side("off", root / "off", {})
         on = Side("on", root / "on", exporting)
         try:

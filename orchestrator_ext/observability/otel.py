@@ -100,7 +100,7 @@ def start(service: str) -> None:
         tracer_provider=provider, server_request_hook=_name_request
     )
     PsycopgInstrumentor().instrument(tracer_provider=provider, skip_dep_check=True)
-    HTTPXClientInstrumentor().instrument(tracer_provider=provider)
+    HTTPXClientInstrumentor().instrument(tracer_provider=provider, skip_dep_check=True)
 
 
 def stop() -> None:
