@@ -167,7 +167,7 @@ class RunSpans:
 
     def __init__(self, run: ClaimedRun, worker: str, asked: int) -> None:
         # a fresh context: the worker's loops are no parent of a run
-        carried = getattr(run, "traceparent", None)  # None from a queue without the column (before 0010)
+        carried = run.traceparent
         parent = PROPAGATOR.extract({"traceparent": carried}, Context()) if carried else Context()
         attributes: dict[str, Any] = {
             "orchestrator.execution.id": str(run.id),
