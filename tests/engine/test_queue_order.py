@@ -75,3 +75,19 @@ async def test_a_run_handed_back_by_a_stopping_worker_keeps_its_place(
         assert str(run.id) == first
         assert await queue.release(run, "stopping")
         assert [await claim_id(queue, "next") for _ in range(2)] == [(first, 2), (second, 1)]
+
+
+async def test_claiming_several_in_one_round_trip_keeps_the_order_and_the_concurrency_limit(
+    api: Api, database: TestDatabase, notebook_workflow: Any
+) -> None:
+    user = who()
+    workflow = await notebook_workflow(user, notebook("1"))
+    ids = await enqueue(api, user, workflow["id"], 3)
+    async with opened_queue(database) as queue:
+        # the free tier runs 2 at once: the third claim in the same transaction sees the first two
+        claimed = await queue.claim_many("several", 30, None, 3)
+        assert [(str(run.id), run.attempt) for run in claimed] == [(ids[0], 1), (ids[1], 1)]
+        assert await queue.claim_many("several", 30, None, 3) == []
+        assert await queue.finish(claimed[0], "several", "succeeded", {}, None, None)
+        (third,) = await queue.claim_many("several", 30, None, 3)
+        assert str(third.id) == ids[2]
