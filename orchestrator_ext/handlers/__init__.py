@@ -46,4 +46,7 @@ def all_handlers() -> list[tuple[str, Any]]:
     table: list[tuple[str, Any]] = []
     for module in (*RESOURCE_MODULES, openapi, metrics):
         table.extend(module.default_handlers)
+    from ..n8n import editor  # n8n's editor behind the server's authentication (not an API resource)
+
+    table.extend(editor.default_handlers)
     return table

@@ -67,8 +67,21 @@ def _port(data_dir: Path) -> int:
 class N8nManager:
     """Starts the personal mode's n8n when wanted and stops it with the server."""
 
-    def __init__(self, data_dir: Path, database_url: str, keyring: KeyRing, owner: str, poll: float = 1.0) -> None:
+    #: the browser id the editor proxy's n8n login is bound to (n8n checks it on every /rest call)
+    BROWSER_ID = provision.BROWSER_ID
+
+    def __init__(
+        self,
+        data_dir: Path,
+        database_url: str,
+        keyring: KeyRing,
+        owner: str,
+        poll: float = 1.0,
+        editor_path: str | None = None,
+    ) -> None:
         self.data_dir = data_dir
+        self.editor_path = editor_path
+        self._editor: tuple[str, str] | None = None
         self.database_url = database_url
         self.keyring = keyring
         self.owner = owner
@@ -99,7 +112,8 @@ class N8nManager:
             found = installation()
             # its own database and role on the embedded PostgreSQL (SQLite in its data folder with an external one)
             db = await asyncio.to_thread(database.for_embedded, self.data_dir.parent)
-            self.running = process.start(found, self.data_dir, _port(self.data_dir), database=db)
+            port = _port(self.data_dir)
+            self.running = process.start(found, self.data_dir, port, database=db, editor_path=self.editor_path)
             try:
                 took = await asyncio.to_thread(process.wait_ready, self.running)
                 await asyncio.to_thread(self._provision, self.running.base_url)
@@ -110,6 +124,14 @@ class N8nManager:
                 raise
             log.info("n8n at %s (ready in %.1f s), integration '%s'", self.running.base_url, took, "n8n")
             return self.running.base_url
+
+    async def editor_login(self) -> tuple[str, str]:
+        """n8n's base URL and its owner's login cookie, for the editor proxy (n8n started if needed)."""
+        base_url = await self.ensure()
+        if self._editor is None or self._editor[0] != base_url:
+            session = await asyncio.to_thread(provision.login, base_url, provision.load_owner(self.data_dir))
+            self._editor = (base_url, session.auth_cookie())
+        return self._editor
 
     async def _start_now(self) -> None:
         with contextlib.suppress(Exception):  # logged by ensure(); a run then says the instance is unreachable
@@ -166,13 +188,15 @@ class N8nManager:
             self._engine = None
 
 
-def for_personal_mode(data_dir: Path, database_url: str, keyring: KeyRing, owner: str) -> N8nManager | None:
+def for_personal_mode(
+    data_dir: Path, database_url: str, keyring: KeyRing, owner: str, editor_path: str | None = None
+) -> N8nManager | None:
     """The personal server's manager, started in the mode ``ORCHESTRATOR_N8N`` chooses (None: off)."""
     how = mode()
     if how == "off" or not installation().ready():
         if how != "off":
             log.warning("ORCHESTRATOR_N8N=%s but n8n is not installed: jupyter orchestrator n8n install", how)
         return None
-    manager = N8nManager(data_dir, database_url, keyring, owner)
+    manager = N8nManager(data_dir, database_url, keyring, owner, editor_path=editor_path)
     manager.start(how)
     return manager

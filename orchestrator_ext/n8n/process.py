@@ -56,7 +56,12 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def n8n_environment(
-    install: Installation, data_dir: Path, port: int, host: str = "127.0.0.1", database: N8nDatabase | None = None
+    install: Installation,
+    data_dir: Path,
+    port: int,
+    host: str = "127.0.0.1",
+    database: N8nDatabase | None = None,
+    editor_path: str | None = None,
 ) -> dict[str, str]:
     """n8n's environment: its data folder, the loopback, offline settings, its database (PostgreSQL when given,
     else SQLite in its data folder), and only the variables it needs."""
@@ -64,6 +69,8 @@ def n8n_environment(
     return {
         **passed,
         **(database.environment() if database is not None else {}),
+        # the editor behind the server's proxy (editor.py): its pages under that path, its push channel plain HTTP
+        **({"N8N_PATH": editor_path, "N8N_PUSH_BACKEND": "sse"} if editor_path else {}),
         **OFFLINE,
         "PATH": f"{install.node_bin}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}",
         "HOME": str(data_dir),
@@ -95,6 +102,7 @@ def start(
     *,
     die_with_us: bool = True,
     database: N8nDatabase | None = None,
+    editor_path: str | None = None,
 ) -> N8nProcess:
     """Start n8n in the background (its own process group; killed if this process dies)."""
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -104,7 +112,7 @@ def start(
         process = subprocess.Popen(  # noqa: S603  # nosec B603 - our own node and n8n
             [str(install.node), str(install.n8n), "start"],
             cwd=data_dir,
-            env=n8n_environment(install, data_dir, port, host, database),
+            env=n8n_environment(install, data_dir, port, host, database, editor_path),
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -24,6 +24,8 @@ from typing import Any
 from orchestrator_runtimes.n8n.api import N8nApiError, error_text
 
 OWNER_FILE = "owner.json"
+#: n8n binds a login cookie to the browser id it was made with: the platform's sessions use this one
+BROWSER_ID = "orchestrator"
 KEY_LABEL = "orchestrator"
 #: what runs do with the key: put workflows on the instance, run them, read and stop their executions
 SCOPES = frozenset(
@@ -78,7 +80,7 @@ class Session:
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(f"{self.base_url}/rest/{path}", data=data, method=method)  # noqa: S310
         request.add_header("Content-Type", "application/json")
-        request.add_header("browser-id", "orchestrator")  # n8n binds its login cookie to a browser id
+        request.add_header("browser-id", BROWSER_ID)  # n8n binds its login cookie to a browser id
         try:
             with self.opener.open(request, timeout=self.timeout) as reply:  # nosec B310 - our loopback n8n
                 raw = reply.read()

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import re
 import signal
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +56,44 @@ def run_greet(server: PersonalServer) -> dict[str, Any]:
     return wait_until("the run's end", ended, 240)  # type: ignore[no-any-return]
 
 
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+def fetch(url: str, token: str | None = None) -> tuple[int, dict[str, str], bytes]:
+    request = urllib.request.Request(url)
+    if token is not None:
+        request.add_header("Authorization", f"token {token}")
+    try:
+        with urllib.request.build_opener(NoRedirect()).open(request, timeout=60) as reply:
+            return reply.status, dict(reply.headers), reply.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers), exc.read()
+
+
+def check_the_editor(server: PersonalServer) -> None:
+    """n8n's editor through the server: refused without the server's authentication, served with it."""
+    editor = f"{server.url}/orchestrator/n8n/"
+    status, headers, _ = fetch(editor)
+    assert status in (302, 403), status  # a browser is sent to the server's login page
+    assert status == 403 or "/login" in headers.get("Location", "")
+    status, _, _ = fetch(f"{editor}rest/login")
+    assert status in (302, 403), status
+    status, headers, page = fetch(editor, server.token)
+    assert status == 200, page[:300]
+    assert headers["Content-Type"].startswith("text/html")
+    assert b"n8n" in page
+    assets = re.findall(rb'src="(/orchestrator/n8n/[^"]+\.js)"', page)  # its scripts, under the proxy's path
+    assert assets, page[:500]
+    status, headers, _ = fetch(f"{server.url}{assets[0].decode()}", server.token)
+    assert status == 200
+    assert "javascript" in headers["Content-Type"]
+    status, _, body = fetch(f"{editor}rest/login", server.token)  # n8n's "who am I": the proxy's session
+    assert status == 200, body[:300]
+    assert json.loads(body)["data"]["email"] == "owner@orchestrator.localhost"
+
+
 def test_the_personal_server_starts_n8n_hands_it_to_runs_and_stops_it(
     n8n_installation: Installation, tmp_path: Path
 ) -> None:
@@ -74,6 +116,7 @@ def test_the_personal_server_starts_n8n_hands_it_to_runs_and_stops_it(
         # n8n keeps its data on the server's PostgreSQL, in its own database, as its own role: no SQLite
         assert f"Greet [orchestrator {run['workflow_id']}]" in n8n_rows(tmp_path / "data")
         assert not list(n8n_dir.rglob("database.sqlite"))
+        check_the_editor(server)
         started = n8n_processes(n8n_dir)
     finally:
         server.stop(signal.SIGTERM)
