@@ -1126,7 +1126,7 @@ def main() -> None:
     machine: dict[str, Any] = {}
     results["machine_load"] = machine
     measured: list[str] = []
-    with tempfile.TemporaryDirectory(prefix="orch-bench-runtimes-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="obr-") as tmp:
         root = Path(tmp)
         env = bench_env(root, QUIET)
         os.environ["TMPDIR"] = tempfile.tempdir = env["TMPDIR"]  # the in-process baselines' files too

@@ -422,7 +422,7 @@ def main() -> None:
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "load_at_start": os.getloadavg()},
         "slots": args.worker_slots,
     }
-    with tempfile.TemporaryDirectory(prefix="bench-scale-") as scratch:
+    with tempfile.TemporaryDirectory(prefix="obs-") as scratch:
         root = Path(scratch)
         procs = Processes(bench_env(root), root)
         try:
