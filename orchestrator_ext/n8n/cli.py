@@ -70,7 +70,8 @@ class N8nServeCommand(OrchestratorCommand):
         """n8n on its own database and role on the platform's PostgreSQL, until a signal or its end."""
         keys_dir = Path(self.orchestrator.data_dir)
         passwords = prepared.embedded.passwords_file if prepared.embedded is not None else keys_dir / PASSWORDS_FILE
-        db = database.provision(prepared.admin_url, passwords)
+        name = database.name_for(self.org)  # one instance per organization: a database and role of its own each
+        db = database.provision(prepared.admin_url, passwords, role=name, database=name)
         running = process.start(found, data_dir, self.port, database=db)
         stopping = False
 

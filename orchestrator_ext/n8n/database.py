@@ -20,6 +20,7 @@ the host.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,6 +78,16 @@ def provision(admin_url: str, passwords_file: Path, role: str = N8N_ROLE, databa
         conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(sql.Identifier(database)))
         host, port = conn.info.host, conn.info.port
     return N8nDatabase(host, int(port), database, role, password)
+
+
+def name_for(org: str) -> str:
+    """The database and role of the instance ``jupyter orchestrator n8n serve --org ORG`` runs (one per
+    organization); ``orchestrator_n8n`` for the owner's personal one (``org`` empty)."""
+    if not org:
+        return N8N_DATABASE
+    cleaned = re.sub(r"[^a-z0-9_]+", "_", org.lower()).strip("_")[:32]
+    digest = hashlib.sha256(org.encode()).hexdigest()[:6]  # two slugs that clean alike stay apart
+    return f"{N8N_DATABASE}_{cleaned}_{digest}"
 
 
 def for_embedded(orchestrator_data_dir: Path, database: str = N8N_DATABASE) -> N8nDatabase | None:

@@ -66,3 +66,13 @@ def test_provisioning_again_keeps_the_password(n8n_db: N8nDatabase, pg_cluster: 
     assert json.loads(pg_cluster.server.passwords_file.read_text())[n8n_db.user] == n8n_db.password
     assert pg_cluster.server.passwords_file.stat().st_mode & 0o077 == 0
     assert (N8N_ROLE, N8N_DATABASE) == ("orchestrator_n8n", "orchestrator_n8n")
+
+
+def test_each_organizations_instance_has_a_database_of_its_own() -> None:
+    from orchestrator_ext.n8n.database import name_for
+
+    assert name_for("") == N8N_DATABASE
+    team, other = name_for("my-team"), name_for("My Team")
+    assert team.startswith("orchestrator_n8n_my_team_")
+    assert team != other  # they clean alike, the digest keeps them apart
+    assert len(name_for("x" * 200)) <= 63  # PostgreSQL's identifiers
