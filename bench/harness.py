@@ -238,6 +238,24 @@ def start_server(procs: Processes, port: int, token: str, *options: str) -> Star
     return server
 
 
+def set_tier(procs: Processes, org_id: str, tier: str = "enterprise") -> str:
+    """Move an organization to ``tier`` (``jupyter orchestrator set-tier``), so that its concurrency limit is
+    not what a benchmark measures; what the command said."""
+    done = subprocess.run(
+        orchestrator("set-tier", f"--org={org_id}", f"--tier={tier}"),
+        env=procs.env,
+        cwd=procs.root,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"set-tier failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
+    return done.stdout.strip()
+
+
 def held_by(pgdata: Path) -> set[int]:
     """The pids in the embedded PostgreSQL's handle file: plain pids, or ``{"pid": ..., "start": ...}``."""
     entries = json.loads((pgdata / ".handle_pids.json").read_text())

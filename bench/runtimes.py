@@ -126,6 +126,7 @@ from harness import (
     modes,
     orchestrator,
     postmaster,
+    set_tier,
     shared_postgres,
     start_server,
     timestamp,
@@ -813,19 +814,7 @@ def open_session(procs: Processes, base_url: str | None, frameworks: list[str]) 
         for framework in frameworks
     }
     org_id = str(next(iter(agents.values()))["org_id"])
-    tier = subprocess.run(
-        orchestrator("set-tier", f"--org={org_id}", "--tier=enterprise"),
-        env=procs.env,
-        cwd=procs.root,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    if tier.returncode != 0:
-        raise SystemExit(f"set-tier failed:\n{tier.stdout[-2000:]}{tier.stderr[-2000:]}")
-    print(f"  {tier.stdout.strip()}")
+    print(f"  {set_tier(procs, org_id)}")
     if base_url is not None:
         from orchestrator_ext.local_model import MODEL_ALIAS
 

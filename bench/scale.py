@@ -42,7 +42,6 @@ import json
 import os
 import platform
 import secrets
-import subprocess
 import sys
 import tempfile
 import threading
@@ -62,6 +61,7 @@ from harness import (
     free_port,
     orchestrator,
     postmaster,
+    set_tier,
     start_server,
     wait_for,
 )
@@ -352,15 +352,7 @@ def open_session(procs: Processes) -> dict[str, Any]:
     server = start_server(procs, port, token, "--OrchestratorApp.local_model=False")
     client = Client(port, token)
     agent = client.call("POST", f"{API}/agents", {"name": "bench-scale", "framework": "langgraph"}, expect=(201,))
-    subprocess.run(
-        orchestrator("set-tier", f"--org={agent['org_id']}", "--tier=enterprise"),
-        env=procs.env,
-        cwd=procs.root,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        check=True,
-        timeout=120,
-    )
+    set_tier(procs, str(agent["org_id"]))
     found = postmaster(procs.root / "data" / "pgdata")
     assert found is not None
     return {

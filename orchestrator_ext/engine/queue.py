@@ -205,11 +205,16 @@ class Queue:
         return ClaimedRun(**rows[0]) if rows else None
 
     async def claim_many(
-        self, worker: str, lease_seconds: float, tiers: list[str] | None = None, limit: int = 1
+        self,
+        worker: str,
+        lease_seconds: float,
+        tiers: list[str] | None = None,
+        limit: int = 1,
+        kinds: list[str] | None = None,
     ) -> list[ClaimedRun]:
         """Up to ``limit`` runs, oldest first, in one round trip (a pipeline: one transaction, each claim
         seeing the ones before it, so the organizations' concurrency limits hold)."""
-        params = {"worker": worker, "lease": lease_seconds, "tiers": tiers or None, "kinds": None}
+        params = {"worker": worker, "lease": lease_seconds, "tiers": tiers or None, "kinds": kinds}
         async with self.pool.connection() as conn, conn.pipeline() as pipeline:
             cursors = [conn.cursor(row_factory=dict_row) for _ in range(max(1, limit))]
             for cur in cursors:
