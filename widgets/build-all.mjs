@@ -41,6 +41,6 @@ else console.log("[build:all] the widgets' bundles are up to date");
 if (stale([join(LAB, "node_modules/.package-lock.json")], [join(LAB, "package.json"), join(LAB, "package-lock.json")])) {
   run(LAB, "install", "--no-audit", "--no-fund");
 }
-const labInputs = ["src", "style", "package.json", "tsconfig.json"].map((name) => join(LAB, name));
+const labInputs = ["src", "style", "schema", "package.json", "tsconfig.json"].map((name) => join(LAB, name));
 if (stale([join(LAB, "prebuilt")], labInputs)) run(LAB, "run", "build");
 else console.log("[build:all] the JupyterLab extension is up to date");

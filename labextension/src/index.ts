@@ -1,7 +1,7 @@
 /**
  * Orchestrator in JupyterLab: launcher cards and palette entries for the agent builder, the
  * dashboard and the admin panel; "Deploy as workflow…" and "Schedule…" on a notebook, from the
- * file browser's context menu, the notebook's toolbar and the palette.
+ * file browser's context menu, the notebook's toolbar (schema/plugin.json) and the palette.
  */
 import type { JupyterFrontEnd, JupyterFrontEndPlugin } from "@jupyterlab/application";
 import { Dialog, ICommandPalette, Notification, showDialog } from "@jupyterlab/apputils";
@@ -9,8 +9,7 @@ import { PathExt } from "@jupyterlab/coreutils";
 import { IDocumentManager } from "@jupyterlab/docmanager";
 import { IDefaultFileBrowser } from "@jupyterlab/filebrowser";
 import { ILauncher } from "@jupyterlab/launcher";
-import { INotebookTracker, type NotebookPanel } from "@jupyterlab/notebook";
-import { ToolbarButton } from "@jupyterlab/ui-components";
+import { INotebookTracker } from "@jupyterlab/notebook";
 
 import { deploy, notebookInfo, ProblemError } from "./api";
 import { DEFAULT_CRON, DeployForm, type DialogState } from "./dialog";
@@ -125,10 +124,12 @@ function addDeployCommands(ctx: Context, palette: ICommandPalette | null): void 
         ? "Deploy this notebook as an agent's workflow and run it on a schedule"
         : "Deploy this notebook as the next version of an agent's workflow",
       icon: spec.icon,
-      isEnabled: (args) => targetPath(ctx, args) !== null,
       execute: async (args) => {
         const path = targetPath(ctx, args);
-        if (!path) return;
+        if (!path) {
+          Notification.warning(`${spec.label.replace("…", "")}: open a notebook, or select one in the file browser, first`);
+          return;
+        }
         try {
           await deployDialog(ctx, path, spec.scheduled);
         } catch (error) {
@@ -144,29 +145,6 @@ function addDeployCommands(ctx: Context, palette: ICommandPalette | null): void 
       args: { from: "browser" },
     });
   }
-}
-
-function addToolbarButtons(ctx: Context): void {
-  ctx.app.docRegistry.addWidgetExtension("Notebook", {
-    createNew: (panel: NotebookPanel) => {
-      const button = (name: string, label: string, tooltip: string, icon: typeof deployIcon, command: string) =>
-        new ToolbarButton({
-          icon,
-          label,
-          tooltip,
-          className: `jp-orchestrator-${name}`,
-          onClick: () => void ctx.app.commands.execute(command, { path: panel.context.path }),
-        });
-      const deployButton = button("deploy", "Deploy", "Deploy as workflow…", deployIcon, COMMANDS.deploy);
-      const scheduleButton = button("schedule", "Schedule", "Schedule…", scheduleIcon, COMMANDS.schedule);
-      // beside the cell type picker (Lab's settings-driven toolbar may lack it: then at the end)
-      if (!panel.toolbar.insertAfter("cellType", "orchestrator-deploy", deployButton)) {
-        panel.toolbar.addItem("orchestrator-deploy", deployButton);
-      }
-      panel.toolbar.insertAfter("orchestrator-deploy", "orchestrator-schedule", scheduleButton);
-      return { dispose: () => [deployButton, scheduleButton].forEach((b) => b.dispose()), isDisposed: false };
-    },
-  });
 }
 
 const plugin: JupyterFrontEndPlugin<void> = {
@@ -186,7 +164,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
     const ctx: Context = { app, docManager, browser, tracker };
     addOpenCommands(ctx, palette, launcher);
     addDeployCommands(ctx, palette);
-    addToolbarButtons(ctx);
+    // the notebook toolbar's Deploy and Schedule buttons: schema/plugin.json (jupyter.lab.toolbars, rank 50-51)
   },
 };
 

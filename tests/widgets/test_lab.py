@@ -1,8 +1,9 @@
 """The prebuilt JupyterLab extension in a real JupyterLab (Playwright, Debian's Chromium), against a
 real server: the launcher's Orchestrator cards, the Agent builder card opening a notebook that shows
 the builder, and "Deploy as workflow…" from the file browser's context menu making a version with
-a schedule (checked through the API), with no serious or critical accessibility violation in the
-dialog."""
+a schedule (checked through the API), the dialog coming back with the reason when the cron is
+refused, the notebook toolbar's Schedule… opening it too, and no serious or critical accessibility
+violation in the dialog."""
 
 from __future__ import annotations
 
@@ -110,6 +111,21 @@ def test_deploy_as_workflow_from_the_file_browser(server: PersonalServer, server
         page.get_by_role("button", name=f"Deploy {name}").click()
         expect(page.locator(".jp-toast-container, .Toastify")).to_contain_text("version 1", timeout=30_000)
         screenshot(page, "lab-deploy-done")
+
+        # the open notebook's toolbar: Schedule… opens the same dialog, scheduled, offering the agent made
+        page.locator(".jp-DirListing-item", has_text=name).dblclick()
+        toolbar = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-NotebookPanel-toolbar")
+        names = toolbar.locator("[data-jp-item-name]")
+        expect(names.nth(0)).to_be_visible()
+        order = [names.nth(i).get_attribute("data-jp-item-name") for i in range(names.count())]
+        assert order.index("cellType") < order.index("orchestrator-deploy") < order.index("orchestrator-schedule")
+        toolbar.locator('[data-jp-item-name="orchestrator-schedule"]').get_by_role("button").click()
+        expect(page.locator(".jp-Dialog-content")).to_contain_text(f"Schedule {name}")
+        screenshot(page, "lab-schedule-from-toolbar")
+        expect(page.get_by_label("Run it on a schedule")).to_be_checked()
+        expect(page.locator(f'.jp-Dialog-content datalist option[value="{agent}"]')).to_have_count(1)
+        page.get_by_role("button", name="Cancel").click()
+        expect(page.locator(".jp-Dialog")).to_have_count(0)
 
     [found] = [a for a in client.agents(q=agent) if a["name"] == agent]
     [workflow] = client.workflows(found["id"])
