@@ -5,6 +5,8 @@ shows, bad input as problem+json naming the field, and nothing for a caller with
 from __future__ import annotations
 
 import json
+import logging
+import types
 import urllib.error
 import urllib.request
 import uuid
@@ -127,3 +129,18 @@ def test_a_caller_without_the_token_gets_nothing(server: PersonalServer, server_
     status, _ = lab_call(server, "POST", "deploy", {"path": path, "agent": "intruder"}, token="wrong")
     assert status == 403
     assert not [a for a in Client(server.url, server.token).agents(q="intruder") if a["name"] == "intruder"]
+
+
+def test_the_routes_stay_off_in_a_hub_service(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The team mode's API process is a hub service: a deploy there would act with the service's token."""
+    from orchestrator_widgets import lab
+
+    added: list[Any] = []
+    web_app = types.SimpleNamespace(add_handlers=lambda host, routes: added.extend(routes))
+    serverapp = types.SimpleNamespace(web_app=web_app, base_url="/", log=logging.getLogger("test"))
+    monkeypatch.setenv("JUPYTERHUB_SERVICE_NAME", "orchestrator")
+    lab._load_jupyter_server_extension(serverapp)
+    assert added == []
+    monkeypatch.delenv("JUPYTERHUB_SERVICE_NAME")
+    lab._load_jupyter_server_extension(serverapp)
+    assert [route for route, _handler in added] == ["/orchestrator-lab/notebook", "/orchestrator-lab/deploy"]

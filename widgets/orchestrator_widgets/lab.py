@@ -220,5 +220,12 @@ def _jupyter_server_extension_points() -> list[dict[str, str]]:
 
 
 def _load_jupyter_server_extension(serverapp: Any) -> None:
-    """Add the routes; the API is found per request (the hub's service, or this server once it is up)."""
+    """Add the routes; the API is found per request (the hub's service, or this server once it is up).
+
+    Not in a JupyterHub service (the team mode's API process has the same environment): there a
+    deploy would read the service's files and act with the service's own token, not a user's.
+    """
+    if os.environ.get("JUPYTERHUB_SERVICE_NAME"):
+        serverapp.log.info("orchestrator_widgets.lab: off in the hub service %s", os.environ["JUPYTERHUB_SERVICE_NAME"])
+        return
     serverapp.web_app.add_handlers(".*$", handlers(serverapp.base_url))
