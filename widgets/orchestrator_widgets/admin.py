@@ -53,7 +53,7 @@ class Admin(anywidget.AnyWidget):
     def remove(self, user_id: str) -> bool:
         return self._change("DELETE", f"members/{quote(user_id)}", None, "Member removed.")
 
-    def add_integration(self, name: str, base_url: str, model: str, secret: str = "") -> bool:
+    def add_integration(self, name: str, base_url: str, model: str, secret: str | None = None) -> bool:
         """An OpenAI-compatible model server; the secret is sent once, then only 'stored' is ever shown."""
         body: dict[str, Any] = {
             "kind": "openai-compatible",
