@@ -49,7 +49,6 @@ import os
 import platform
 import secrets
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -69,6 +68,7 @@ from harness import (
     free_port,
     logged_problems,
     orchestrator,
+    set_tier,
     start_server,
     wait_for,
 )
@@ -120,12 +120,7 @@ def prepare(procs: Processes, port: int, token: str) -> tuple[Client, list[str]]
         )["id"]
         for name in ("latency", "throughput")
     ]
-    command = orchestrator("set-tier", f"--org={agent['org_id']}", "--tier=enterprise")
-    tier = subprocess.run(
-        command, env=procs.env, cwd=procs.root, capture_output=True, text=True, timeout=120, check=False
-    )
-    if tier.returncode != 0:
-        raise SystemExit(f"set-tier failed:\n{tier.stdout[-2000:]}{tier.stderr[-2000:]}")
+    set_tier(procs, agent["org_id"])
     return client, workflows
 
 
