@@ -13,6 +13,8 @@ machine's moods:
 - throughput of ``GET /agents`` (the fast list path), ``GET /agents/{id}`` (the
   ORM) and ``PUT /users/me`` (a write), with ``bench/loadgen.py``: requests per
   second, p50, p99 and mean latency (closed loop: concurrency / rate);
+- the server process's CPU time per request, one request at a time (robust to
+  the machine's other work, which rates and latencies are not);
 - POST ``/execute`` → ``succeeded`` of a LangGraph graph of code nodes, one run
   at a time, polled every 10 ms: p50, p99, mean;
 - off, per call, what the hooks cost when tracing is off (the worker's and the
@@ -38,6 +40,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 sys.path.append(str(Path(__file__).resolve().parents[1]))  # tests.otlp_receiver
 
@@ -168,6 +172,33 @@ def merged(results: list[dict[str, Any]]) -> dict[str, Any]:
     return {key: round(statistics.fmean(r[key] for r in results), 3) for key in keys} | {"rounds": len(results)}
 
 
+def cpu_per_request(off: Side, on: Side, requests: int, rounds: int) -> list[dict[str, Any]]:
+    """CPU seconds the server process spends per request, one request at a time: what the machine's other
+    work does not change (unlike a rate or a latency on a shared machine), tracing's own cost included."""
+    rows = []
+    for label, method, suffix, body in (
+        ("GET /agents", "GET", "/agents?limit=50", None),
+        ("GET /agents/{id}", "GET", "/agents/{id}", None),
+        ("PUT /users/me", "PUT", "/users/me", {"display_name": "cpu"}),
+    ):
+        spent: dict[str, list[float]] = {"off": [], "on": []}
+        for turn in range(rounds):
+            for side in (off, on) if turn % 2 == 0 else (on, off):
+                assert side.client is not None
+                path = API + suffix.replace("{id}", side.agent_id)
+                server = psutil.Process(side.server.process.pid)
+                before = server.cpu_times()
+                for _ in range(requests):
+                    side.client.call(method, path, body)
+                after = server.cpu_times()
+                used = (after.user - before.user) + (after.system - before.system)
+                spent[side.name].append(used / requests * 1000)
+        row = {"endpoint": label, **{name: round(statistics.fmean(ms), 3) for name, ms in spent.items()}}
+        row["cost"] = round(row["on"] / row["off"] - 1, 3) if row["off"] else float("nan")
+        rows.append(row)
+    return rows
+
+
 def round_trips(off: Side, on: Side, runs: int) -> dict[str, Any]:
     for side in (off, on):  # warm: the fork servers and the pools
         for _ in range(3):
@@ -246,6 +277,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=4, help="off/on alternations per endpoint")
     parser.add_argument("--runs", type=int, default=20, help="POST → succeeded runs per side")
+    parser.add_argument("--cpu-requests", type=int, default=200, help="serial requests per CPU measure")
     parser.add_argument(
         "--sample", type=float, default=1.0, help="share of traces kept on the traced side (OTEL_TRACES_SAMPLER_ARG)"
     )
@@ -262,13 +294,24 @@ def main() -> None:
             off.ready()
             on.ready()
             rows = throughput(off, on, args)
+            cpu = cpu_per_request(off, on, args.cpu_requests, 2)
             runs = round_trips(off, on, args.runs)
         finally:
             for side in (off, on):
                 side.procs.stop_all()
         report(rows, runs, off_cost, len(receiver.received()))
+        print(f"\n{'server CPU per request (ms)':<28} {'off':>8} {'on':>8}  cost")
+        for row in cpu:
+            print(f"{row['endpoint']:<28} {row['off']:>8.3f} {row['on']:>8.3f}  {row['cost']:+.1%}")
         RESULTS.parent.mkdir(exist_ok=True)
-        result = {"api": rows, "post_to_succeeded": runs, "off": off_cost, "load": os.getloadavg(), "args": vars(args)}
+        result = {
+            "api": rows,
+            "cpu_per_request_ms": cpu,
+            "post_to_succeeded": runs,
+            "off": off_cost,
+            "load": os.getloadavg(),
+            "args": vars(args),
+        }
         RESULTS.write_text(json.dumps(result, indent=2) + "\n")
         print(f"\nwritten to {RESULTS.relative_to(BENCH.parent)}")
 
