@@ -23,9 +23,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import JupyterHandler
 from jupyter_server.extension.handler import ExtensionHandlerMixin
 from tornado import httpclient, httputil, web
+
+from ..handlers.base import AUTH_RESOURCE
 
 PREFIX = "orchestrator/n8n/"
 #: the request headers not forwarded (hop-by-hop, the browser's credentials, what the proxy sets itself)
@@ -40,7 +43,9 @@ WITH_BODY = ("POST", "PUT", "PATCH", "DELETE")
 
 
 class N8nEditorHandler(ExtensionHandlerMixin, JupyterHandler):
-    """Every method of the editor, proxied to the loopback n8n for an authenticated user."""
+    """Every method of the editor, proxied to the loopback n8n for an authenticated, authorized user."""
+
+    auth_resource = AUTH_RESOURCE
 
     def check_xsrf_cookie(self) -> None:
         if self.request.headers.get("browser-id"):
@@ -48,28 +53,33 @@ class N8nEditorHandler(ExtensionHandlerMixin, JupyterHandler):
         super().check_xsrf_cookie()
 
     @web.authenticated
+    @authorized
     async def get(self, path: str) -> None:
         await self._proxy(path)
 
     @web.authenticated
+    @authorized
     async def post(self, path: str) -> None:
         await self._proxy(path)
 
     @web.authenticated
+    @authorized
     async def put(self, path: str) -> None:
         await self._proxy(path)
 
     @web.authenticated
+    @authorized
     async def patch(self, path: str) -> None:
         await self._proxy(path)
 
     @web.authenticated
+    @authorized
     async def delete(self, path: str) -> None:
         await self._proxy(path)
 
     async def _proxy(self, path: str) -> None:
         manager = getattr(self.extensionapp, "_n8n", None)
-        if manager is None:
+        if manager is None or self.settings.get("orchestrator_hub") is not None:  # the personal mode's only
             raise web.HTTPError(404, "n8n is not run by this server (ORCHESTRATOR_N8N=off, or n8n is not installed)")
         try:
             base_url, cookie = await manager.editor_login()
