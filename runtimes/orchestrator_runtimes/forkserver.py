@@ -8,8 +8,8 @@ which imports the frameworks (``--preload``) and listens on a Unix socket
 (mode 0600, in its own private directory). Each run connects and sends its
 job as one JSON line, with ``process``: ``{"workdir", "memory_mib"}``.
 
-The connection is taken by a *spare*: a child the server forked ahead of time,
-waiting in ``accept``; the server forks the next spare as soon as one is taken,
+The connection is taken by a *spare*: a child the server forked ahead of time
+(:data:`SPARES` of them), waiting in ``accept``; the server forks another as soon as one is taken,
 so no fork is on a run's path. A spare that waits more than
 :data:`WARM_AFTER_SECONDS` (an idle server) runs the runtimes' tiny warm-up
 first, so the pages a run writes to are already its own: the run pays no
@@ -73,6 +73,8 @@ PARENT_CHECK_SECONDS = 1.0
 WARM_AFTER_SECONDS = 0.05
 #: runs taken closer together than this are back to back: their spares do not warm up
 BUSY_INTERVAL_SECONDS = 0.25
+#: children waiting for runs at any time
+SPARES = 2
 #: the runs' database: runtimes create their tables there once, before the first fork
 STATE_URL_ENV = "ORCHESTRATOR_RUNS_DATABASE_URL"
 
@@ -234,13 +236,7 @@ def spare(listener: socket.socket, taken: int, names: list[str], busy: bool) -> 
     die_with_parent()
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     os.dup2(2, 1)  # until the run's pipe replaces them: nothing reaches the server's protocol stdout
-    listener.settimeout(None if busy else WARM_AFTER_SECONDS)
-    try:
-        conn, _ = listener.accept()
-    except TimeoutError:
-        warm(names)
-        listener.settimeout(None)
-        conn, _ = listener.accept()
+    conn = _next_connection(listener, None if busy else WARM_AFTER_SECONDS, names)
     os.write(taken, struct.pack("=i", os.getpid()))  # the server forks the next spare now
     os.close(taken)
     listener.close()
@@ -248,16 +244,34 @@ def spare(listener: socket.socket, taken: int, names: list[str], busy: bool) -> 
     return child(conn)
 
 
+def _next_connection(listener: socket.socket, warm_after: float | None, names: list[str]) -> socket.socket:
+    """Accept on the listener the spares share. It stays non-blocking (a file status flag all of them
+    share: no spare changes it), so a spare that loses the race to another waits again."""
+    while True:
+        readable, _, _ = select.select([listener], [], [], warm_after)
+        if not readable:  # waited warm_after seconds: the server is idle
+            warm(names)
+            warm_after = None
+            continue
+        try:
+            conn, _ = listener.accept()
+        except BlockingIOError:
+            continue
+        return conn
+
+
 class Spares:
-    """The fork server's side: one spare forked ahead at a time, replaced as soon as it is taken (or dies).
+    """The fork server's side: :data:`SPARES` children forked ahead, each replaced as soon as it is taken
+    (or dies): runs arriving together are taken at once, in parallel.
 
     The server waits for its children itself (``SIGCHLD`` is not ignored), so the CPU time of every run
     is counted in its children's times (``/proc/<pid>/stat``), which benchmarks read."""
 
     def __init__(self, listener: socket.socket, names: list[str]) -> None:
         self.listener, self.names = listener, names
+        listener.setblocking(False)
         self.taken_r, self.taken_w = os.pipe()
-        self.current = 0
+        self.waiting: set[int] = set()
         #: when the last two spares were taken (monotonic seconds)
         self.takes = [0.0, 0.0]
 
@@ -271,19 +285,22 @@ class Spares:
                 status = spare(self.listener, self.taken_w, self.names, busy)
             finally:
                 os._exit(status)
-        self.current = pid
+        self.waiting.add(pid)
 
     def serve(self, alive: Callable[[], bool]) -> None:
-        self.fork()
+        for _ in range(SPARES):
+            self.fork()
         while alive():
             readable, _, _ = select.select([self.taken_r], [], [], PARENT_CHECK_SECONDS)
             if readable:
                 data = os.read(self.taken_r, 4096)
-                taken = {pid for (pid,) in struct.iter_unpack("=i", data[: len(data) - len(data) % 4])}
-                if self.current in taken:
-                    self.takes = [self.takes[1], time.monotonic()]
-                    self.fork()
-            if self.current in _reap():  # the spare died before it was taken (killed): another
+                for (pid,) in struct.iter_unpack("=i", data[: len(data) - len(data) % 4]):
+                    if pid in self.waiting:
+                        self.waiting.discard(pid)
+                        self.takes = [self.takes[1], time.monotonic()]
+                        self.fork()
+            for pid in _reap() & self.waiting:  # a spare died before it was taken (killed): another
+                self.waiting.discard(pid)
                 self.fork()
 
 

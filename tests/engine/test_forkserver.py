@@ -1,5 +1,6 @@
-"""The fork server's spares: each run is taken by a child forked ahead of time, never reused; a spare that
-dies is replaced; the server waits for its children (no zombies) and everything dies with it."""
+"""The fork server's spares: each run is taken by a child forked ahead of time, never reused; runs arriving
+together are taken at once; a spare that dies is replaced; the server waits for its children (no zombies)
+and everything dies with it."""
 
 from __future__ import annotations
 
@@ -12,10 +13,12 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import psutil
 import pytest
+from orchestrator_runtimes.forkserver import SPARES
 
 
 @pytest.fixture
@@ -54,6 +57,10 @@ def live_children(pid: int) -> list[psutil.Process]:
     return [child for child in psutil.Process(pid).children() if child.status() != psutil.STATUS_ZOMBIE]
 
 
+def pids(parent: int) -> set[int]:
+    return {child.pid for child in live_children(parent)}
+
+
 def eventually(condition: object, within: float = 5.0) -> None:
     deadline = time.monotonic() + within
     while not callable(condition) or not condition():
@@ -68,23 +75,36 @@ def test_each_run_is_a_spare_of_its_own_and_a_dead_spare_is_replaced(
     runs = [run_once(path, tmp_path) for _ in range(3)]
     assert len({pid for pid, _ in runs}) == 3  # a new process each time
     assert all(last["error"]["kind"] == "configuration" for _, last in runs), runs  # type: ignore[index]
-    # the runs ended and were waited for: only the next spare is left, no zombie
-    eventually(lambda: len(psutil.Process(server.pid).children()) == 1)
-    (spare,) = live_children(server.pid)
-    assert spare.pid not in {pid for pid, _ in runs}
-    assert os.getsid(spare.pid) == spare.pid  # its own session, before any run: the worker kills its group
-    spare.kill()
-    eventually(lambda: [c.pid for c in live_children(server.pid)] not in ([], [spare.pid]))
+    # the runs ended and were waited for: only the spares are left, no zombie
+    eventually(lambda: len(psutil.Process(server.pid).children()) == SPARES)
+    spares = live_children(server.pid)
+    assert not {spare.pid for spare in spares} & {pid for pid, _ in runs}
+    for spare in spares:
+        assert os.getsid(spare.pid) == spare.pid  # its own session, before any run: the worker kills its group
+    killed = spares[0]
+    killed.kill()
+    eventually(lambda: len(live_children(server.pid)) == SPARES and killed.pid not in pids(server.pid))
     pid, last = run_once(path, tmp_path)
-    assert pid != spare.pid
+    assert pid != killed.pid
     assert "error" in last
+
+
+def test_runs_arriving_together_are_taken_by_the_spares_at_once(
+    fork_server: tuple[subprocess.Popen[bytes], Path], tmp_path: Path
+) -> None:
+    _, path = fork_server
+    with ThreadPoolExecutor(6) as pool:
+        done = list(pool.map(lambda _: run_once(path, tmp_path), range(6)))
+    assert len({pid for pid, _ in done}) == 6
+    assert all("error" in last for _, last in done)
 
 
 def test_the_spare_dies_with_the_server(fork_server: tuple[subprocess.Popen[bytes], Path], tmp_path: Path) -> None:
     server, path = fork_server
     run_once(path, tmp_path)
-    eventually(lambda: len(live_children(server.pid)) == 1)
-    (spare,) = live_children(server.pid)
+    eventually(lambda: len(live_children(server.pid)) == SPARES)
+    spares = live_children(server.pid)
     server.kill()
     server.wait()
-    eventually(lambda: not spare.is_running() or spare.status() == psutil.STATUS_ZOMBIE)
+    for spare in spares:
+        eventually(lambda spare=spare: not spare.is_running() or spare.status() == psutil.STATUS_ZOMBIE)
