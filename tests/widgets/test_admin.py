@@ -114,4 +114,9 @@ def test_admin_invites_changes_a_role_and_removes_through_the_api(
     assert name not in [m["username"] for m in removed.org["members"]]
     assert removed.remove_integration(integration["id"])
     assert removed.org["integrations"] == []
+    # hand the team to another owner and leave it: the other tests' Dashboard() and Admin() open the
+    # caller's first organization, which must stay the personal one
+    assert removed.invite(colleague(server), "owner"), removed.status
     removed.close()
+    client.request("DELETE", f"organizations/{org['id']}/members/{me['user_id']}")
+    assert str(org["id"]) not in [str(o["id"]) for o in client.organizations()]

@@ -65,6 +65,7 @@ class Builder(anywidget.AnyWidget):
         help="Saved versions, newest first: {version, comment, created_at}."
     ).tag(sync=True)
     changes = traitlets.List(traitlets.Unicode(), help="What the version shown changed.").tag(sync=True)
+    shown = traitlets.Int(0, help="Counts the saved versions shown (the canvas fits each into view).").tag(sync=True)
     dirty = traitlets.Bool(False, help="The spec or its nodes' positions differ from the version shown.").tag(sync=True)
     input_fields: traitlets.List[Any] = traitlets.List(help="The inputs a run asks for: {name, type, default}.").tag(
         sync=True
@@ -125,6 +126,7 @@ class Builder(anywidget.AnyWidget):
         self._saved, self._saved_positions, self._parameters = copy.deepcopy(spec), positions, parameters
         self.version = version
         self.layout = positions  # none saved (older versions, code-made specs): the canvas lays them out
+        self.shown += 1
         self.spec = spec
         self.changes = self._changes_of(version, spec)
         self.input_fields = specs.input_fields(spec, parameters)

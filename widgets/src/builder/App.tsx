@@ -36,6 +36,7 @@ export function App() {
   const [status] = useModelState<Status>("status");
   const [versions] = useModelState<VersionItem[]>("versions");
   const [version] = useModelState<number>("version");
+  const [shown] = useModelState<number>("shown");
   const [changes] = useModelState<string[]>("changes");
   const [dirty] = useModelState<boolean>("dirty");
   const [name, setName] = useModelState<string>("name");
@@ -187,6 +188,7 @@ export function App() {
               onDropType={addType}
               onReady={(fn) => (centre.current = fn)}
               autoPlaced={Object.keys(layout ?? {}).length === 0 && current.nodes.length > 0}
+              shown={shown ?? 0}
             />
           </ReactFlowProvider>
           <aside className="ow-side" aria-label="Settings and problems">

@@ -39,6 +39,8 @@ interface CanvasProps {
   onReady: (centre: () => Position) => void;
   /** the positions were laid out here (a loaded spec, no saved layout): fit the view to them */
   autoPlaced: boolean;
+  /** changes each time a saved version is shown (at its saved positions or laid out): fit it into view */
+  shown: number;
 }
 
 function sameList(a: string[], b: string[]): boolean {
@@ -59,6 +61,9 @@ export function Canvas(props: CanvasProps) {
   useEffect(() => {
     if (props.autoPlaced) fitted.current = false;
   }, [props.autoPlaced, spec]);
+  useEffect(() => {
+    if (props.shown) fitted.current = false;
+  }, [props.shown]);
   useEffect(() => {
     if (initialized && !fitted.current && nodes.length) {
       fitted.current = true;
