@@ -272,11 +272,11 @@ class Spares:
         listener.setblocking(False)
         self.taken_r, self.taken_w = os.pipe()
         self.waiting: set[int] = set()
-        #: when the last two spares were taken (monotonic seconds)
-        self.takes = [0.0, 0.0]
+        #: when the last two spares were taken (monotonic seconds; none yet: the first spares warm up)
+        self.takes: list[float] = []
 
     def fork(self) -> None:
-        busy = self.takes[1] - self.takes[0] < BUSY_INTERVAL_SECONDS
+        busy = len(self.takes) == 2 and self.takes[1] - self.takes[0] < BUSY_INTERVAL_SECONDS
         pid = os.fork()
         if pid == 0:  # pragma: no cover - the child (measured through the engine's tests)
             os.close(self.taken_r)
@@ -297,7 +297,7 @@ class Spares:
                 for (pid,) in struct.iter_unpack("=i", data[: len(data) - len(data) % 4]):
                     if pid in self.waiting:
                         self.waiting.discard(pid)
-                        self.takes = [self.takes[1], time.monotonic()]
+                        self.takes = [*self.takes[-1:], time.monotonic()]
                         self.fork()
             for pid in _reap() & self.waiting:  # a spare died before it was taken (killed): another
                 self.waiting.discard(pid)
