@@ -32,7 +32,7 @@ log = logging.getLogger("orchestrator.db")
 #: how often a holder looks whether the postmaster still runs, in seconds
 CHECK_SECONDS = 0.5
 #: the longest wait between two tries to start it again
-MAX_BACKOFF_SECONDS = 5.0
+MAX_BACKOFF_SECONDS = 2.0
 OK, RESTARTING, STOPPED = "ok", "restarting", "stopped"
 
 

@@ -29,6 +29,8 @@ PATIENCE_SECONDS = 300.0
 MAX_PAUSE_SECONDS = 10.0
 #: SQLSTATE classes that say "not now" rather than "not you": the server is starting, stopping or restarting
 TRANSIENT_STATES = ("57P", "08")
+#: what a server that answers says when it refuses us for good: a wrong password or name, no entry in pg_hba.conf
+REFUSALS = ("password authentication failed", "does not exist", "no pg_hba.conf entry", "permission denied")
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,8 @@ def transient(exc: BaseException) -> bool:
     if isinstance(exc, sqlalchemy.exc.DBAPIError) and exc.orig is not None:
         exc = exc.orig
     if isinstance(exc, psycopg.OperationalError):
+        if any(refusal in str(exc) for refusal in REFUSALS):  # a connection refused says so only in words
+            return False
         state = exc.sqlstate or ""
         return not state or state.startswith(TRANSIENT_STATES)
     return isinstance(exc, (subprocess.SubprocessError, ConnectionError, TimeoutError))

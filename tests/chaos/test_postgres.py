@@ -6,21 +6,26 @@ Each test has a server of its own (a fresh data directory), never the session's.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
+import sqlalchemy.exc
 
 from orchestrator_ext.db.embedded import EmbeddedPostgres
 from orchestrator_ext.db.handles import HANDLES_FILE, LiveHandles, handle_pids
+from orchestrator_ext.db.setup import DatabaseLocation, prepare_database
 from tests.personal_server import postgres_running_on, wait_postgres_stopped
 
+RESTART_BOUND_SECONDS = 90.0
 #: a second process holding the same server (a worker of the split mode does just this)
 HOLDER = (
     "import sys\nfrom pathlib import Path\nfrom orchestrator_ext.db.embedded import EmbeddedPostgres\n"
@@ -68,11 +73,12 @@ def test_a_killed_postmaster_is_restarted_within_seconds(pgdata: Path) -> None:
             os.kill(dead, signal.SIGKILL)
             killed = time.monotonic()
             while not answers(server):
-                assert time.monotonic() - killed < 15, "not restarted within 15 s"
+                # seconds here; the bound is wide for a machine whose two cores are shared with much else
+                assert time.monotonic() - killed < RESTART_BOUND_SECONDS, "not restarted"
                 time.sleep(0.05)
             assert postmaster_pid(pgdata) != dead
             while server.state != "ok":  # it answers a moment before this process's watcher has looked
-                assert time.monotonic() - killed < 15, server.state
+                assert time.monotonic() - killed < RESTART_BOUND_SECONDS, server.state
                 time.sleep(0.05)
     finally:
         holder.communicate("", timeout=60)
@@ -117,3 +123,38 @@ def test_a_reused_pid_does_not_hold_the_server(tmp_path: Path) -> None:
         unrelated.kill()
         unrelated.wait()
     assert LiveHandles(tmp_path / HANDLES_FILE).get() == [os.getpid()]
+
+
+def test_a_process_starting_while_the_database_is_away_waits_for_it(
+    pgdata: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An external database that is down when a worker starts: it waits, says so, and goes on once it is back."""
+    server = EmbeddedPostgres(pgdata)
+    server.start()
+    location = DatabaseLocation(server.role_url(server.app_role), server.admin_url(), pgdata.parent, server.app_role)
+    server.stop()  # the outage: nothing listens on the socket
+    assert wait_postgres_stopped(pgdata, 30) == []
+    back = threading.Timer(2.0, server.start)
+    back.start()
+    try:
+        with caplog.at_level(logging.WARNING, logger="orchestrator.db"):
+            prepared = prepare_database(location, revision=None, patience=120)
+        assert prepared.app_url == location.database_url
+        assert "the database is not reachable yet" in caplog.text
+    finally:
+        back.join()
+        server.stop()
+
+
+def test_a_refused_password_is_not_waited_for(pgdata: Path) -> None:
+    server = EmbeddedPostgres(pgdata)
+    server.start()
+    try:
+        wrong = server.role_url(server.app_role).replace(server.passwords[server.app_role], "wrong")
+        started = time.monotonic()
+        refused = (psycopg.OperationalError, sqlalchemy.exc.OperationalError)
+        with pytest.raises(refused, match="password authentication failed"):
+            prepare_database(DatabaseLocation(wrong, "", pgdata.parent, server.app_role), revision=None)
+        assert time.monotonic() - started < 30, "a mistake of configuration is reported at once"
+    finally:
+        server.stop()

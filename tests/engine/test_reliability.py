@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -10,6 +12,9 @@ from typing import Any
 import psycopg
 
 from orchestrator_ext.engine.queue import Queue
+from orchestrator_ext.engine.readiness import Readiness
+from orchestrator_ext.engine.settings import WorkerSettings
+from orchestrator_ext.engine.worker import Worker
 from tests.conftest import Api, TestDatabase
 from tests.engine.conftest import notebook, wait_final, who
 
@@ -239,3 +244,61 @@ async def test_sigterm_hands_a_running_run_back_to_the_queue(
         ("running", 2),
         ("succeeded", 2),
     ]
+
+
+async def test_a_worker_claims_only_the_kinds_it_can_start(
+    api: Api, database: TestDatabase, notebook_workflow: Any, create_agent: Any, create_workflow: Any
+) -> None:
+    """A framework run queued first is left in its place for a worker whose fork server is ready."""
+    user = who()
+    agent = await create_agent(user=user, framework="langgraph")
+    graph = await create_workflow(user, agent["id"])
+    framework_run = (await api("POST", "workflows", graph["id"], "execute", user=user, body={})).json["id"]
+    workflow = await notebook_workflow(user, notebook("1"))
+    notebook_run = (await api("POST", "workflows", workflow["id"], "execute", user=user, body={})).json["id"]
+    queue = Queue(database.app_url)
+    await queue.open()
+    try:
+        claimed = await queue.claim("starting-worker", 30, None, ["notebook"])
+        assert claimed is not None
+        assert (str(claimed.id), claimed.framework) == (notebook_run, "notebook")
+        assert await queue.claim("starting-worker", 30, None, ["notebook"]) is None
+        ready = await queue.claim("ready-worker", 30, None, None)
+        assert ready is not None
+        assert str(ready.id) == framework_run
+        for run, worker in ((claimed, "starting-worker"), (ready, "ready-worker")):
+            assert await queue.finish(run, worker, "succeeded", {}, None, None)
+    finally:
+        await queue.close()
+
+
+async def test_a_starting_worker_waits_for_its_fork_server_before_claiming_framework_runs(
+    worker_settings: WorkerSettings,
+) -> None:
+    """Readiness says 'notebook' while the fork server imports, every kind once it has."""
+    imported = asyncio.Event()
+
+    class Importing:
+        process = None
+
+        async def ensure(self) -> None:
+            await imported.wait()
+
+    settings = dataclasses.replace(worker_settings, runner_pool_size=1, notebook_engine="kernel", kernel_pool_size=0)
+    worker = Worker("postgresql:///unused", settings, None)
+    server = Importing()
+    worker.runners.servers.get = lambda key: server  # type: ignore[method-assign]
+    worker.runners.fill = lambda *args: None  # type: ignore[method-assign]
+    woken = asyncio.Event()
+    readiness = Readiness(worker.kernels, worker.runners, separate=False, wake=woken.set)
+    try:
+        assert readiness.kinds() == []
+        await asyncio.wait_for(woken.wait(), 10)  # no kernels are kept: notebooks at once
+        assert readiness.kinds() == ["notebook"]
+        woken.clear()
+        imported.set()
+        await asyncio.wait_for(woken.wait(), 10)
+        assert readiness.kinds() is None  # every kind
+    finally:
+        await readiness.close()
+        shutil.rmtree(worker.folder, ignore_errors=True)
