@@ -121,8 +121,12 @@ class Supervisor:
 
     def start(self) -> None:
         self._thread.start()
+        # at exit, before the wheel's own clean-up (atexit runs the later first) stops the server: this
+        # thread would otherwise take the stopped server for a dead one and start it again
+        atexit.register(self.stop)
 
     def stop(self) -> None:
+        atexit.unregister(self.stop)
         self._stop.set()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(timeout=30)
