@@ -11,12 +11,13 @@ end of a cell, and when a chunk is older than :data:`FLUSH_INTERVAL`), so that a
 executed notebook has the same outputs, split the same way, as with a kernel.
 
 What a run's C code or subprocesses write to file descriptors 1 and 2 is kept in
-files of the run's directory and appended to the stream at each flush.
+anonymous in-memory files and appended to the stream at each flush.
 """
 
 from __future__ import annotations
 
 import builtins
+import codecs
 import getpass
 import importlib.util
 import io
@@ -84,7 +85,8 @@ class OutStream(io.TextIOBase):
         self._buffer: list[str] = []
         self._timer: threading.Timer | None = None
         self._lock = threading.RLock()
-        self._captured: Any = None  # what fd ``fd`` is written to (a file of the run's directory)
+        self._captured: int | None = None  # what fd ``fd`` is written to (an in-memory file), and how far read
+        self._offset = 0
 
     @property
     def encoding(self) -> str:  # type: ignore[override]
@@ -99,12 +101,19 @@ class OutStream(io.TextIOBase):
     def writable(self) -> bool:
         return True
 
-    def capture_fd(self, path: Path) -> None:
-        """Send what is written to this stream's file descriptor too (by C code, subprocesses)."""
-        sink = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        os.dup2(sink, self._fd)
-        os.close(sink)
-        self._captured = open(path, encoding="utf-8", errors="replace")  # noqa: SIM115 - read at each flush
+    def capture_fd(self) -> None:
+        """Send what is written to this stream's file descriptor too (by C code, subprocesses): it goes to an
+        anonymous in-memory file (nothing left in any folder, the caller's included), read at each flush."""
+        self._captured = os.memfd_create(f"{self.name}-fd")
+        os.dup2(self._captured, self._fd)
+        self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
+
+    def _read_captured(self) -> str:
+        chunks = []
+        while self._captured is not None and (data := os.pread(self._captured, 1 << 20, self._offset)):
+            self._offset += len(data)
+            chunks.append(self._decoder.decode(data))
+        return "".join(chunks)
 
     def write(self, text: str) -> int:
         if not isinstance(text, str):
@@ -122,10 +131,9 @@ class OutStream(io.TextIOBase):
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
-            if self._captured is not None:
-                written = self._captured.read()
-                if written:
-                    self._buffer.append(written)
+            written = self._read_captured()
+            if written:
+                self._buffer.append(written)
             if not self._buffer:
                 return
             text, self._buffer = "".join(self._buffer), []
@@ -187,8 +195,8 @@ class Shell:
         tempfile.tempdir = None  # the run's TMPDIR, not the zygote's (the module caches it)
         stdout = OutStream("stdout", self.session, 1)
         stderr = OutStream("stderr", self.session, 2)
-        stdout.capture_fd(workdir / ".fd1")
-        stderr.capture_fd(workdir / ".fd2")
+        stdout.capture_fd()
+        stderr.capture_fd()
         _STREAMS[:] = [stdout, stderr]
         sys.stdout, sys.stderr = stdout, stderr
         builtins.input = _no_stdin  # type: ignore[assignment]
