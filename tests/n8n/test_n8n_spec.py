@@ -195,3 +195,12 @@ def test_model_nodes_are_bound_to_the_runs_model_and_unbound_when_pulled_back() 
     assert moved["nodes"][0]["parameters"]["path"] != placed["nodes"][0]["parameters"]["path"]
     before = {n["name"]: n for n in workflow["nodes"]}
     assert [_unbound(_unplaced(n, "w1", before), before) for n in placed["nodes"]] == workflow["nodes"]
+
+
+def test_an_instance_url_that_is_no_url_is_an_unreachable_instance() -> None:
+    from orchestrator_runtimes.n8n.api import N8nApi, N8nApiError
+
+    with pytest.raises(N8nApiError) as caught:
+        N8nApi("n8n.local:5678", "key").workflows()
+    assert caught.value.status == 0
+    assert "http://" in caught.value.message

@@ -46,6 +46,8 @@ def http(
 ) -> Reply:
     """One HTTP request with a JSON body; any status comes back as a :class:`Reply` (no raise on 4xx/5xx)."""
     data = None if body is None else json.dumps(body).encode()
+    if not url.startswith(("http://", "https://")):  # an integration's base_url as someone typed it
+        raise N8nApiError(0, f"n8n's URL must start with http:// or https://, not {url.split('/api/')[0]!r}")
     request = urllib.request.Request(url, data=data, method=method)  # noqa: S310 - http(s) URLs of n8n
     request.add_header("Accept", "application/json")
     if data is not None:

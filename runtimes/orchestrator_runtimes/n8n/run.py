@@ -74,6 +74,8 @@ def instance_for(config: N8nWorkflowConfig, integrations: Mapping[str, Mapping[s
     secret = chosen.get("secret")
     if not base_url or not secret:
         raise RunError(ErrorKind.CONFIGURATION, "the n8n integration needs a base_url and an API key (its secret)")
+    if not base_url.startswith(("http://", "https://")):
+        raise RunError(ErrorKind.CONFIGURATION, f"the n8n integration's base_url is no http(s) URL: {base_url!r}")
     return N8nApi(base_url, str(secret))
 
 
