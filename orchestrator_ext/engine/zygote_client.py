@@ -90,12 +90,19 @@ class ZygoteNotebookClient(PapermillNotebookClient):  # type: ignore[misc]
                     cell["metadata"]["execution"]["shell.execute_reply"] = _now()
                 return reply
             message["parent_header"] = parent
+            header = message.get("header") or {}
+            if isinstance(header.get("date"), str):  # nbclient's timings read it as a datetime, else say "now"
+                header["date"] = datetime.fromisoformat(header["date"])
             if message["msg_type"] == "status" and message["content"].get("execution_state") == "idle":
                 if self.record_timing:
-                    cell["metadata"]["execution"]["iopub.status.idle"] = message["header"]["date"]
+                    cell["metadata"]["execution"]["iopub.status.idle"] = _iso(message["header"]["date"])
                 continue
             self.process_message(message, cell, cell_index)
         raise ZygoteGone("no reply")  # pragma: no cover - request() ends with a reply or raises
+
+
+def _iso(date: datetime | str) -> str:
+    return date.strftime("%Y-%m-%dT%H:%M:%S.%fZ") if isinstance(date, datetime) else date
 
 
 def _now() -> str:

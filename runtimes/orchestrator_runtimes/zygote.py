@@ -44,6 +44,9 @@ from .forkserver import PARENT_CHECK_SECONDS, die_with_parent, make_non_dumpable
 from .ipyshell import Shell, encode
 from .limits import apply_limits
 
+#: the messages sent along with the next one rather than alone
+HELD = ('{"msg_type": "status"', '{"msg_type": "execute_input"')
+
 
 def _lines(conn: socket.socket) -> Any:
     """The requests on ``conn``, one decoded JSON line at a time, until the worker hangs up."""
@@ -59,11 +62,18 @@ def child(conn: socket.socket, shell: Shell) -> int:
     die_with_parent()
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     lock = threading.Lock()
+    held: list[bytes] = []
 
     def write(line: str) -> None:
+        # a cell's status and execute_input go with its next message: one wake-up of the worker for a
+        # trivial cell instead of four (their headers keep the time they were sent)
         data = line.encode("utf-8")
         with lock:
-            conn.sendall(data)
+            if line.startswith(HELD):
+                held.append(data)
+                return
+            conn.sendall(b"".join([*held, data]))
+            held.clear()
 
     requests = _lines(conn)
     process = next(requests, None)
