@@ -23,12 +23,10 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 KINDS_COMMENT = "-- p_kinds: 'notebook' and/or 'framework' (every other agent framework); NULL: any\n"
-CLAIM = (
-    """
+CLAIM = """
 -- p_tiers: the resource tiers whose runs this worker takes (GPU workers take GPU tiers); NULL: any
-"""
-    + KINDS_COMMENT
-    + """CREATE FUNCTION orchestrator_claim_execution(
+-- p_kinds: 'notebook' and/or 'framework' (every other agent framework); NULL: any
+CREATE FUNCTION orchestrator_claim_execution(
   p_worker text, p_lease_seconds double precision, p_tiers text[] DEFAULT NULL, p_kinds text[] DEFAULT NULL
 )
 RETURNS SETOF workflow_executions
@@ -72,7 +70,6 @@ BEGIN
 END
 $$;
 """
-)
 
 
 def upgrade() -> None:
