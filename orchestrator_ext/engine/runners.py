@@ -37,6 +37,8 @@ from .pool import PerAccount
 log = logging.getLogger("orchestrator.engine")
 READY_TIMEOUT = 120.0
 MAX_LINE = 64 * 1024 * 1024
+#: the longest Unix socket path the kernel takes (``sun_path`` is 108 bytes with its terminating NUL)
+MAX_SOCKET_PATH = 108
 #: the runner protocol's last message of a run is one of these
 FINAL_MESSAGES = frozenset({"result", "error", "waiting"})
 #: how the fork server learns the runs' database (its runtimes create their tables once)
@@ -210,12 +212,21 @@ class ForkServer:
         self.in_flight = 0
         self._lock = asyncio.Lock()
         self._stderr: asyncio.Task[None] | None = None
+        #: a descriptor of ``control`` where its path is too long for a socket address (:attr:`socket`)
+        self._control_fd: int | None = None
 
     @property
     def socket(self) -> Path:
+        """The runs' socket, by an address short enough for ``sun_path`` (107 bytes): where the folder's own
+        path is longer (a deep ``run_dir``), through this process's descriptor of the folder."""
         if self.control is None:
             raise RunnerGone("the fork server is not started")
-        return self.control / "runs.sock"
+        path = self.control / "runs.sock"
+        if len(os.fsencode(path)) < MAX_SOCKET_PATH:
+            return path
+        if self._control_fd is None:
+            self._control_fd = os.open(self.control, os.O_PATH | os.O_DIRECTORY)
+        return Path(f"/proc/self/fd/{self._control_fd}/runs.sock")
 
     async def ensure(self) -> Path:
         async with self._lock:
@@ -286,6 +297,9 @@ class ForkServer:
         if self._stderr is not None:
             self._stderr.cancel()
             self._stderr = None
+        if self._control_fd is not None:
+            os.close(self._control_fd)
+            self._control_fd = None
         for folder in (self.home, self.control):
             if folder is not None:
                 remove_workdir(folder)

@@ -108,3 +108,32 @@ def test_the_spare_dies_with_the_server(fork_server: tuple[subprocess.Popen[byte
     server.wait()
     for spare in spares:
         eventually(lambda spare=spare: not spare.is_running() or spare.status() == psutil.STATUS_ZOMBIE)
+
+
+def test_a_worker_whose_run_dir_is_deep_still_reaches_its_fork_server(tmp_path: Path) -> None:
+    """A ``run_dir`` whose path leaves no room for the socket's name in ``sun_path`` (107 bytes): the worker
+    binds and connects through its descriptor of the folder, and runs are forked as usual."""
+    import asyncio
+
+    from orchestrator_ext.engine.runners import ForkServer
+
+    deep = tmp_path.joinpath(*["a-rather-long-folder-name"] * 5)
+    deep.mkdir(parents=True)
+    server = ForkServer(preload=[], memory_mib=0, workdir_root=deep)
+
+    async def once() -> dict[str, object]:
+        try:
+            path = await server.ensure()
+            assert server.control is not None and len(os.fsencode(server.control / "runs.sock")) > 107
+            reader, writer = await asyncio.open_unix_connection(str(path))
+            job = {"framework": "no-such-runtime", "process": {"workdir": str(tmp_path)}}
+            writer.write(json.dumps(job).encode() + b"\n")
+            lines = (await reader.read()).splitlines()
+            writer.close()
+            return dict(json.loads(lines[-1]))
+        finally:
+            await server.close()
+
+    last = asyncio.run(once())
+    # a real fork answered: the child looked the runtime up and named it
+    assert "no-such-runtime" in json.dumps(last["error"]), last
