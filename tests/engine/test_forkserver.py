@@ -124,7 +124,8 @@ def test_a_worker_whose_run_dir_is_deep_still_reaches_its_fork_server(tmp_path: 
     async def once() -> dict[str, object]:
         try:
             path = await server.ensure()
-            assert server.control is not None and len(os.fsencode(server.control / "runs.sock")) > 107
+            assert server.control is not None
+            assert len(os.fsencode(server.control / "runs.sock")) > 107
             reader, writer = await asyncio.open_unix_connection(str(path))
             job = {"framework": "no-such-runtime", "process": {"workdir": str(tmp_path)}}
             writer.write(json.dumps(job).encode() + b"\n")
