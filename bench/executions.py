@@ -70,6 +70,7 @@ from harness import (
     orchestrator,
     set_tier,
     start_server,
+    throughput,
     wait_for,
 )
 from notebook_runs import (
@@ -79,7 +80,6 @@ from notebook_runs import (
     runs_per_worker,
     sequential,
     summarize,
-    throughput,
 )
 
 BENCH = Path(__file__).resolve().parent

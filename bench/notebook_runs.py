@@ -14,18 +14,15 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 import uuid
-from collections import Counter
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import psutil
-from harness import API, FINAL, Client, distribution, list_executions, timestamp, worker_pid
+from harness import API, FINAL, Client, distribution, timestamp, worker_pid
 
 LAST_PHASE = "6 succeeded row -> seen by client"
 STALL_SECONDS = 1.0  # a final status seen this long after it was written: the client was not woken
@@ -251,57 +248,3 @@ def runs_per_worker(pgdata: Path, workflow_id: str) -> dict[str, int]:
             (workflow_id,),
         ).fetchall()
     return {worker_pid(name): int(count) for name, count in rows}
-
-
-def throughput(port: int, token: str, workflow_id: str, runs: int, concurrency: int) -> dict[str, Any]:
-    local = threading.local()
-
-    def submit(_: int) -> str:
-        if not hasattr(local, "client"):
-            local.client = Client(port, token)
-        reply = local.client.call("POST", f"{API}/workflows/{workflow_id}/execute", {"inputs": {}}, expect=(202,))
-        return str(reply["id"])
-
-    poller = Client(port, token)
-    started = time.perf_counter()
-    with ThreadPoolExecutor(concurrency) as pool:
-        ids = list(pool.map(submit, range(runs)))
-    submitted = time.perf_counter()
-    polls = 0
-    deadline = submitted + 600
-    while True:
-        # nothing queued, then nothing running: no run can go back to the queue (max_attempts is 1)
-        polls += 1
-        queued = next(list_executions(poller, workflow_id, "queued", limit=1), None)
-        if queued is None and next(list_executions(poller, workflow_id, "running", limit=1), None) is None:
-            break
-        if time.perf_counter() > deadline:
-            raise SystemExit("the throughput runs did not end within 10 minutes")
-        time.sleep(0.02)
-    finished = time.perf_counter()
-    executions = list(list_executions(poller, workflow_id))
-    poller.close()
-    mine = [e for e in executions if e["id"] in set(ids)]
-    if len(mine) != runs or len(executions) != runs:
-        raise SystemExit(f"expected the {runs} throughput runs, found {len(executions)} ({len(mine)} of ours)")
-    statuses = Counter(e["status"] for e in mine)
-    errors = Counter(f"{e['error'].get('kind')}: {e['error'].get('message')}" for e in mine if e.get("error"))
-    wall = finished - started
-    first_created = min(timestamp(e["created_at"]) for e in mine)
-    ends = sorted(timestamp(e["finished_at"]) for e in mine)
-    last_finished = ends[-1]
-    most = max(1, -(-95 * runs // 100))  # the 95th of 100: the rate without a straggler's tail
-    return {
-        "runs": runs,
-        "statuses": dict(statuses),
-        "errors": dict(errors),
-        "submit_concurrency": concurrency,
-        "submit_seconds": round(submitted - started, 3),
-        "wall_seconds": round(wall, 3),
-        "runs_per_second": round(runs / wall, 2),
-        "server_span_seconds": round(last_finished - first_created, 3),
-        "server_runs_per_second": round(runs / (last_finished - first_created), 2),
-        "seconds_to_95pct_done": round(ends[most - 1] - first_created, 3),
-        "runs_per_second_to_95pct": round(most / (ends[most - 1] - first_created), 2),
-        "polls": polls,
-    }

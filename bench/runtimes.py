@@ -101,11 +101,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -121,7 +119,6 @@ from harness import (
     bench_env,
     distribution,
     free_port,
-    list_executions,
     logged_problems,
     modes,
     orchestrator,
@@ -129,6 +126,7 @@ from harness import (
     set_tier,
     shared_postgres,
     start_server,
+    throughput,
     timestamp,
     wait_for,
     watched,
@@ -695,60 +693,6 @@ def checkpointed(pgdata: Path, execution_ids: list[str]) -> dict[str, Any]:
         return {"runs": len(execution_ids), "checkpointed_runs": 0, "checkpoints": 0, "problem": str(exc).strip()}
     assert row is not None
     return {"runs": len(execution_ids), "checkpointed_runs": int(row[0]), "checkpoints": int(row[1])}
-
-
-def throughput(
-    port: int, token: str, workflow_id: str, runs: int, concurrency: int, inputs: dict[str, Any]
-) -> dict[str, Any]:
-    local = threading.local()
-
-    def submit(_: int) -> str:
-        if not hasattr(local, "client"):
-            local.client = Client(port, token)
-        reply = local.client.call("POST", f"{API}/workflows/{workflow_id}/execute", {"inputs": inputs}, expect=(202,))
-        return str(reply["id"])
-
-    poller = Client(port, token)
-    started = time.perf_counter()
-    with ThreadPoolExecutor(concurrency) as pool:
-        ids = list(pool.map(submit, range(runs)))
-    submitted = time.perf_counter()
-    polls = 0
-    deadline = submitted + 600
-    while True:
-        # nothing queued, then nothing running: no run can go back to the queue (max_attempts is 1)
-        polls += 1
-        queued = next(list_executions(poller, workflow_id, "queued", limit=1), None)
-        if queued is None and next(list_executions(poller, workflow_id, "running", limit=1), None) is None:
-            break
-        if time.perf_counter() > deadline:
-            raise SystemExit("the throughput runs did not end within 10 minutes")
-        time.sleep(0.02)
-    finished = time.perf_counter()
-    executions = list(list_executions(poller, workflow_id))
-    poller.close()
-    mine = [e for e in executions if e["id"] in set(ids)]
-    if len(mine) != runs or len(executions) != runs:
-        raise SystemExit(f"expected the {runs} throughput runs, found {len(executions)} ({len(mine)} of ours)")
-    statuses = Counter(e["status"] for e in mine)
-    errors = Counter(f"{e['error'].get('kind')}: {e['error'].get('message')}" for e in mine if e.get("error"))
-    wall = finished - started
-    first_created = min(timestamp(e["created_at"]) for e in mine)
-    ends = sorted(timestamp(e["finished_at"]) for e in mine if e.get("finished_at"))
-    span = (ends[-1] - first_created) if ends else float("nan")
-    return {
-        "runs": runs,
-        "statuses": dict(statuses),
-        "errors": dict(errors),
-        "submit_concurrency": concurrency,
-        "submit_seconds": round(submitted - started, 3),
-        "wall_seconds": round(wall, 3),
-        "runs_per_second": round(runs / wall, 2),
-        "server_span_seconds": round(span, 3),
-        "server_runs_per_second": round(runs / span, 2) if ends else None,
-        "polls": polls,
-        "execution_ids": ids,
-    }
 
 
 def worker_options(framework: str, args: argparse.Namespace) -> list[str]:
