@@ -1,7 +1,7 @@
 """The builder and the execution view under the hub, in a real browser: a person signs in on the
 hub's page, their own server (a system account of theirs) opens a notebook in JupyterLab that
 creates ``Builder()``; they drag three nodes in, connect them, save and run, watch every node turn
-done, then an ``ExecutionView`` of that run. The widgets' Python side calls the API through
+done, then an ``ExecutionView`` of that run, there and in Voila. The widgets' Python side calls the API through
 ``orchestrator_ext.client`` with the server's own token (the person's identity): the workflow saved
 belongs to the person's personal organization, and no token reaches the browser (not in the page's
 HTML, not in anything the kernel sent the page, not in storage or the cookies scripts can read)."""
@@ -124,6 +124,38 @@ def what_the_browser_holds(page: Page) -> str:
     return f"{page.content()}\n{stored}"
 
 
+def in_lab(page: Page, server_url: str) -> tuple[str, str]:
+    """Build, save and run in the notebook's Builder, then its ExecutionView; what the browser holds, the run's id."""
+    page.goto(f"{server_url}/lab/tree/widgets.ipynb", timeout=LOAD_TIMEOUT_MS)
+    page.locator("#jp-main-statusbar").get_by_text("Idle").wait_for(timeout=LOAD_TIMEOUT_MS)
+    run_cell(page, 0)
+    builder = page.locator(".ow-root").first
+    builder.wait_for(timeout=LOAD_TIMEOUT_MS)
+    build_save_and_run(builder)
+    screenshot(page, "hub-builder-run-done")
+    run_cell(page, 1)
+    view = page.locator(".ow-root").nth(1)
+    for step in STEPS:
+        expect(view.locator(f'[data-node-id="{step}"][data-state="done"]')).to_be_visible(timeout=60_000)
+    expect(view.locator(".ow-execution .ow-badge").first).to_have_text("succeeded")
+    view.scroll_into_view_if_needed()
+    screenshot(page, "hub-execution-view")
+    execution_id = (view.locator(".ow-exec-id").text_content() or "").removeprefix("Execution ").strip()
+    return what_the_browser_holds(page), execution_id
+
+
+def in_voila(page: Page, server_url: str) -> str:
+    """The run's ExecutionView in Voila, in the person's server; what the browser holds."""
+    page.goto(f"{server_url}/voila/render/view.ipynb", timeout=LOAD_TIMEOUT_MS)
+    root = page.locator(".ow-root").first
+    root.wait_for(timeout=LOAD_TIMEOUT_MS)
+    for step in STEPS:
+        expect(root.locator(f'[data-node-id="{step}"][data-state="done"]')).to_be_visible(timeout=60_000)
+    expect(root.locator(".ow-execution .ow-badge").first).to_have_text("succeeded")
+    screenshot(page, "hub-execution-view-voila")
+    return what_the_browser_holds(page)
+
+
 def test_the_widgets_act_as_the_signed_in_user_and_no_token_reaches_the_browser(team_hub: TeamHub) -> None:
     hub = team_hub
     person = hub.person(f"wid-{secrets.token_hex(2)}")
@@ -149,21 +181,10 @@ def test_the_widgets_act_as_the_signed_in_user_and_no_token_reaches_the_browser(
         record_frames(page, frames)
         try:
             sign_in(page, hub, person)
-            page.goto(f"{server_url}/lab/tree/widgets.ipynb", timeout=LOAD_TIMEOUT_MS)
-            page.locator("#jp-main-statusbar").get_by_text("Idle").wait_for(timeout=LOAD_TIMEOUT_MS)
-            run_cell(page, 0)
-            builder = page.locator(".ow-root").first
-            builder.wait_for(timeout=LOAD_TIMEOUT_MS)
-            build_save_and_run(builder)
-            screenshot(page, "hub-builder-run-done")
-            run_cell(page, 1)
-            view = page.locator(".ow-root").nth(1)
-            for step in STEPS:
-                expect(view.locator(f'[data-node-id="{step}"][data-state="done"]')).to_be_visible(timeout=60_000)
-            expect(view.locator(".ow-execution .ow-badge").first).to_have_text("succeeded")
-            view.scroll_into_view_if_needed()
-            screenshot(page, "hub-execution-view")
-            held = what_the_browser_holds(page)
+            held, execution_id = in_lab(page, server_url)
+            view = f"from orchestrator_widgets import ExecutionView\nExecutionView({execution_id!r})"
+            write_notebook(server_url, person, "view.ipynb", [view])
+            held += in_voila(page, server_url)
         finally:
             context.close()
             browser.close()
