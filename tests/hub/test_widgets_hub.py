@@ -131,6 +131,8 @@ def in_lab(page: Page, server_url: str) -> tuple[str, str]:
     run_cell(page, 0)
     builder = page.locator(".ow-root").first
     builder.wait_for(timeout=LOAD_TIMEOUT_MS)
+    # the widget's client found the service from the hub's description, with the server's token: nothing set by hand
+    expect(page.locator(".jp-OutputArea-output").first).to_have_text("API found through the hub")
     build_save_and_run(builder)
     screenshot(page, "hub-builder-run-done")
     run_cell(page, 1)
@@ -166,7 +168,10 @@ def test_the_widgets_act_as_the_signed_in_user_and_no_token_reaches_the_browser(
     assert len(token) >= 16
     name = f"Hub builder {secrets.token_hex(3)}"
     cells = [
-        f"from orchestrator_widgets import Builder, ExecutionView\nbuilder = Builder(name={name!r})\nbuilder",
+        "from orchestrator_widgets import Builder, ExecutionView\n"
+        f"builder = Builder(name={name!r})\n"
+        "print('API found through the', builder.client.connection.source)\n"
+        "builder",
         "ExecutionView(builder.follower.execution_id)",
     ]
     write_notebook(server_url, person, "widgets.ipynb", cells)
