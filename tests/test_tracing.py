@@ -57,7 +57,13 @@ def receiver() -> Iterator[OtlpReceiver]:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, receiver: OtlpReceiver) -> Iterator[PersonalServer]:
     root = tmp_path_factory.mktemp("tracing")
-    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint, "OTEL_BSP_SCHEDULE_DELAY": "200"}
+    # OTEL_SDK_DISABLED: tests/runtimes/conftest.py turns the SDK off for the frameworks' own telemetry, for
+    # the whole session; this server's tracing is what is under test
+    env = {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+        "OTEL_BSP_SCHEDULE_DELAY": "200",
+        "OTEL_SDK_DISABLED": "false",
+    }
     running = start_personal_server(root, root / "data", extra_env=env, local_model=True)
     try:
         yield running
