@@ -284,7 +284,7 @@ class OrchestratorApp(OrchestratorSettings, ExtensionApp):
         self._scheduler_task = asyncio.create_task(self._scheduler.run(self._scheduler_stop))
         from .n8n.manager import for_personal_mode  # n8n beside the server: at start or at the first n8n run
 
-        editor = f"{self.serverapp.base_url if self.serverapp else '/'}orchestrator/n8n/"  # n8n/editor.py
+        editor = f"{self.serverapp.base_url if self.serverapp else '/'}orchestrator/n8n/"  # handlers/n8n_editor.py
         self._n8n = for_personal_mode(Path(self.data_dir) / "n8n", url, self.services.keyring, self.owner, editor)
 
     # ---- shutdown -------------------------------------------------------------

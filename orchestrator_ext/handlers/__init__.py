@@ -14,6 +14,7 @@ from . import (
     metrics,
     models,
     n8n,
+    n8n_editor,
     openapi,
     organizations,
     runtimes,
@@ -44,9 +45,7 @@ RESOURCE_MODULES = (
 def all_handlers() -> list[tuple[str, Any]]:
     """Every route: the API resources, then the OpenAPI document, docs page and metrics."""
     table: list[tuple[str, Any]] = []
-    for module in (*RESOURCE_MODULES, openapi, metrics):
+    # n8n_editor: n8n's editor behind the server's authentication (not an API resource)
+    for module in (*RESOURCE_MODULES, openapi, metrics, n8n_editor):
         table.extend(module.default_handlers)
-    from ..n8n import editor  # n8n's editor behind the server's authentication (not an API resource)
-
-    table.extend(editor.default_handlers)
     return table

@@ -69,7 +69,7 @@ def n8n_environment(
     return {
         **passed,
         **(database.environment() if database is not None else {}),
-        # the editor behind the server's proxy (editor.py): its pages under that path, its push channel plain HTTP
+        # the editor behind the server's proxy (handlers/n8n_editor.py): its pages under that path, push as plain HTTP
         **({"N8N_PATH": editor_path, "N8N_PUSH_BACKEND": "sse"} if editor_path else {}),
         **OFFLINE,
         "PATH": f"{install.node_bin}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}",

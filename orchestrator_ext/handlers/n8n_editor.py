@@ -28,7 +28,7 @@ from jupyter_server.base.handlers import JupyterHandler
 from jupyter_server.extension.handler import ExtensionHandlerMixin
 from tornado import httpclient, httputil, web
 
-from ..handlers.base import AUTH_RESOURCE
+from .base import AUTH_RESOURCE
 
 PREFIX = "orchestrator/n8n/"
 #: the request headers not forwarded (hop-by-hop, the browser's credentials, what the proxy sets itself)
