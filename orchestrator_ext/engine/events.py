@@ -33,6 +33,10 @@ class EventWriter:
         self._pending: list[dict[str, Any]] = []
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        #: one flush at a time: a flush that finds nothing pending must still wait for a batch that another
+        #: flush took and is writing, so that "flushed" means "in the database" (a run's last log lines
+        #: before its final status)
+        self._writing = asyncio.Lock()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop())
@@ -42,7 +46,12 @@ class EventWriter:
         self._wakeup.set()
 
     async def flush(self) -> None:
-        """Write what is pending now (retried until the database takes it)."""
+        """Write what is pending now (retried until the database takes it); returns once every event added
+        before the call is written, including a batch another flush was writing."""
+        async with self._writing:
+            await self._write_pending()
+
+    async def _write_pending(self) -> None:
         while self._pending:
             batch, self._pending = self._pending, []
             try:
