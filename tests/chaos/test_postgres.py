@@ -136,12 +136,17 @@ def test_a_process_starting_while_the_database_is_away_waits_for_it(
     assert wait_postgres_stopped(pgdata, 30) == []
     back = threading.Timer(2.0, server.start)
     back.start()
+    # caplog's handler on the logger itself: a server started earlier in the session may have configured
+    # the "orchestrator" loggers not to propagate to the root logger, where caplog listens
+    logger = logging.getLogger("orchestrator.db")
+    logger.addHandler(caplog.handler)
     try:
         with caplog.at_level(logging.WARNING, logger="orchestrator.db"):
             prepared = prepare_database(location, revision=None, patience=120)
         assert prepared.app_url == location.database_url
         assert "the database is not reachable yet" in caplog.text
     finally:
+        logger.removeHandler(caplog.handler)
         back.join()
         server.stop()
 
