@@ -177,7 +177,11 @@ def reported(hub: TeamHub, person: Person, run: dict[str, Any], prefix: str = "P
         if found:
             return json.loads(found.group(1))  # type: ignore[no-any-return]
         status = ok(api(hub, person, "GET", f"executions/{run['id']}"))
-        assert status["status"] in ("queued", "running"), (status["error"], logs(hub, person, run)[-3000:])
+        if status["status"] not in ("queued", "running"):
+            # it may have ended (its log written) between the read of the log above and this one
+            found = re.search(re.escape(prefix) + r"(\{.*\})", logs(hub, person, run))
+            assert found, (status["error"], logs(hub, person, run)[-3000:])
+            return json.loads(found.group(1))  # type: ignore[no-any-return]
         time.sleep(0.2)
     raise AssertionError(f"run {run['id']} printed no {prefix!r}:\n{hub.log()[-6000:]}")
 

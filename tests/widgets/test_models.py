@@ -170,7 +170,7 @@ def test_a_notebook_run_shows_its_executed_notebook(client: Client) -> None:
         wait_for(lambda: view.run["status"] in ("succeeded", "failed") and view.run["notebook_html"], 240)
         assert view.run["status"] == "succeeded", view.run["error"]
         assert "1 widgets" in view.run["notebook_html"]
-        assert "1 widgets" in view.run["logs"]
+        wait_for(lambda: "1 widgets" in view.run["logs"], 30)  # the log's events may follow the notebook's fetch
         assert view.run["spec"]["nodes"] == []
     finally:
         view.close()
