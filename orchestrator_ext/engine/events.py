@@ -61,7 +61,22 @@ class EventWriter:
                 log.warning("could not write %d run events; retrying", len(batch), exc_info=True)
                 await asyncio.sleep(0.5)
             except psycopg.Error:  # e.g. the run's organization was deleted meanwhile
-                log.warning("dropped %d run events the database refused", len(batch), exc_info=True)
+                await self._write_one_by_one(batch)
+
+    async def _write_one_by_one(self, batch: list[dict[str, Any]]) -> None:
+        """A batch holds the events of every run on this worker: one the database refuses must not take
+        the others (another tenant's among them) with it, so each is tried alone and only the refused is lost."""
+        dropped = 0
+        for row in batch:
+            try:
+                await self.queue.append_events([row])
+            except (psycopg.OperationalError, OSError):
+                self._pending.append(row)
+            except psycopg.Error:
+                dropped += 1
+                log.warning("dropped a run event the database refused (run %s)", row.get("execution_id"), exc_info=True)
+        if dropped:
+            log.warning("dropped %d of %d run events the database refused", dropped, len(batch))
 
     async def _loop(self) -> None:
         while True:

@@ -127,9 +127,26 @@ SELECT i.id, i.name, i.kind, i.config, i.secret_encrypted, i.id IN (SELECT id FR
 _NUL_ESCAPE = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
 
 
+#: a JSON escape of a UTF-16 surrogate: a high one with its low one (kept), or one alone (refused by jsonb)
+_SURROGATE_ESCAPE = re.compile(
+    r"(?<!\\)((?:\\\\)*)\\u(d[89ab][0-9a-f]{2})(\\ud[c-f][0-9a-f]{2})?"  # a high one, and its low one if there
+    r"|(?<!\\)((?:\\\\)*)\\ud[c-f][0-9a-f]{2}"  # a low one alone
+)
+
+
+def _lone_surrogate(match: re.Match[str]) -> str:
+    if match.group(3):  # a pair: a character outside the BMP, as json.dumps writes it
+        return match.group(0)
+    return (match.group(1) or match.group(4) or "") + "\\ufffd"
+
+
 def _pg_dumps(value: Any) -> str:
-    """JSON as jsonb takes it: what a run produced may hold NUL characters; they become U+FFFD."""
-    return _NUL_ESCAPE.sub(r"\1\\ufffd", json.dumps(value, default=str))
+    """JSON as jsonb takes it: what a run produced may hold NUL characters or lone UTF-16 surrogates (a
+    Python str can, e.g. from a bad decode); both become U+FFFD."""
+    text = _NUL_ESCAPE.sub(r"\1\\ufffd", json.dumps(value, default=str))
+    if "\\ud" in text:
+        text = _SURROGATE_ESCAPE.sub(_lone_surrogate, text)
+    return text
 
 
 def jsonb(value: Any) -> Jsonb:
