@@ -1,7 +1,8 @@
 """A worker: claims runs from the queue, runs each in its own child process, records how they end.
 
-Loops, each a task: *claim* (while a slot is free; woken by ``NOTIFY
-orchestrator_queue``, else every ``poll_seconds``), *heartbeat* (renews the
+Loops, each a task: *claim* (while a slot is free: as many runs as slots are
+free, in one round trip; woken by ``NOTIFY orchestrator_queue``, else every
+``poll_seconds``), *heartbeat* (renews the
 leases of the runs it holds; a run it no longer holds is stopped and not
 recorded), *reap* (puts back in the queue the runs whose worker stopped
 renewing: any worker can take them up), and *listen* (``NOTIFY
@@ -165,27 +166,41 @@ class Worker:
 
     async def _claim_loop(self) -> None:
         while await self._free_slot():
+            free = 1 + await self._take_free_slots()  # every slot free now: claimed in one round trip
             kinds = self.readiness.kinds()  # only what this worker can start now (see readiness.py)
             if kinds == []:
-                self._slots.release()
+                self._give_back_slots(free)
                 await self._idle(self.settings.poll_seconds)
                 continue
             asked = tracing.clock()  # the claim's span starts here (0: tracing off)
             try:
                 tiers = list(self.settings.tiers)
-                run = await self.queue.claim(self.name, self.settings.lease_seconds, tiers, kinds)
+                runs = await self.queue.claim_many(self.name, self.settings.lease_seconds, tiers, free, kinds)
             except (psycopg.Error, OSError):
-                self._slots.release()
+                self._give_back_slots(free)
                 log.warning("claim failed; the database may be restarting", exc_info=True)
                 await self._idle(1.0)
                 continue
-            if run is None:
-                self._slots.release()
+            self._give_back_slots(free - len(runs))
+            for run in runs:
+                task = asyncio.create_task(self._execute(run, asked), name=f"run-{run.id}")
+                self._runs.add(task)
+                task.add_done_callback(self._runs.discard)
+            if len(runs) < free:  # the queue has nothing more this worker may take now: until woken
                 await self._idle(self.settings.poll_seconds)
-                continue
-            task = asyncio.create_task(self._execute(run, asked), name=f"run-{run.id}")
-            self._runs.add(task)
-            task.add_done_callback(self._runs.discard)
+
+    async def _take_free_slots(self) -> int:
+        """Take every other slot free now (the claim loop holds one already): how many. An acquire of a
+        semaphore that is not locked does not wait."""
+        taken = 0
+        while not self._slots.locked():
+            await self._slots.acquire()
+            taken += 1
+        return taken
+
+    def _give_back_slots(self, count: int) -> None:
+        for _ in range(count):
+            self._slots.release()
 
     def _wake_up(self) -> None:
         self._wake.set()
