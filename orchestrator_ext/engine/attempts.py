@@ -27,6 +27,7 @@ from jupyter_client.kernelspec import NoSuchKernel
 from nbclient.exceptions import DeadKernelError
 from orchestrator_runtimes import RunError
 from orchestrator_runtimes.limits import MemoryGuard, process_id
+from orchestrator_runtimes.n8n import inline as n8n_inline
 from orchestrator_runtimes.notebook import ParametersCellError, inputs_mode, notebook_input_problems
 from orchestrator_runtimes.reporting import INTEGRATIONS_ENV
 from orchestrator_runtimes.runtime import ErrorKind
@@ -136,6 +137,9 @@ class Attempts:
         try:
             if active.run.framework == "notebook":
                 return await self._notebook(active, integrations)
+            if active.run.framework == "n8n" and n8n_inline.enabled():  # no user code: the worker drives n8n
+                step, model = active.events.step, active.default_model
+                return Outcome(SUCCEEDED, outputs=await n8n_inline.run_in_worker(active.run, integrations, model, step))
             return await self._framework(active, integrations)
         except RunError as exc:
             return Outcome(FAILED, error=exc, notebook=active.notebook)
