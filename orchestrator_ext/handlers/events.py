@@ -38,6 +38,8 @@ TAGS = ("executions",)
 KEEPALIVE_SECONDS = 15.0
 #: an organization's stream also re-reads events this recent: one committed after a later id was sent
 LATE_COMMIT_SECONDS = 10.0
+#: how long the stream remembers an id it sent: past the re-read's window, with room for a slow answer
+SENT_MEMORY_SECONDS = 2 * LATE_COMMIT_SECONDS + 5.0
 LAST_EVENT_ID = "Last-Event-ID"
 #: an event id: a non-negative integer that fits PostgreSQL's bigint
 _EVENT_ID = re.compile(r"[0-9]{1,18}")
@@ -144,12 +146,12 @@ class OrganizationEventsHandler(ExecutionEventsHandler):
             self.set_header("X-Accel-Buffering", "no")
             self.write(": ready\n\n")  # the stream is open: whatever happens from now on is sent
             await self._flush()
-            sent: set[int] = set()
+            sent: dict[int, float] = {}  # id -> when it was sent: the recent ones the re-read must skip
             with contextlib.suppress(StreamClosedError):
                 while True:
                     events = [event for event in events if event.id not in sent]
                     await self._send_status(events)
-                    sent.update(event.id for event in events)
+                    _remember(sent, events)
                     left = deadline - time.monotonic()
                     if left <= 0:
                         break
@@ -157,7 +159,7 @@ class OrganizationEventsHandler(ExecutionEventsHandler):
                         await self._wait_at_most(woken, left)
                     woken.clear()
                     events, last = await executions.status_events(
-                        self.identity, target, last, lookback_s=LATE_COMMIT_SECONDS
+                        self.identity, target, last, lookback_s=LATE_COMMIT_SECONDS, sent=sent.keys()
                     )
         self.finish(set_content_type=EVENT_STREAM)
 
@@ -174,3 +176,14 @@ class OrganizationEventsHandler(ExecutionEventsHandler):
             self.write(f"id: {event.id}\nevent: {event.kind}\ndata: {data}\n\n")
         if events:
             await self._flush()
+
+
+def _remember(sent: dict[int, float], events: Sequence[StatusEventOut]) -> None:
+    """Add the events just sent; forget those sent before the late re-read's window (inserted earlier still)."""
+    now = time.monotonic()
+    sent.update((event.id, now) for event in events)
+    while sent:  # oldest first (insertion order): stop at the first one still in the window
+        oldest, at = next(iter(sent.items()))
+        if now - at <= SENT_MEMORY_SECONDS:
+            break
+        del sent[oldest]

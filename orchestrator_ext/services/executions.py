@@ -14,15 +14,15 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from orchestrator_runtimes.notebook import inputs_mode, notebook_input_problems
-from sqlalchemy import Select, Table, bindparam, func, or_, select
+from sqlalchemy import BigInteger, ColumnElement, Select, Table, all_, and_, bindparam, func, select
+from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
-from sqlalchemy.dialects.postgresql import insert
 
 from .. import tracing
 from ..db.models import (
@@ -259,7 +259,13 @@ class ExecutionService:
             )
 
     async def status_events(
-        self, identity: Identity, org_id: uuid.UUID, after: int | None, limit: int = 500, lookback_s: float = 0.0
+        self,
+        identity: Identity,
+        org_id: uuid.UUID,
+        after: int | None,
+        limit: int = 500,
+        lookback_s: float = 0.0,
+        sent: Collection[int] = (),
     ) -> tuple[Sequence[StatusEventOut], int]:
         """The organization's status changes after id ``after`` (oldest first; from now when None), and the last id.
 
@@ -267,31 +273,36 @@ class ExecutionService:
         its status, whoever started it, without following each run's stream.
         Ids are taken at insert, rows seen at commit: a run's transaction can
         commit after another's later id was read. ``lookback_s`` also returns
-        rows inserted that recently, whatever their id (the caller skips those
-        it sent).
+        rows inserted that recently with an id up to ``after``, less those in
+        ``sent`` (what the caller already has). The two reads are separate, each
+        capped, each on its own index: the ids after ``after`` always advance,
+        however many recent events there are (one ``OR`` of the two, ordered by
+        id, once returned the same 500 sent rows forever and read the whole table).
         """
         async with self.scopes.enter(identity) as scope:
             scope.actor.require(org_id, Permission.EXECUTIONS_READ)
+            status = (ExecutionEvent.org_id == org_id, ExecutionEvent.kind == "status")
             if after is None:
-                newest = select(func.max(ExecutionEvent.id)).where(ExecutionEvent.org_id == org_id)
+                newest = select(func.max(ExecutionEvent.id)).where(*status)
                 return [], int((await scope.session.execute(newest)).scalar_one_or_none() or 0)
-            stmt = (
-                select(ExecutionEvent)
-                .where(ExecutionEvent.org_id == org_id, ExecutionEvent.kind == "status")
-                .where(
-                    or_(
-                        ExecutionEvent.id > after,
-                        ExecutionEvent.created_at > func.clock_timestamp() - timedelta(seconds=lookback_s),
-                    )
-                    if lookback_s
-                    else ExecutionEvent.id > after
-                )
-                .order_by(ExecutionEvent.id)
-                .limit(limit)
-            )
-            rows = (await scope.session.execute(stmt)).scalars().all()
+            rows = list(await self._status_rows(scope, status, ExecutionEvent.id > after, limit))
+            if lookback_s:
+                late = [
+                    ExecutionEvent.created_at > func.clock_timestamp() - timedelta(seconds=lookback_s),
+                    ExecutionEvent.id <= after,
+                ]
+                if sent:
+                    late.append(ExecutionEvent.id != all_(bindparam("sent", sorted(sent), type_=ARRAY(BigInteger))))
+                rows = [*await self._status_rows(scope, status, and_(*late), limit), *rows]
             events = [StatusEventOut.model_validate(row) for row in rows]
             return events, max([after, *(event.id for event in events)])
+
+    @staticmethod
+    async def _status_rows(
+        scope: Scope, status: tuple[ColumnElement[bool], ...], which: ColumnElement[bool], limit: int
+    ) -> Sequence[ExecutionEvent]:
+        stmt = select(ExecutionEvent).where(*status, which).order_by(ExecutionEvent.id).limit(limit)
+        return (await scope.session.execute(stmt)).scalars().all()
 
     async def logs(self, identity: Identity, execution_id: uuid.UUID) -> str:
         """The run's whole log (every attempt's), as text."""
