@@ -79,13 +79,16 @@ def field_errors(exc: ValidationError, prefix: str = "", discriminator: str | No
 
     For a body that is a union told apart by ``discriminator`` (``kind``), the union's tag is left
     out of each location (``config.base_url``, not ``n8n.config.base_url``), and an unknown or
-    missing tag is the discriminator field's error.
+    missing tag is the discriminator field's error. Any other error without a location (a body
+    that is not an object: ``[]``) is the body's, not the tag's.
     """
     errors = []
     for err in exc.errors(include_url=False):
         loc = err["loc"]
-        if discriminator is not None:
-            loc = loc[1:] if loc else (discriminator,)
+        if discriminator is not None and loc:
+            loc = loc[1:]
+        elif discriminator is not None and err["type"].startswith("union_tag_"):
+            loc = (discriminator,)
         location = ".".join(str(part) for part in loc)
         field = f"{prefix}.{location}" if prefix and location else (location or prefix or "body")
         errors.append(FieldError(field, err["msg"], err["type"]))
