@@ -113,6 +113,13 @@ if SERVICE_USER != "root":  # root: the service runs as the hub does (not recomm
 for sub in ("data", "files", "jupyter", "run"):
     private_dir(SERVICE_DIR / sub, SERVICE_USER)
 DATA_DIR = SERVICE_DIR / "data"
+# the embedded PostgreSQL listens here too (0755, the service's): runs, under their organizations' accounts,
+# cannot enter DATA_DIR, and reach their organization's runs' database (a role and database of its own, with
+# a password only its runs get: orchestrator_ext/engine/runs_state.py) by this socket
+RUNS_DB_DIR = TEAM_DIR / "runs-db"
+RUNS_DB_DIR.mkdir(exist_ok=True)
+os.chown(RUNS_DB_DIR, pwd.getpwnam(SERVICE_USER).pw_uid, pwd.getpwnam(SERVICE_USER).pw_gid)
+RUNS_DB_DIR.chmod(0o755)
 if len(str(DATA_DIR / "pgdata" / ".s.PGSQL.5432")) > 100 and not env("ORCHESTRATOR_DATABASE_URL"):
     # longer, and the embedded PostgreSQL puts its socket in a shared folder any account can reach
     sys.exit(f"ORCHESTRATOR_TEAM_DIR={TEAM_DIR} is too long a path for PostgreSQL's socket: choose a shorter one.")
@@ -122,6 +129,7 @@ SECRETS = (
     "ORCHESTRATOR_DATABASE_ADMIN_URL",
     "ORCHESTRATOR_ENCRYPTION_KEYS",
     "ORCHESTRATOR_RUNS_DATABASE_URL",
+    "ORCHESTRATOR_RUNS_DATABASE_ADMIN_URL",
 )
 SERVICE_ENV = {
     "PATH": PATH,
@@ -132,6 +140,7 @@ SERVICE_ENV = {
     "JUPYTER_DATA_DIR": str(SERVICE_DIR / "jupyter" / "data"),
     "JUPYTER_RUNTIME_DIR": str(SERVICE_DIR / "jupyter" / "runtime"),
     "XDG_RUNTIME_DIR": str(SERVICE_DIR / "run"),
+    "ORCHESTRATOR_RUNS_SOCKET_DIR": str(RUNS_DB_DIR),
     **{name: os.environ[name] for name in SECRETS if os.environ.get(name)},
 }
 OFF = ("jupyterlab", "voila", "jupyter_lsp", "notebook", "notebook_shim", "jupyter_server_terminals")

@@ -27,6 +27,7 @@ from .db.embedded import EmbeddedPostgres
 from .db.engine import Database, PoolSettings
 from .db.setup import prepare_database
 from .engine.commands import SchedulerCommand, WorkerCommand
+from .engine.runs_state import RunsServer, embedded_runs
 from .handlers import all_handlers
 from .handlers.index import default_dashboard_url
 from .hub import identity as hub
@@ -157,7 +158,8 @@ class OrchestratorApp(OrchestratorSettings, ExtensionApp):
         return "/lab"
 
     embedded: EmbeddedPostgres | None = None
-    runs_url: str | None = None
+    #: the embedded server, where organizations' runs' databases are made (engine.runs_state)
+    embedded_runs: RunsServer | None = None
     _model_process: subprocess.Popen[bytes] | None = None
     _worker: Worker | None = None
     _n8n: N8nManager | None = None
@@ -253,7 +255,7 @@ class OrchestratorApp(OrchestratorSettings, ExtensionApp):
         """Start the embedded server if needed, migrate, and return the server's own URL."""
         prepared = prepare_database(self.database_location(), revision="head" if self.migrate_on_start else None)
         self.embedded = prepared.embedded
-        self.runs_url = prepared.runs_url
+        self.embedded_runs = embedded_runs(prepared.runs_admin_url, prepared.runs_host)
         return prepared.app_url
 
     def _pool_settings(self) -> PoolSettings:
@@ -272,7 +274,7 @@ class OrchestratorApp(OrchestratorSettings, ExtensionApp):
         from .engine.worker import Worker
 
         url = self.services.db.url
-        settings = self.worker_settings(self.runs_url, self.services.settings.root_dir)
+        settings = self.worker_settings(self.embedded_runs, self.services.settings.root_dir)
         settings.fallback_model = await self._start_local_model()
         if settings.fallback_model is not None:
             name, integration = settings.fallback_model

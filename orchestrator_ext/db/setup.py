@@ -8,6 +8,7 @@ saying so in its log, rather than crashing: :func:`prepare_database`.
 from __future__ import annotations
 
 import logging
+import os
 import subprocess  # nosec B404 - only its exceptions (pg_ctl's, through the wheel)
 import time
 from collections.abc import Callable
@@ -26,6 +27,9 @@ log = logging.getLogger("orchestrator.db")
 T = TypeVar("T")
 #: how long a starting process waits for its database before it gives up, in seconds
 PATIENCE_SECONDS = 300.0
+#: a socket folder the embedded server listens in besides its data directory: the team mode's runs, under
+#: accounts of their own, reach their runs' databases there (hub_config/team.py sets it)
+RUNS_SOCKET_ENV = "ORCHESTRATOR_RUNS_SOCKET_DIR"
 MAX_PAUSE_SECONDS = 10.0
 #: SQLSTATE classes that say "not now" rather than "not you": the server is starting, stopping or restarting
 TRANSIENT_STATES = ("57P", "08")
@@ -48,8 +52,11 @@ class PreparedDatabase:
     admin_url: str
     app_url: str
     embedded: EmbeddedPostgres | None
-    #: where runs keep their state (checkpoints, memory, knowledge); None: not provisioned
-    runs_url: str | None = None
+    #: where runs keep their state (checkpoints, memory, knowledge): the URL of a server on which each
+    #: organization gets a database and role of its own (orchestrator_ext.engine.runs_state), and the
+    #: socket folder runs reach it by; None: not the embedded server's
+    runs_admin_url: str | None = None
+    runs_host: str | None = None
 
 
 def transient(exc: BaseException) -> bool:
@@ -106,18 +113,20 @@ def _prepare(where: DatabaseLocation, revision: str | None) -> PreparedDatabase:
             provision_app_role(admin_url, username)
         prepared = PreparedDatabase(admin_url, where.database_url, None)
     else:
-        embedded = EmbeddedPostgres(where.data_dir / "pgdata", app_role=where.app_role)
+        runs_socket = Path(os.environ[RUNS_SOCKET_ENV]) if os.environ.get(RUNS_SOCKET_ENV) else None
+        embedded = EmbeddedPostgres(where.data_dir / "pgdata", app_role=where.app_role, runs_socket_dir=runs_socket)
         embedded.start()
         try:
             admin_url = embedded.admin_url()
             if revision is not None:
                 migrate(admin_url, revision)
             provision_app_role(admin_url, where.app_role)
-            runs_url = embedded.provision_runs_database()
         except BaseException:
             embedded.stop()  # the next try (or nobody) holds it
             raise
-        prepared = PreparedDatabase(admin_url, embedded.role_url(where.app_role), embedded, runs_url)
+        prepared = PreparedDatabase(
+            admin_url, embedded.role_url(where.app_role), embedded, embedded.admin_url("postgres"), embedded.runs_host
+        )
     try:
         warn_if_rls_bypassed(prepared.app_url)
     except BaseException:

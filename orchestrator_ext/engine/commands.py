@@ -30,6 +30,7 @@ from ..cli import OrchestratorCommand
 from ..db.setup import PreparedDatabase, prepare_database
 from ..observability import logging as ologging
 from ..security.crypto import KeyRing
+from .runs_state import RunsServer, embedded_runs
 
 log = logging.getLogger("orchestrator.engine")
 
@@ -39,7 +40,8 @@ class _EngineCommand(OrchestratorCommand):
 
     grace_seconds = Float(10.0, help="On SIGTERM, how long running runs may take to finish.").tag(config=True)
     serve: Callable[[str, asyncio.Event], Awaitable[None]]
-    runs_url: str | None = None
+    #: the embedded server, where each organization's runs get a database of their own (.runs_state)
+    runs: RunsServer | None = None
 
     def start(self) -> None:
         # `jupyter orchestrator worker --OrchestratorApp.worker_slots=4`: the command line sets the parent's traits
@@ -47,7 +49,7 @@ class _EngineCommand(OrchestratorCommand):
         ologging.configure(level=logging.INFO, fmt=self.orchestrator.log_style)
         prepared = self.prepare()
         try:
-            self.runs_url = prepared.runs_url
+            self.runs = embedded_runs(prepared.runs_admin_url, prepared.runs_host)
             asyncio.run(self._until_stopped(prepared.app_url))
         finally:
             if prepared.embedded is not None:
@@ -87,7 +89,8 @@ class WorkerCommand(_EngineCommand):
         prepared = prepare_database(self.orchestrator.database_location(), revision=None)
         try:
             keys = self.orchestrator.keyring().serialize()
-            print(json.dumps({"app_url": prepared.app_url, "runs_url": prepared.runs_url, "keys": keys}))
+            runs = {"runs_admin_url": prepared.runs_admin_url, "runs_host": prepared.runs_host}
+            print(json.dumps({"app_url": prepared.app_url, **runs, "keys": keys}))
         finally:
             if prepared.embedded is not None:
                 prepared.embedded.stop()
@@ -112,9 +115,11 @@ class WorkerCommand(_EngineCommand):
             raise SystemExit(f"preparing the database as {self.prepare_as} failed:\n{done.stderr[-4000:]}")
         handed = json.loads(done.stdout.strip().splitlines()[-1])
         self.keyring = KeyRing.parse(handed["keys"])
-        # the embedded server's runs' database listens only in the service's private folder, which runs
-        # (other accounts) cannot reach: they get one only where runs_database_url names a server they can
-        return PreparedDatabase(handed["app_url"], handed["app_url"], None, None)
+        # organizations' runs' databases are made on the embedded server with its superuser's URL (this
+        # worker is root); runs reach it by the socket folder ORCHESTRATOR_RUNS_SOCKET_DIR opens to them
+        return PreparedDatabase(
+            handed["app_url"], handed["app_url"], None, handed["runs_admin_url"], handed["runs_host"]
+        )
 
     async def serve(self, url: str, stop: asyncio.Event) -> None:
         from .. import tracing
@@ -123,7 +128,7 @@ class WorkerCommand(_EngineCommand):
         app = self.orchestrator
         tracing.setup()  # OTEL_EXPORTER_OTLP_ENDPOINT set: its runs continue the traces of their requests
         # the worker makes itself non-dumpable as it starts: its runs must not read its memory (URLs, keys)
-        worker = Worker(url, app.worker_settings(self.runs_url, Path.cwd()), self.keyring or app.keyring())
+        worker = Worker(url, app.worker_settings(self.runs, Path.cwd()), self.keyring or app.keyring())
         await worker.start()
         try:
             await stop.wait()

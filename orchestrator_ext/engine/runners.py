@@ -26,9 +26,12 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
+
+from orchestrator_runtimes import RunError
+from orchestrator_runtimes.runtime import ErrorKind
 
 from .accounts import RunAccount
 from .isolation import limiter, new_workdir, remove_workdir, run_environment
@@ -49,12 +52,30 @@ class RunnerGone(RuntimeError):
     """The runner process ended without a result (killed, or it crashed)."""
 
 
+#: the URL of an organization's runs' database, by its id (:meth:`.runs_state.RunsDatabases.url_for`)
+StateFor = Callable[[str], Awaitable[str]]
+
+
+async def with_state(job: dict[str, Any], state: StateFor | None) -> dict[str, Any]:
+    """The job with its organization's runs' database (in the job, never on a command line), where each
+    organization has its own; else as the worker made it (one shared database, or none)."""
+    if state is None or not job.get("org_id"):
+        return job
+    try:
+        url = await state(str(job["org_id"]))
+    except Exception as exc:  # the database, not the workflow: worth another attempt
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise RunError(ErrorKind.INTERNAL, f"the runs' database is not ready: {detail}", retryable=True) from exc
+    return {**job, "state_url": url}
+
+
 class Runner:
     """One started runner process waiting for its job."""
 
-    def __init__(self, process: asyncio.subprocess.Process, workdir: Path) -> None:
+    def __init__(self, process: asyncio.subprocess.Process, workdir: Path, state: StateFor | None = None) -> None:
         self.process = process
         self.workdir = workdir
+        self.state = state
 
     def kill_now(self) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -70,6 +91,7 @@ class Runner:
         stdin, stdout = self.process.stdin, _pipe(self.process.stdout)
         if stdin is None:
             raise RunnerGone("the runner has no standard input")
+        job = await with_state(job, self.state)
         stdin.write(json.dumps(job).encode() + b"\n")
         await stdin.drain()
         stdin.close()
@@ -105,7 +127,11 @@ def _as(account: RunAccount | None) -> dict[str, Any]:
 
 
 async def start_runner(
-    preload: list[str], memory_mib: int, workdir_root: Path | None, account: RunAccount | None = None
+    preload: list[str],
+    memory_mib: int,
+    workdir_root: Path | None,
+    account: RunAccount | None = None,
+    state: StateFor | None = None,
 ) -> Runner:
     workdir = new_workdir(workdir_root, "runner-", account)
     process = await asyncio.create_subprocess_exec(
@@ -123,7 +149,7 @@ async def start_runner(
         limit=MAX_LINE,
         **_as(account),
     )
-    runner = Runner(process, workdir)
+    runner = Runner(process, workdir, state)
     try:
         await runner.wait_ready()
     except BaseException:
@@ -142,8 +168,10 @@ class ForkedRunner:
         workdir: Path,
         memory_mib: int,
         done: Callable[[], None] = lambda: None,
+        state: StateFor | None = None,
     ) -> None:
         self.reader, self.writer = reader, writer
+        self.state = state
         self.workdir = workdir
         self.memory_mib = memory_mib
         self.pid: int | None = None
@@ -156,6 +184,7 @@ class ForkedRunner:
 
     async def messages(self, job: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
         process = {"workdir": str(self.workdir), "memory_mib": self.memory_mib}
+        job = await with_state(job, self.state)
         self.writer.write(json.dumps({**job, "process": process}).encode() + b"\n")
         await self.writer.drain()
         while True:
@@ -201,9 +230,14 @@ class ForkServer:
         workdir_root: Path | None,
         state_url: str | None = None,
         account: RunAccount | None = None,
+        state: StateFor | None = None,
+        org: str | None = None,
     ) -> None:
         self.preload, self.memory_mib, self.workdir_root = preload, memory_mib, workdir_root
+        #: the runs' database its runtimes create their tables in at start: one shared by every
+        #: organization, else (``state``) that of ``org``, whose account this server runs as
         self.state_url = state_url
+        self.state, self.org = state, org
         self.account = account
         self.process: asyncio.subprocess.Process | None = None
         self.home: Path | None = None
@@ -235,9 +269,18 @@ class ForkServer:
                 await self._start()
             return self.socket
 
+    async def _environment(self, home: Path) -> dict[str, str]:
+        """The server's environment: the runs' database only where it is its organization's alone (or the
+        one every organization shares), never another organization's."""
+        url = self.state_url
+        if url is None and self.state is not None and self.org is not None:
+            url = await self.state(self.org)
+        return run_environment(home, {STATE_URL_ENV: url} if url else None)
+
     async def _start(self) -> None:
         self.control = new_workdir(self.workdir_root, "forkserver-")
         self.home = new_workdir(self.workdir_root, "forkhome-", self.account)
+        environment = await self._environment(self.home)
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
             listener.bind(str(self.socket))
             listener.listen(128)
@@ -251,7 +294,7 @@ class ForkServer:
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
                 cwd=self.home,
-                env=run_environment(self.home, {STATE_URL_ENV: self.state_url} if self.state_url else None),
+                env=environment,
                 preexec_fn=limiter(self.memory_mib),
                 start_new_session=True,
                 pass_fds=(listener.fileno(),),
@@ -277,7 +320,7 @@ class ForkServer:
                 continue
             self.in_flight += 1
             workdir = new_workdir(self.workdir_root, "run-", self.account)
-            return ForkedRunner(reader, writer, workdir, self.memory_mib, done=self._finished)
+            return ForkedRunner(reader, writer, workdir, self.memory_mib, done=self._finished, state=self.state)
         raise RunnerGone("the fork server cannot be reached")  # pragma: no cover - the loop returns or raises
 
     def _finished(self) -> None:
@@ -329,12 +372,15 @@ class RunnerPool:
         *,
         limit: int = 4,
         idle_seconds: float = 600.0,
+        state: StateFor | None = None,
     ) -> None:
         self.size = size
         self.preload = preload
         self.memory_mib = memory_mib
         self.workdir_root = workdir_root
         self.state_url = state_url
+        #: each organization's own runs' database (:mod:`.runs_state`), given to its runs in their job
+        self.state = state
         self.accounts: dict[str | None, RunAccount | None] = {}
         self.servers: PerAccount[ForkServer] = PerAccount(
             self._server_for,
@@ -355,7 +401,8 @@ class RunnerPool:
 
     def _server_for(self, key: str | None) -> ForkServer:
         account = self.accounts.get(key)
-        return ForkServer(self.preload, self.memory_mib, self.workdir_root, self.state_url, account)
+        # key: an organization's id where each has a server of its own (its account), else None (one for all)
+        return ForkServer(self.preload, self.memory_mib, self.workdir_root, self.state_url, account, self.state, key)
 
     def fill(self, key: str | None = None, account: RunAccount | None = None) -> None:
         """Have ``key``'s fork server started (in the background) before its next run needs it."""
@@ -373,7 +420,8 @@ class RunnerPool:
         """A process for one run of this view's organization, as its account."""
         if self.size > 0:
             return await self.servers.get(self.key).connect()
-        return await start_runner(self.preload, self.memory_mib, self.workdir_root, self.accounts.get(self.key))
+        account = self.accounts.get(self.key)
+        return await start_runner(self.preload, self.memory_mib, self.workdir_root, account, self.state)
 
     async def close(self) -> None:
         for task in self._starting.values():

@@ -16,6 +16,7 @@ from traitlets import Bool, Dict, Float, Int, List, Unicode, default
 from traitlets.config import Configurable
 
 from .accounts import PER_ORGANIZATION
+from .runs_state import RunsServer
 
 
 @dataclass
@@ -43,7 +44,9 @@ class WorkerSettings:
     #: resource tiers whose runs this worker takes (GPU workers: the GPU tiers); empty: every tier
     tiers: tuple[str, ...] = ()
     workdir_root: Path | None = None
-    #: the PostgreSQL database runs keep state in (checkpoints, memory, knowledge); None: none
+    #: the server where each organization's runs get a database of their own (checkpoints, memory, knowledge)
+    state_server: RunsServer | None = None
+    #: one database every organization's runs share (runs_database_url without an admin URL); None: none
     state_url: str | None = None
     #: the notebook server's files, where code-first workflows' modules and notebooks live
     files_root: Path | None = None
@@ -111,10 +114,17 @@ class EngineSettings(Configurable):
         config=True
     )
     runs_database_url = Unicode(
-        help="""PostgreSQL URL of the database where runs keep state: LangGraph checkpoints (human approval,
-        resume), Agno memory and pgvector knowledge. Use a database and role of its own: every run can
-        reach it. Empty: the embedded server's 'orchestrator_runs' database in the personal mode, none
-        otherwise. Env: ORCHESTRATOR_RUNS_DATABASE_URL.""",
+        help="""PostgreSQL URL of one database every organization's runs share for their state (LangGraph
+        checkpoints, Agno memory, pgvector knowledge), where runs_database_admin_url is not set: every run
+        can reach it, so use it only where organizations may see each other's runs' state. Empty: each
+        organization gets a database of its own (runs_database_admin_url, or the embedded server).
+        Env: ORCHESTRATOR_RUNS_DATABASE_URL.""",
+    ).tag(config=True)
+    runs_database_admin_url = Unicode(
+        help="""PostgreSQL URL of a role that may create roles and databases (CREATEROLE, CREATEDB; a superuser
+        also creates pgvector in them): each organization's runs get, on that server, a database and a
+        password-authenticated role of their own, made on first use, and only their URL. Empty: the
+        embedded server's, where there is one. Env: ORCHESTRATOR_RUNS_DATABASE_ADMIN_URL.""",
     ).tag(config=True)
     local_model = Bool(
         True,
@@ -161,10 +171,24 @@ class EngineSettings(Configurable):
     def _default_run_accounts(self) -> str:
         return os.environ.get("ORCHESTRATOR_RUN_ACCOUNTS") or ""
 
-    def worker_settings(self, runs_url: str | None = None, files_root: Path | None = None) -> WorkerSettings:
-        """The worker's settings; ``runs_url`` and ``files_root`` are the defaults the caller found."""
+    @default("runs_database_admin_url")
+    def _default_runs_database_admin_url(self) -> str:
+        return os.environ.get("ORCHESTRATOR_RUNS_DATABASE_ADMIN_URL") or ""
+
+    def runs_server(self, embedded: RunsServer | None) -> RunsServer | None:
+        """Where organizations' runs' databases are made: ``runs_database_admin_url``'s server, else the
+        embedded one (``embedded``), unless ``runs_database_url`` names one database for all."""
+        if self.runs_database_admin_url:
+            return RunsServer(self.runs_database_admin_url)
+        return None if self.runs_database_url else embedded
+
+    def worker_settings(self, runs: RunsServer | None = None, files_root: Path | None = None) -> WorkerSettings:
+        """The worker's settings; ``runs`` (the embedded server's) and ``files_root`` are the defaults the
+        caller found."""
+        server = self.runs_server(runs)
         return WorkerSettings(
-            state_url=self.runs_database_url or runs_url or None,
+            state_server=server,
+            state_url=None if server is not None else self.runs_database_url or None,
             files_root=Path(self.files_root) if self.files_root else files_root,
             slots=self.worker_slots,
             lease_seconds=self.lease_seconds,

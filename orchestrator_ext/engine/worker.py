@@ -30,6 +30,7 @@ from orchestrator_runtimes.runtime import ErrorKind
 from .. import tracing
 from ..observability.metrics import WORKER_APPLICATION_NAME
 from ..security.crypto import KeyRing
+from . import runs_state
 from .accounts import RunAccount, RunAccounts, closed_socket, runs_root, sweep_orphans, worker_folder
 from .attempts import FAILED, WAITING, ActiveRun, Attempts, Limits, Outcome
 from .events import EventWriter
@@ -101,6 +102,7 @@ class Worker:
             settings.state_url,
             limit=settings.account_pools,
             idle_seconds=settings.account_idle_seconds,
+            state=runs_state.provider(settings.state_server, keyring),  # each organization's runs' database
         )
         self.readiness = Readiness(self.kernels, self.runners, separate=self.accounts.separate, wake=self._wake_up)
         limits = Limits(settings.memory_mib, settings.max_output_bytes, settings.default_timeout_seconds)
