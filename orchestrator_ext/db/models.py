@@ -112,6 +112,11 @@ class ResourceTier(Base):
         CheckConstraint("max_agents > 0", name="max_agents_positive"),
         CheckConstraint("writes_per_minute > 0", name="writes_rate_positive"),
         CheckConstraint("executes_per_minute > 0", name="executes_rate_positive"),
+        CheckConstraint("monthly_runs IS NULL OR monthly_runs >= 0", name="monthly_runs_non_negative"),
+        CheckConstraint("monthly_tokens IS NULL OR monthly_tokens >= 0", name="monthly_tokens_non_negative"),
+        CheckConstraint(
+            "monthly_gpu_seconds IS NULL OR monthly_gpu_seconds >= 0", name="monthly_gpu_seconds_non_negative"
+        ),
     )
 
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -125,6 +130,10 @@ class ResourceTier(Base):
     #: an organization's rates (all its members together); see services/ratelimit.py
     writes_per_minute: Mapped[int] = mapped_column(Integer, nullable=False, server_default="600")
     executes_per_minute: Mapped[int] = mapped_column(Integer, nullable=False, server_default="600")
+    #: an organization's monthly allowances (migration 0012; None: none); see services/usage.py
+    monthly_runs: Mapped[int | None] = mapped_column(BigInteger)
+    monthly_tokens: Mapped[int | None] = mapped_column(BigInteger)
+    monthly_gpu_seconds: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class RateLimit(Base):
@@ -371,6 +380,11 @@ class ExecutionEvent(Base):
         CheckConstraint("kind IN ('status', 'log', 'step')", name="kind_known"),
         Index("ix_execution_events_execution", "execution_id", "id"),
         Index("ix_execution_events_org_id", "org_id"),
+        # an organization's stream of status changes (migration 0013): after an id, and the recent ones
+        Index("ix_execution_events_org_status_id", "org_id", "id", postgresql_where=text("kind = 'status'")),
+        Index(
+            "ix_execution_events_org_status_created", "org_id", "created_at", postgresql_where=text("kind = 'status'")
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)

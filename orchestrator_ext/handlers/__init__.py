@@ -20,6 +20,7 @@ from . import (
     runtimes,
     schedules,
     schemas,
+    usage,
     users,
     workflows,
 )
@@ -28,6 +29,7 @@ RESOURCE_MODULES = (
     health,
     users,
     organizations,
+    usage,
     agents,
     workflows,
     n8n,

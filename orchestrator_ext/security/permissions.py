@@ -36,6 +36,7 @@ class Permission(StrEnum):
     INTEGRATIONS_READ = "integrations:read"
     INTEGRATIONS_MANAGE = "integrations:manage"
     AUDIT_READ = "audit:read"
+    USAGE_READ = "usage:read"
 
 
 #: what the ``/admin`` endpoints need: not an organization role but a platform admin
@@ -62,6 +63,7 @@ PERMISSION_DESCRIPTIONS: dict[Permission, str] = {
     Permission.INTEGRATIONS_READ: "List integrations (never their secrets).",
     Permission.INTEGRATIONS_MANAGE: "Create and delete integrations and their secrets.",
     Permission.AUDIT_READ: "Read the audit log.",
+    Permission.USAGE_READ: "See the organization's usage against its tier (runs, concurrency, tokens, GPU-seconds).",
 }
 
 _VIEWER = frozenset(
@@ -88,6 +90,7 @@ _ADMIN = _DEVELOPER | {
     Permission.MEMBERS_MANAGE,
     Permission.INTEGRATIONS_MANAGE,
     Permission.AUDIT_READ,
+    Permission.USAGE_READ,
 }
 _OWNER = _ADMIN | {Permission.ORG_CHANGE_TIER, Permission.MEMBERS_MANAGE_OWNERS}
 

@@ -17,6 +17,7 @@ from .ratelimit import RateLimiter
 from .schedules import ScheduleService
 from .scope import ScopeFactory
 from .settings import ServiceSettings
+from .usage import UsageService
 from .users import UserService
 from .workflows import WorkflowService
 
@@ -40,6 +41,7 @@ class Services:
         self.integrations = IntegrationService(self.scopes, settings)
         self.schedules = ScheduleService(self.scopes, settings)
         self.admin = AdminService(self.scopes)
+        self.usage = UsageService(self.scopes)
         #: integration name -> the model integration this server runs itself and gives runs of organizations
         #: with none (the personal mode's local model, once it answers); GET /models lists them
         self.server_models: dict[str, dict[str, Any]] = {}

@@ -137,6 +137,7 @@ CASES: list[Case] = [
     Case("PATCH", "/organizations/{org}", "admin", 200, body=lambda w, e: {"name": "Acme"}),
     Case("PATCH", "/organizations/{org}", "owner", 200, body=lambda w, e: {"tier": "team"}),
     Case("GET", "/organizations/{org}/members", "viewer", 200),
+    Case("GET", "/organizations/{org}/usage", "admin", 200),
     Case(
         "POST",
         "/organizations/{org}/members",

@@ -1,8 +1,9 @@
-"""The admin widget against a real server: the organization's tier and limits with the runs going
-now, its members and roles, its integrations with no secret in the widget's state, its schedules;
-an owner invites, changes a role (in Voila, through the role picker), removes a member, adds and
-removes an integration, each through the API (which refuses to demote the last owner); no serious
-or critical accessibility violation."""
+"""The admin widget against a real server: the organization's tier and its usage against the tier's
+limits (runs, the runs going now, tokens, GPU-seconds: in the page too), its members and roles, its
+integrations with no secret in the widget's state, its schedules; an owner invites, changes a role
+(in Voila, through the role picker), removes a member, adds and removes an integration, each through
+the API (which refuses to demote the last owner); a viewer's panel is read-only, and a change it tries
+through the widget's Python API shows the API's 403; no serious or critical accessibility violation."""
 
 from __future__ import annotations
 
@@ -16,9 +17,10 @@ from playwright.sync_api import expect
 
 from orchestrator_ext.client import Client
 from tests.personal_server import PersonalServer
-from tests.widgets.browser import chromium_page, open_in_voila
+from tests.widgets.browser import chromium_page, open_in_voila, screenshot
 from tests.widgets.sample_specs import three_steps
 from tests.widgets.test_browser import serious_violations
+from tests.widgets.test_models import wait_for
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -47,6 +49,10 @@ def test_admin_shows_members_limits_integrations_and_schedules(
     assert org["can_manage"] is True
     assert org["limits"]["max_concurrent_executions"] >= 1
     assert org["usage"]["agents"] >= 1
+    usage = client.request("GET", f"organizations/{org['id']}/usage")
+    for resource in ("runs", "concurrency", "tokens", "gpu_seconds"):  # the API's figures, as it gave them
+        assert org["usage"][resource]["limit"] == usage[resource]["limit"]
+    assert org["usage"]["month"] == usage["month"]
     assert [m["role"] for m in org["members"]] == ["owner"]
     [integration] = [i for i in org["integrations"] if i["name"] == name]
     assert (integration["kind"], integration["has_secret"]) == ("openai-compatible", True)
@@ -119,4 +125,75 @@ def test_admin_invites_changes_a_role_and_removes_through_the_api(
     assert removed.invite(colleague(server), "owner"), removed.status
     removed.close()
     client.request("DELETE", f"organizations/{org['id']}/members/{me['user_id']}")
+    assert str(org["id"]) not in [str(o["id"]) for o in client.organizations()]
+
+
+def recorded_tokens(server: PersonalServer, execution_id: str, prompt: int, completion: int) -> None:
+    """What a framework run leaves in its outputs after calling a model (the widgets' test server has
+    no model): its token counts in ``outputs.usage``, written there as a worker would."""
+    import psycopg
+    from psycopg.types.json import Jsonb
+
+    passwords = json.loads((server.data_dir / "postgres-passwords.json").read_text())
+    reach = {"host": str(server.pgdata), "user": "postgres", "password": passwords.get("postgres", "")}
+    usage = {"model_calls": 1, "prompt_tokens": prompt, "completion_tokens": completion}
+    with psycopg.connect(**reach, dbname="postgres", autocommit=True) as conn:
+        names = [row[0] for row in conn.execute("SELECT datname FROM pg_database WHERE NOT datistemplate")]
+    for dbname in names:
+        with psycopg.connect(**reach, dbname=dbname, autocommit=True) as conn:
+            if conn.execute("SELECT to_regclass('public.workflow_executions')").fetchone() == (None,):
+                continue
+            sql = (
+                "UPDATE workflow_executions SET outputs = coalesce(outputs, '{}') "
+                "|| jsonb_build_object('usage', %s::jsonb) WHERE id = %s"
+            )
+            if conn.execute(sql, (Jsonb(usage), execution_id)).rowcount == 1:
+                return
+    raise AssertionError(f"no execution {execution_id}")
+
+
+def test_a_viewers_panel_is_read_only_and_shows_the_usage(
+    server: PersonalServer, client: Client, write_notebook: Callable[[str, str], str]
+) -> None:
+    org = client.request("POST", "organizations", body={"name": f"Viewed {uuid.uuid4().hex[:6]}", "tier": "team"})
+    agent = client.create_agent(f"Counted {uuid.uuid4().hex[:6]}", "langgraph", org_id=str(org["id"]))
+    workflow = client.create_workflow(agent["id"], "Counted", three_steps())
+    run = client.execute(workflow["id"], {})
+    client.cancel(run["id"])  # a finished run of the month, whatever the workers' load
+    wait_for(lambda: client.execution(run["id"])["status"] in ("cancelled", "succeeded"), 120)
+    recorded_tokens(server, run["id"], 1200, 34)
+    # the server's user hands the organization to a colleague and stays as a viewer
+    admin = Admin(str(org["id"]), client=client)
+    assert admin.invite(colleague(server), "owner"), admin.status
+    me = next(m for m in admin.org["members"] if m["user_id"] == client.me()["id"])
+    assert admin.set_role(me["user_id"], "viewer"), admin.status
+    assert admin.org["can_manage"] is False
+    assert not admin.invite(colleague(server), "viewer")  # the API refuses, the panel says so
+    assert admin.status["message"].startswith("Forbidden: Your role 'viewer'")
+    admin.close()
+
+    source = (
+        "from orchestrator_widgets import Admin\n"
+        f"admin = Admin({str(org['id'])!r})\n"
+        f"admin.invite({colleague(server)!r}, 'developer')\n"
+        "admin"
+    )
+    notebook = write_notebook("admin-viewer.ipynb", source)
+    with chromium_page() as page:
+        root = open_in_voila(page, server, notebook)
+        expect(root.locator(".ow-admin-role")).to_have_text("Your role: viewer")
+        expect(root.locator(".ow-admin-status")).to_contain_text(
+            "Forbidden: Your role 'viewer' in this organization does not allow 'members:manage'."
+        )
+        expect(root.locator(".ow-members tbody tr")).to_have_count(2)
+        for control in ("select", ".ow-invite", ".ow-add-integration", "button:has-text('Remove')", "input"):
+            expect(root.locator(control)).to_have_count(0)
+        expect(root.locator('tr[data-usage="runs"] .ow-used')).to_have_text("1")
+        expect(root.locator('tr[data-usage="tokens"] .ow-used')).to_have_text("1,234")
+        expect(root.locator('tr[data-usage="tokens"] .ow-limit')).to_contain_text("20,000,000")
+        expect(root.locator('tr[data-usage="gpu_seconds"] .ow-used')).to_have_text("0 s")
+        expect(root.locator('tr[data-usage="concurrency"] .ow-used')).to_have_text("0")
+        screenshot(page, "admin-viewer")
+        assert serious_violations(page) == []
+    client.request("DELETE", f"organizations/{org['id']}/members/{me['user_id']}")  # the viewer leaves
     assert str(org["id"]) not in [str(o["id"]) for o in client.organizations()]

@@ -1,5 +1,6 @@
-"""``Admin()``: an organization's members and roles, its tier and limits against what runs now,
-its integrations (secrets never shown: only whether one is stored) and its schedules.
+"""``Admin()``: an organization's members and roles, its tier and its usage against the tier's limits
+(the month's runs, tokens and GPU-seconds, the runs going now), its integrations (secrets never
+shown: only whether one is stored) and its schedules.
 
 Every reading and every change goes through the API with the user's own
 client, so the API's permission checks decide: owners and admins invite,
@@ -132,6 +133,7 @@ class Admin(anywidget.AnyWidget):
             members = pool.submit(lambda: list(client.pages(f"organizations/{org_id}/members")))
             integrations = pool.submit(lambda: list(client.pages("integrations", org_id=self.org_id)))
             running = pool.submit(client.executions, org_id=self.org_id, status="running")
+            usage = pool.submit(self._usage, org_id)
             agents = client.agents(org_id=self.org_id)
             workflows = [w for found in pool.map(lambda a: client.workflows(str(a["id"])), agents) for w in found]
             paths = [f"workflows/{quote(str(w['id']))}/schedules" for w in workflows]
@@ -145,12 +147,25 @@ class Admin(anywidget.AnyWidget):
                 "personal": described["personal"],
                 "tier": described["tier"],
                 "limits": described["limits"],
-                "usage": {"running": len(running.result()), "agents": len(agents)},
+                "usage": {"running": len(running.result()), "agents": len(agents), **usage.result()},
                 "members": [_member(m) for m in members.result()],
                 "integrations": [_integration(i) for i in integrations.result()],
                 "schedules": [_schedule(s, names) for s in schedules],
                 "can_manage": described["role"] in ("owner", "admin"),
             }
+
+    def _usage(self, org_id: str) -> dict[str, Any]:
+        """The month's runs, tokens and GPU-seconds against the tier (``GET .../usage``); owners, admins
+        and platform admins read them, anyone else is told why not (the API's 403) instead."""
+        try:
+            found: dict[str, Any] = self.client.request("GET", f"organizations/{org_id}/usage")
+        except ApiError as exc:
+            return {"hidden": f"{exc.title}: {exc.detail}"}
+        return {
+            "month": found["month"],
+            "measured": found["gpu_seconds_measured"],
+            **{key: found[key] for key in ("runs", "concurrency", "tokens", "gpu_seconds")},
+        }
 
 
 def _member(member: dict[str, Any]) -> dict[str, Any]:

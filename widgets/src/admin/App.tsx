@@ -21,14 +21,53 @@ interface Org {
   personal?: boolean;
   tier?: Limits & { name: string; title: string };
   limits?: Limits;
-  usage?: { running: number; agents: number };
+  usage?: Usage;
   members?: { user_id: string; name: string; username: string; role: string; source: string }[];
   integrations?: { id: string; name: string; kind: string; has_secret: boolean }[];
   schedules?: { id: string; workflow: string; cron: string; timezone: string; enabled: boolean }[];
   can_manage?: boolean;
 }
 
+interface Figure {
+  used: number;
+  limit: number | null;
+  enforced: boolean;
+}
+
+interface Usage {
+  running: number;
+  agents: number;
+  month?: string;
+  runs?: Figure;
+  concurrency?: Figure;
+  tokens?: Figure;
+  gpu_seconds?: Figure;
+  hidden?: string;
+}
+
 type Send = (message: Record<string, string>) => void;
+
+const count = (value: number) => value.toLocaleString("en-US");
+
+/** One resource's row: what was used, against the limit ("no limit" when there is none). */
+function UsageRow(props: { label: string; name: string; figure?: Figure; unit?: string }) {
+  const { figure } = props;
+  if (!figure) return null;
+  const limit = figure.limit === null ? "no limit" : `${count(figure.limit)}${props.unit ?? ""}`;
+  return (
+    <tr data-usage={props.name}>
+      <th scope="row">{props.label}</th>
+      <td className="ow-used">
+        {count(figure.used)}
+        {props.unit ?? ""}
+      </td>
+      <td className="ow-limit">
+        {limit}
+        {figure.enforced || figure.limit === null ? "" : " (allowance, not enforced)"}
+      </td>
+    </tr>
+  );
+}
 
 function RolePicker(props: { value: string; label: string; onChange: (role: string) => void }) {
   return (
@@ -110,6 +149,8 @@ export function App() {
     );
   }
   const limits = org.limits;
+  const usage = org.usage;
+  const month = usage?.month ?? "this month";
   return (
     <div className="ow-root ow-dashboard ow-admin">
       <header className="ow-dash-header">
@@ -138,11 +179,18 @@ export function App() {
               </tr>
             </thead>
             <tbody>
-              <tr>
-                <th scope="row">Concurrent runs</th>
-                <td>{org.usage?.running ?? 0}</td>
-                <td>{limits.max_concurrent_executions}</td>
-              </tr>
+              {usage?.concurrency ? (
+                <UsageRow label="Concurrent runs (now)" name="concurrency" figure={usage.concurrency} />
+              ) : (
+                <tr data-usage="concurrency">
+                  <th scope="row">Concurrent runs (now)</th>
+                  <td className="ow-used">{usage?.running ?? 0}</td>
+                  <td className="ow-limit">{limits.max_concurrent_executions}</td>
+                </tr>
+              )}
+              <UsageRow label={`Runs in ${month}`} name="runs" figure={usage?.runs} />
+              <UsageRow label={`Model tokens in ${month}`} name="tokens" figure={usage?.tokens} />
+              <UsageRow label={`GPU-seconds in ${month}`} name="gpu_seconds" figure={usage?.gpu_seconds} unit=" s" />
               <tr>
                 <th scope="row">Agents</th>
                 <td>{org.usage?.agents ?? 0}</td>
@@ -165,6 +213,14 @@ export function App() {
               </tr>
             </tbody>
           </table>
+        ) : null}
+        {usage?.hidden ? (
+          <p className="ow-muted ow-usage-hidden">Usage this month is shown to owners and admins ({usage.hidden}).</p>
+        ) : null}
+        {usage?.gpu_seconds ? (
+          <p className="ow-muted">
+            GPU-seconds are the runs&apos; wall-clock time × the tier&apos;s GPUs per run (no run records GPU time yet).
+          </p>
         ) : null}
       </section>
       <section aria-labelledby="ow-members-title">
