@@ -14,7 +14,6 @@ limit: that would count the ~0.8 GB a kernel maps and never uses.
 
 from __future__ import annotations
 
-import functools
 import os
 import shutil
 import tempfile
@@ -68,16 +67,17 @@ def remove_workdir(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def _child_setup(memory_mib: int) -> None:
-    apply_limits(memory_mib)  # the same limits as a forked run's
+def _child_setup() -> None:
+    apply_limits()  # the same limits as a forked run's
     die_with_parent()
 
 
 def limiter(memory_mib: int) -> Callable[[], None]:
     """A ``preexec_fn`` that caps the child's open files and has it killed when the worker dies (its memory,
-    ``memory_mib``, is watched from the worker). It runs after the switch to the run's account (which would
-    clear the latter)."""
-    return functools.partial(_child_setup, memory_mib)
+    ``memory_mib``, is not set here: the worker watches it). It runs after the switch to the run's account
+    (which would clear the latter)."""
+    del memory_mib  # kept for the callers' signature; enforced by the worker's MemoryGuard
+    return _child_setup
 
 
 def protect_worker_process() -> bool:

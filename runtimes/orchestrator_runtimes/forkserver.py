@@ -19,6 +19,9 @@ run). Where runs come back to back (the last two less than
 spends its CPU on runs, not on latency nobody waits for. The spare
 
 * starts its own session (the worker kills the run's whole process group),
+  is a child subreaper and kills everything under it when the run ends (what
+  a killed run left behind is reparented to the server, which kills it:
+  :mod:`.containment`),
 * caps its open files (its memory is watched by the worker), moves to ``workdir`` (also
   ``HOME`` and ``TMPDIR``),
 * answers ``{"pid": N}``, then speaks the runner protocol of
@@ -61,6 +64,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .containment import become_subreaper, end_descendants, sweep_strays
 from .limits import apply_limits as apply_limits  # open files; memory is watched by the worker
 from .runner import preload, run_job
 from .runtime import load_runtime
@@ -184,7 +188,7 @@ def child(conn: socket.socket) -> int:
     workdir = Path(str(process.get("workdir") or Path.cwd()))
     os.chdir(workdir)
     os.environ.update(HOME=str(workdir), TMPDIR=str(workdir / "tmp"))
-    apply_limits(int(process.get("memory_mib") or 0))
+    apply_limits()
     _send(channel, {"pid": os.getpid()})
     read_fd, write_fd = os.pipe()
     os.dup2(write_fd, 1)
@@ -200,6 +204,7 @@ def child(conn: socket.socket) -> int:
         sys.stderr.flush()
         os.close(1)
         os.close(2)
+        end_descendants()  # nothing the run started outlives it (nor holds its output pipe open)
         forwarder.join(timeout=2)  # everything printed is forwarded (unless a child still holds the pipe)
         channel.release()
     return status
@@ -234,6 +239,7 @@ def spare(listener: socket.socket, taken: int, names: list[str], busy: bool) -> 
     up first when no run comes within :data:`WARM_AFTER_SECONDS`. The exit status."""
     os.setsid()  # the run's own session: the worker kills its whole process group
     die_with_parent()
+    become_subreaper()  # what the run starts stays under it, to be killed at its end
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     os.dup2(2, 1)  # until the run's pipe replaces them: nothing reaches the server's protocol stdout
     conn = _next_connection(listener, None if busy else WARM_AFTER_SECONDS, names)
@@ -272,6 +278,8 @@ class Spares:
         listener.setblocking(False)
         self.taken_r, self.taken_w = os.pipe()
         self.waiting: set[int] = set()
+        #: the spares and runs forked and not yet ended: any other child is left by a killed run
+        self.forked: set[int] = set()
         #: when the last two spares were taken (monotonic seconds; none yet: the first spares warm up)
         self.takes: list[float] = []
 
@@ -286,6 +294,7 @@ class Spares:
             finally:
                 os._exit(status)
         self.waiting.add(pid)
+        self.forked.add(pid)
 
     def serve(self, alive: Callable[[], bool]) -> None:
         for _ in range(SPARES):
@@ -299,9 +308,13 @@ class Spares:
                         self.waiting.discard(pid)
                         self.takes = [*self.takes[-1:], time.monotonic()]
                         self.fork()
-            for pid in _reap() & self.waiting:  # a spare died before it was taken (killed): another
+            ended = _reap()
+            for pid in ended & self.waiting:  # a spare died before it was taken (killed): another
                 self.waiting.discard(pid)
                 self.fork()
+            if ended:  # a run killed from outside leaves what it started to this subreaper: killed
+                self.forked -= ended
+                sweep_strays(self.forked)
 
 
 def _reap() -> set[int]:
@@ -332,6 +345,7 @@ def serve(path: Path | None, names: list[str], fd: int | None = None) -> None:
     if threads > 1:  # pragma: no cover - a framework that starts threads on import
         print(f"fork server: {threads} threads after the imports; forking anyway", file=sys.stderr)
     listener = _listener(path, fd)
+    become_subreaper()
     print(json.dumps({"ready": True}), flush=True)
     # the worker died before the parent-death signal was set: stop
     Spares(listener, names).serve(lambda: os.getppid() == parent)

@@ -34,6 +34,7 @@ import contextlib
 import os
 import resource
 import signal
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,13 +50,12 @@ MIB = 1024 * 1024
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
-def apply_limits(memory_mib: int) -> None:
+def apply_limits() -> None:
     """What a run's process sets on itself before its code runs: its open files capped.
 
-    ``memory_mib`` is not applied here (an address-space limit would count what the process maps but
-    never uses): the worker enforces it on the run's resident memory (:class:`MemoryGuard`).
+    Its memory limit is not set here (an address-space limit would count what the process maps but never
+    uses): the worker enforces it on the run's resident memory (:class:`MemoryGuard`).
     """
-    del memory_mib  # enforced from outside the run, see the module's docstring
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     cap = MAX_OPEN_FILES if hard == resource.RLIM_INFINITY else min(MAX_OPEN_FILES, hard)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(soft, cap), cap))
@@ -74,8 +74,9 @@ def resident_bytes(pid: int) -> int:
         return 0
 
 
-def descendants(root: int) -> set[int]:
-    """Every process under ``root`` (children, their children...), from one scan of ``/proc``."""
+def children_map() -> dict[int, list[int]]:
+    """Every process's children, from one scan of ``/proc`` (its parent links: a run's process is a child
+    subreaper, so what its processes leave behind stays under it, see :mod:`.containment`)."""
     children: dict[int, list[int]] = {}
     for name in os.listdir("/proc"):
         if not name.isdigit():
@@ -87,6 +88,11 @@ def descendants(root: int) -> set[int]:
         except (OSError, ValueError, IndexError):
             continue
         children.setdefault(parent, []).append(int(name))
+    return children
+
+
+def subtree(children: Mapping[int, list[int]], root: int) -> set[int]:
+    """Every process under ``root`` (children, their children...) in a map of :func:`children_map`."""
     found: set[int] = set()
     todo = list(children.get(root, ()))
     while todo:
@@ -95,6 +101,11 @@ def descendants(root: int) -> set[int]:
             found.add(pid)
             todo.extend(children.get(pid, ()))
     return found
+
+
+def descendants(root: int) -> set[int]:
+    """Every process under ``root``, from a scan of ``/proc`` made now."""
+    return subtree(children_map(), root)
 
 
 def kill_all(pids: set[int]) -> None:
@@ -126,11 +137,56 @@ class MemoryExceeded:
         )
 
 
+class ProcessScanner:
+    """The worker's view of its processes' tree, shared by every run's watchdog: one scan of ``/proc`` (in
+    a thread, ~15-30 ms) per :data:`RESCAN_SECONDS` for all runs, however many there are."""
+
+    def __init__(self, max_age: float = RESCAN_SECONDS) -> None:
+        self.max_age = max_age
+        self._children: dict[int, list[int]] = {}
+        self._taken = float("-inf")
+        self._scan: asyncio.Future[dict[int, list[int]]] | None = None
+
+    async def children(self) -> dict[int, list[int]]:
+        """The children of every process, scanned at most :attr:`max_age` seconds ago; callers that ask
+        while a scan runs share it."""
+        loop = asyncio.get_running_loop()
+        if loop.time() - self._taken < self.max_age:
+            return self._children
+        if self._scan is None:
+            self._scan = asyncio.ensure_future(asyncio.to_thread(children_map))
+            self._scan.add_done_callback(self._scanned)
+        return await asyncio.shield(self._scan)
+
+    def _scanned(self, scan: asyncio.Future[dict[int, list[int]]]) -> None:
+        self._scan = None
+        if not scan.cancelled() and scan.exception() is None:
+            self._children, self._taken = scan.result(), asyncio.get_running_loop().time()
+
+
+_scanners: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, ProcessScanner] = weakref.WeakKeyDictionary()
+
+
+def shared_scanner() -> ProcessScanner:
+    """This event loop's (the worker's) one :class:`ProcessScanner`."""
+    loop = asyncio.get_running_loop()
+    scanner = _scanners.get(loop)
+    if scanner is None:
+        scanner = _scanners[loop] = ProcessScanner()
+    return scanner
+
+
+def _kill_run(tree: set[int], pid: int) -> None:
+    """Kill a run's processes: those known, and any found under its process now (in a thread: a scan)."""
+    kill_all(tree | descendants(pid))
+
+
 class MemoryGuard:
     """One run's memory limit, from the worker: :meth:`wait` returns once it had to stop the run.
 
     In a child cgroup of :func:`run_cgroups` where the operator delegates one (the kernel enforces
-    ``memory.max``), else by the watchdog over the resident size of the run's processes.
+    ``memory.max``), else by the watchdog over the resident size of the run's processes (their tree from
+    the worker's one :class:`ProcessScanner`).
 
     ``pid_of`` says the run's process id when known (a forked run says it after its start). The guard
     sleeps first: a run shorter than one poll costs nothing.
@@ -142,12 +198,12 @@ class MemoryGuard:
         pid_of: Callable[[], int | None],
         *,
         interval: float = POLL_SECONDS,
-        rescan: float = RESCAN_SECONDS,
+        scanner: ProcessScanner | None = None,
     ) -> None:
         self.memory_mib = memory_mib
         self.pid_of = pid_of
         self.interval = interval
-        self.rescan = rescan
+        self.scanner = scanner
 
     async def wait(self) -> RunError:
         """The run's error once it had to be stopped (its processes killed): past its limit, or a limit that
@@ -180,21 +236,16 @@ class MemoryGuard:
 
     async def _watch(self) -> MemoryExceeded:
         limit = self.memory_mib * MIB
-        loop = asyncio.get_running_loop()
-        root: int | None = None
-        tree: set[int] = set()
-        scanned = 0.0
+        scanner = self.scanner or shared_scanner()
         while True:
             await asyncio.sleep(self.interval)
             pid = self.pid_of()
             if pid is None:
                 continue
-            if pid != root or loop.time() - scanned >= self.rescan:
-                root, scanned = pid, loop.time()
-                tree = {pid} | await asyncio.to_thread(descendants, pid)
+            tree = {pid} | subtree(await scanner.children(), pid)
             resident = sum(resident_bytes(member) for member in tree)
             if resident > limit:
-                kill_all(tree | descendants(pid))
+                await asyncio.to_thread(_kill_run, tree, pid)
                 return MemoryExceeded(self.memory_mib, resident / MIB)
 
 

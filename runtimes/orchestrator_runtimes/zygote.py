@@ -12,17 +12,24 @@ of a new socket pair over it; the zygote forks, and the child
 * starts its own session (the worker kills the run's whole process group on
   cancel or timeout), has itself killed when the zygote dies (which dies with
   the worker: parent-death signals both), and is non-dumpable like the zygote;
-* reads ``{"workdir", "memory_mib"}``, moves there (also ``HOME`` and
+* is a child subreaper, and kills every process under it when it ends: nothing
+  a cell starts (in a session of its own, or double-forked) outlives the run
+  (:mod:`.containment`);
+* reads ``{"workdir"}``, moves there (also ``HOME`` and
   ``TMPDIR``; papermill used directly sends its own ``environ`` instead),
-  applies the run's limits with the helper every run process uses
-  (:func:`.limits.apply_limits`) and answers ``{"pid": N}``;
+  caps its open files with the helper every run process uses
+  (:func:`.limits.apply_limits`; its memory is watched by the worker) and
+  answers ``{"pid": N}``;
 * then serves requests, one JSON line each: ``{"execute": {"code", "silent",
   "store_history"}}`` answered by the cell's Jupyter messages (``stream``,
   ``display_data``, ``execute_result``, ``error``, ...) and a last line
   ``{"reply": <execute_reply content>}``; ``{"kernel_info": {}}`` answered by
   ``{"reply": <kernel_info content>}``. It exits when the worker hangs up.
 
-The zygote stops when the worker closes the control socket, or dies.
+The zygote stops when the worker closes the control socket, or dies. It is a
+subreaper too: what a run killed from outside (cancel, timeout, memory limit)
+had started is reparented to it, and it kills those processes, which it did not
+fork, when it sees a child of its end (:func:`.containment.sweep_strays`).
 
 No run reuses a child: the next run is a new fork of the untouched zygote.
 """
@@ -30,6 +37,7 @@ No run reuses a child: the next run is a new fork of the untouched zygote.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import json
 import os
@@ -40,6 +48,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from .containment import become_subreaper, end_descendants, reap, sweep_strays
 from .forkserver import PARENT_CHECK_SECONDS, die_with_parent, make_non_dumpable
 from .ipyshell import Shell, encode
 from .limits import apply_limits
@@ -60,6 +69,7 @@ def child(conn: socket.socket, shell: Shell) -> int:
     """One run's kernel, in the forked child: the exit status."""
     os.setsid()
     die_with_parent()
+    become_subreaper()
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     lock = threading.Lock()
     held: list[bytes] = []
@@ -86,7 +96,7 @@ def child(conn: socket.socket, shell: Shell) -> int:
         os.environ.update(process["environ"])
     else:
         os.environ.update(HOME=str(workdir), TMPDIR=str(workdir / "tmp"))
-    apply_limits(int(process.get("memory_mib") or 0))
+    apply_limits()
     shell.attach(write, workdir)
     write(encode({"pid": os.getpid()}))
     for request in requests:
@@ -120,27 +130,38 @@ def serve(fd: int) -> None:
         print(f"zygote: {threads} threads after the imports; forking anyway", file=sys.stderr)
     control = socket.socket(fileno=fd)
     control.settimeout(PARENT_CHECK_SECONDS)
-    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps the runs
+    become_subreaper()  # what a run killed from outside leaves behind comes here, to be killed
     print(json.dumps({"ready": True}), flush=True)
+    runs: set[int] = set()
     while os.getppid() == parent:  # the worker died before the parent-death signal was set: stop
         try:
             message, fds, _, _ = socket.recv_fds(control, 1, 1)
         except TimeoutError:
-            continue
+            message, fds = b"-", []
         if not message:  # the worker closed its end: it is gone
             break
-        if not fds:
-            continue
-        conn = socket.socket(fileno=fds[0])
-        pid = os.fork()
-        if pid == 0:  # pragma: no cover - the child (measured through the engine's tests)
-            control.close()
-            status = 1
-            try:
-                status = child(conn, shell)
-            finally:
-                os._exit(status)
-        conn.close()
+        if fds:
+            runs.add(fork_run(socket.socket(fileno=fds[0]), control, shell))
+        ended = {pid for pid, _ in reap()}
+        if ended:  # a run's end (it may have been killed, with processes of its own left behind)
+            runs -= ended
+            sweep_strays(runs)
+
+
+def fork_run(conn: socket.socket, control: socket.socket, shell: Shell) -> int:
+    """Fork the child that serves one run on ``conn``: its pid."""
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child (measured through the engine's tests)
+        control.close()
+        status = 1
+        try:
+            status = child(conn, shell)
+        finally:
+            with contextlib.suppress(BaseException):
+                end_descendants()
+            os._exit(status)
+    conn.close()
+    return pid
 
 
 def main(argv: list[str] | None = None) -> int:
