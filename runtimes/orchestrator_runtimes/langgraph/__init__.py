@@ -27,6 +27,7 @@ the runtime, and a run says which extra to install.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -98,6 +99,8 @@ class LangGraphRuntime(FrameworkRuntime):
     def execute(
         self, spec: WorkflowSpec, options: Any, inputs: Mapping[str, Any], context: RunContext
     ) -> Iterator[RunEvent | RunResult | RunWaiting]:
+        from ..runtime import RunWaiting
+        from .deferred import DeferredSaver, deferred_checkpoints, defers
         from .run import checkpointer, code_first_graph, spec_graph, stream
 
         if any(str(node.type) == "human_approval" for node in spec.nodes) and not context.state_url:
@@ -105,10 +108,16 @@ class LangGraphRuntime(FrameworkRuntime):
                 ErrorKind.CONFIGURATION,
                 "a human approval needs checkpoints, and this worker has no runs' database (state_url)",
             )
-        with checkpointer(context) as saver:
+        manager: AbstractContextManager[Any] = checkpointer(context)
+        if context.state_url and defers(options.durability, context.attempt, context.resume):
+            manager = deferred_checkpoints(context.state_url)  # no connection unless someone will read it
+        with manager as saver:
             code_first = options.callable is not None
             if code_first:
                 graph = code_first_graph(options, context, saver, inputs)
             else:
                 graph = spec_graph(spec, options, context, saver)
-            yield from stream(graph, code_first, options, dict(inputs), context)
+            for item in stream(graph, code_first, options, dict(inputs), context):
+                if isinstance(item, RunWaiting) and isinstance(saver, DeferredSaver):
+                    saver.persist()  # before the wait is reported: its resume reads the checkpoint
+                yield item
