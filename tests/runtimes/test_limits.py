@@ -96,7 +96,7 @@ def test_a_run_has_no_address_space_limit_any_more() -> None:
     """What the run's process sets on itself: open files capped, address space left alone (it counted the
     ~0.8 GB a kernel maps and never uses)."""
     code = (
-        "import resource\nfrom orchestrator_runtimes.limits import apply_limits\napply_limits(2048)\n"
+        "import resource\nfrom orchestrator_runtimes.limits import apply_limits\napply_limits()\n"
         "print(resource.getrlimit(resource.RLIMIT_AS)[0] == resource.RLIM_INFINITY, "
         "resource.getrlimit(resource.RLIMIT_NOFILE)[1] <= 4096)"
     )
