@@ -17,27 +17,12 @@ from playwright.sync_api import Locator, Page, expect
 
 from orchestrator_ext.client import Client
 from tests.personal_server import PersonalServer
-from tests.widgets.browser import chromium_page, open_in_lab, open_in_voila, screenshot
+from tests.widgets.browser import chromium_page, connect, drop, node, open_in_lab, open_in_voila, screenshot
 from tests.widgets.sample_specs import CODE, with_approval
 
 pytestmark = pytest.mark.timeout(300)
 WriteNotebook = Callable[[str, str], str]
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def node(root: Locator, node_id: str) -> Locator:
-    return root.locator(f'.react-flow__node:has([data-node-id="{node_id}"])')
-
-
-def drop(root: Locator, node_type: str, x: int, y: int) -> None:
-    pane = root.locator(".react-flow__pane")
-    root.locator(f'.ow-palette-item[data-node-type="{node_type}"]').drag_to(pane, target_position={"x": x, "y": y})
-
-
-def connect(root: Locator, source: str, target: str) -> None:
-    out = root.locator(f'[data-node-id="{source}"] .react-flow__handle.source')
-    into = root.locator(f'[data-node-id="{target}"] .react-flow__handle.target')
-    out.drag_to(into)
 
 
 def serious_violations(page: Page) -> list[str]:

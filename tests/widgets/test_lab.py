@@ -8,30 +8,34 @@ violation in the dialog."""
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import sys
 import uuid
 from pathlib import Path
-from typing import Any
 
-import nbformat
 import pytest
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Page, expect
 
 from orchestrator_ext.client import Client
 from tests.personal_server import PersonalServer
-from tests.widgets.browser import LOAD_TIMEOUT_MS, chromium_page, screenshot
+from tests.widgets.browser import (
+    LOAD_TIMEOUT_MS,
+    chromium_page,
+    confirm_deploy,
+    fill_deploy_dialog,
+    launcher_section,
+    open_lab_launcher,
+    parameters_notebook,
+    screenshot,
+)
 
 pytestmark = pytest.mark.timeout(300)
 
 
 def open_lab(page: Page, server: PersonalServer) -> None:
     """A fresh JupyterLab workspace: the launcher is open, the file browser shows the root."""
-    workspace = f"t{uuid.uuid4().hex[:8]}"
-    page.goto(f"{server.url}/lab/workspaces/{workspace}?reset&token={server.token}", timeout=LOAD_TIMEOUT_MS)
-    page.locator(".jp-Launcher").first.wait_for(timeout=LOAD_TIMEOUT_MS)
+    open_lab_launcher(page, server.url, f"&token={server.token}")
 
 
 def test_the_extension_is_installed_prebuilt_and_enabled() -> None:
@@ -46,8 +50,7 @@ def test_the_extension_is_installed_prebuilt_and_enabled() -> None:
 def test_launcher_cards_open_the_builder(server: PersonalServer, server_root: Path) -> None:
     with chromium_page() as page:
         open_lab(page, server)
-        title = page.locator(".jp-Launcher-sectionTitle", has_text=re.compile(r"^Orchestrator$"))
-        section = page.locator(".jp-Launcher-section").filter(has=title)
+        section = launcher_section(page)
         expect(section.locator(".jp-LauncherCard-label")).to_have_text(["Agent builder", "Dashboard", "Admin"])
         screenshot(page, "lab-launcher")
         section.locator(".jp-LauncherCard", has_text="Agent builder").click()
@@ -71,12 +74,7 @@ def serious_violations(page: Page, selector: str) -> list[str]:
 
 def lab_notebook(root: Path, name: str) -> str:
     """A notebook as JupyterLab writes it, with a cell tagged parameters."""
-    notebook: Any = nbformat.v4.new_notebook()
-    cell = nbformat.v4.new_code_cell('region = "emea"\nlimit = 5\n')
-    cell.metadata["tags"] = ["parameters"]
-    notebook.cells = [cell, nbformat.v4.new_code_cell("print(region * limit)")]
-    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(notebook, root / name)
+    (root / name).write_text(json.dumps(parameters_notebook(), indent=1))
     return name
 
 
@@ -85,19 +83,9 @@ def test_deploy_as_workflow_from_the_file_browser(server: PersonalServer, server
     agent = f"Lab deploy {uuid.uuid4().hex[:6]}"
     with chromium_page() as page:
         open_lab(page, server)
-        page.locator(".jp-DirListing-item", has_text=name).click(button="right")
-        page.get_by_role("menuitem", name="Deploy as workflow…").click()
-        dialog = page.locator(".jp-Dialog-content")
-        dialog.wait_for()
-        expect(dialog.get_by_label("Agent", exact=True)).to_have_value(name.removesuffix(".ipynb"))
-        dialog.get_by_label("Agent", exact=True).fill(agent)
-        dialog.get_by_label("Run it on a schedule").check()
-        dialog.get_by_label("Cron expression").fill("30 6 * * 1")
+        dialog = fill_deploy_dialog(page, name, agent, "30 6 * * 1", "Europe/Paris")
         expect(dialog.locator(".jp-orchestrator-cron-preview")).to_contain_text("06:30")
         expect(dialog.locator(".jp-orchestrator-cron-preview")).to_contain_text("Monday")
-        dialog.get_by_label("Time zone").select_option("Europe/Paris")
-        expect(dialog.get_by_label("region")).to_have_value("emea")
-        dialog.get_by_label("limit").fill("7")
         screenshot(page, "lab-deploy-dialog")
         assert serious_violations(page, ".jp-Dialog-content") == []
 
@@ -108,8 +96,7 @@ def test_deploy_as_workflow_from_the_file_browser(server: PersonalServer, server
         expect(page.get_by_label("Cron expression")).to_have_attribute("aria-invalid", "true")
         assert not [a for a in client.agents(q=agent) if a["name"] == agent]
         page.get_by_label("Cron expression").fill("30 6 * * 1")
-        page.get_by_role("button", name=f"Deploy {name}").click()
-        expect(page.locator(".jp-toast-container, .Toastify")).to_contain_text("version 1", timeout=30_000)
+        confirm_deploy(page, name)
         screenshot(page, "lab-deploy-done")
 
         # the open notebook's toolbar: Schedule… opens the same dialog, scheduled, offering the agent made

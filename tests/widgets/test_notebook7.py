@@ -19,13 +19,19 @@ from playwright.sync_api import Locator, Page, expect
 
 from orchestrator_ext.client import Client
 from tests.personal_server import PersonalServer
-from tests.widgets.browser import LOAD_TIMEOUT_MS, chromium_page, screenshot
+from tests.widgets.browser import (
+    LOAD_TIMEOUT_MS,
+    STEPS,
+    build_and_save,
+    chromium_page,
+    node,
+    run_until_done,
+    screenshot,
+)
 from tests.widgets.sample_specs import CODE
-from tests.widgets.test_browser import connect, drop, node
 
 pytestmark = pytest.mark.timeout(300)
 ROOT = Path(__file__).resolve().parents[2]
-STEPS = ("input_1", "code_1", "output_1")
 
 
 def shipped_builder(server_root: Path, name: str) -> str:
@@ -84,18 +90,7 @@ def test_build_save_and_run_in_notebook7(
         tab = root.page
         expect(tab.locator("#main-panel, .jp-NotebookPanel").first).to_be_visible()
         assert "/lab" not in tab.url  # Notebook 7's own page, not JupyterLab's
-        drop(root, "input", 200, 70)
-        drop(root, "code", 200, 200)
-        drop(root, "output", 200, 330)
-        expect(root.locator(".ow-node")).to_have_count(3)
-        connect(root, "input_1", "code_1")
-        connect(root, "code_1", "output_1")
-        expect(root.locator(".react-flow__edge")).to_have_count(2)
-        node(root, "code_1").click()
-        root.get_by_label("Source", exact=True).fill(CODE)
-        expect(root.locator(".ow-valid")).to_have_text("✓ The workflow is valid.", timeout=15_000)
-        root.get_by_role("button", name="Save", exact=True).click()
-        expect(root.locator(".ow-status")).to_contain_text("Saved as version 1", timeout=15_000)
+        build_and_save(root)
         screenshot(tab, "builder-notebook7-saved")
 
         [workflow] = [w for a in client.agents(q=name) for w in client.workflows(a["id"]) if w["name"] == name]
@@ -103,11 +98,7 @@ def test_build_save_and_run_in_notebook7(
         assert [n["type"] for n in workflow["spec"]["nodes"]] == ["input", "code", "output"]
         assert workflow["spec"]["nodes"][1]["config"]["source"] == CODE
 
-        root.get_by_role("button", name="Run…").click()
-        root.get_by_role("button", name="Start the run").click()
-        for step in STEPS:
-            expect(root.locator(f'[data-node-id="{step}"][data-state="done"]')).to_be_visible(timeout=120_000)
-        expect(root.locator(".ow-execution .ow-badge").first).to_have_text("succeeded")
+        run_until_done(root)
         screenshot(tab, "execution-notebook7-builder-run")
 
         [run] = client.executions(workflow_id=workflow["id"])
