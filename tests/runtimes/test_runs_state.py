@@ -202,3 +202,23 @@ def probe_spec() -> dict[str, Any]:
         {"id": "probe", "type": "code", "config": {"source": PROBE}},
     ]
     return {"nodes": nodes, "edges": [{"source": "start", "target": "probe"}]}
+
+
+async def test_in_the_personal_mode_each_organizations_checkpoints_stay_in_its_own_database(
+    api: Api, workers: Any, create_agent: Any, create_workflow: Any, server: RunsServer
+) -> None:
+    people = {who("a"): True, who("b"): False}
+    runs = {user: await execute(api, create_agent, create_workflow, user, APPROVAL, {"what": user}) for user in people}
+    # one fork server for every organization (the worker's own account): each run gets its URL in its job
+    async with workers(state_server=server, runner_pool_size=1, kernel_pool_size=0, preload=("langgraph",)):
+        for user, run in runs.items():
+            await wait_status(api, user, run, {"waiting"}, within=120)
+            reply = await api("POST", "executions", run, "resume", user=user, body={"answer": {"ok": people[user]}})
+            assert reply.status == 202, reply.text
+        ended = {user: await wait_final(api, user, run, within=120) for user, run in runs.items()}
+    assert [ended[user]["outputs"]["output"] for user in people] == ["shipped", "held"]
+    databases = RunsDatabases(server, KeyRing.parse(TEST_KEYS))
+    for user, execution in ended.items():
+        with psycopg.connect(databases.provision(execution["org_id"])) as conn:
+            threads = {row[0] for row in conn.execute("SELECT DISTINCT thread_id FROM checkpoints")}
+        assert threads == {runs[user]}  # its own run's checkpoints, and nobody else's

@@ -75,8 +75,9 @@ class TeamBuilder:
             raise RunError(
                 ErrorKind.CONFIGURATION,
                 f"{needed_by} needs the runs' database, and this worker has none: configure "
-                "--OrchestratorApp.runs_database_url (env ORCHESTRATOR_RUNS_DATABASE_URL), a PostgreSQL "
-                "database with the pgvector extension",
+                "--OrchestratorApp.runs_database_admin_url (each organization's own, env "
+                "ORCHESTRATOR_RUNS_DATABASE_ADMIN_URL) or --OrchestratorApp.runs_database_url (one for all, env "
+                "ORCHESTRATOR_RUNS_DATABASE_URL), on a PostgreSQL server with pgvector",
             )
         if self.engine is None:
             from sqlalchemy import create_engine

@@ -225,8 +225,9 @@ def _end(
             raise RunError(
                 ErrorKind.CONFIGURATION,
                 "the graph waits for a human (interrupt), and this worker has no runs' database to keep its "
-                "checkpoint until the answer comes: configure --OrchestratorApp.runs_database_url "
-                "(env ORCHESTRATOR_RUNS_DATABASE_URL)",
+                "checkpoint until the answer comes: configure --OrchestratorApp.runs_database_admin_url "
+                "(each organization's own, env ORCHESTRATOR_RUNS_DATABASE_ADMIN_URL) or "
+                "--OrchestratorApp.runs_database_url (one for all, env ORCHESTRATOR_RUNS_DATABASE_URL)",
             )
         asked = to_json(getattr(interrupted[0], "value", interrupted[0]))
         node = _waiting_node(graph, config, asked)
