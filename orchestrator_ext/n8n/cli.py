@@ -16,7 +16,8 @@ from ..cli import OrchestratorCommand
 from ..db.embedded import PASSWORDS_FILE
 from ..db.engine import sqlalchemy_url
 from ..db.setup import PreparedDatabase, prepare_database
-from . import database, integration, process, provision
+from ..engine.accounts import RunAccount
+from . import account, database, integration, process, provision
 from .install import N8N_VERSION, Installation, InstallError, install, installation
 
 
@@ -44,10 +45,16 @@ class N8nServeCommand(OrchestratorCommand):
         "Default: the owner's personal one."
     ).tag(config=True)
     register = Bool(True, help="Save the instance as the organization's 'n8n' integration.").tag(config=True)
+    account = Unicode(
+        "auto",
+        help="The system account n8n runs as: 'auto' (one of its own, orch-n8n-..., when started as root: the "
+        "team mode), 'none' (this process's), or an account name.",
+    ).tag(config=True)
     aliases = {  # noqa: RUF012
         "port": "N8nServeCommand.port",
         "data": "N8nServeCommand.data",
         "org": "N8nServeCommand.org",
+        "account": "N8nServeCommand.account",
     }
     flags = {  # noqa: RUF012
         "no-register": ({"N8nServeCommand": {"register": False}}, "Do not save the instance as an integration."),
@@ -72,7 +79,8 @@ class N8nServeCommand(OrchestratorCommand):
         passwords = prepared.embedded.passwords_file if prepared.embedded is not None else keys_dir / PASSWORDS_FILE
         name = database.name_for(self.org)  # one instance per organization: a database and role of its own each
         db = database.provision(prepared.admin_url, passwords, role=name, database=name)
-        running = process.start(found, data_dir, self.port, database=db)
+        db, runs_as = self._account(db, prepared, name, data_dir, (found.node, found.n8n))
+        running = process.start(found, data_dir, self.port, database=db, account=runs_as)
         stopping = False
 
         def stop(signum: int, frame: Any) -> None:
@@ -89,7 +97,7 @@ class N8nServeCommand(OrchestratorCommand):
                 where = self._register(prepared.admin_url, running.base_url, api_key)
             print(
                 f"n8n {N8N_VERSION} at {running.base_url} (ready in {took:.1f} s, database {db.database} as "
-                f"{db.user}); API key: {where}",
+                f"{db.user}, as {runs_as.name if runs_as else 'this account'}); API key: {where}",
                 flush=True,
             )
             while not stopping and running.process.poll() is None:
@@ -97,6 +105,27 @@ class N8nServeCommand(OrchestratorCommand):
         finally:
             process.stop(running)
         self.exit(0 if stopping else 1)
+
+    def _account(
+        self,
+        db: database.N8nDatabase,
+        prepared: PreparedDatabase,
+        name: str,
+        data_dir: Path,
+        programs: tuple[Path, ...],
+    ) -> tuple[database.N8nDatabase, RunAccount | None]:
+        """The account n8n runs as (None: this process's) and how it reaches its database: in team mode one of
+        its own, which reaches nothing of the platform's (account.py)."""
+        wanted = account.chosen(self.account, name)
+        if wanted is None:
+            return db, None
+        try:
+            db = account.reachable(db, prepared.embedded.runs_host if prepared.embedded is not None else None)
+            return db, account.prepare(wanted, data_dir, programs)
+        except account.N8nAccountError as exc:
+            print(f"n8n serve: {exc}", file=sys.stderr)
+            self.exit(1)
+            raise  # exit raises; for the type checker
 
     def _register(self, admin_url: str, base_url: str, api_key: str) -> str:
         settings = self.orchestrator

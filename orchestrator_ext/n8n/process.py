@@ -22,6 +22,7 @@ from pathlib import Path
 
 from orchestrator_runtimes.forkserver import die_with_parent
 
+from ..engine.accounts import RunAccount
 from .database import N8nDatabase
 from .install import Installation
 
@@ -103,8 +104,10 @@ def start(
     die_with_us: bool = True,
     database: N8nDatabase | None = None,
     editor_path: str | None = None,
+    account: RunAccount | None = None,
 ) -> N8nProcess:
-    """Start n8n in the background (its own process group; killed if this process dies)."""
+    """Start n8n in the background (its own process group; killed if this process dies), as ``account`` where
+    given (:mod:`.account`: its own, owning ``data_dir``; no other group)."""
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     port = port or free_port(host)
     log_path = data_dir / "n8n.log"
@@ -118,6 +121,7 @@ def start(
             stderr=subprocess.STDOUT,
             start_new_session=True,
             preexec_fn=die_with_parent if die_with_us else None,  # only sets the parent-death signal
+            **(account.popen_kwargs() if account is not None else {}),
         )
     return N8nProcess(process, f"http://{host}:{port}", data_dir, log_path)
 
