@@ -53,9 +53,7 @@ from harness import (
     bench_env,
     distribution,
     free_port,
-    http_ok,
-    orchestrator,
-    wait_for,
+    start_server,
 )
 
 from tests.otlp_receiver import OtlpReceiver  # the repository's root is on the path (above)
@@ -82,26 +80,18 @@ class Side:
         self.port = free_port()
         self.token = secrets.token_hex(16)
         self.procs = Processes(bench_env(root, extra_env), root)
-        self.server = self.procs.start(
-            "server",
-            orchestrator(
-                "--no-browser",
-                "--ip=127.0.0.1",
-                f"--port={self.port}",
-                "--ServerApp.port_retries=0",
-                f"--IdentityProvider.token={self.token}",
-                f"--ServerApp.root_dir={root}",
-                "--OrchestratorApp.rate_limits=False",
-                "--OrchestratorApp.local_model=False",
-                "--OrchestratorApp.runner_preload=langgraph",
-            ),
+        self.server = start_server(  # the personal mode: its own worker, in its process
+            self.procs,
+            self.port,
+            self.token,
+            "--OrchestratorApp.run_engine=True",
+            "--OrchestratorApp.local_model=False",
+            "--OrchestratorApp.runner_preload=langgraph",
         )
         self.client: Client | None = None
         self.agent_id = self.workflow_id = ""
 
     def ready(self) -> None:
-        url = f"http://127.0.0.1:{self.port}{API}/health"
-        wait_for(lambda: http_ok(url), f"the {self.name} server was not healthy", self.server, timeout=240)
         self.client = Client(self.port, self.token)
         for n in range(30):
             self.client.call("POST", f"{API}/agents", {"name": f"seed-{n}", "framework": "notebook"}, expect=(201,))
@@ -288,16 +278,19 @@ def main() -> None:
         (root / "off").mkdir()
         (root / "on").mkdir()
         exporting = {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint, "OTEL_TRACES_SAMPLER_ARG": str(args.sample)}
-        off = Side("off", root / "off", {})
-        on = Side("on", root / "on", exporting)
+        sides: list[Side] = []
         try:
+            off = Side("off", root / "off", {})
+            sides.append(off)
+            on = Side("on", root / "on", exporting)
+            sides.append(on)
             off.ready()
             on.ready()
             rows = throughput(off, on, args)
             cpu = cpu_per_request(off, on, args.cpu_requests, 2)
             runs = round_trips(off, on, args.runs)
         finally:
-            for side in (off, on):
+            for side in sides:
                 side.procs.stop_all()
         report(rows, runs, off_cost, len(receiver.received()))
         print(f"\n{'server CPU per request (ms)':<28} {'off':>8} {'on':>8}  cost")

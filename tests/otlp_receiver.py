@@ -6,13 +6,18 @@ collector's receiving end: ``POST /v1/traces`` with an
 ``ExportTraceServiceRequest`` in protobuf (gzip or not), decoded with
 ``opentelemetry-proto`` (the SDK's own message classes) and kept as plain
 :class:`Span` records; the answer is an empty ``ExportTraceServiceResponse``,
-as a collector gives.
+as a collector gives. Bodies are decoded when the spans are asked for, not
+as they arrive: a collector runs on other cores than the server it receives
+from, and ``bench/overhead.py`` must not charge the traced server for the
+decoding.
 """
 
 from __future__ import annotations
 
 import gzip
+import signal
 import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -86,20 +91,19 @@ class OtlpReceiver:
     def __init__(self, raw: bool = True) -> None:
         self.spans: list[Span] = []
         self.requests = 0
+        self._raw = raw
+        self._bodies: list[tuple[bytes, bool]] = []  # (body, gzipped), not decoded yet
         self._lock = threading.Lock()
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                if self.headers.get("Content-Encoding") == "gzip":
-                    body = gzip.decompress(body)
-                received = decode(body, raw) if self.path.rstrip("/") == "/v1/traces" else None
-                if received is None:
+                if self.path.rstrip("/") != "/v1/traces":
                     self.send_error(404)
                     return
                 with receiver._lock:
-                    receiver.spans.extend(received)
+                    receiver._bodies.append((body, self.headers.get("Content-Encoding") == "gzip"))
                     receiver.requests += 1
                 answer = ExportTraceServiceResponse().SerializeToString()
                 self.send_response(200)
@@ -129,8 +133,52 @@ class OtlpReceiver:
         self.server.server_close()
 
     def received(self) -> list[Span]:
+        """Every span received so far (the bodies not decoded yet are decoded now)."""
         with self._lock:
+            pending, self._bodies = self._bodies, []
+            for body, gzipped in pending:
+                self.spans.extend(decode(gzip.decompress(body) if gzipped else body, self._raw))
             return list(self.spans)
 
     def trace(self, trace_id: str) -> list[Span]:
         return [span for span in self.received() if span.trace_id == trace_id]
+
+
+def traced_server_fixtures(
+    name: str, *, extra_args: tuple[str, ...] = (), local_model: bool = False
+) -> tuple[Callable[..., Any], Callable[..., Any]]:
+    """``receiver, server = traced_server_fixtures("tracing")``: module-scoped fixtures of a receiver and a
+    ``jupyter orchestrator`` (:func:`tests.personal_server.start_personal_server`) exporting to it.
+
+    One set-up for the tests that read spans (``tests/test_tracing.py``, ``tests/test_canary.py``).
+    Spans are sent every 200 ms (not the SDK's 5 s), and ``OTEL_SDK_DISABLED=false``:
+    ``tests/runtimes/conftest.py`` turns the SDK off for the frameworks' own telemetry for the
+    whole session, and this server's tracing is what is under test.
+    """
+    import pytest  # here: bench/overhead.py imports this module without pytest's fixtures
+
+    from tests.personal_server import start_personal_server, wait_postgres_stopped
+
+    @pytest.fixture(scope="module")
+    def receiver() -> Iterator[OtlpReceiver]:
+        with OtlpReceiver() as running:
+            yield running
+
+    @pytest.fixture(scope="module")
+    def server(tmp_path_factory: pytest.TempPathFactory, receiver: OtlpReceiver) -> Iterator[Any]:
+        root = tmp_path_factory.mktemp(name)
+        env = {
+            "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+            "OTEL_BSP_SCHEDULE_DELAY": "200",
+            "OTEL_SDK_DISABLED": "false",
+        }
+        running = start_personal_server(
+            root, root / "data", extra_env=env, extra_args=extra_args, local_model=local_model
+        )
+        try:
+            yield running
+        finally:
+            running.stop(signal.SIGTERM)
+            wait_postgres_stopped(running.pgdata)
+
+    return receiver, server

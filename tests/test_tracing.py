@@ -16,18 +16,15 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from tests.otlp_receiver import OtlpReceiver, Span
-from tests.personal_server import PersonalServer, start_personal_server, wait_postgres_stopped
+from tests.otlp_receiver import OtlpReceiver, Span, traced_server_fixtures
+from tests.personal_server import PersonalServer
 
 RUN_TIMEOUT_S = 180.0
 SPANS_TIMEOUT_S = 30.0
@@ -48,28 +45,7 @@ AGENT_SPEC: dict[str, Any] = {
 }
 
 
-@pytest.fixture(scope="module")
-def receiver() -> Iterator[OtlpReceiver]:
-    with OtlpReceiver() as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, receiver: OtlpReceiver) -> Iterator[PersonalServer]:
-    root = tmp_path_factory.mktemp("tracing")
-    # OTEL_SDK_DISABLED: tests/runtimes/conftest.py turns the SDK off for the frameworks' own telemetry, for
-    # the whole session; this server's tracing is what is under test
-    env = {
-        "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
-        "OTEL_BSP_SCHEDULE_DELAY": "200",
-        "OTEL_SDK_DISABLED": "false",
-    }
-    running = start_personal_server(root, root / "data", extra_env=env, local_model=True)
-    try:
-        yield running
-    finally:
-        running.stop(signal.SIGTERM)
-        wait_postgres_stopped(running.pgdata)
+receiver, server = traced_server_fixtures("tracing", local_model=True)
 
 
 def created(server: PersonalServer, method: str, path: str, body: Any) -> dict[str, Any]:
@@ -223,3 +199,49 @@ def test_without_an_endpoint_nothing_of_opentelemetry_is_imported() -> None:
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_the_tornado_instrumentation_matches_a_request_route_once() -> None:
+    """Its span name and HTTP metrics look the route up five times per request; ``otel`` makes that once.
+
+    Also fails if an upgrade of the instrumentation stops calling the two lookups by these names.
+    """
+    import tornado.httputil
+    import tornado.web
+    from opentelemetry.instrumentation import tornado as instrumentation
+
+    from orchestrator_ext.observability import otel
+
+    for function in (
+        "_get_default_span_name",
+        "_create_active_requests_attributes_old",
+        "_create_metric_attributes_new",
+    ):
+        names = vars(instrumentation)[function].__code__.co_names
+        assert "find_matched_rule" in names or "route_from_rule" in names, function
+
+    class Agent(tornado.web.RequestHandler):
+        def get(self, agent_id: str) -> None:
+            self.write(agent_id)
+
+    application = tornado.web.Application([(r"/other", tornado.web.RequestHandler), (r"/agents/([^/]+)", Agent)])
+    connection = tornado.httputil.HTTPConnection()
+    connection.set_close_callback = lambda callback: None  # type: ignore[method-assign]
+    start = tornado.httputil.RequestStartLine("GET", "/agents/42", "HTTP/1.1")
+    request = tornado.httputil.HTTPServerRequest(
+        connection=connection, start_line=start, headers=tornado.httputil.HTTPHeaders({"Host": "127.0.0.1"})
+    )
+    handler = Agent(application, request)
+    looked_up: list[object] = []
+    original = otel._FIND_RULE
+    otel._FIND_RULE = lambda h: looked_up.append(h) or original(h)
+    try:
+        rules = {id(otel._matched_rule(handler)) for _ in range(5)}
+    finally:
+        otel._FIND_RULE = original
+    assert len(looked_up) == 1
+    assert len(rules) == 1
+    rule = otel._matched_rule(handler)
+    assert rule is not None
+    assert otel._route(rule, handler) == "/agents/{agent_id}"
+    assert otel._route(rule, handler) == "/agents/{agent_id}"
