@@ -23,18 +23,15 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import psycopg
-import pytest
 
 from orchestrator_ext.db.embedded import superuser_url
-from tests.otlp_receiver import OtlpReceiver
-from tests.personal_server import PersonalServer, start_personal_server, wait_postgres_stopped
+from tests.otlp_receiver import OtlpReceiver, traced_server_fixtures
+from tests.personal_server import PersonalServer
 
 RUN_TIMEOUT_S = 120.0
 
@@ -68,28 +65,7 @@ def notebook(source: str) -> dict[str, Any]:
     }
 
 
-@pytest.fixture(scope="module")
-def receiver() -> Iterator[OtlpReceiver]:
-    with OtlpReceiver() as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, receiver: OtlpReceiver) -> Iterator[PersonalServer]:
-    root = tmp_path_factory.mktemp("canary")
-    # OTEL_SDK_DISABLED: tests/runtimes/conftest.py turns the SDK off for the frameworks' own telemetry, for
-    # the whole session; this server's tracing is what is under test
-    env = {
-        "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
-        "OTEL_BSP_SCHEDULE_DELAY": "200",
-        "OTEL_SDK_DISABLED": "false",
-    }
-    running = start_personal_server(root, root / "data", extra_env=env, extra_args=("--debug",))
-    try:
-        yield running
-    finally:
-        running.stop(signal.SIGTERM)
-        wait_postgres_stopped(running.pgdata)
+receiver, server = traced_server_fixtures("canary", extra_args=("--debug",))
 
 
 def created(server: PersonalServer, method: str, path: str, body: Any) -> dict[str, Any]:
