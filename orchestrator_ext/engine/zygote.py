@@ -1,15 +1,18 @@
 """The worker's side of the notebook zygote: a warm python3 interpreter per organization, a fork per run.
 
 :class:`Zygote` starts ``python -m orchestrator_runtimes.zygote`` as the
-organization's account (the run environment, the memory limit and the
-parent-death signal of :mod:`.isolation`, exactly as a kernel is started),
+organization's account (the run environment, the open-files cap and the
+parent-death signal of :mod:`.isolation`, exactly as a kernel is started; the
+memory limit is the worker's watch over each run's processes, not the zygote's),
 keeps the other end of its control socket (a socket pair: there is no socket
 file, so nothing but the worker can ask for a fork), and waits until it has
 IPython imported and its shell built. :meth:`Zygote.fork` sends it one end of a
 new socket pair: the zygote forks a child on it, which moves into a fresh directory of the run's account and
 answers with its pid; the :class:`ZygoteKernel` returned then runs cells on it
 (:mod:`.zygote_client`) and kills its process group when the run is cancelled,
-times out or ends. A zygote serves one organization only (see
+times out or ends (what the run started elsewhere dies with it:
+:mod:`orchestrator_runtimes.containment`). Whatever a child sends that is not
+a message (a run's code can write to its own connection) ends that run only. A zygote serves one organization only (see
 :class:`.kernels.KernelPool`), and dies with its worker, its children with it.
 """
 
@@ -35,10 +38,14 @@ from .isolation import limiter, new_workdir, remove_workdir, run_environment
 log = logging.getLogger("orchestrator.engine")
 #: the thread zygotes are started from. A parent-death signal fires when the *thread* that started the
 #: process ends, not the process: so not an event loop's default executor (shut down with its loop), but
-#: this one, which lives as long as the process
+#: this one, which lives as long as the process. It only starts them (``Popen``); their readiness is waited
+#: for by the caller, so that one organization's slow start does not hold up another's
 _SPAWNER = ThreadPoolExecutor(1, thread_name_prefix="zygote-start")
 READY_TIMEOUT = 60.0
-MAX_LINE = 256 * 1024 * 1024
+#: the longest line a run's child may send (one output message): the worker keeps at most
+#: ``max_output_bytes`` (2 MiB by default) of a run's outputs, with room for JSON's escaping and base64.
+#: A run's code can write to its own connection: a longer line ends the run (:class:`ZygoteGone`)
+MAX_LINE = 16 * 1024 * 1024
 
 
 class ZygoteGone(RuntimeError):
@@ -77,10 +84,13 @@ class ZygoteKernel:
         self.writer.write(json.dumps(request).encode() + b"\n")
         await self.writer.drain()
         while True:
-            line = await self.reader.readline()
+            try:
+                line = await self.reader.readline()
+            except ValueError as exc:  # longer than the stream's limit
+                raise ZygoteGone(f"the notebook's process sent a message over {MAX_LINE >> 20} MiB") from exc
             if not line:
                 raise ZygoteGone("the notebook's process ended")
-            message: dict[str, Any] = json.loads(line)
+            message = _message(line)
             yield message
             if "reply" in message:
                 return
@@ -133,9 +143,17 @@ class Zygote:
     own, synchronous engine (:mod:`.zygote_client`) shares it."""
 
     def __init__(
-        self, python: str, memory_mib: int, workdir_root: Path | None, account: RunAccount | None = None
+        self,
+        python: str,
+        memory_mib: int,
+        workdir_root: Path | None,
+        account: RunAccount | None = None,
+        *,
+        max_line: int = MAX_LINE,
     ) -> None:
         self.python, self.memory_mib, self.workdir_root, self.account = python, memory_mib, workdir_root, account
+        #: the longest line a child may send (:data:`MAX_LINE`)
+        self.max_line = max_line
         self.process: subprocess.Popen[bytes] | None = None
         #: the worker's end of the zygote's control socket
         self.channel: socket.socket | None = None
@@ -154,22 +172,20 @@ class Zygote:
         return self._up and self.process is not None and self.process.poll() is None
 
     def ensure_sync(self) -> None:
-        """Start the zygote (and wait until it is ready) unless it is running; from any thread (the start
-        itself happens on the long-lived starting thread)."""
+        """Start the zygote (and wait until it is ready) unless it is running; from any thread (only its
+        ``Popen`` happens on the long-lived starting thread, the wait for its readiness on this one)."""
         if not self.ready():
-            _SPAWNER.submit(self._ensure_here).result()
-
-    def _ensure_here(self) -> None:
-        with self._lock:
-            if not self.ready():
-                self._stop()
-                self._start()
+            with self._lock:
+                if not self.ready():
+                    self._stop()
+                    _SPAWNER.submit(self._spawn).result()
+                    self._await_ready()
 
     async def ensure(self) -> None:
         if not self.ready():
-            await asyncio.wrap_future(_SPAWNER.submit(self._ensure_here))
+            await asyncio.to_thread(self.ensure_sync)
 
-    def _start(self) -> None:
+    def _spawn(self) -> None:
         self.control = new_workdir(self.workdir_root, "zygote-")
         self.home = new_workdir(self.workdir_root, "zygotehome-", self.account)
         as_account = self.account.popen_kwargs() if self.account is not None else {}
@@ -187,7 +203,11 @@ class Zygote:
                 pass_fds=(theirs.fileno(),),
                 **as_account,
             )
+
+    def _await_ready(self) -> None:
         self._up = self._wait_ready()
+        if self.control is None:  # pragma: no cover - _spawn made it
+            raise ZygoteGone("the notebook zygote was not started")
         if not self._up:
             why = (self.control / "zygote.log").read_text(errors="replace")[-2000:]
             self._stop()
@@ -205,7 +225,9 @@ class Zygote:
             line = process.stdout.readline()
         finally:
             timer.cancel()
-        return bool(json.loads(line or b"{}").get("ready") is True)
+        with contextlib.suppress(ValueError):
+            return bool(json.loads(line) == {"ready": True})
+        return False
 
     async def fork(self, name: str, caller: Path | None = None) -> ZygoteKernel:
         """A fresh child for one run, in a fresh directory of the run's account, its pid known: the one
@@ -250,11 +272,11 @@ class Zygote:
                     raise
                 await asyncio.to_thread(self.close_sync)
                 continue
-            reader, writer = await asyncio.open_unix_connection(sock=ours, limit=MAX_LINE)
+            reader, writer = await asyncio.open_unix_connection(sock=ours, limit=self.max_line)
             self.in_flight += 1
             workdir = caller or new_workdir(self.workdir_root, "run-", self.account)
             kernel = ZygoteKernel(reader, writer, workdir, name, self._done, owned=caller is None)
-            process: dict[str, Any] = {"workdir": str(workdir), "memory_mib": self.memory_mib}
+            process: dict[str, Any] = {"workdir": str(workdir)}
             if caller is not None:
                 process["environ"] = dict(os.environ)
             try:
@@ -319,7 +341,34 @@ def _alive(pid: int | None) -> bool:
 async def _handshake(kernel: ZygoteKernel, process: dict[str, Any]) -> None:
     kernel.writer.write(json.dumps(process).encode() + b"\n")
     await kernel.writer.drain()
-    line = await asyncio.wait_for(kernel.reader.readline(), READY_TIMEOUT)
+    try:
+        line = await asyncio.wait_for(kernel.reader.readline(), READY_TIMEOUT)
+    except ValueError as exc:
+        raise ZygoteGone("the notebook's process sent an overlong first line") from exc
     if not line:
         raise ZygoteGone("the notebook's process ended before it started")
-    kernel.pid = int(json.loads(line)["pid"])
+    pid = _message(line).get("pid")
+    if not isinstance(pid, int):
+        raise ZygoteGone("the notebook's process did not say its pid")
+    kernel.pid = pid
+
+
+def _message(line: bytes) -> dict[str, Any]:
+    """One message of a run's child: a JSON object, its last one ``{"reply": {...}}``, the others Jupyter
+    messages (a ``msg_type`` and a ``content``). Anything else (the run's code can write to its own
+    connection) ends the run: :class:`ZygoteGone`, never an error of the worker's."""
+    try:
+        message = json.loads(line)
+    except ValueError as exc:
+        raise ZygoteGone(f"the notebook's process sent a line that is not JSON: {line[:80]!r}") from exc
+    if not isinstance(message, dict):
+        raise ZygoteGone(f"the notebook's process sent a message that is not an object: {line[:80]!r}")
+    if "reply" in message and not isinstance(message["reply"], dict):
+        raise ZygoteGone("the notebook's process sent a reply that is not an object")
+    if (
+        "reply" not in message
+        and "pid" not in message
+        and not (isinstance(message.get("msg_type"), str) and isinstance(message.get("content"), dict))
+    ):
+        raise ZygoteGone(f"the notebook's process sent a message without msg_type and content: {line[:80]!r}")
+    return message

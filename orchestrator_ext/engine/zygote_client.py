@@ -68,8 +68,8 @@ class ZygoteNotebookClient(PapermillNotebookClient):  # type: ignore[misc]
         except TimeoutError:
             self.zygote_kernel.kill_now()
             raise CellTimeoutError.error_from_timeout_and_cell("Cell execution timed out", timeout or 0, cell) from None
-        except ZygoteGone:
-            raise DeadKernelError("Kernel died") from None
+        except ZygoteGone as exc:
+            raise DeadKernelError(f"Kernel died: {exc}") from None
         if execution_count:
             cell["execution_count"] = execution_count
         await run_hook(self.on_cell_executed, cell=cell, cell_index=cell_index, execute_reply=exec_reply)
