@@ -27,6 +27,7 @@ import hashlib
 import os
 import pwd
 import shutil
+import stat
 import subprocess  # nosec B404 - useradd and usermod, no shell
 import tempfile
 import uuid
@@ -123,13 +124,27 @@ def worker_folder(root: Path | None, *, shared: bool) -> Path:
     under the temporary directory): ``worker-<pid>-<start>``, named after the process so that another worker
     can tell it was left by a dead one (:func:`sweep_orphans`). ``shared``: runs of other accounts pass
     through it to reach their own folders (0711, like :func:`runs_root`), else only this account enters."""
-    base = root or Path(tempfile.gettempdir()) / f"orchestrator-runs-{os.geteuid()}"
-    base.mkdir(parents=True, exist_ok=True, mode=0o711 if shared else 0o700)
+    base = _own_folder(root, 0o711 if shared else 0o700)
     pid = os.getpid()
     folder = base / f"{WORKER_FOLDER}{pid}-{process_start(pid)}"
     folder.mkdir(mode=0o711 if shared else 0o700, exist_ok=True)
     os.chmod(folder, 0o711 if shared else 0o700)  # whatever the umask
     return folder
+
+
+def _own_folder(root: Path | None, mode: int) -> Path:
+    """``root``, else the temporary directory's ``orchestrator-runs-<euid>``: made if missing, and refused
+    unless it is a folder (not a link) of this account's, set to ``mode``. The default one, when another
+    account made it first (or planted a link), is replaced by a fresh private folder (``mkdtemp``)."""
+    base = root or Path(tempfile.gettempdir()) / f"orchestrator-runs-{os.geteuid()}"
+    base.mkdir(parents=True, exist_ok=True, mode=mode)
+    info = base.lstat()
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid():
+        if root is not None:
+            raise RunAccountsError(f"{root} is a link or another account's folder: runs' folders cannot be made there")
+        base = Path(tempfile.mkdtemp(prefix=f"{base.name}-"))
+    os.chmod(base, mode)
+    return base
 
 
 def sweep_orphans(root: Path) -> list[Path]:
@@ -139,6 +154,9 @@ def sweep_orphans(root: Path) -> list[Path]:
     for folder in root.glob(f"{WORKER_FOLDER}*-*"):
         pid, _, start = folder.name[len(WORKER_FOLDER) :].partition("-")
         if not pid.isdigit() or str(process_start(int(pid))) == start:
+            continue
+        info = folder.lstat()
+        if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid():  # a link, or not a worker's of ours
             continue
         shutil.rmtree(folder, ignore_errors=True)
         removed.append(folder)
