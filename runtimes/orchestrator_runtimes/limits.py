@@ -13,9 +13,12 @@ therefore enforced on what a run has **resident**, from outside the run
   and the worker reads its ``oom_kill`` in ``memory.events``.
 - **else a watchdog**: the worker reads the resident size of the run's process
   (``/proc/<pid>/statm``) every :data:`POLL_SECONDS` and of every process
-  under it (found again every :data:`RESCAN_SECONDS`), and past the limit
-  kills them all. A run can go past the limit by what it allocates within one
-  poll before it is stopped.
+  under it (from the worker's one scan of ``/proc`` every
+  :data:`RESCAN_SECONDS` for all its runs, :class:`ProcessScanner`; a run's
+  process is a child subreaper, so what it started in a session of its own
+  stays under it, see :mod:`.containment`), and past the limit kills them all.
+  A run can go past the limit by what it allocates within one poll before it
+  is stopped.
 
 Either way the run fails with "exceeded its memory limit of N MiB
 (resident: ...)". The machines this was built on run cgroup v1 (their
