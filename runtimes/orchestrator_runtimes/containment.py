@@ -18,8 +18,8 @@ So, on Linux:
 * the fork server and the zygote are subreapers too: when a run's process is
   killed (cancel, timeout, memory limit), what it had started is reparented to
   them, and :func:`sweep_strays` kills every child of theirs that is not a
-  process they forked (with all under it) the next time they look (about once
-  a second, after a child of theirs ended).
+  process they forked (with all under it) the next time they look (within
+  about a second and a half of a child of theirs ending: :class:`StraySweeper`).
 
 Where the operator delegates a cgroup2 directory (:mod:`.limits`), the run's
 cgroup is also killed whole (``cgroup.kill``) at its end.
@@ -40,6 +40,8 @@ from .limits import children_map, subtree
 PR_SET_CHILD_SUBREAPER = 36
 #: how many times a run's end looks again for processes started while it killed the others
 ROUNDS = 50
+#: the least time between two sweeps of a server's strays, in seconds (its loop turns at least once a second)
+SWEEP_SECONDS = 0.5
 
 
 def become_subreaper() -> bool:
@@ -91,13 +93,52 @@ def end_descendants() -> None:
         time.sleep(0.01)  # killed ones are reaped by the next look; what they forked meanwhile is killed then
 
 
+def children_of(pid: int) -> list[int] | None:
+    """``pid``'s children, from ``/proc/<pid>/task/*/children`` without a scan of ``/proc``; None where the
+    kernel has no such file (built without ``CONFIG_PROC_CHILDREN``)."""
+    found: list[int] = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return found
+    for task in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{task}/children", "rb") as children:
+                found.extend(int(child) for child in children.read().split())
+        except FileNotFoundError:
+            return None
+        except OSError:
+            continue
+    return found
+
+
 def sweep_strays(forked: Collection[int]) -> set[int]:
     """Kill the children of this process that it did not fork itself (``forked``), with everything under
     them: processes a killed run left behind, reparented to this subreaper. The pids killed."""
-    children = children_map()
     me = os.getpid()
+    direct = children_of(me)
+    if direct is not None and all(pid in forked for pid in direct):
+        return set()  # nothing left behind: no scan of /proc
+    children = children_map()
     strays = {pid for pid in children.get(me, ()) if pid not in forked}
     for pid in list(strays):
         strays |= subtree(children, pid)
     kill(strays)
     return strays
+
+
+class StraySweeper:
+    """When a fork server or zygote sweeps (:func:`sweep_strays`): after a child of its ended, at most once
+    per ``every`` seconds (a scan of ``/proc`` costs 15-30 ms: runs ending back to back share one)."""
+
+    def __init__(self, every: float = SWEEP_SECONDS) -> None:
+        self.every = every
+        self.due = False
+        self.last = float("-inf")
+
+    def after(self, ended: Collection[int], forked: Collection[int]) -> None:
+        """Call on each turn of the server's loop with the children that ``ended`` since the last one."""
+        self.due = self.due or bool(ended)
+        if self.due and time.monotonic() - self.last >= self.every:
+            self.due, self.last = False, time.monotonic()
+            sweep_strays(forked)

@@ -29,7 +29,7 @@ of a new socket pair over it; the zygote forks, and the child
 The zygote stops when the worker closes the control socket, or dies. It is a
 subreaper too: what a run killed from outside (cancel, timeout, memory limit)
 had started is reparented to it, and it kills those processes, which it did not
-fork, when it sees a child of its end (:func:`.containment.sweep_strays`).
+fork, after a child of its ended (:func:`.containment.sweep_strays`).
 
 No run reuses a child: the next run is a new fork of the untouched zygote.
 """
@@ -48,7 +48,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from .containment import become_subreaper, end_descendants, reap, sweep_strays
+from .containment import StraySweeper, become_subreaper, end_descendants, reap
 from .forkserver import PARENT_CHECK_SECONDS, die_with_parent, make_non_dumpable
 from .ipyshell import Shell, encode
 from .limits import apply_limits
@@ -133,6 +133,7 @@ def serve(fd: int) -> None:
     become_subreaper()  # what a run killed from outside leaves behind comes here, to be killed
     print(json.dumps({"ready": True}), flush=True)
     runs: set[int] = set()
+    sweeper = StraySweeper()
     while os.getppid() == parent:  # the worker died before the parent-death signal was set: stop
         try:
             message, fds, _, _ = socket.recv_fds(control, 1, 1)
@@ -143,9 +144,8 @@ def serve(fd: int) -> None:
         if fds:
             runs.add(fork_run(socket.socket(fileno=fds[0]), control, shell))
         ended = {pid for pid, _ in reap()}
-        if ended:  # a run's end (it may have been killed, with processes of its own left behind)
-            runs -= ended
-            sweep_strays(runs)
+        runs -= ended
+        sweeper.after(ended, runs)  # a run killed from outside leaves what it started here: killed
 
 
 def fork_run(conn: socket.socket, control: socket.socket, shell: Shell) -> int:
