@@ -14,8 +14,11 @@ limit: that would count the ~0.8 GB a kernel maps and never uses.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import shutil
+import signal
 import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -65,6 +68,23 @@ def new_workdir(root: Path | None, prefix: str, account: RunAccount | None = Non
 
 def remove_workdir(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
+
+
+def kill_group(pid: int | None) -> None:
+    """SIGKILL a run's whole process group (each run is started in a session of its own, so whatever it
+    started goes too): for cancel, timeout and the end. One already gone, or none yet, is nothing to do."""
+    if pid is None:
+        return
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+
+
+async def stop_process(process: asyncio.subprocess.Process, grace_seconds: float = 5.0) -> None:
+    """:func:`kill_group` of ``process``, then reap it (at most ``grace_seconds``: a process stuck in the
+    kernel is left to init rather than hang the worker)."""
+    kill_group(process.pid)
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(process.wait(), grace_seconds)
 
 
 def _child_setup() -> None:

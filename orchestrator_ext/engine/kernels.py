@@ -29,8 +29,6 @@ import asyncio
 import contextlib
 import copy
 import logging
-import os
-import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,7 +40,7 @@ from jupyter_client.manager import AsyncKernelManager
 from orchestrator_kernels.kernelspec import run_commands
 
 from .accounts import RunAccount
-from .isolation import limiter, new_workdir, remove_workdir, run_environment
+from .isolation import kill_group, limiter, new_workdir, remove_workdir, run_environment
 from .pool import PerAccount, WarmPool
 from .zygote import Zygote, ZygoteKernel
 
@@ -91,11 +89,7 @@ class JupyterKernel:
 
     def kill_now(self) -> None:
         """SIGKILL the kernel's whole process group (it runs in its own session): for cancel and timeout."""
-        pid = self.pid
-        if pid is None:
-            return
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, signal.SIGKILL)
+        kill_group(self.pid)
 
 
 async def start_kernel(

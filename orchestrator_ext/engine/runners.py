@@ -23,19 +23,16 @@ import copy
 import json
 import logging
 import os
-import signal
 import socket
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
-from orchestrator_runtimes import RunError
-from orchestrator_runtimes.runtime import ErrorKind
-
 from .accounts import RunAccount
-from .isolation import limiter, new_workdir, remove_workdir, run_environment
+from .isolation import kill_group, limiter, new_workdir, remove_workdir, run_environment, stop_process
 from .pool import PerAccount
+from .runs_state import StateFor, with_state
 
 log = logging.getLogger("orchestrator.engine")
 READY_TIMEOUT = 120.0
@@ -52,23 +49,6 @@ class RunnerGone(RuntimeError):
     """The runner process ended without a result (killed, or it crashed)."""
 
 
-#: the URL of an organization's runs' database, by its id (:meth:`.runs_state.RunsDatabases.url_for`)
-StateFor = Callable[[str], Awaitable[str]]
-
-
-async def with_state(job: dict[str, Any], state: StateFor | None) -> dict[str, Any]:
-    """The job with its organization's runs' database (in the job, never on a command line), where each
-    organization has its own; else as the worker made it (one shared database, or none)."""
-    if state is None or not job.get("org_id"):
-        return job
-    try:
-        url = await state(str(job["org_id"]))
-    except Exception as exc:  # the database, not the workflow: worth another attempt
-        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise RunError(ErrorKind.INTERNAL, f"the runs' database is not ready: {detail}", retryable=True) from exc
-    return {**job, "state_url": url}
-
-
 class Runner:
     """One started runner process waiting for its job."""
 
@@ -78,8 +58,7 @@ class Runner:
         self.state = state
 
     def kill_now(self) -> None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.process.pid, signal.SIGKILL)
+        kill_group(self.process.pid)
 
     async def wait_ready(self) -> None:
         line = await asyncio.wait_for(_pipe(self.process.stdout).readline(), READY_TIMEOUT)
@@ -110,9 +89,7 @@ class Runner:
             yield line.decode(errors="replace")
 
     async def discard(self) -> None:
-        self.kill_now()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.process.wait(), 5)
+        await stop_process(self.process)
         remove_workdir(self.workdir)
 
 
@@ -178,9 +155,7 @@ class ForkedRunner:
         self._done: Callable[[], None] | None = done
 
     def kill_now(self) -> None:
-        if self.pid is not None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.pid, signal.SIGKILL)
+        kill_group(self.pid)
 
     async def messages(self, job: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
         process = {"workdir": str(self.workdir), "memory_mib": self.memory_mib}
@@ -234,8 +209,7 @@ class ForkServer:
         org: str | None = None,
     ) -> None:
         self.preload, self.memory_mib, self.workdir_root = preload, memory_mib, workdir_root
-        #: the runs' database its runtimes create their tables in at start: one shared by every
-        #: organization, else (``state``) that of ``org``, whose account this server runs as
+        #: one runs' database for all organizations, else ``state`` gives each its own (``org``: this one's)
         self.state_url = state_url
         self.state, self.org = state, org
         self.account = account
@@ -269,18 +243,12 @@ class ForkServer:
                 await self._start()
             return self.socket
 
-    async def _environment(self, home: Path) -> dict[str, str]:
-        """The server's environment: the runs' database only where it is its organization's alone (or the
-        one every organization shares), never another organization's."""
-        url = self.state_url
-        if url is None and self.state is not None and self.org is not None:
-            url = await self.state(self.org)
-        return run_environment(home, {STATE_URL_ENV: url} if url else None)
-
     async def _start(self) -> None:
         self.control = new_workdir(self.workdir_root, "forkserver-")
         self.home = new_workdir(self.workdir_root, "forkhome-", self.account)
-        environment = await self._environment(self.home)
+        # its runtimes make their tables once: in the one shared runs' database, or its organization's own
+        url = self.state_url or (await self.state(self.org) if self.state and self.org else None)
+        environment = run_environment(self.home, {STATE_URL_ENV: url} if url else None)
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
             listener.bind(str(self.socket))
             listener.listen(128)
@@ -332,10 +300,7 @@ class ForkServer:
 
     async def _stop(self) -> None:
         if self.process is not None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.process.pid, signal.SIGKILL)
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.process.wait(), 5)
+            await stop_process(self.process)
             self.process = None
         if self._stderr is not None:
             self._stderr.cancel()

@@ -35,15 +35,20 @@ import uuid
 from base64 import urlsafe_b64encode
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import quote
 
 import psycopg
+from orchestrator_runtimes import RunError
+from orchestrator_runtimes.runtime import ErrorKind
 from psycopg import sql
 
 from ..db.embedded import PLAIN_ROLE
 from ..security.crypto import KeyRing
 
 log = logging.getLogger("orchestrator.engine")
+#: the URL of an organization's runs' database, by its id (:meth:`RunsDatabases.url_for`)
+StateFor = Callable[[str], Awaitable[str]]
 
 PREFIX = "orch_runs_"
 #: what an organization's role may not do beyond its own database (PostgreSQL's defaults made explicit)
@@ -144,7 +149,20 @@ def role_url(name: str, password: str, host: str, port: int) -> str:
     return f"postgresql://{credentials}@{address}:{port}/{name}"
 
 
-def provider(server: RunsServer | None, keyring: KeyRing | None) -> Callable[[str], Awaitable[str]] | None:
+def provider(server: RunsServer | None, keyring: KeyRing | None) -> StateFor | None:
     """What a worker's runner pool asks for an organization's runs' database URL; None: no server to make
     them on (runs then get the one shared database the worker was given, or none)."""
     return RunsDatabases(server, keyring).url_for if server is not None else None
+
+
+async def with_state(job: dict[str, Any], state: StateFor | None) -> dict[str, Any]:
+    """The job with its organization's runs' database (in the job, never on a command line), where each
+    organization has its own; else as the worker made it (one shared database, or none)."""
+    if state is None or not job.get("org_id"):
+        return job
+    try:
+        url = await state(str(job["org_id"]))
+    except Exception as exc:  # the database, not the workflow: worth another attempt
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise RunError(ErrorKind.INTERNAL, f"the runs' database is not ready: {detail}", retryable=True) from exc
+    return {**job, "state_url": url}
