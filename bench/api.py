@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import os
 import secrets
@@ -33,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from orchestrator_runtimes.forkserver import die_with_parent
 
 BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "results" / "api.json"
@@ -111,7 +113,9 @@ def running_server(root: Path, request_log: bool, rate_limits: bool = False) -> 
         f"--ServerApp.root_dir={root}",
     ]
     log = (root / "server.log").open("wb")
-    process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    # the benchmark killed outright: the server gets SIGTERM and stops the embedded PostgreSQL it started
+    term_with_us = functools.partial(die_with_parent, signal.SIGTERM)
+    process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=term_with_us)
     server = Server(port=port, token=token, data_dir=root / "data", process=process)
     try:
         wait_healthy(server, root / "server.log")
@@ -224,6 +228,7 @@ def measure(server: Server, args: argparse.Namespace, method: str, path: str, **
         text=True,
         check=True,
         timeout=args.warmup + args.duration + 60,
+        preexec_fn=die_with_parent,
     )
     result: dict[str, Any] = json.loads(done.stdout)
     if result["errors"]:
@@ -242,11 +247,12 @@ def verdicts(name: str, result: dict[str, Any], ceiling_rps: float, is_list: boo
 
 
 def report(rows: list[dict[str, Any]]) -> None:
-    print(f"\n{'endpoint':<46}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'ratio':>8}  targets")
+    print(f"\n{'endpoint':<46}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'mean ms':>9}{'ratio':>8}  targets")
     for row in rows:
         marks = "  ".join(f"{k}={'PASS' if ok else 'FAIL'}" for k, ok in row.get("targets", {}).items())
         ratio = f"{row['ratio'] * 100:.0f}%" if "ratio" in row else ""
-        print(f"{row['name']:<46}{row['rps']:>9.0f}{row['p50_ms']:>9.2f}{row['p99_ms']:>9.2f}{ratio:>8}  {marks}")
+        latency = f"{row['p50_ms']:>9.2f}{row['p99_ms']:>9.2f}{row['mean_ms']:>9.2f}"
+        print(f"{row['name']:<46}{row['rps']:>9.0f}{latency}{ratio:>8}  {marks}")
 
 
 def main() -> None:

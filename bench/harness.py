@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import http.client
 import json
 import os
@@ -30,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+from orchestrator_runtimes.forkserver import die_with_parent
 
 API = "/orchestrator/api/v1"
 FINAL = {"succeeded", "failed", "cancelled", "timed_out"}
@@ -102,6 +104,8 @@ class Processes:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # Ctrl-C reaches only us; we stop them in order
+                # a benchmark killed outright: each gets its stop signal and stops what it started (PostgreSQL)
+                preexec_fn=functools.partial(die_with_parent, stop_signal),
             )
         entry = Started(name, process, log, stop_signal)
         self.started.append(entry)

@@ -137,6 +137,7 @@ async def run(scenario: Scenario) -> dict[str, Any]:
         "p50_ms": round(percentile(latencies, 0.50) * 1000, 3),
         "p90_ms": round(percentile(latencies, 0.90) * 1000, 3),
         "p99_ms": round(percentile(latencies, 0.99) * 1000, 3),
+        "mean_ms": round((sum(latencies) / len(latencies) if latencies else float("nan")) * 1000, 3),
         "max_ms": round((latencies[-1] if latencies else float("nan")) * 1000, 3),
     }
 

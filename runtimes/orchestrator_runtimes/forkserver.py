@@ -163,9 +163,10 @@ def make_non_dumpable() -> bool:
     return _prctl(PR_SET_DUMPABLE, 0) == 0 and _prctl(PR_GET_DUMPABLE, 0) == 0
 
 
-def die_with_parent() -> None:
-    """SIGKILL this process when its parent dies (set after any change of account: that clears it)."""
-    _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+def die_with_parent(signum: int = signal.SIGKILL) -> None:
+    """SIGKILL (or ``signum``: SIGTERM lets a server stop what it started) this process when its parent
+    dies (set after any change of account: that clears it)."""
+    _prctl(PR_SET_PDEATHSIG, signum)
 
 
 def _forward_output(read_fd: int, channel: Channel) -> None:
