@@ -347,16 +347,17 @@ async def _handshake(kernel: ZygoteKernel, process: dict[str, Any]) -> None:
         raise ZygoteGone("the notebook's process sent an overlong first line") from exc
     if not line:
         raise ZygoteGone("the notebook's process ended before it started")
-    pid = _message(line).get("pid")
+    pid = _message(line, first=True).get("pid")
     if not isinstance(pid, int):
         raise ZygoteGone("the notebook's process did not say its pid")
     kernel.pid = pid
 
 
-def _message(line: bytes) -> dict[str, Any]:
+def _message(line: bytes, *, first: bool = False) -> dict[str, Any]:
     """One message of a run's child: a JSON object, its last one ``{"reply": {...}}``, the others Jupyter
     messages (a ``msg_type`` and a ``content``). Anything else (the run's code can write to its own
-    connection) ends the run: :class:`ZygoteGone`, never an error of the worker's."""
+    connection) ends the run: :class:`ZygoteGone`, never an error of the worker's. The ``first`` one says
+    the child's pid instead."""
     try:
         message = json.loads(line)
     except ValueError as exc:
@@ -365,10 +366,10 @@ def _message(line: bytes) -> dict[str, Any]:
         raise ZygoteGone(f"the notebook's process sent a message that is not an object: {line[:80]!r}")
     if "reply" in message and not isinstance(message["reply"], dict):
         raise ZygoteGone("the notebook's process sent a reply that is not an object")
-    if (
-        "reply" not in message
-        and "pid" not in message
-        and not (isinstance(message.get("msg_type"), str) and isinstance(message.get("content"), dict))
+    if first:
+        return message
+    if "reply" not in message and not (
+        isinstance(message.get("msg_type"), str) and isinstance(message.get("content"), dict)
     ):
         raise ZygoteGone(f"the notebook's process sent a message without msg_type and content: {line[:80]!r}")
     return message

@@ -44,8 +44,15 @@ async def _execute(kernel: ZygoteKernel, code: str) -> dict[str, object]:
 
 @pytest.mark.parametrize(
     "payload",
-    [b"not json\n", b'{"no": "msg_type"}\n', b"[1, 2]\n", b'{"msg_type": "stream"}\n', b"x" * (256 << 10) + b"\n"],
-    ids=["not-json", "no-msg-type", "not-an-object", "no-content", "overlong"],
+    [
+        b"not json\n",
+        b'{"no": "msg_type"}\n',
+        b"[1, 2]\n",
+        b'{"msg_type": "stream"}\n',
+        b'{"pid": 1}\n',
+        b"x" * (256 << 10) + b"\n",
+    ],
+    ids=["not-json", "no-msg-type", "not-an-object", "no-content", "a-pid", "overlong"],
 )
 async def test_a_cell_writing_garbage_to_its_connection_ends_only_its_run(
     root: Path,  # noqa: F811
