@@ -72,7 +72,7 @@ own count for the baseline, ``outputs.usage`` for ours), and the steps of ours
 is missing, fails to import or rejects the benchmark's spec, or whose library,
 fake builder or local model is not installed or fails, is reported as skipped, with why.
 
-The workers get the runs' database (``orchestrator_runs`` in the embedded
+The workers get the runs' databases (one per organization, ``orch_runs_<hash>`` in the embedded
 server) from ``prepare_database``; that LangGraph's runs were checkpointed there
 is checked after the throughput runs. The organization is moved to the
 ``enterprise`` tier first (``jupyter orchestrator set-tier``) so its concurrency
@@ -680,19 +680,25 @@ def runs_per_worker(pgdata: Path, workflow_id: str) -> dict[str, int]:
 
 
 def checkpointed(pgdata: Path, execution_ids: list[str]) -> dict[str, Any]:
-    """How many of these runs have LangGraph checkpoints in the runs' database (their thread is the run's id)."""
+    """How many of these runs have LangGraph checkpoints in their organization's runs' database (their thread
+    is the run's id)."""
     import psycopg
 
+    threads, checkpoints = 0, 0
     try:
-        with database(pgdata, "orchestrator_runs") as conn:
-            row = conn.execute(
-                "SELECT count(DISTINCT thread_id), count(*) FROM checkpoints WHERE thread_id = ANY(%s)",
-                (execution_ids,),
-            ).fetchone()
+        with database(pgdata, "postgres") as conn:
+            query = "SELECT datname FROM pg_database WHERE datname LIKE 'orch\\_runs\\_%'"
+            names = [row[0] for row in conn.execute(query)]
+        for name in names:
+            with database(pgdata, name) as conn:
+                row = conn.execute(
+                    "SELECT count(DISTINCT thread_id), count(*) FROM checkpoints WHERE thread_id = ANY(%s)",
+                    (execution_ids,),
+                ).fetchone()
+            threads, checkpoints = threads + int(row[0]), checkpoints + int(row[1])
     except psycopg.Error as exc:
         return {"runs": len(execution_ids), "checkpointed_runs": 0, "checkpoints": 0, "problem": str(exc).strip()}
-    assert row is not None
-    return {"runs": len(execution_ids), "checkpointed_runs": int(row[0]), "checkpoints": int(row[1])}
+    return {"runs": len(execution_ids), "checkpointed_runs": threads, "checkpoints": checkpoints}
 
 
 def worker_options(framework: str, args: argparse.Namespace) -> list[str]:
@@ -937,7 +943,7 @@ def report(results: dict[str, Any]) -> dict[str, bool]:
         if checkpoints is not None:
             problem = f"; {checkpoints['problem']}" if "problem" in checkpoints else ""
             print(
-                f"checkpoints in orchestrator_runs: {checkpoints['checkpointed_runs']} of {checkpoints['runs']} runs "
+                f"checkpoints in the runs' databases: {checkpoints['checkpointed_runs']} of {checkpoints['runs']} runs "
                 f"({checkpoints['checkpoints']} checkpoints){problem}"
             )
         for name, problems in ours["logged_problems"].items():
