@@ -36,6 +36,15 @@
 {{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) }}
 {{- end }}
 
+{{- /* A worker pool's image: its own (a framework's worker image, images/Containerfile) or the chart's. */}}
+{{- define "orchestrator.workerImage" -}}
+{{- with .pool.image }}
+{{- printf "%s:%s" .repository (.tag | default $.root.Chart.AppVersion) }}
+{{- else }}
+{{- include "orchestrator.image" .root }}
+{{- end }}
+{{- end }}
+
 {{- /* The hub, as the JupyterHub chart names it (its helpers serve parent charts). */}}
 {{- define "orchestrator.hub.baseUrl" -}}
 {{- $base := dig "hub" "baseUrl" "/" .Values.jupyterhub | default "/" }}
