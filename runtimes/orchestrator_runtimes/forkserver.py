@@ -224,12 +224,17 @@ def _listener(path: Path | None, fd: int | None) -> socket.socket:
     return listener
 
 
-def warm(names: list[str]) -> None:
+def warm(names: list[str], listener: socket.socket | None = None) -> None:
     """Run each runtime's tiny warm-up: what a run writes to (reference counts, LangGraph's caches) is then
-    this process's own, so the run that follows does not pay the copy-on-write faults of a fresh fork."""
+    this process's own, so the run that follows does not pay the copy-on-write faults of a fresh fork. A
+    runtime's ``warm_up_run`` (a spare's: it may start threads) is preferred to its ``warm_up`` (the server's
+    too). Stops between runtimes once a run waits on ``listener``: the run goes first."""
     for name in names:
+        if listener is not None and select.select([listener], [], [], 0)[0]:
+            return
         with contextlib.suppress(Exception):
-            warm_up = getattr(load_runtime(name), "warm_up", None)
+            runtime = load_runtime(name)
+            warm_up = getattr(runtime, "warm_up_run", None) or getattr(runtime, "warm_up", None)
             if callable(warm_up):
                 warm_up()
 
@@ -257,7 +262,7 @@ def _next_connection(listener: socket.socket, warm_after: float | None, names: l
     while True:
         readable, _, _ = select.select([listener], [], [], warm_after)
         if not readable:  # waited warm_after seconds: the server is idle
-            warm(names)
+            warm(names, listener)
             warm_after = None
             continue
         try:

@@ -31,6 +31,7 @@ thread, steps, the error taxonomy). Importing it does not import CrewAI.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -78,6 +79,22 @@ class CrewAIRuntime(AgentsRuntime):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             super().preload()
+
+    def warm_up(self) -> None:
+        """In the fork server, before it forks: build the tiny crew of :mod:`.warm` (its validators and lazy
+        imports), not run it: a kickoff starts CrewAI's event threads, and a server with threads must not fork."""
+        from .warm import build
+
+        with contextlib.suppress(Exception):  # a warm-up that fails leaves the runs as cold as they were
+            build()
+
+    def warm_up_run(self) -> None:
+        """In a fork server's spare (a child that takes one run; threads are allowed there, not in the server):
+        a tiny crew of ours through this runtime, on a model answering in-process (:mod:`.warm`)."""
+        from ..warmup import run_through
+        from .warm import SPEC
+
+        run_through(self, SPEC)
 
     def graph_problems(self, spec: WorkflowSpec, options: Any) -> Problems:
         return crew_problems(spec, options.process == "hierarchical")
