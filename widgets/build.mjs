@@ -3,7 +3,8 @@
 // A new widget is one more line in ENTRIES (src/<name>/index.tsx -> static/<name>.js and <name>.css).
 import * as esbuild from "esbuild";
 
-const ENTRIES = ["builder", "execution", "dashboard", "admin"];
+// charts: the dashboard's Vega, loaded after the dashboard's first paint (src/dashboard/Chart.tsx)
+const ENTRIES = ["builder", "execution", "dashboard", "admin", "charts"];
 const dev = process.argv.includes("--dev");
 
 await esbuild.build({
