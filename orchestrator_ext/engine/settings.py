@@ -7,6 +7,7 @@ orchestrator worker`` / ``scheduler``.
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,8 +16,10 @@ from typing import Any
 from traitlets import Bool, Dict, Float, Int, List, Unicode, default
 from traitlets.config import Configurable
 
-from .accounts import PER_ORGANIZATION
+from .accounts import PER_ORGANIZATION, closed_socket
 from .runs_state import RunsServer
+
+log = logging.getLogger("orchestrator.engine")
 
 
 @dataclass
@@ -180,7 +183,17 @@ class EngineSettings(Configurable):
         embedded one (``embedded``), unless ``runs_database_url`` names one database for all."""
         if self.runs_database_admin_url:
             return RunsServer(self.runs_database_admin_url)
-        return None if self.runs_database_url else embedded
+        if self.runs_database_url or embedded is None:
+            return None
+        closed = closed_socket(f"postgresql:///?host={embedded.host}") if self.run_accounts and embedded.host else None
+        if closed is not None:  # runs under other accounts would fail to connect, run after run: say it once
+            log.warning(
+                "runs get no runs' database: its socket is in %s, closed to their accounts (the team mode "
+                "sets ORCHESTRATOR_RUNS_SOCKET_DIR)",
+                closed,
+            )
+            return None
+        return embedded
 
     def worker_settings(self, runs: RunsServer | None = None, files_root: Path | None = None) -> WorkerSettings:
         """The worker's settings; ``runs`` (the embedded server's) and ``files_root`` are the defaults the

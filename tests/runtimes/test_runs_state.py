@@ -25,6 +25,7 @@ import pytest
 from orchestrator_ext.db.embedded import PASSWORDS_FILE, EmbeddedPostgres
 from orchestrator_ext.engine.accounts import runs_root
 from orchestrator_ext.engine.runs_state import RunsDatabases, RunsServer, database_name
+from orchestrator_ext.engine.settings import EngineSettings
 from orchestrator_ext.security.crypto import KeyRing, generate_key
 from tests.conftest import TEST_KEYS, Api
 from tests.engine.conftest import wait_final, who
@@ -222,3 +223,24 @@ async def test_in_the_personal_mode_each_organizations_checkpoints_stay_in_its_o
         with psycopg.connect(databases.provision(execution["org_id"])) as conn:
             threads = {row[0] for row in conn.execute("SELECT DISTINCT thread_id FROM checkpoints")}
         assert threads == {runs[user]}  # its own run's checkpoints, and nobody else's
+
+
+def test_a_worker_whose_runs_cannot_reach_the_server_gives_them_none_and_says_why(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    private, shared = tmp_path / "pgdata", Path(tempfile.mkdtemp(prefix="orch-sock-", dir="/tmp"))
+    private.mkdir(mode=0o700)
+    shared.chmod(0o755)
+    try:
+        embedded = RunsServer("postgresql://postgres@/postgres", str(private))
+        assert EngineSettings().worker_settings(embedded).state_server == embedded  # the personal mode: one account
+        assert EngineSettings(run_accounts="uid:4242").worker_settings(embedded).state_server is None
+        assert "closed to their accounts" in caplog.text
+        opened = RunsServer("postgresql://postgres@/postgres", str(shared))
+        assert EngineSettings(run_accounts="uid:4242").worker_settings(opened).state_server == opened
+        admin = EngineSettings(runs_database_admin_url="postgresql://admin:pw@db:5432/postgres")
+        assert admin.worker_settings(embedded).state_server == RunsServer(admin.runs_database_admin_url)
+        shared_url = EngineSettings(runs_database_url="postgresql://runs:pw@db:5432/runs").worker_settings(embedded)
+        assert (shared_url.state_server, shared_url.state_url) == (None, "postgresql://runs:pw@db:5432/runs")
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)
