@@ -287,8 +287,8 @@ class ExecutionService:
                 return [], int((await scope.session.execute(newest)).scalar_one_or_none() or 0)
             rows = list(await self._status_rows(scope, status, ExecutionEvent.id > after, limit))
             if lookback_s:
-                late = [
-                    ExecutionEvent.created_at > func.clock_timestamp() - timedelta(seconds=lookback_s),
+                late = [  # now(), not clock_timestamp(): a volatile bound cannot use the index on created_at
+                    ExecutionEvent.created_at > func.now() - timedelta(seconds=lookback_s),
                     ExecutionEvent.id <= after,
                 ]
                 if sent:
