@@ -14,7 +14,8 @@ not a framework.
   once through the API from ``--submit-concurrency`` threads, and the clock
   stops when all have ended (read from the database, not through the API, so
   that watching costs the server nothing). Reported: runs/s, the ratio to the
-  1-worker figure of the same run, and the CPU each kind of process spent per
+  1-worker figure of the same run, each run's latency from the database's clock
+  (queued -> finished, and started -> finished: p50, p99, mean), and the CPU each kind of process spent per
   run (the API server, the workers, their fork servers with every run forked
   from them, PostgreSQL with every backend): the sum is what one run costs the
   machine, so ``cores * 1000 / cpu_ms_per_run`` projects a larger machine.
@@ -140,6 +141,23 @@ def count_final(url: str, workflow_id: str) -> tuple[int, int]:
     return int(row[0]), int(row[1])
 
 
+def run_latencies(url: str, workflow_id: str) -> dict[str, dict[str, Any]]:
+    """Each run of a workflow, from the database's own clock: queued -> finished (its wait in the queue
+    included, the batch being submitted at once) and started -> finished (the worker's part)."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT extract(epoch FROM finished_at - created_at), extract(epoch FROM finished_at - started_at)"
+            " FROM workflow_executions WHERE workflow_id = %s AND finished_at IS NOT NULL",
+            (workflow_id,),
+        ).fetchall()
+    return {
+        "queued_to_finished": _short(distribution([float(row[0]) for row in rows])),
+        "started_to_finished": _short(distribution([float(row[1]) for row in rows])),
+    }
+
+
 def start_workers(procs: Processes, count: int, args: argparse.Namespace) -> list[Started]:
     started = []
     for index in range(count):
@@ -203,6 +221,7 @@ def throughput(procs: Processes, session: dict[str, Any], count: int, args: argp
     return {
         "workers": count,
         "runs": args.runs,
+        "latency": run_latencies(url, workflow["id"]),
         "wall_seconds": round(wall, 3),
         "submit_seconds": round(submitted - started, 3),
         "runs_per_second": round(args.runs / wall, 2),
@@ -370,7 +389,8 @@ def report(results: dict[str, Any]) -> None:
     rows = results["throughput"]
     base = rows[0]["runs_per_second"]
     print(
-        f"\nthroughput, {rows[0]['runs']} trivial LangGraph runs submitted at once (worker_slots {results['slots']}):"
+        f"\nthroughput, {rows[0]['runs']} trivial LangGraph runs submitted at once (worker_slots {results['slots']};"
+        f" ratios against {rows[0]['workers']} worker(s) in the same run):"
     )
     for row in rows:
         cpu = row["cpu_ms_per_run"]
@@ -380,14 +400,27 @@ def report(results: dict[str, Any]) -> None:
             f"  (load {row['load_1min_before']:.1f} -> {row['load_1min_after']:.1f}); CPU per run "
             f"{cpu['total']:.1f} ms: {parts}"
         )
+        for what, found in row["latency"].items():
+            print(
+                f"      {what.replace('_', ' ')}: p50 {found['p50_ms']:.1f}, p99 {found['p99_ms']:.1f}, "
+                f"mean {found['mean_ms']:.1f} ms"
+            )
     print("\nthe queue alone (claim, 3 events, finish; no process forked):")
     for row in results["queue"]:
         print(
             f"  claimed {row['claimed_per_round_trip']} per round trip: {row['round_trips_per_run']:.2f} round trips "
-            f"and {row['ms_per_run']:.2f} ms per run (claim p50 {row['claim']['p50_ms']:.2f}, events p50 "
-            f"{row['events']['p50_ms']:.2f}, finish p50 {row['finish']['p50_ms']:.2f} / p99 "
-            f"{row['finish']['p99_ms']:.2f} ms); PostgreSQL CPU {row['postgres_cpu_ms_per_run']:.2f} ms per run"
+            f"and {row['ms_per_run']:.2f} ms per run; PostgreSQL CPU {row['postgres_cpu_ms_per_run']:.2f} ms per run"
             f" (load {row['load_1min_before']:.1f})"
+        )
+        for part in ("claim", "events", "finish"):
+            found = row[part]
+            print(f"      {part}: p50 {found['p50_ms']:.2f}, p99 {found['p99_ms']:.2f}, mean {found['mean_ms']:.2f} ms")
+    if len(results["queue"]) > 1:
+        one, many = results["queue"][0], results["queue"][-1]
+        print(
+            f"  claiming {many['claimed_per_round_trip']} at a time against one at a time (same run): "
+            f"x{one['ms_per_run'] / many['ms_per_run']:.2f} faster, "
+            f"x{one['round_trips_per_run'] / many['round_trips_per_run']:.2f} fewer round trips"
         )
     best = min(rows, key=lambda row: row["cpu_ms_per_run"]["total"])
     cores = os.cpu_count() or 1
