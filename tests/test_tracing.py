@@ -185,6 +185,12 @@ def test_request_spans_hold_no_query_string(server: PersonalServer, receiver: Ot
         assert server.token not in span.raw
         assert marker not in span.raw
         assert span.attributes["http.target"].endswith("/agents")
+    # the list's fast read path (psycopg, not the ORM) is traced too: its one batch is a statement span
+    while not (reads := [s for s in receiver.received() if s.parent_span_id in {f.span_id for f in found}]):
+        assert time.monotonic() < deadline, "no statement span under GET /agents"
+        time.sleep(0.2)
+    assert any(s.kind == "client" and s.attributes.get("db.system") == "postgresql" for s in reads)
+    assert all(server.token not in s.raw and marker not in s.raw for s in reads)
 
 
 def test_without_an_endpoint_nothing_of_opentelemetry_is_imported() -> None:

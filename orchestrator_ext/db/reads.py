@@ -224,7 +224,11 @@ class ReadPool:
         try:
             if self._idle:
                 return self._idle.pop()
-            conn = await psycopg.AsyncConnection.connect(self._conninfo, options=self._options, autocommit=True)
+            # the cursor class by the connection (not named at each read): with tracing on, psycopg's
+            # instrumentation wraps it, so each read's batch is a statement span like the ORM's
+            conn = await psycopg.AsyncConnection.connect(
+                self._conninfo, options=self._options, autocommit=True, cursor_factory=psycopg.AsyncClientCursor
+            )
             # json values stay the bytes PostgreSQL wrote: pages are passed through, never parsed
             conn.adapters.register_loader("json", RawJsonLoader)
             self._open += 1
@@ -275,7 +279,7 @@ class ReadPool:
         conn = await self._take()
         try:
             known = self._prepared.setdefault(conn, set())
-            cursor = psycopg.AsyncClientCursor(conn, row_factory=dict_row)
+            cursor = conn.cursor(row_factory=dict_row)  # an AsyncClientCursor (see _take)
             missing = [p for p in (enter, query) if p.name not in known]
             try:
                 await cursor.execute(_batch(missing, enter, query), params)
