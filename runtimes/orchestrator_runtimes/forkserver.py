@@ -64,7 +64,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .containment import become_subreaper, end_descendants, sweep_strays
+from .containment import StraySweeper, become_subreaper, end_descendants
 from .limits import apply_limits as apply_limits  # open files; memory is watched by the worker
 from .runner import preload, run_job
 from .runtime import load_runtime
@@ -286,6 +286,7 @@ class Spares:
         self.waiting: set[int] = set()
         #: the spares and runs forked and not yet ended: any other child is left by a killed run
         self.forked: set[int] = set()
+        self.sweeper = StraySweeper()
         #: when the last two spares were taken (monotonic seconds; none yet: the first spares warm up)
         self.takes: list[float] = []
 
@@ -318,9 +319,8 @@ class Spares:
             for pid in ended & self.waiting:  # a spare died before it was taken (killed): another
                 self.waiting.discard(pid)
                 self.fork()
-            if ended:  # a run killed from outside leaves what it started to this subreaper: killed
-                self.forked -= ended
-                sweep_strays(self.forked)
+            self.forked -= ended
+            self.sweeper.after(ended, self.forked)  # a run killed from outside leaves its processes here: killed
 
 
 def _reap() -> set[int]:
