@@ -247,7 +247,6 @@ class EmbeddedPostgres:
             self.supervisor.stop()  # first: it would start the server again
             self.supervisor = None
         if self._server is not None:
-            last = self._server.global_process_id_list.get() == [os.getpid()]
-            self._server.release()
+            last = self._server.release()  # decided under the server's lock, not read beside it
             self._server = None
             log.info("embedded PostgreSQL %s", "stopped" if last else "left to the other processes that hold it")

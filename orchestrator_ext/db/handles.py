@@ -71,6 +71,8 @@ class LiveHandles(DiskList):
 
     def __init__(self, path: Path) -> None:
         super().__init__(path)
+        #: whether this process's last ``get_and_remove`` removed the last holder (it stops the server)
+        self.was_last = False
 
     def entries(self) -> list[tuple[int, int | None]]:
         """Every entry of the file as written, dead or alive."""
@@ -84,6 +86,12 @@ class LiveHandles(DiskList):
     def get(self) -> list[int]:
         """The living holders' pids; writes nothing (see the module's docstring)."""
         return [pid for pid, _ in living(self.entries())]
+
+    def get_and_remove(self, value: int) -> list[int]:
+        """The wheel's (under the lock), noting whether ``value`` was the last holder."""
+        before: list[int] = super().get_and_remove(value)
+        self.was_last = before == [value]
+        return before
 
     def put(self, values: list[int]) -> None:
         """Write ``values`` (under the lock: ``get_and_add``, ``get_and_remove``), less the dead among them."""

