@@ -3,7 +3,8 @@ limits (runs, the runs going now, tokens, GPU-seconds: in the page too), its mem
 integrations with no secret in the widget's state, its schedules; an owner invites, changes a role
 (in Voila, through the role picker), removes a member, adds and removes an integration, each through
 the API (which refuses to demote the last owner); a viewer's panel is read-only, and a change it tries
-through the widget's Python API shows the API's 403; no serious or critical accessibility violation."""
+through the widget's Python API shows the API's 403; a platform admin sees every organization, and one
+they are not a member of read-only; no serious or critical accessibility violation."""
 
 from __future__ import annotations
 
@@ -53,6 +54,8 @@ def test_admin_shows_members_limits_integrations_and_schedules(
     for resource in ("runs", "concurrency", "tokens", "gpu_seconds"):  # the API's figures, as it gave them
         assert org["usage"][resource]["limit"] == usage[resource]["limit"]
     assert org["usage"]["month"] == usage["month"]
+    assert org["platform_admin"] is True  # a personal server's owner: every organization is listed
+    assert org["id"] in [o["id"] for o in org["organizations"]]
     assert [m["role"] for m in org["members"]] == ["owner"]
     [integration] = [i for i in org["integrations"] if i["name"] == name]
     assert (integration["kind"], integration["has_secret"]) == ("openai-compatible", True)
@@ -66,6 +69,7 @@ def test_admin_shows_members_limits_integrations_and_schedules(
         expect(root.locator(".ow-members .ow-member-role select")).to_have_value("owner")  # an owner may change it
         expect(root.locator(".ow-integrations")).to_contain_text("stored (write-only)")
         expect(root).not_to_contain_text(secret)
+        expect(root.locator(f'.ow-every tr[data-org="{org["id"]}"]')).to_contain_text(org["name"])
         assert serious_violations(page) == []
 
 
@@ -126,6 +130,14 @@ def test_admin_invites_changes_a_role_and_removes_through_the_api(
     removed.close()
     client.request("DELETE", f"organizations/{org['id']}/members/{me['user_id']}")
     assert str(org["id"]) not in [str(o["id"]) for o in client.organizations()]
+    # no longer a member, still a platform admin: its tier, limits and usage, read-only, nothing of its members'
+    outside = Admin(str(org["id"]), client=client)
+    seen = outside.org
+    assert (seen["name"], seen["role"], seen["can_manage"]) == (org["name"], "platform admin (not a member)", False)
+    assert seen["members"] == seen["integrations"] == seen["schedules"] == []
+    assert seen["usage"]["runs"]["used"] == 0
+    assert "not a member" in seen["outside"]
+    outside.close()
 
 
 def recorded_tokens(server: PersonalServer, execution_id: str, prompt: int, completion: int) -> None:

@@ -24,9 +24,15 @@ from orchestrator_ext.client import ApiError, Client, ClientError
 from ._assets import bundle
 from .dashboard import READERS
 
+#: the organizations a platform admin's panel lists (the first ones, oldest first)
+EVERY = 500
+
 
 class Admin(anywidget.AnyWidget):
-    """``Admin()`` (your first organization) or ``Admin(org_id=..., client=...)``."""
+    """``Admin()`` (your first organization) or ``Admin(org_id=..., client=...)``.
+
+    A platform admin also sees every organization (name, tier, members, agents), and opens any of them:
+    one they are not a member of shows its tier, limits and usage, read-only."""
 
     _esm = bundle("admin")
     _css = bundle("admin", ".css")
@@ -122,37 +128,71 @@ class Admin(anywidget.AnyWidget):
 
     def _read(self) -> dict[str, Any]:
         client = self.client
+        me = client.me()
+        platform_admin = bool(me.get("platform_admin"))
         if self.org_id is None:
             found = client.organizations()
             if not found:
                 return {"error": "You belong to no organization yet."}
             self.org_id = str(found[0]["id"])
-        org_id = quote(self.org_id)
         with ThreadPoolExecutor(max_workers=READERS) as pool:
-            org = pool.submit(client.request, "GET", f"organizations/{org_id}")
-            members = pool.submit(lambda: list(client.pages(f"organizations/{org_id}/members")))
-            integrations = pool.submit(lambda: list(client.pages("integrations", org_id=self.org_id)))
-            running = pool.submit(client.executions, org_id=self.org_id, status="running")
-            usage = pool.submit(self._usage, org_id)
-            agents = client.agents(org_id=self.org_id)
-            workflows = [w for found in pool.map(lambda a: client.workflows(str(a["id"])), agents) for w in found]
-            paths = [f"workflows/{quote(str(w['id']))}/schedules" for w in workflows]
-            schedules = [s for found in pool.map(lambda p: list(client.pages(p)), paths) for s in found]
-            described: dict[str, Any] = org.result()
-            names = {str(w["id"]): str(w["name"]) for w in workflows}
-            return {
-                "id": str(described["id"]),
-                "name": described["name"],
-                "role": described["role"],
-                "personal": described["personal"],
-                "tier": described["tier"],
-                "limits": described["limits"],
-                "usage": {"running": len(running.result()), "agents": len(agents), **usage.result()},
-                "members": [_member(m) for m in members.result()],
-                "integrations": [_integration(i) for i in integrations.result()],
-                "schedules": [_schedule(s, names) for s in schedules],
-                "can_manage": described["role"] in ("owner", "admin"),
-            }
+            every = pool.submit(self._every, platform_admin)
+            try:
+                read = self._as_member(pool, quote(self.org_id))
+            except ApiError as exc:  # not a member: a platform admin still sees its tier and usage
+                if exc.status != 404 or not platform_admin:
+                    raise
+                read = self._as_platform_admin(every.result())
+            rows = [_listed(o) for o in every.result()]
+        return {**read, "platform_admin": platform_admin, "organizations": rows}
+
+    def _as_member(self, pool: ThreadPoolExecutor, org_id: str) -> dict[str, Any]:
+        """Everything a member sees (what their role lets them read), read side by side."""
+        client = self.client
+        org = pool.submit(client.request, "GET", f"organizations/{org_id}")
+        members = pool.submit(lambda: list(client.pages(f"organizations/{org_id}/members")))
+        integrations = pool.submit(lambda: list(client.pages("integrations", org_id=self.org_id)))
+        running = pool.submit(client.executions, org_id=self.org_id, status="running")
+        usage = pool.submit(self._usage, org_id)
+        described: dict[str, Any] = org.result()  # 404 first: not a member
+        agents = client.agents(org_id=self.org_id)
+        workflows = [w for found in pool.map(lambda a: client.workflows(str(a["id"])), agents) for w in found]
+        paths = [f"workflows/{quote(str(w['id']))}/schedules" for w in workflows]
+        schedules = [s for found in pool.map(lambda p: list(client.pages(p)), paths) for s in found]
+        names = {str(w["id"]): str(w["name"]) for w in workflows}
+        return {
+            **_described(described),
+            "role": described["role"],
+            "usage": {"running": len(running.result()), "agents": len(agents), **usage.result()},
+            "members": [_member(m) for m in members.result()],
+            "integrations": [_integration(i) for i in integrations.result()],
+            "schedules": [_schedule(s, names) for s in schedules],
+            "can_manage": described["role"] in ("owner", "admin"),
+        }
+
+    def _as_platform_admin(self, every: list[dict[str, Any]]) -> dict[str, Any]:
+        """An organization a platform admin is not a member of: its tier, limits and usage (``/admin`` and
+        ``.../usage`` answer them); its members, integrations and schedules are its members' own."""
+        described = next((o for o in every if str(o["id"]) == self.org_id), None)
+        if described is None:
+            return {"error": f"No organization with id '{self.org_id}'."}
+        return {
+            **_described(described),
+            "role": "platform admin (not a member)",
+            "usage": {"running": 0, "agents": described["live_agents"], **self._usage(quote(str(self.org_id)))},
+            "members": [],
+            "integrations": [],
+            "schedules": [],
+            "can_manage": False,
+            "outside": "You are not a member: its members, integrations and schedules are theirs. "
+            "Its tier and limits change under /admin (or jupyter orchestrator set-tier).",
+        }
+
+    def _every(self, platform_admin: bool) -> list[dict[str, Any]]:
+        """Every organization (``GET /admin/organizations``, at most ``EVERY``), for a platform admin."""
+        if not platform_admin:
+            return []
+        return list(self.client.pages("admin/organizations", limit=EVERY))
 
     def _usage(self, org_id: str) -> dict[str, Any]:
         """The month's runs, tokens and GPU-seconds against the tier (``GET .../usage``); owners, admins
@@ -166,6 +206,23 @@ class Admin(anywidget.AnyWidget):
             "measured": found["gpu_seconds_measured"],
             **{key: found[key] for key in ("runs", "concurrency", "tokens", "gpu_seconds")},
         }
+
+
+def _described(org: dict[str, Any]) -> dict[str, Any]:
+    return {k: org[k] for k in ("name", "personal", "tier", "limits")} | {"id": str(org["id"])}
+
+
+def _listed(org: dict[str, Any]) -> dict[str, Any]:
+    """A row of a platform admin's list of every organization."""
+    return {
+        "id": str(org["id"]),
+        "name": org["name"],
+        "personal": bool(org["personal"]),
+        "tier": org["tier"]["title"],
+        "members": int(org["members"]),
+        "agents": int(org["live_agents"]),
+        "concurrency": int(org["limits"]["max_concurrent_executions"]),
+    }
 
 
 def _member(member: dict[str, Any]) -> dict[str, Any]:

@@ -26,6 +26,60 @@ interface Org {
   integrations?: { id: string; name: string; kind: string; has_secret: boolean }[];
   schedules?: { id: string; workflow: string; cron: string; timezone: string; enabled: boolean }[];
   can_manage?: boolean;
+  outside?: string;
+  platform_admin?: boolean;
+  organizations?: Listed[];
+}
+
+/** A row of a platform admin's list of every organization. */
+interface Listed {
+  id: string;
+  name: string;
+  personal: boolean;
+  tier: string;
+  members: number;
+  agents: number;
+  concurrency: number;
+}
+
+function EveryOrganization({ rows }: { rows: Listed[] }) {
+  return (
+    <section aria-labelledby="ow-every-title">
+      <h3 id="ow-every-title">Every organization (you are a platform admin)</h3>
+      <p className="ow-muted">
+        Open one with <code>Admin(&quot;its id&quot;)</code>; its tier and limits change under <code>/admin</code>.
+      </p>
+      <table className="ow-table ow-every">
+        <thead>
+          <tr>
+            <th scope="col">Name</th>
+            <th scope="col">Tier</th>
+            <th scope="col">Members</th>
+            <th scope="col">Agents</th>
+            <th scope="col">Concurrent runs</th>
+            <th scope="col">Id</th>
+          </tr>
+        </thead>
+        <tbody>
+          {rows.map((o) => (
+            <tr key={o.id} data-org={o.id}>
+              <th scope="row">
+                {o.name}
+                {o.personal ? <span className="ow-muted"> (personal)</span> : null}
+              </th>
+              <td>{o.tier}</td>
+              <td>{o.members}</td>
+              <td>{o.agents}</td>
+              <td>{o.concurrency}</td>
+              <td>
+                <code>{o.id}</code>
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </section>
+  );
 }
 
 interface Figure {
@@ -164,6 +218,7 @@ export function App() {
       <p className={`ow-admin-status ow-status-${status?.kind || "none"}`} role="status" aria-live="polite">
         {status?.message ?? ""}
       </p>
+      {org.outside ? <p className="ow-admin-outside">{org.outside}</p> : null}
       <section aria-labelledby="ow-tier-title">
         <h3 id="ow-tier-title">Tier and limits</h3>
         <p>
@@ -322,6 +377,7 @@ export function App() {
           </ul>
         )}
       </section>
+      {(org.organizations ?? []).length ? <EveryOrganization rows={org.organizations ?? []} /> : null}
     </div>
   );
 }
