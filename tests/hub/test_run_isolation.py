@@ -11,7 +11,9 @@ folders and the runs' folder, read ``/proc/<pid>/environ``, ``mem`` and ``cwd`` 
 worker, A's fork server and A's kernel, open A's work directory and connection file, signal and
 ptrace A's kernel, and plant a ``python3`` kernelspec in every Jupyter path. Each attempt must fail
 with the refusal the kernel gives (EACCES, EPERM), not merely not crash. A's next run is then
-untouched by what B planted, and A's secret appears nowhere in what B's runs saw.
+untouched by what B planted, and A's secret appears nowhere in what B's runs saw. B's framework runs
+reach their own organization's runs' database and are refused A's, whose password is in nothing they can
+read; A's LangGraph human approval waits in A's runs' database and resumes once answered.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ import pytest
 import requests
 
 from orchestrator_ext.engine.accounts import account_name
+from orchestrator_ext.engine.runs_state import RunsDatabases, RunsServer, database_name
+from orchestrator_ext.security.crypto import load_or_create_keyring
 from tests.hub.conftest import needs_root
 from tests.hub.team_hub import Person, TeamHub, _remove_account
 
@@ -74,10 +78,38 @@ def _plant(folder):
     with open(os.path.join(target, "kernel.json"), "w") as handle:
         json.dump({"argv": argv, "display_name": "Python 3", "language": "python"}, handle)
 
+def _runs_db(t):
+    # framework runs have their organization's runs' database URL (their fork server's environment)
+    url = os.environ.get("ORCHESTRATOR_RUNS_DATABASE_URL")
+    if not url:
+        return {"own": None}
+    import psycopg
+    own = url.split("?")[0].rsplit("/", 1)[1]
+    with psycopg.connect(url) as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS mine (n int)")
+    try:
+        psycopg.connect(url.replace("/" + own + "?", "/" + t["a_runs_db"] + "?")).close()
+        other = "allowed"
+    except psycopg.OperationalError as exc:
+        other = " ".join(str(exc).split())
+    return {"own": own, "a": other}
+
+def _cmdlines():
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as handle:
+                found.append(handle.read().replace(b"\0", b" ").decode(errors="replace"))
+        except OSError:
+            pass
+    return "\n".join(found)
+
 def probe(t):
     from jupyter_core.paths import jupyter_path
     seen = {"uid": os.getuid(), "gid": os.getgid(), "groups": os.getgroups(), "environ": dict(os.environ)}
     seen["pg_socket"] = _outcome(lambda: _connect(t["pg_socket"]))
+    seen["runs_db"] = _runs_db(t)
+    seen["cmdlines"] = _cmdlines()
     for name in ("pgdata", "service_dir", "hub_dir", "runs_dir", "a_workdir"):
         seen[name] = _outcome(lambda: os.listdir(t[name]))
     for name in ("keys", "a_connection"):
@@ -258,6 +290,7 @@ def targets(tenants: Tenants) -> dict[str, Any]:
         "runs_dir": str(team / "runs"),
         "a_workdir": tenants.a_kernel["cwd"],
         "a_connection": tenants.a_kernel["connection"] or zygote_log(a_zygote),  # type: ignore[arg-type]
+        "a_runs_db": database_name(tenants.slow["org_id"]),
         "pids": {
             "service": service.pid,
             "worker": worker.pid,
@@ -372,3 +405,51 @@ def test_the_other_organizations_next_run_is_untouched_by_what_was_planted(
     assert seen["argv"][0].endswith("ipykernel_launcher.py")
     assert seen["uid"] == pwd.getpwnam(tenants.accounts["a"]).pw_uid
     assert ok(api(hub, a, "GET", f"executions/{tenants.slow['id']}"))["status"] == "cancelled"
+
+
+def runs_password(tenants: Tenants, org_id: str) -> str:
+    """The password of ``org_id``'s runs' database role, as the worker derives it from the hub's key ring."""
+    keys = load_or_create_keyring(tenants.hub.team_dir / "service" / "data" / "keys.json")
+    return RunsDatabases(RunsServer("unused"), keys).password(org_id)
+
+
+@pytest.mark.parametrize("kind", ["langgraph", "agno"])
+def test_a_run_reaches_its_organizations_runs_database_and_no_other(
+    tenants: Tenants, b_runs: dict[str, Any], kind: str
+) -> None:
+    execution, seen, log = b_runs[kind]
+    a_database = database_name(tenants.slow["org_id"])
+    assert seen["runs_db"]["own"] == database_name(execution["org_id"])
+    assert f'permission denied for database "{a_database}"' in seen["runs_db"]["a"], seen["runs_db"]
+    password_a = runs_password(tenants, tenants.slow["org_id"])
+    assert password_a not in json.dumps(seen)  # no environment, no command line B's runs could read
+    assert password_a not in log
+    assert password_a not in tenants.hub.log()
+    assert runs_password(tenants, execution["org_id"]) not in seen["cmdlines"]  # B's own is not on one either
+
+
+def test_a_langgraph_human_approval_waits_and_resumes_in_the_team_mode(tenants: Tenants) -> None:
+    hub, a = tenants.hub, tenants.a
+    approval = {
+        "nodes": [
+            {"id": "start", "type": "input"},
+            {"id": "approve", "type": "human_approval", "config": {"question": "Ship {what}?"}},
+            {"id": "yes", "type": "code", "config": {"source": "def run(values):\n    return 'shipped'"}},
+            {"id": "no", "type": "code", "config": {"source": "def run(values):\n    return 'held'"}},
+        ],
+        "edges": [
+            {"source": "start", "target": "approve"},
+            {"source": "approve", "target": "yes", "condition": "approve.ok"},
+            {"source": "approve", "target": "no"},
+        ],
+    }
+    run = start_run(hub, a, "langgraph", approval, {"what": "v2"})
+    waiting = wait_final(hub, a, run)
+    assert waiting["status"] == "waiting", waiting["error"]
+    assert waiting["waiting_for"]["question"] == "Ship v2?"
+    ok(api(hub, a, "POST", f"executions/{run['id']}/resume", {"answer": {"ok": True}}), 202)
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    while (done := wait_final(hub, a, run))["status"] == "waiting" and time.monotonic() < deadline:
+        time.sleep(0.2)  # the answer is taken up by the next attempt
+    assert done["status"] == "succeeded", done["error"]
+    assert done["outputs"]["output"] == "shipped"
