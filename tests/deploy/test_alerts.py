@@ -119,3 +119,61 @@ async def test_the_runbooks_promql_queries_exported_metrics(api: Any, jp_fetch: 
     assert queries
     for query in queries:
         assert metric_names(query) <= names, query
+
+
+# ---- an alert firing, with no Prometheus here: its rule evaluated on a real server's scrape ------------
+
+
+def _samples(exposition: str, target: dict[str, str]) -> list[tuple[str, dict[str, str], float]]:
+    """The scrape's samples with the labels Prometheus adds through the chart's ServiceMonitor (``target``)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return [
+        (s.name, {**s.labels, **target}, s.value)
+        for family in text_string_to_metric_families(exposition)
+        for s in family.samples
+    ]
+
+
+def _fires(expr: str, samples: list[tuple[str, dict[str, str], float]]) -> bool:
+    """Whether ``<max|min|sum>(<selector>) <op> <number>`` holds on these samples (Prometheus's instant query);
+    no matching sample is no result, so no alert. Other shapes raise: this is not a PromQL engine."""
+    import operator
+
+    import promql_parser
+
+    tree = promql_parser.parse(expr)
+    compare = {"<": operator.lt, ">": operator.gt, "==": operator.eq, "<=": operator.le, ">=": operator.ge}
+    assert isinstance(tree, promql_parser.BinaryExpr), expr
+    assert str(tree.op) in compare, expr
+    assert isinstance(tree.rhs, promql_parser.NumberLiteral), expr
+    aggregate, selector = tree.lhs, tree.lhs.expr
+    assert isinstance(aggregate, promql_parser.AggregateExpr), expr
+    assert str(aggregate.op) in ("max", "min", "sum"), expr
+    assert isinstance(selector, promql_parser.VectorSelector), expr
+    wanted = {(m.name, m.value) for m in selector.matchers.matchers}
+    assert all(str(m.op) == "MatchOp.Equal" for m in selector.matchers.matchers), expr
+    values = [v for name, labels, v in samples if name == selector.name and wanted <= set(labels.items())]
+    if not values:
+        return False
+    value = {"max": max, "min": min, "sum": sum}[str(aggregate.op)](values)
+    return bool(compare[str(tree.op)](value, tree.rhs.val))
+
+
+async def test_a_stopped_worker_fires_the_no_worker_alert(rules: list[Doc], api: Any, jp_fetch: Any) -> None:
+    """The test server runs no worker (as when every worker stopped): the chart's OrchestratorNoWorker
+    expression holds on its scrape; with the one worker's connection counted, it does not."""
+    [rule] = [r for r in rules if r["alert"] == "OrchestratorNoWorker"]
+    selector = re.search(r"\{([^}]*)\}", rule["expr"])
+    assert selector
+    target = dict(re.findall(r'(\w+)="([^"]*)"', selector.group(1)))
+    assert set(target) == {"namespace", "service"}  # what the ServiceMonitor's scrape adds
+    reply = await jp_fetch("orchestrator", "metrics", headers={"Authorization": "token user:alice"})
+    samples = _samples(reply.body.decode(), target)
+    connected = [s for s in samples if s[0] == "orchestrator_workers_connected"]
+    assert connected
+    assert {value for _, _, value in connected} == {0.0}
+    assert _fires(rule["expr"], samples)
+    one_worker = [(n, labels, 1.0 if n == "orchestrator_workers_connected" else v) for n, labels, v in samples]
+    assert not _fires(rule["expr"], one_worker)
+    assert not _fires(rule["expr"], [s for s in samples if s[0] != "orchestrator_workers_connected"])
