@@ -133,7 +133,8 @@ class Dashboard(anywidget.AnyWidget):
             return {"status": "unreachable", "detail": str(exc)}
 
     def _on_event(self, event: Event) -> None:
-        """A run of the organization changed status: update it (read it when new or waiting) and redraw."""
+        """A run of the organization changed status: redraw it at once, then read it when it is new, waiting
+        or finished (its names, question or times) and redraw again."""
         execution_id = str(event.data.get("execution_id") or "")
         status = str(event.data.get("status") or "")
         if not execution_id or not status:
@@ -143,14 +144,19 @@ class Dashboard(anywidget.AnyWidget):
                 return  # an older change whose transaction committed late: the run is past it
             self._event_ids[execution_id] = event.id
             known = self._runs.get(execution_id)
-        if known is None or status == "waiting" or status in data.FINISHED:
-            try:
-                fresh = self.client.execution(execution_id)
-            except ClientError:
+        if known is not None:  # the new status at once; a waiting run's question, a finished one's times follow
+            with self._lock:
+                self._runs[execution_id] = {**known, "status": status}
+            self._publish()
+            if status != "waiting" and status not in data.FINISHED:
                 return
-        else:
-            fresh = {**known, "status": status}
+        try:
+            fresh = self.client.execution(execution_id)
+        except ClientError:
+            return
         with self._lock:
+            if self._event_ids.get(execution_id) != event.id:
+                return  # a newer change came while reading: it draws the run itself
             self._runs[execution_id] = fresh
         self._publish()
 
