@@ -268,6 +268,8 @@ class OrchestratorApp(OrchestratorSettings, ExtensionApp):
 
     async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
         """Personal mode: a worker and the scheduler run in this server's event loop."""
+        if self.services is not None and not self.run_engine and "orchestrator_hub" not in self.settings:
+            self._start_n8n(self.services.db.url)  # split mode: workers apart, n8n instances beside the server
         if not self.run_engine or self.services is None:
             return
         from .engine.scheduler import Scheduler
@@ -284,8 +286,12 @@ class OrchestratorApp(OrchestratorSettings, ExtensionApp):
         self._scheduler = Scheduler(url, interval=self.scheduler_interval)
         self._scheduler_stop = asyncio.Event()
         self._scheduler_task = asyncio.create_task(self._scheduler.run(self._scheduler_stop))
+        self._start_n8n(url)
+
+    def _start_n8n(self, url: str) -> None:
         from .n8n.manager import for_personal_mode  # n8n beside the server: at start or at the first n8n run
 
+        assert self.services is not None  # called once the services exist
         editor = f"{self.serverapp.base_url if self.serverapp else '/'}orchestrator/n8n/"  # handlers/n8n_editor.py
         self._n8n = for_personal_mode(Path(self.data_dir) / "n8n", url, self.services.keyring, self.owner, editor)
 

@@ -91,8 +91,9 @@ def name_for(org: str) -> str:
 
 
 def for_embedded(orchestrator_data_dir: Path, database: str = N8N_DATABASE) -> N8nDatabase | None:
-    """n8n's database on the personal mode's embedded server (running: it holds ``postmaster.pid``), else None."""
+    """n8n's database (and role of the same name) on the personal mode's embedded server (running: it holds
+    ``postmaster.pid``), else None."""
     if not (orchestrator_data_dir / "pgdata" / "postmaster.pid").is_file():
         return None
     admin = superuser_url(orchestrator_data_dir, "postgres")
-    return provision(admin, orchestrator_data_dir / PASSWORDS_FILE, database=database)
+    return provision(admin, orchestrator_data_dir / PASSWORDS_FILE, role=database, database=database)

@@ -43,9 +43,12 @@ def find_org(engine: Engine, org: str, owner: str) -> uuid.UUID:
         return uuid.UUID(str(row[0]))
 
 
-def save(engine: Engine, keyring: KeyRing, org_id: uuid.UUID, base_url: str, api_key: str) -> uuid.UUID:
-    """Create or update the organization's ``n8n`` integration with this URL and key; its id."""
-    config = json.dumps({"base_url": base_url})
+def save(
+    engine: Engine, keyring: KeyRing, org_id: uuid.UUID, base_url: str, api_key: str, managed: str | None = None
+) -> uuid.UUID:
+    """Create or update the organization's ``n8n`` integration with this URL and key; its id. ``managed``: the
+    instance's name, where the platform starts it on demand (:mod:`.instances`)."""
+    config = json.dumps({"base_url": base_url, **({"managed": managed} if managed else {})})
     with system_transaction_sync(engine) as conn:
         row = conn.execute(
             text("SELECT id, kind FROM integrations WHERE org_id = :o AND lower(name) = :n"),

@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import uuid
 from pathlib import Path
 
 from orchestrator_runtimes.n8n.api import N8nApi, N8nApiError
@@ -31,17 +32,17 @@ from ..db.system import system_transaction_sync
 from ..security.crypto import KeyRing
 from . import database, integration, process, provision
 from .install import installation
+from .instances import OrgInstances
 
 log = logging.getLogger("orchestrator.n8n")
 
 MODES = ("off", "start", "on-demand")
-PORT_FILE = "port"
 #: after a failure (the database away, n8n not starting), the next look
 RETRY_SECONDS = 30.0
-#: a queued or running run of an n8n agent
+#: a queued or running run of an n8n agent of the owner's organization
 WANTED = text(
     "SELECT 1 FROM workflow_executions e JOIN agents a ON a.id = e.agent_id "
-    "WHERE a.framework = 'n8n' AND e.status IN ('queued', 'running') LIMIT 1"
+    "WHERE a.framework = 'n8n' AND e.status IN ('queued', 'running') AND e.org_id = :org LIMIT 1"
 )
 
 
@@ -51,17 +52,6 @@ def mode() -> str:
     if chosen in MODES:
         return chosen
     return "on-demand" if installation().ready() else "off"
-
-
-def _port(data_dir: Path) -> int:
-    """The port this data dir's n8n listens on: chosen once, then kept (the integration names it)."""
-    path = data_dir / PORT_FILE
-    with contextlib.suppress(OSError, ValueError):
-        return int(path.read_text())
-    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    port = process.free_port()
-    path.write_text(str(port))
-    return port
 
 
 class N8nManager:
@@ -90,6 +80,7 @@ class N8nManager:
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self._engine: Engine | None = None
+        self._orgs: OrgInstances | None = None
 
     @property
     def engine(self) -> Engine:
@@ -97,12 +88,18 @@ class N8nManager:
             self._engine = create_engine(sqlalchemy_url(self.database_url), pool_size=1, max_overflow=0)
         return self._engine
 
+    @property
+    def orgs(self) -> OrgInstances:
+        """Other organizations' instances (:mod:`.instances`), under ``<data dir>/orgs``."""
+        if self._orgs is None:
+            self._orgs = OrgInstances(self.data_dir / "orgs", self.data_dir.parent, self.engine, self.keyring)
+        return self._orgs
+
     def start(self, how: str) -> None:
-        """Begin: start n8n now (``start``) or when an n8n run is queued (``on-demand``)."""
-        if how == "start":
-            self._task = asyncio.create_task(self._start_now())
-        elif how == "on-demand":
-            self._task = asyncio.create_task(self._watch_queue())
+        """Begin: start the owner's n8n now (``start``) or when one of its n8n runs is queued (``on-demand``);
+        other organizations' on demand either way."""
+        if how in ("start", "on-demand"):
+            self._task = asyncio.create_task(self._watch_queue(at_once=how == "start"))
 
     async def ensure(self) -> str:
         """n8n running and provisioned (started if needed); its base URL."""
@@ -112,7 +109,7 @@ class N8nManager:
             found = installation()
             # its own database and role on the embedded PostgreSQL (SQLite in its data folder with an external one)
             db = await asyncio.to_thread(database.for_embedded, self.data_dir.parent)
-            port = _port(self.data_dir)
+            port = process.kept_port(self.data_dir)
             self.running = process.start(found, self.data_dir, port, database=db, editor_path=self.editor_path)
             try:
                 took = await asyncio.to_thread(process.wait_ready, self.running)
@@ -133,10 +130,6 @@ class N8nManager:
             self._editor = (base_url, session.auth_cookie())
         return self._editor
 
-    async def _start_now(self) -> None:
-        with contextlib.suppress(Exception):  # logged by ensure(); a run then says the instance is unreachable
-            await self.ensure()
-
     def _provision(self, base_url: str) -> None:
         """Keep the saved key while n8n still takes it (a run queued meanwhile was handed it), else a new one."""
         org_id = integration.find_org(self.engine, "", self.owner)
@@ -150,26 +143,33 @@ class N8nManager:
         key = provision.provision(base_url, self.data_dir)
         integration.save(self.engine, self.keyring, org_id, base_url, key)
 
-    def _first_time(self) -> bool:
-        """Whether the owner's organization has no n8n integration yet (runs could not be handed one)."""
+    def _owner_org(self) -> uuid.UUID | None:
         try:
-            org_id = integration.find_org(self.engine, "", self.owner)
+            return integration.find_org(self.engine, "", self.owner)
         except SystemExit:
-            return False  # no personal organization yet: its first request makes it, runs come later
-        return integration.stored(self.engine, self.keyring, org_id) is None
+            return None  # no personal organization yet: its first request makes it, runs come later
 
-    def _wanted(self) -> bool:
+    def _owner_wants(self, org_id: uuid.UUID | None) -> bool:
+        """Whether the owner's instance is wanted now: the first time (its organization has no n8n integration:
+        a run is handed its integrations when it is claimed, so it must exist before), or one of its n8n runs
+        is queued or running."""
+        if org_id is None:
+            return False
+        if integration.stored(self.engine, self.keyring, org_id) is None:
+            return True
         with system_transaction_sync(self.engine) as conn:
-            return conn.execute(WANTED).first() is not None
+            return conn.execute(WANTED, {"org": org_id}).first() is not None
 
-    async def _watch_queue(self) -> None:
-        while self.running is None:
+    async def _watch_queue(self, *, at_once: bool = False) -> None:
+        if at_once:
+            with contextlib.suppress(Exception):  # logged by ensure(); a run then says the instance is unreachable
+                await self.ensure()
+        while True:
             try:
-                # the first time (the owner's organization has no n8n integration yet) n8n starts at once: a run
-                # is handed its integrations when it is claimed, so the integration must exist before
-                if await asyncio.to_thread(self._first_time) or await asyncio.to_thread(self._wanted):
+                owner_org = await asyncio.to_thread(self._owner_org)
+                if self.running is None and await asyncio.to_thread(self._owner_wants, owner_org):
                     await self.ensure()
-                    return
+                await self.orgs.start_wanted(owner_org)
             except Exception:  # the database may be away, or n8n failed to start (logged): look again later
                 log.warning("could not look for n8n runs, or start n8n", exc_info=True)
                 await asyncio.sleep(RETRY_SECONDS)
@@ -180,6 +180,8 @@ class N8nManager:
             self._task.cancel()
             with contextlib.suppress(BaseException):
                 await self._task
+        if self._orgs is not None:
+            await self._orgs.stop()
         if self.running is not None:
             await asyncio.to_thread(process.stop, self.running)
             self.running = None

@@ -56,6 +56,17 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
+def kept_port(data_dir: Path, host: str = "127.0.0.1") -> int:
+    """The port this data folder's n8n listens on: chosen once, then kept in it (its integration names it)."""
+    path = data_dir / "port"
+    with contextlib.suppress(OSError, ValueError):
+        return int(path.read_text())
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    port = free_port(host)
+    path.write_text(str(port))
+    return port
+
+
 def n8n_environment(
     install: Installation,
     data_dir: Path,

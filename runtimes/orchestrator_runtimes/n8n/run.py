@@ -137,16 +137,21 @@ def desired(workflow: Mapping[str, Any], our_id: str, binding: ModelBinding | No
 
 
 def wait_reachable(api: N8nApi) -> None:
-    """Wait while the instance refuses connections (the personal mode starts it at the first n8n run)."""
+    """Wait while the instance refuses connections (the personal mode starts it at the first n8n run), and
+    until its public API is mounted: n8n says it is ready a moment before (its API answers 404 meanwhile)."""
     deadline = time.monotonic() + START_SECONDS
     while True:
         try:
-            http("GET", f"{api.base_url}/healthz/readiness", timeout=5)
-            return
+            if http("GET", f"{api.base_url}/healthz/readiness", timeout=5).status == 200:
+                headers = {"X-N8N-API-KEY": api.api_key}
+                if http("GET", f"{api.base_url}/api/v1/workflows?limit=1", None, headers, 5).status != 404:
+                    return
         except N8nApiError:
             if time.monotonic() >= deadline:
                 raise
-            time.sleep(0.5)
+        if time.monotonic() >= deadline:
+            raise N8nApiError(0, f"n8n at {api.base_url} did not become ready within {START_SECONDS:g} s")
+        time.sleep(0.5)
 
 
 def sync(
