@@ -53,6 +53,21 @@ def runs_pg() -> Iterator[EmbeddedPostgres]:
 
 
 @pytest.fixture
+def orchestrator_log(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
+    """caplog on the "orchestrator" logger itself: a server started earlier in the session stops it
+    propagating to the root logger, where caplog listens."""
+    logger = logging.getLogger("orchestrator")
+    logger.addHandler(caplog.handler)
+    level = logger.level
+    logger.setLevel(logging.DEBUG)
+    try:
+        yield caplog
+    finally:
+        logger.setLevel(level)
+        logger.removeHandler(caplog.handler)
+
+
+@pytest.fixture
 def server(runs_pg: EmbeddedPostgres) -> RunsServer:
     return RunsServer(runs_pg.admin_url("postgres"), runs_pg.runs_host)
 
@@ -161,12 +176,11 @@ async def test_runs_under_another_account_wait_resume_and_reach_only_their_own_d
     create_agent: Any,
     create_workflow: Any,
     server: RunsServer,
-    caplog: pytest.LogCaptureFixture,
+    orchestrator_log: pytest.LogCaptureFixture,
 ) -> None:
     a, b = who("a"), who("b")
     waiting_run = await execute(api, create_agent, create_workflow, a, APPROVAL, {"what": "v2"})
     root = runs_root(Path(tempfile.mkdtemp(prefix="orch-runs-", dir="/tmp")))
-    caplog.set_level(logging.DEBUG)
     try:
         settings = {"run_accounts": "uid:65534", "state_server": server, "workdir_root": root}
         async with workers(**settings, runner_pool_size=1, kernel_pool_size=0, preload=("langgraph",)):
@@ -193,8 +207,9 @@ async def test_runs_under_another_account_wait_resume_and_reach_only_their_own_d
     assert all("permission denied for database" in outcome for outcome in report["others"].values()), report
     password_a = keys.password(org_a)
     assert password_a not in report["seen"]  # no command line, no environment B's run can read
-    assert password_a not in caplog.text  # nor the worker's log
-    assert keys.password(org_b) not in caplog.text
+    assert f"runs' database {database_name(org_a)} ready" in orchestrator_log.text  # the worker's log...
+    assert password_a not in orchestrator_log.text  # ...has neither password
+    assert keys.password(org_b) not in orchestrator_log.text
 
 
 def probe_spec() -> dict[str, Any]:
@@ -226,7 +241,7 @@ async def test_in_the_personal_mode_each_organizations_checkpoints_stay_in_its_o
 
 
 def test_a_worker_whose_runs_cannot_reach_the_server_gives_them_none_and_says_why(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, orchestrator_log: pytest.LogCaptureFixture
 ) -> None:
     private, shared = tmp_path / "pgdata", Path(tempfile.mkdtemp(prefix="orch-sock-", dir="/tmp"))
     private.mkdir(mode=0o700)
@@ -235,7 +250,7 @@ def test_a_worker_whose_runs_cannot_reach_the_server_gives_them_none_and_says_wh
         embedded = RunsServer("postgresql://postgres@/postgres", str(private))
         assert EngineSettings().worker_settings(embedded).state_server == embedded  # the personal mode: one account
         assert EngineSettings(run_accounts="uid:4242").worker_settings(embedded).state_server is None
-        assert "closed to their accounts" in caplog.text
+        assert "closed to their accounts" in orchestrator_log.text
         opened = RunsServer("postgresql://postgres@/postgres", str(shared))
         assert EngineSettings(run_accounts="uid:4242").worker_settings(opened).state_server == opened
         admin = EngineSettings(runs_database_admin_url="postgresql://admin:pw@db:5432/postgres")
