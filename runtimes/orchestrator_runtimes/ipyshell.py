@@ -40,6 +40,10 @@ from jupyter_client.jsonutil import json_default
 from jupyter_client.session import Session
 from traitlets.config import Config
 
+#: the most characters one ``stream`` message carries: a cell that prints 50 MB at once sends it in pieces (at
+#: most ~6 MiB of JSON each), as the worker takes no line over 16 MiB from a notebook's process
+STREAM_CHUNK = 1 << 20
+
 #: ipykernel's flush interval for stdout and stderr, in seconds
 FLUSH_INTERVAL = 0.2
 #: what a kernel_info reply says about the language (ipykernel's own)
@@ -137,7 +141,8 @@ class OutStream(io.TextIOBase):
             if not self._buffer:
                 return
             text, self._buffer = "".join(self._buffer), []
-            self.session.send(None, "stream", {"name": self.name, "text": text})
+            for start in range(0, len(text), STREAM_CHUNK):  # one message stays far below the worker's line limit
+                self.session.send(None, "stream", {"name": self.name, "text": text[start : start + STREAM_CHUNK]})
 
 
 _STREAMS: list[OutStream] = []
