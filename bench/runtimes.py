@@ -37,7 +37,8 @@ each framework, the same trivial two-step workflow is run
   CPU over 100 ms: whatever the worker keeps warm is ready), at most
   ``--settle-max`` seconds. Ours includes what the direct call does not do:
   the queue, a runner process, the spec turned into the framework's objects,
-  LangGraph's checkpoint of every step in the runs' database, the events and
+  LangGraph's checkpointer (in memory; written to the runs' database only by a run
+  that waits for a human or fails), the events and
   the result written to PostgreSQL. *Overhead* is ours p50 minus baseline
   (A for LangGraph) p50, in milliseconds and as a ratio;
 * ours, throughput: a second worker joins (same settings); ``--throughput-runs``
@@ -73,12 +74,13 @@ is missing, fails to import or rejects the benchmark's spec, or whose library,
 fake builder or local model is not installed or fails, is reported as skipped, with why.
 
 The workers get the runs' databases (one per organization, ``orch_runs_<hash>`` in the embedded
-server) from ``prepare_database``; that LangGraph's runs were checkpointed there
-is checked after the throughput runs. The organization is moved to the
+server) from ``prepare_database``; after the throughput runs, their checkpoints there are counted:
+those runs all succeed, so none needs one and none is written (durability ``exit``). The organization is moved to the
 ``enterprise`` tier first (``jupyter orchestrator set-tier``) so its concurrency
 limit is not the bottleneck. Prints p50/p99/mean of each measure and the
-targets (overhead p50 < 100 ms for each framework; >= 50 LangGraph runs/s
-through 2 workers) as PASS/FAIL; the figures go to ``bench/results/runtimes.json``.
+targets (overhead p50 <= 25 ms for LangGraph, <= 60 ms for CrewAI and Agno; >= 100 LangGraph
+runs/s through 2 workers; no checkpoint written by a run that succeeded) as PASS/FAIL; the figures go
+to ``bench/results/runtimes.json``.
 Every process started here is stopped at the end, also on Ctrl-C or a failure.
 This is a measurement, not a test.
 """
@@ -163,8 +165,9 @@ QUIET = {
     "LANGSMITH_TRACING": "false",
 }
 
-OVERHEAD_P50_TARGET_MS = 100.0
-LANGGRAPH_RUNS_PER_SECOND_TARGET = 50.0
+#: issue 15's targets: overhead p50 over the direct call, per framework, and LangGraph's runs/s through 2 workers
+OVERHEAD_P50_TARGET_MS = {"langgraph": 25.0, "crewai": 60.0, "agno": 60.0}
+LANGGRAPH_RUNS_PER_SECOND_TARGET = 100.0
 
 
 # ---- the work ----------------------------------------------------------------------
@@ -691,6 +694,8 @@ def checkpointed(pgdata: Path, execution_ids: list[str]) -> dict[str, Any]:
             names = [row[0] for row in conn.execute(query)]
         for name in names:
             with database(pgdata, name) as conn:
+                if conn.execute("SELECT to_regclass('checkpoints')").fetchone() == (None,):
+                    continue  # no run of this organization ever needed a checkpoint: no table
                 row = conn.execute(
                     "SELECT count(DISTINCT thread_id), count(*) FROM checkpoints WHERE thread_id = ANY(%s)",
                     (execution_ids,),
@@ -949,8 +954,9 @@ def report(results: dict[str, Any]) -> dict[str, bool]:
         for name, problems in ours["logged_problems"].items():
             for message, count in problems.items():
                 print(f"  !! {name} logged {count} x {message}")
-        checks[f"{framework}: overhead p50 < {OVERHEAD_P50_TARGET_MS:.0f} ms ({overhead['p50_ms']:.1f} ms)"] = (
-            overhead["p50_ms"] < OVERHEAD_P50_TARGET_MS
+        target = OVERHEAD_P50_TARGET_MS.get(framework, 60.0)
+        checks[f"{framework}: overhead p50 <= {target:.0f} ms ({overhead['p50_ms']:.1f} ms)"] = (
+            overhead["p50_ms"] <= target
         )
         checks[f"{framework}: all {tput['runs']} throughput runs succeeded ({tput['statuses']})"] = tput[
             "statuses"
@@ -961,10 +967,12 @@ def report(results: dict[str, Any]) -> dict[str, bool]:
                 rate >= LANGGRAPH_RUNS_PER_SECOND_TARGET
             )
             if checkpoints is not None:
+                # durability 'exit': a run writes its checkpoint only when it waits for a human or fails (its retry
+                # or its answer reads it); nobody reads a succeeded run's, so none is written
                 checks[
-                    f"langgraph: every throughput run checkpointed in the runs' database "
+                    f"langgraph: no succeeded run wrote a checkpoint it does not need "
                     f"({checkpoints['checkpointed_runs']}/{checkpoints['runs']})"
-                ] = checkpoints["checkpointed_runs"] == checkpoints["runs"]
+                ] = checkpoints["checkpointed_runs"] == 0
     print("\ntargets:")
     for name, ok in checks.items():
         print(f"  {'PASS' if ok else 'FAIL'}  {name}")
