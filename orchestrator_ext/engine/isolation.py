@@ -20,7 +20,7 @@ import os
 import shutil
 import signal
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 from orchestrator_runtimes.forkserver import die_with_parent, make_non_dumpable
@@ -87,17 +87,12 @@ async def stop_process(process: asyncio.subprocess.Process, grace_seconds: float
         await asyncio.wait_for(process.wait(), grace_seconds)
 
 
-def _child_setup() -> None:
+def child_setup() -> None:
+    """The ``preexec_fn`` of a run's process (kernel, zygote, runner, fork server): caps its open files and has it
+    killed when the worker dies. It runs after the switch to the run's account (which would clear the latter).
+    Memory is not limited here: the worker's MemoryGuard watches what the run's processes really use."""
     apply_limits()  # the same limits as a forked run's
     die_with_parent()
-
-
-def limiter(memory_mib: int) -> Callable[[], None]:
-    """A ``preexec_fn`` that caps the child's open files and has it killed when the worker dies (its memory,
-    ``memory_mib``, is not set here: the worker watches it). It runs after the switch to the run's account
-    (which would clear the latter)."""
-    del memory_mib  # kept for the callers' signature; enforced by the worker's MemoryGuard
-    return _child_setup
 
 
 def protect_worker_process() -> bool:

@@ -40,7 +40,7 @@ from jupyter_client.manager import AsyncKernelManager
 from orchestrator_kernels.kernelspec import run_commands
 
 from .accounts import RunAccount
-from .isolation import kill_group, limiter, new_workdir, remove_workdir, run_environment
+from .isolation import child_setup, kill_group, new_workdir, remove_workdir, run_environment
 from .pool import PerAccount, WarmPool
 from .zygote import Zygote, ZygoteKernel
 
@@ -116,7 +116,7 @@ async def start_kernel(
             await manager.start_kernel(
                 env=run_environment(workdir),
                 cwd=str(workdir),
-                preexec_fn=limiter(memory_mib),
+                preexec_fn=child_setup,
                 stdout=captured,
                 stderr=captured,
                 **(account.popen_kwargs() if account is not None else {}),

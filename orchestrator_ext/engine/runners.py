@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from .accounts import RunAccount
-from .isolation import kill_group, limiter, new_workdir, remove_workdir, run_environment, stop_process
+from .isolation import child_setup, kill_group, new_workdir, remove_workdir, run_environment, stop_process
 from .pool import PerAccount
 from .runs_state import StateFor, with_state
 
@@ -121,7 +121,7 @@ async def start_runner(
         stderr=asyncio.subprocess.PIPE,
         cwd=workdir,
         env=run_environment(workdir),
-        preexec_fn=limiter(memory_mib),
+        preexec_fn=child_setup,
         start_new_session=True,
         limit=MAX_LINE,
         **_as(account),
@@ -263,7 +263,7 @@ class ForkServer:
                 stderr=asyncio.subprocess.PIPE,
                 cwd=self.home,
                 env=environment,
-                preexec_fn=limiter(self.memory_mib),
+                preexec_fn=child_setup,
                 start_new_session=True,
                 pass_fds=(listener.fileno(),),
                 **_as(self.account),

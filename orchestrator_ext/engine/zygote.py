@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from .accounts import RunAccount
-from .isolation import limiter, new_workdir, remove_workdir, run_environment
+from .isolation import child_setup, new_workdir, remove_workdir, run_environment
 
 log = logging.getLogger("orchestrator.engine")
 #: the thread zygotes are started from. A parent-death signal fires when the *thread* that started the
@@ -198,7 +198,7 @@ class Zygote:
                 stderr=errors,
                 cwd=self.home,
                 env=run_environment(self.home),
-                preexec_fn=limiter(self.memory_mib),
+                preexec_fn=child_setup,
                 start_new_session=True,
                 pass_fds=(theirs.fileno(),),
                 **as_account,
