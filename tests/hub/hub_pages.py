@@ -42,13 +42,20 @@ def put_notebook(server_url: str, person: Person, path: str, content: dict[str, 
 
 
 def code_notebook(cells: list[str]) -> dict[str, Any]:
-    """A python3 notebook of code cells."""
+    """A python3 notebook of code cells, as JupyterLab saves it (each ``source`` a list of lines)."""
     return {
         "nbformat": 4,
         "nbformat_minor": 5,
         "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
         "cells": [
-            {"cell_type": "code", "id": f"c{i}", "metadata": {}, "execution_count": None, "outputs": [], "source": s}
+            {
+                "cell_type": "code",
+                "id": f"c{i}",
+                "metadata": {},
+                "execution_count": None,
+                "outputs": [],
+                "source": s.splitlines(keepends=True),
+            }
             for i, s in enumerate(cells)
         ],
     }

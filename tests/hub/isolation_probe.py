@@ -118,8 +118,16 @@ def ok(response: requests.Response, status: int = 200) -> Any:
 
 
 def notebook(*sources: str) -> dict[str, Any]:
-    cells = [
-        {"cell_type": "code", "id": f"c{index}", "metadata": {}, "execution_count": None, "outputs": [], "source": src}
+    """A python3 notebook as JupyterLab saves it: each cell's ``source`` a list of lines."""
+    cells: list[dict[str, Any]] = [
+        {
+            "cell_type": "code",
+            "id": f"c{index}",
+            "metadata": {},
+            "execution_count": None,
+            "outputs": [],
+            "source": src.splitlines(keepends=True),
+        }
         for index, src in enumerate(sources)
     ]
     kernelspec = {"name": "python3", "display_name": "Python 3", "language": "python"}
