@@ -14,7 +14,8 @@ machine's moods:
   ORM) and ``PUT /users/me`` (a write), with ``bench/loadgen.py``: requests per
   second, p50, p99 and mean latency (closed loop: concurrency / rate);
 - the server process's CPU time per request, one request at a time (robust to
-  the machine's other work, which rates and latencies are not);
+  the machine's other work, which rates and latencies are not), its spans'
+  export included and the server's idle CPU taken away;
 - POST ``/execute`` → ``succeeded`` of a LangGraph graph of code nodes, one run
   at a time, polled every 10 ms: p50, p99, mean;
 - off, per call, what the hooks cost when tracing is off (the worker's and the
@@ -162,9 +163,25 @@ def merged(results: list[dict[str, Any]]) -> dict[str, Any]:
     return {key: round(statistics.fmean(r[key] for r in results), 3) for key in keys} | {"rounds": len(results)}
 
 
+#: longer than the SDK's 5 s between exports: what was queued before is sent before a measure, and what the
+#: measure's requests queued is sent (and counted) before it ends
+SETTLE_S = 5.5
+IDLE_S = 1.0
+
+
+def _cpu(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return float(times.user + times.system)
+
+
 def cpu_per_request(off: Side, on: Side, requests: int, rounds: int) -> list[dict[str, Any]]:
-    """CPU seconds the server process spends per request, one request at a time: what the machine's other
-    work does not change (unlike a rate or a latency on a shared machine), tracing's own cost included."""
+    """CPU milliseconds the server process spends per request, one request at a time: what the machine's other
+    work changes least (unlike a rate or a latency on a shared machine).
+
+    Each measure starts once the spans of the load before it are exported (they are not its own), runs until
+    its own are (their encoding and sending count), and takes away the server's idle CPU over that time
+    (its worker's polling, measured just before), so both sides count the same work.
+    """
     rows = []
     for label, method, suffix, body in (
         ("GET /agents", "GET", "/agents?limit=50", None),
@@ -177,11 +194,15 @@ def cpu_per_request(off: Side, on: Side, requests: int, rounds: int) -> list[dic
                 assert side.client is not None
                 path = API + suffix.replace("{id}", side.agent_id)
                 server = psutil.Process(side.server.process.pid)
-                before = server.cpu_times()
+                time.sleep(SETTLE_S)
+                idle = _cpu(server)
+                time.sleep(IDLE_S)
+                idle_rate = (_cpu(server) - idle) / IDLE_S
+                before, started = _cpu(server), time.perf_counter()
                 for _ in range(requests):
                     side.client.call(method, path, body)
-                after = server.cpu_times()
-                used = (after.user - before.user) + (after.system - before.system)
+                time.sleep(SETTLE_S)
+                used = _cpu(server) - before - idle_rate * (time.perf_counter() - started)
                 spent[side.name].append(used / requests * 1000)
         row = {"endpoint": label, **{name: round(statistics.fmean(ms), 3) for name, ms in spent.items()}}
         row["cost"] = round(row["on"] / row["off"] - 1, 3) if row["off"] else float("nan")
