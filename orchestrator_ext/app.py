@@ -291,7 +291,8 @@ class OrchestratorApp(OrchestratorSettings, ExtensionApp):
     def _start_n8n(self, url: str) -> None:
         from .n8n.manager import for_personal_mode  # n8n beside the server: at start or at the first n8n run
 
-        assert self.services is not None  # called once the services exist
+        if self.services is None:
+            return
         editor = f"{self.serverapp.base_url if self.serverapp else '/'}orchestrator/n8n/"  # handlers/n8n_editor.py
         self._n8n = for_personal_mode(Path(self.data_dir) / "n8n", url, self.services.keyring, self.owner, editor)
 
