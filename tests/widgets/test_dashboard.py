@@ -1,8 +1,9 @@
-"""The dashboard against a real server: its Python side (counts with ``waiting``, agents and
-workflows by name, a run started through the API in the live list within a second, approve, cancel,
-retry, pause and resume a schedule, open a run), then in Voila, in Chromium: a run started through the
-API shows within a second, its Cancel button cancels it, Approve lets another go on, and axe finds no
-serious or critical violation."""
+"""The dashboard against a real server: its Python side (counts with ``waiting``, model tokens per
+framework as the runs recorded them, agents and workflows by name, a run started through the API in
+the live list within a second, approve, cancel, retry, pause and resume a schedule, open a run), then
+in Voila, in Chromium: its charts drawn (tokens included), a run started through the API shows within
+a second, its Cancel button cancels it, Approve lets another go on, and axe finds no serious or
+critical violation."""
 
 from __future__ import annotations
 
@@ -13,12 +14,14 @@ from typing import Any
 
 import pytest
 from orchestrator_widgets import Dashboard
+from orchestrator_widgets import dashboard_data as data
 from playwright.sync_api import expect
 
 from orchestrator_ext.client import Client
 from tests.personal_server import PersonalServer
 from tests.widgets.browser import chromium_page, open_in_voila, screenshot
 from tests.widgets.sample_specs import three_steps, with_approval
+from tests.widgets.test_admin import recorded_tokens
 from tests.widgets.test_browser import serious_violations
 from tests.widgets.test_models import wait_for
 
@@ -85,7 +88,20 @@ def test_the_dashboards_model_follows_runs_live_and_its_buttons_act(client: Clie
         dashboard.close()
 
 
-def test_schedules_pause_and_resume_and_the_window_changes(client: Client) -> None:
+def test_tokens_per_framework_count_what_runs_recorded() -> None:
+    agents = [{"id": "a", "framework": "langgraph"}, {"id": "b", "framework": "crewai"}]
+    runs: list[dict[str, Any]] = [
+        {"agent_id": "a", "outputs": {"usage": {"prompt_tokens": 100, "completion_tokens": 20}}},
+        {"agent_id": "a", "outputs": {"usage": {"prompt_tokens": 5.0, "completion_tokens": "many"}}},
+        {"agent_id": "a", "outputs": None},
+        {"agent_id": "b", "outputs": {"usage": {"prompt_tokens": True, "completion_tokens": [3]}}},
+        {"agent_id": "b", "outputs": {"output": 1}},
+    ]
+    frameworks = {a["id"]: a["framework"] for a in agents}
+    assert data.tokens(runs, frameworks) == [{"framework": "langgraph", "prompt_tokens": 105, "completion_tokens": 20}]
+
+
+def test_schedules_pause_and_resume_and_the_window_changes(server: PersonalServer, client: Client) -> None:
     agent = client.create_agent(f"Scheduled {uuid.uuid4().hex[:6]}", "langgraph")
     workflow = client.create_workflow(agent["id"], "Nightly", three_steps())
     schedule = client.request("POST", f"workflows/{workflow['id']}/schedules", body={"cron": "0 3 * * *"})
@@ -103,7 +119,10 @@ def test_schedules_pause_and_resume_and_the_window_changes(client: Client) -> No
 
         done = client.execute(workflow["id"], {})
         wait_for(lambda: (r := latest(dashboard, done["id"])) and r["status"] == "succeeded", 120)
+        recorded_tokens(server, done["id"], 1200, 34)  # as a run that called a model leaves them
         dashboard.command({"type": "window", "hours": 24})
+        [langgraph] = [t for t in dashboard.board["tokens"] if t["framework"] == "langgraph"]
+        assert (langgraph["prompt_tokens"], langgraph["completion_tokens"]) >= (1200, 34)
         assert dashboard.board["hours"] == 24
         hours = dashboard.board["per_hour"]
         assert sum(cell["runs"] for cell in hours if cell["status"] == "succeeded") >= 1
@@ -117,11 +136,15 @@ def test_in_voila_a_run_shows_within_a_second_is_cancelled_and_approved(
 ) -> None:
     agent = client.create_agent(f"Voila board {uuid.uuid4().hex[:6]}", "langgraph")
     workflow = client.create_workflow(agent["id"], "Ship in Voila", with_approval())
+    counted = client.execute(client.create_workflow(agent["id"], "Counted", three_steps())["id"], {})
+    assert client.wait(counted["id"], timeout=120)["status"] == "succeeded"
+    recorded_tokens(server, counted["id"], 1200, 34)
     notebook = write_notebook("board.ipynb", "from orchestrator_widgets import Dashboard\nDashboard()")
     with chromium_page() as page:
         root = open_in_voila(page, server, notebook)
         expect(root.locator(".ow-agents")).to_contain_text(agent["name"], timeout=30_000)
         expect(root.locator(".ow-chart-hours svg")).to_be_attached()
+        expect(root.locator(".ow-chart-tokens svg")).to_be_attached()
 
         run = client.execute(workflow["id"], {})
         row = root.locator(f'.ow-live-runs tr[data-execution-id="{run["id"]}"]')

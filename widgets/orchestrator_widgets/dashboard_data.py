@@ -1,4 +1,5 @@
-"""The dashboard's numbers, computed in the kernel from the runs the API lists (a bounded window).
+"""The dashboard's numbers (counts, runs per hour, durations and model tokens per framework),
+computed in the kernel from the runs the API lists (a bounded window).
 
 Pure functions of plain JSON (the API's executions, agents, workflows): what
 the :class:`~orchestrator_widgets.dashboard.Dashboard` publishes, and what its
@@ -76,6 +77,28 @@ def durations(runs: Iterable[Run], framework_of: Mapping[str, str]) -> list[dict
     ]
 
 
+def recorded(run: Run, key: str) -> int:
+    """A token count the run recorded in ``outputs.usage`` (0 when none, or not a number)."""
+    outputs = run.get("outputs")
+    usage = outputs.get("usage") if isinstance(outputs, Mapping) else None
+    value = usage.get(key) if isinstance(usage, Mapping) else None
+    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0
+
+
+def tokens(runs: Iterable[Run], framework_of: Mapping[str, str]) -> list[dict[str, Any]]:
+    """Model tokens (prompt and completion) the window's runs recorded, per framework (only those with any)."""
+    totals: dict[str, Counter[str]] = defaultdict(Counter)
+    for run in runs:
+        framework = framework_of.get(str(run["agent_id"]), "unknown")
+        for key in ("prompt_tokens", "completion_tokens"):
+            totals[framework][key] += recorded(run, key)
+    return [
+        {"framework": name, "prompt_tokens": found["prompt_tokens"], "completion_tokens": found["completion_tokens"]}
+        for name, found in sorted(totals.items())
+        if found["prompt_tokens"] or found["completion_tokens"]
+    ]
+
+
 def agent_rows(agents: Iterable[Run], runs: Sequence[Run]) -> list[dict[str, Any]]:
     """Each agent with its last run, success rate over finished runs, and health in a word."""
     by_agent: dict[str, list[Run]] = defaultdict(list)
@@ -148,11 +171,13 @@ def board(
     agent_names = {str(a["id"]): str(a["name"]) for a in agents}
     workflow_names = {str(w["id"]): str(w["name"]) for w in workflows}
     rows = [named(brief(run), agent_names, workflow_names) for run in runs]
+    frameworks = {str(a["id"]): str(a.get("framework") or "") for a in agents}
     return {
         "counts": counts(runs),
         "active": [row for row in rows if row["status"] in ACTIVE],
         "latest": rows[:LATEST],
         "agents": agent_rows(agents, runs),
         "per_hour": per_hour(runs, now, hours),
-        "durations": durations(runs, {str(a["id"]): str(a.get("framework") or "") for a in agents}),
+        "durations": durations(runs, frameworks),
+        "tokens": tokens(runs, frameworks),
     }

@@ -5,7 +5,7 @@ import { useMemo } from "react";
 import { ExecutionPanel, type RunCommand } from "../shared/ExecutionPanel";
 import type { RunState } from "../shared/types";
 import { Chart } from "./Chart";
-import { durationSpec, perHourSpec } from "./charts";
+import { durationSpec, perHourSpec, tokensSpec } from "./charts";
 import { AgentsTable, RunsTable, SchedulesTable } from "./tables";
 import type { Board, Command } from "./types";
 
@@ -16,8 +16,14 @@ export function App() {
   const [board] = useModelState<Board>("board");
   const [run] = useModelState<RunState>("run");
   const send = (command: Command) => model.send(command);
-  const perHour = useMemo(() => perHourSpec(board), [board.per_hour, board.hours]);
-  const durations = useMemo(() => durationSpec(board), [board.durations]);
+  // each sync brings new arrays: key the specs by their data's text, so a chart is drawn again only
+  // when its numbers change (Vega's embed is the page's heaviest work; a live update must not wait on it)
+  const hoursKey = JSON.stringify([board.per_hour, board.hours]);
+  const durationsKey = JSON.stringify(board.durations);
+  const tokensKey = JSON.stringify(board.tokens);
+  const perHour = useMemo(() => perHourSpec(board), [hoursKey]);
+  const durations = useMemo(() => durationSpec(board), [durationsKey]);
+  const tokens = useMemo(() => tokensSpec(board), [tokensKey]);
   if (board.error) {
     return (
       <div className="ow-root ow-dashboard">
@@ -68,6 +74,11 @@ export function App() {
           <Chart spec={durations} label="Duration per framework, p50 and p95 (seconds)" className="ow-chart-durations" />
         ) : (
           <p className="ow-muted">No finished run in this window: no durations yet.</p>
+        )}
+        {(board.tokens ?? []).length ? (
+          <Chart spec={tokens} label="Model tokens per framework, prompt and completion" className="ow-chart-tokens" />
+        ) : (
+          <p className="ow-muted">No run in this window recorded model tokens.</p>
         )}
       </section>
       <section aria-labelledby="ow-agents-title">

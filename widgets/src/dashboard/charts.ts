@@ -1,4 +1,4 @@
-// The dashboard's Vega-Lite specs: runs per hour by status, and p50/p95 durations per framework.
+// The dashboard's Vega-Lite specs: runs per hour by status, p50/p95 durations and model tokens per framework.
 import type { VisualizationSpec } from "vega-embed";
 import type { Board } from "./types";
 
@@ -57,6 +57,27 @@ export function durationSpec(board: Board): VisualizationSpec {
       xOffset: { field: "percentile" },
       y: { field: "seconds", type: "quantitative", title: "seconds" },
       color: { field: "percentile", type: "nominal", scale: { range: ["#1d4ed8", "#c2410c"] } },
+    },
+  };
+}
+
+export function tokensSpec(board: Board): VisualizationSpec {
+  const rows = (board.tokens ?? []).flatMap((t) => [
+    { framework: t.framework, kind: "prompt", tokens: t.prompt_tokens },
+    { framework: t.framework, kind: "completion", tokens: t.completion_tokens },
+  ]);
+  return {
+    $schema: "https://vega.github.io/schema/vega-lite/v6.json",
+    description: "Model tokens per framework, prompt and completion, over the window",
+    config: CONFIG,
+    width: 260,
+    height: 160,
+    data: { values: rows },
+    mark: { type: "bar", tooltip: true },
+    encoding: {
+      x: { field: "framework", type: "nominal", title: "framework" },
+      y: { field: "tokens", type: "quantitative", aggregate: "sum", title: "tokens" },
+      color: { field: "kind", type: "nominal", title: "tokens", scale: { range: ["#1d4ed8", "#15803d"] } },
     },
   };
 }

@@ -49,6 +49,7 @@ export interface Board {
   schedules?: ScheduleRow[];
   per_hour?: { hour: string; status: string; runs: number }[];
   durations?: { framework: string; runs: number; p50_s: number; p95_s: number }[];
+  tokens?: { framework: string; prompt_tokens: number; completion_tokens: number }[];
   message?: string;
 }
 
