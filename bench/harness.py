@@ -225,21 +225,19 @@ def start_server(procs: Processes, port: int, token: str, *options: str) -> Star
     its root directory, and no rate limits (the benchmarks start thousands of runs a minute);
     ``options`` adds to or overrides these (``--OrchestratorApp.local_model=False``).
     """
-    server = procs.start(
-        "server",
-        orchestrator(
-            "--no-browser",
-            "--ip=127.0.0.1",
-            f"--port={port}",
-            "--ServerApp.port_retries=0",
-            f"--IdentityProvider.token={token}",
-            f"--ServerApp.root_dir={procs.root}",
-            "--OrchestratorApp.run_engine=False",
-            "--OrchestratorApp.rate_limits=False",
-            *options,
-        ),
-        stop_signal=signal.SIGINT,
-    )
+    defaults = [
+        "--no-browser",
+        "--ip=127.0.0.1",
+        f"--port={port}",
+        "--ServerApp.port_retries=0",
+        f"--IdentityProvider.token={token}",
+        f"--ServerApp.root_dir={procs.root}",
+        "--OrchestratorApp.run_engine=False",
+        "--OrchestratorApp.rate_limits=False",
+    ]
+    given = {option.split("=", 1)[0] for option in options}  # jupyter-server refuses a trait given twice
+    kept = [option for option in defaults if option.split("=", 1)[0] not in given]
+    server = procs.start("server", orchestrator(*kept, *options), stop_signal=signal.SIGINT)
     wait_for(lambda: http_ok(f"http://127.0.0.1:{port}{API}/health"), "the server was not healthy", server)
     return server
 
