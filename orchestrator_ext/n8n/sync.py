@@ -105,7 +105,9 @@ def _read_copy(api: N8nApi, our_id: str, exported: dict[str, Any]) -> dict[str, 
             f"The n8n instance has no copy of this workflow ('{name}'): run it once, which puts it there, "
             "then edit it in n8n's editor."
         )
-    saved = api.workflow(str(listed[0]["id"]))
+    if not isinstance(listed[0], dict) or listed[0].get("id") in (None, ""):
+        raise ServiceUnavailable(f"The n8n instance listed the copy '{name}' without an id.")
+    saved = _checked(api.call("GET", f"workflows/{listed[0]['id']}"), name)
     before = {n.get("name"): n for n in exported.get("nodes") or [] if isinstance(n, dict)}
     pulled = copy.deepcopy(exported)  # its other keys (id, meta, pinData) as they were
     pulled["nodes"] = [_unbound(_unplaced(node, our_id, before), before) for node in saved.get("nodes") or []]
@@ -116,12 +118,50 @@ def _read_copy(api: N8nApi, our_id: str, exported: dict[str, Any]) -> dict[str, 
     return pulled
 
 
+def _checked(saved: Any, name: str) -> dict[str, Any]:
+    """The instance's copy, refused (409, naming the node) where its shape is not n8n's: an edit there (or another
+    client) may have saved anything, and the pull must answer with what is wrong, not a 500."""
+    if not isinstance(saved, dict):
+        raise Conflict(f"The n8n instance's copy '{name}' is not a workflow object.")
+    nodes = saved.get("nodes") or []
+    if not isinstance(nodes, list):
+        raise Conflict(f"The n8n instance's copy '{name}' has 'nodes' that are not a list.")
+    for index, node in enumerate(nodes):
+        if not isinstance(node, dict):
+            raise Conflict(f"The n8n instance's copy '{name}': its node #{index + 1} is not an object.")
+        _check_node(node, name)
+    for key in ("connections", "settings"):
+        if not isinstance(saved.get(key) or {}, dict):
+            raise Conflict(f"The n8n instance's copy '{name}' has '{key}' that is not an object.")
+    return saved
+
+
+def _check_node(node: dict[str, Any], name: str) -> None:
+    """The parts of a node the pull reads: objects where n8n writes objects, its header entries objects."""
+    label = f"The n8n instance's copy '{name}': node '{node.get('name')}'"
+    if not isinstance(node.get("name"), str | None):
+        raise Conflict(f"{label} has a name that is not text.")
+    parameters, credentials = node.get("parameters") or {}, node.get("credentials") or {}
+    if not isinstance(parameters, dict) or not isinstance(credentials, dict):
+        raise Conflict(f"{label} has 'parameters' or 'credentials' that are not an object.")
+    if not isinstance(credentials.get(CREDENTIAL_TYPE) or {}, dict):
+        raise Conflict(f"{label} has a '{CREDENTIAL_TYPE}' credential that is not an object.")
+    if node.get("type") not in (WEBHOOK_TYPE, RESPOND_TYPE):
+        return
+    options = parameters.get("options") or {}
+    headers = options.get("responseHeaders") or {} if isinstance(options, dict) else None
+    if not isinstance(headers, dict) or not isinstance(headers.get("entries") or [], list):
+        raise Conflict(f"{label} has 'options.responseHeaders' that are not n8n's.")
+    if not all(isinstance(entry, dict) for entry in headers.get("entries") or []):
+        raise Conflict(f"{label} has a response header entry that is not an object.")
+
+
 def _unplaced(node: dict[str, Any], our_id: str, before: dict[Any, dict[str, Any]]) -> dict[str, Any]:
     """A node as the person sees it in the editor: its webhook path, webhook id and answer headers its own."""
     node = copy.deepcopy(node)
     if (before.get(node.get("name")) or {}).get("webhookId"):
         node["webhookId"] = before[node["name"]]["webhookId"]
-    parameters = node.get("parameters") or {}
+    parameters = node.get("parameters") or {}  # its shape checked by _check_node
     if node.get("type") == WEBHOOK_TYPE:
         path, prefix = str(parameters.get("path") or ""), f"orchestrator/{our_id}/"
         if path.startswith(prefix):
@@ -149,7 +189,8 @@ def _unbound(node: dict[str, Any], before: dict[Any, dict[str, Any]]) -> dict[st
     else:
         node.pop("credentials", None)
     if node.get("type") == CHAT_MODEL_TYPE:
-        parameters, was = node.setdefault("parameters", {}), exported.get("parameters") or {}
+        parameters, was = node.get("parameters") or {}, exported.get("parameters") or {}
+        node["parameters"] = parameters
         for key in ("model", "responsesApiEnabled"):
             if key in was:
                 parameters[key] = copy.deepcopy(was[key])
