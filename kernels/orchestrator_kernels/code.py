@@ -153,9 +153,9 @@ def files_root(environ: dict[str, str] | None = None) -> Path:
     env = os.environ if environ is None else environ
     if env.get(FILES_ROOT_ENV):
         return Path(env[FILES_ROOT_ENV])
-    from jupyter_server.serverapp import list_running_servers
+    from orchestrator_ext.client import running_servers  # not jupyter_server.serverapp: seconds to import
 
-    servers = list(list_running_servers(env.get("JUPYTER_RUNTIME_DIR")))
+    servers = running_servers(env.get("JUPYTER_RUNTIME_DIR"))
     mine = [s for s in servers if s.get("pid") == os.getppid()] or (servers if len(servers) == 1 else [])
     if mine and mine[0].get("root_dir"):
         return Path(str(mine[0]["root_dir"]))
