@@ -12,9 +12,13 @@ nobody else: an unauthenticated request never reaches n8n.
   (the platform made it) and sends n8n's ``n8n-auth`` cookie and the browser id
   it is bound to with every request; the browser's own cookies (jupyter's)
   and credentials never reach n8n, and n8n's cookies never reach the browser;
-- writes need jupyter's XSRF token, except those that carry n8n's
-  ``browser-id`` header (the editor's own calls): a custom header another site
-  cannot send without a CORS preflight, which this server does not grant.
+- writes need jupyter's XSRF token, except the editor's own calls: those carry
+  n8n's ``browser-id`` header *and* come from this server's own page (their
+  ``Origin``, else ``Referer``, names the request's host). The header alone is
+  not enough: with ``ServerApp.allow_origin='*'`` the preflight another site
+  needs for it is granted, and that site could then write to n8n as the user;
+- n8n's login expires (the cookie is kept while n8n's port is): when n8n
+  answers 401, the proxy logs in again once and repeats the request.
 
 The editor starts n8n if it is not running (the on-demand mode).
 """
@@ -22,6 +26,7 @@ The editor starts n8n if it is not running (the on-demand mode).
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import JupyterHandler
@@ -48,9 +53,16 @@ class N8nEditorHandler(ExtensionHandlerMixin, JupyterHandler):
     auth_resource = AUTH_RESOURCE
 
     def check_xsrf_cookie(self) -> None:
-        if self.request.headers.get("browser-id"):
-            return  # the editor's calls carry a custom header: not forgeable cross-site (see the module's doc)
+        """Writes without jupyter's XSRF token: only the editor's own (n8n's header, from this server's page)."""
+        if self.request.headers.get("browser-id") and self._same_origin():
+            return
         super().check_xsrf_cookie()
+
+    def _same_origin(self) -> bool:
+        """Whether the request comes from a page of this host: its ``Origin``, else its ``Referer``, names it."""
+        source = self.request.headers.get("Origin") or self.request.headers.get("Referer") or ""
+        origin = urlsplit(source).netloc.lower() if source.lower() != "null" else ""
+        return bool(origin) and origin == (self.request.host or "").lower()
 
     @web.authenticated
     @authorized
@@ -81,6 +93,13 @@ class N8nEditorHandler(ExtensionHandlerMixin, JupyterHandler):
         manager = getattr(self.extensionapp, "_n8n", None)
         if manager is None or self.settings.get("orchestrator_hub") is not None:  # the personal mode's only
             raise web.HTTPError(404, "n8n is not run by this server (ORCHESTRATOR_N8N=off, or n8n is not installed)")
+        if await self._send(manager, path, again_on_401=True):
+            manager.forget_editor_login()  # n8n's login expired: log in again, once
+            await self._send(manager, path, again_on_401=False)
+
+    async def _send(self, manager: Any, path: str, *, again_on_401: bool) -> bool:
+        """The request to n8n, its answer relayed; True (nothing relayed) where n8n refused the login and
+        ``again_on_401``."""
         try:
             base_url, cookie = await manager.editor_login()
         except Exception as exc:
@@ -89,7 +108,7 @@ class N8nEditorHandler(ExtensionHandlerMixin, JupyterHandler):
         headers = {k: v for k, v in self.request.headers.get_all() if k.lower() not in DROPPED_REQUEST}
         headers.update({"Cookie": f"n8n-auth={cookie}", "browser-id": manager.BROWSER_ID})
         query = f"?{self.request.query}" if self.request.query else ""
-        relay = _Relay(self)
+        relay = _Relay(self, hold_401=again_on_401)
         request = httpclient.HTTPRequest(
             f"{base_url}/{path}{query}",
             method=self.request.method or "GET",
@@ -103,17 +122,21 @@ class N8nEditorHandler(ExtensionHandlerMixin, JupyterHandler):
             streaming_callback=relay.chunk,
         )
         response = await httpclient.AsyncHTTPClient().fetch(request, raise_error=False)
+        if again_on_401 and response.code == 401 and not relay.started:
+            return True
         if not relay.started:
             relay.start(response.code, response.headers)
         if response.code == 599 and response.error is not None:
             self.log.warning("the n8n editor's request failed: %s", response.error)
+        return False
 
 
 class _Relay:
     """n8n's answer, relayed as it arrives (its status and headers first, then each chunk, flushed)."""
 
-    def __init__(self, handler: N8nEditorHandler) -> None:
+    def __init__(self, handler: N8nEditorHandler, *, hold_401: bool = False) -> None:
         self.handler = handler
+        self.hold_401 = hold_401  # a 401's body is not relayed: the request is sent again after a new login
         self.started = False
         self.status = 502
         self.headers = httputil.HTTPHeaders()
@@ -125,6 +148,8 @@ class _Relay:
             self.headers.parse_line(line)
 
     def chunk(self, data: bytes) -> None:
+        if self.hold_401 and self.status == 401:
+            return
         if not self.started:
             self.start(self.status, self.headers)
         self.handler.write(data)

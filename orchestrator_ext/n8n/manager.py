@@ -130,6 +130,11 @@ class N8nManager:
             self._editor = (base_url, session.auth_cookie())
         return self._editor
 
+    def forget_editor_login(self) -> None:
+        """n8n refused the cached login (it expired; the port, so the base URL, outlives n8n's restarts):
+        the next :meth:`editor_login` logs in again."""
+        self._editor = None
+
     def _provision(self, base_url: str) -> None:
         """Keep the saved key while n8n still takes it (a run queued meanwhile was handed it), else a new one."""
         org_id = integration.find_org(self.engine, "", self.owner)
