@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from orchestrator_runtimes.n8n.api import N8nApi
+from orchestrator_runtimes.n8n.models import org_tag
 
 from tests.conftest import Api
 from tests.engine.conftest import wait_final, who
@@ -41,12 +42,13 @@ async def test_a_basic_llm_chain_runs_on_the_organizations_model(
     steps = {step["node"]: step for step in run["outputs"]["steps"]}
     assert steps["Basic LLM Chain"]["status"] == "succeeded"
     assert steps["OpenAI Chat Model"]["type"] == "@n8n/n8n-nodes-langchain.lmChatOpenAi"
-    # the credential on the instance is the integration's: its URL, named after it
+    # the credential on the instance is the integration's: its URL, named after it and the organization
     client = N8nApi(n8n.base_url, n8n.api_key)
+    named = f"orchestrator local-model [{org_tag(str(run['org_id']))}]"
     credentials = client.call("GET", "credentials")["data"]
-    assert "orchestrator local-model" in [c["name"] for c in credentials]
+    assert named in [c["name"] for c in credentials]
     ours = next(w for w in client.workflows() if w["name"] == f"Ask the model [orchestrator {workflow_id}]")
     model_node = next(n for n in client.workflow(str(ours["id"]))["nodes"] if n["name"] == "OpenAI Chat Model")
-    assert model_node["credentials"]["openAiApi"]["name"] == "orchestrator local-model"
+    assert model_node["credentials"]["openAiApi"]["name"] == named
     assert model_node["parameters"]["model"]["value"] == local_model["config"]["model"]
     assert model_node["parameters"]["responsesApiEnabled"] is False

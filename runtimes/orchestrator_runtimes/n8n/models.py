@@ -10,6 +10,12 @@ secret) and our copy's model nodes use it, with the integration's model and
 the Chat Completions API (``responsesApiEnabled`` off: OpenAI-compatible
 servers have no Responses API).
 
+One instance may serve several organizations (each with an ``n8n``
+integration pointing at it): the credential's name carries a short hash of
+the run's organization (``orchestrator <integration> [<hash>]``) and is found
+by that name, so two organizations' integrations of the same name never
+overwrite each other's URL and key.
+
 The binding is part of our copy's digest, so a changed integration (URL,
 model or key) gives a new webhook path: the first call answers 404 and the
 copy and its credential are updated then; the hot path does nothing more.
@@ -17,6 +23,7 @@ copy and its credential are updated then; the hot path does nothing more.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -41,15 +48,26 @@ class ModelBinding:
     model: str
     api_key: str | None
     credential_id: str | None = None
+    #: the run's organization: its credential is its own on an instance organizations share
+    org_id: str | None = None
 
     @property
     def credential_name(self) -> str:
-        return f"orchestrator {self.integration}"
+        if not self.org_id:
+            return f"orchestrator {self.integration}"
+        return f"orchestrator {self.integration} [{org_tag(self.org_id)}]"
 
     def fingerprint(self) -> str:
-        """What the copy's digest takes from the binding (the key only as a hash)."""
+        """What the copy's digest takes from the binding (the key only as a hash; the credential's name)."""
         key = hashlib.sha256((self.api_key or "").encode()).hexdigest()[:12]
-        return f"{self.integration}|{self.base_url}|{self.model}|{key}"
+        owner = f"|{org_tag(self.org_id)}" if self.org_id else ""
+        return f"{self.integration}|{self.base_url}|{self.model}|{key}{owner}"
+
+
+def org_tag(org_id: str) -> str:
+    """A short, stable hash of an organization's id: its credentials' names on a shared instance (the id itself
+    is not shown to the instance's other users)."""
+    return hashlib.sha256(f"orchestrator-org:{org_id}".encode()).hexdigest()[:12]
 
 
 def model_nodes(workflow: Mapping[str, Any]) -> list[Mapping[str, Any]]:
@@ -67,7 +85,9 @@ def binding_for(workflow: Mapping[str, Any], context: RunContext, name: str | No
     if not model_nodes(workflow):
         return None
     endpoint = model_endpoint(context, name)
-    return ModelBinding(endpoint.integration, endpoint.base_url, endpoint.model, endpoint.api_key)
+    return ModelBinding(
+        endpoint.integration, endpoint.base_url, endpoint.model, endpoint.api_key, org_id=context.org_id
+    )
 
 
 def bind(node: Mapping[str, Any], binding: ModelBinding) -> dict[str, Any]:
@@ -102,10 +122,14 @@ def provision_credential(api: N8nApi, binding: ModelBinding) -> ModelBinding:
         credential_id = existing[0]
     else:
         credential_id = str(api.call("POST", "credentials", body)["id"])
-    return ModelBinding(binding.integration, binding.base_url, binding.model, binding.api_key, credential_id)
+    return dataclasses.replace(binding, credential_id=credential_id)
 
 
 def _credentials_named(api: N8nApi, name: str) -> list[str]:
     body = api.call("GET", "credentials", query={"limit": 250})
     listed = (body.get("data") or []) if isinstance(body, dict) else []
-    return [str(c["id"]) for c in listed if c.get("name") == name and c.get("type") == CREDENTIAL_TYPE]
+    return [
+        str(c["id"])
+        for c in listed
+        if isinstance(c, dict) and c.get("name") == name and c.get("type") == CREDENTIAL_TYPE and c.get("id")
+    ]
