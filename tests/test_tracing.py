@@ -101,7 +101,11 @@ def assert_request_and_claim(spans: list[Span], framework: str) -> tuple[Span, S
     assert post.parent_span_id == ""
     assert post.attributes["http.status_code"] == 202
     statements = [s for s in children(spans, post) if s.attributes.get("db.system") == "postgresql"]
-    assert any(s.attributes.get("db.statement", "").startswith("INSERT INTO workflow_executions") for s in statements)
+    insert = next(s for s in statements if s.attributes.get("db.statement", "").startswith("INSERT INTO workflow_e"))
+    # the attributes SQLAlchemy's instrumentation gave a statement (observability/statements.py keeps them)
+    assert insert.name == insert.attributes["db.operation"] == "INSERT"
+    assert insert.attributes["db.name"]
+    assert insert.attributes["db.user"]
     execution = one(spans, lambda s: s.name == f"execution {framework}")
     assert execution.parent_span_id == post.span_id
     assert execution.kind == "consumer"
@@ -251,3 +255,40 @@ def test_the_tornado_instrumentation_matches_a_request_route_once() -> None:
     assert rule is not None
     assert otel._route(rule, handler) == "/agents/{agent_id}"
     assert otel._route(rule, handler) == "/agents/{agent_id}"
+
+
+def test_the_cached_span_encoding_sends_the_same_bytes() -> None:
+    """``observability.export`` keeps encoded attribute pairs and the resource's hash: the request is unchanged.
+
+    Also fails if an upgrade of the encoder stops calling ``_encode_attributes`` by that name.
+    """
+    from opentelemetry.exporter.otlp.proto.common._internal import trace_encoder
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from orchestrator_ext.observability import export
+
+    assert "_encode_attributes" in trace_encoder._encode_span.__code__.co_names
+    created = Resource.create({"service.name": "orchestrator"})
+    kept = export.kept_hash(created)
+    assert kept == created
+    assert hash(kept) == hash(created)
+    assert kept.attributes == created.attributes
+    memory = InMemorySpanExporter()
+    provider = TracerProvider(resource=kept)
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    tracer = provider.get_tracer("test")
+    for n in range(3):  # repeated pairs come from the cache; True and 1 stay a bool and an int
+        values = {"db.statement": "SELECT 1", "n": n, "flag": True, "one": 1, "ratio": 0.5, "tags": ["a", "b"]}
+        tracer.start_span(f"span {n}", attributes={**values, "none": None}).end()  # type: ignore[dict-item]
+    spans = memory.get_finished_spans()
+    plain = trace_encoder.encode_spans(spans).SerializeToString()
+    export.cache()
+    try:
+        assert trace_encoder.encode_spans(spans).SerializeToString() == plain
+        assert trace_encoder.encode_spans(spans).SerializeToString() == plain
+    finally:
+        export.uncache()
+    provider.shutdown()

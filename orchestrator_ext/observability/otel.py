@@ -21,9 +21,7 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from opentelemetry.instrumentation import tornado as tornado_instrumentation
 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor
-from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 from opentelemetry.instrumentation.tornado import TornadoInstrumentor
-from opentelemetry.instrumentation.utils import unwrap
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
@@ -39,7 +37,6 @@ from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from opentelemetry.util.types import Attributes
 from sqlalchemy import event
-from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 from tornado.routing import Rule
 from tornado.web import RequestHandler
@@ -47,6 +44,9 @@ from tornado.web import RequestHandler
 from .. import __version__
 from ..engine.events import EventWriter, RunEvents
 from ..engine.queue import ClaimedRun
+from . import export
+from .export import kept_hash
+from .statements import StatementSpans
 
 PROPAGATOR = TraceContextTextMapPropagator()
 TRACER_NAME = "orchestrator"
@@ -54,6 +54,8 @@ TRACER_NAME = "orchestrator"
 _URL_KEYS = ("http.target", "http.url", "url.full")
 
 _provider: TracerProvider | None = None
+#: the engines' statement listeners, removed by :func:`stop`
+_statement_spans: list[StatementSpans] = []
 
 
 class NoOrphanClientSpans(Sampler):
@@ -96,7 +98,8 @@ def _ratio() -> float:
 def start(service: str) -> None:
     """The process's tracer provider, exporting by OTLP/HTTP in batches, and the instrumentations."""
     global _provider
-    resource = Resource.create({"service.name": service, "service.version": __version__})
+    resource = kept_hash(Resource.create({"service.name": service, "service.version": __version__}))
+    export.cache()
     provider = TracerProvider(resource=resource, sampler=ParentBased(root=NoOrphanClientSpans(_ratio())))
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     trace.set_tracer_provider(provider)
@@ -159,20 +162,21 @@ def stop() -> None:
     _LOOKUPS["find_matched_rule"] = _FIND_RULE
     _LOOKUPS["route_from_rule"] = _ROUTE_OF
     _routes.clear()
+    export.uncache()
+    while _statement_spans:
+        _statement_spans.pop().remove()
     if _provider is not None:
         _provider.shutdown()
         _provider = None
 
 
 def instrument_engine(engine: AsyncEngine) -> None:
-    """SQLAlchemy's spans for the engine; its connections lose psycopg's, which would repeat them."""
-    SQLAlchemyInstrumentor().instrument(
-        engine=engine.sync_engine, tracer_provider=_provider, enable_commenter=False, skip_dep_check=True
-    )
-    # Its "connect" span wraps every Engine.connect(): a session taking a pooled connection, not a
-    # connection being made. One per request saying nothing (the pool's own metrics say it), and a
-    # fifth of tracing's CPU per request (py-spy, bench/overhead.py): the statements' spans stay.
-    unwrap(Engine, "connect")
+    """A span per statement of the engine; its connections lose psycopg's, which would repeat them."""
+    # Not SQLAlchemyInstrumentor: besides the statements it wraps every Engine.connect() in a
+    # "connect" span (a session taking a pooled connection: one per request saying nothing, a
+    # fifth of tracing's CPU per request) and recomputes each statement's constant attributes
+    # (see StatementSpans). The same statement spans, for less.
+    _statement_spans.append(StatementSpans(engine.sync_engine, _tracer()))
     event.listen(engine.sync_engine, "connect", _plain_cursors)
 
 
