@@ -116,6 +116,8 @@ def start(service: str) -> None:
 _LOOKUPS = vars(tornado_instrumentation)
 _FIND_RULE: Callable[[RequestHandler], Rule | None] = _LOOKUPS["find_matched_rule"]
 _ROUTE_OF: Callable[[Rule, RequestHandler], str | None] = _LOOKUPS["route_from_rule"]
+_RECORD_PREPARE: Callable[..., None] = _LOOKUPS["_record_prepare_metrics"]
+_RECORD_FINISH: Callable[..., None] = _LOOKUPS["_record_on_finish_metrics"]
 _NO_RULE = object()
 _routes: dict[tuple[Rule, type[RequestHandler], str], str | None] = {}
 
@@ -145,13 +147,22 @@ def _route(rule: Rule, handler: RequestHandler) -> str | None:
     return _routes[key]
 
 
+def _no_http_metrics(*_args: Any) -> None:
+    """In place of the instrumentation's HTTP metrics, which go nowhere: this process sets no meter provider.
+
+    Each request built four attribute dicts from its headers and route for them (Prometheus has
+    the server's own request metrics, ``observability/metrics.py``).
+    """
+
+
 def _match_routes_once() -> None:
     """Make the tornado instrumentation look routes up through :func:`_matched_rule` and :func:`_route`.
 
-    Its functions call these two by their module's global names; they are put back by :func:`stop`.
+    Its functions call these by their module's global names; they are put back by :func:`stop`.
     """
     _LOOKUPS["find_matched_rule"] = _matched_rule
     _LOOKUPS["route_from_rule"] = _route
+    _LOOKUPS["_record_prepare_metrics"] = _LOOKUPS["_record_on_finish_metrics"] = _no_http_metrics
 
 
 def stop() -> None:
@@ -161,6 +172,8 @@ def stop() -> None:
         instrumentor.uninstrument()
     _LOOKUPS["find_matched_rule"] = _FIND_RULE
     _LOOKUPS["route_from_rule"] = _ROUTE_OF
+    _LOOKUPS["_record_prepare_metrics"] = _RECORD_PREPARE
+    _LOOKUPS["_record_on_finish_metrics"] = _RECORD_FINISH
     _routes.clear()
     export.uncache()
     while _statement_spans:
