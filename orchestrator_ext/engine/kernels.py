@@ -29,7 +29,9 @@ import asyncio
 import contextlib
 import copy
 import logging
+import os
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -81,6 +83,8 @@ class JupyterKernel:
     client: AsyncKernelClient
     workdir: Path
     name: str
+    #: a short folder linking to ``workdir``, where the kernel's sockets are addressed (:func:`socket_base`)
+    link: Path | None = None
 
     @property
     def pid(self) -> int | None:
@@ -103,12 +107,13 @@ async def start_kernel(
     workdir = new_workdir(workdir_root, "run-", account)
     # Unix sockets in the run's own directory, not TCP ports: no race with other workers for free ports,
     # and nothing listening where other local users could connect
+    base, link = socket_base(workdir)
     manager = FixedKernelManager(
         argv=argv or DEFAULT_COMMANDS[DEFAULT_KERNEL],
         account=account,
         kernel_name=name,
         transport="ipc",
-        ip=str(workdir / "k"),
+        ip=str(base),
         connection_file=str(workdir / "kernel.json"),
     )
     try:
@@ -128,8 +133,31 @@ async def start_kernel(
         with contextlib.suppress(Exception):
             await manager.shutdown_kernel(now=True)
         remove_workdir(workdir)
+        remove_link(link)
         raise
-    return JupyterKernel(manager=manager, client=client, workdir=workdir, name=name)
+    return JupyterKernel(manager=manager, client=client, workdir=workdir, name=name, link=link)
+
+
+#: the longest socket path ZeroMQ's ipc takes here: ``sun_path`` is 108 bytes with its NUL, less ``-NN``
+MAX_SOCKET_BASE = 100
+
+
+def socket_base(workdir: Path) -> tuple[Path, Path | None]:
+    """Where the kernel's five ipc sockets are named (``<base>-1`` …): in ``workdir``, or, where that path is
+    too long for a Unix socket address (a deep ``run_dir`` or ``TMPDIR``), through a link to it from a short
+    folder of ours in /tmp (0711: others may pass through it, to ``workdir``'s own permissions, not list it)."""
+    base = workdir / "k"
+    if len(os.fsencode(base)) <= MAX_SOCKET_BASE:
+        return base, None
+    link = Path(tempfile.mkdtemp(prefix="orch-k-", dir="/tmp"))
+    os.chmod(link, 0o711)  # noqa: S103  # nosec B103 - others pass through to the run folder (0700), not list
+    (link / "w").symlink_to(workdir, target_is_directory=True)
+    return link / "w" / "k", link
+
+
+def remove_link(link: Path | None) -> None:
+    if link is not None:
+        remove_workdir(link)  # the link and its folder; rmtree does not follow the link
 
 
 async def _alive(kernel: JupyterKernel) -> bool:
@@ -159,6 +187,7 @@ async def discard(kernel: Kernel) -> None:
     with contextlib.suppress(Exception):
         await kernel.manager.shutdown_kernel(now=True)
     remove_workdir(kernel.workdir)
+    remove_link(kernel.link)
 
 
 class KernelPool:
