@@ -14,13 +14,15 @@ async def test_a_kernel_starts_under_a_folder_too_deep_for_a_socket_address(tmp_
     deep.mkdir(parents=True)
     kernel = await start_kernel("python3", 2048, deep)
     try:
-        assert kernel.link is not None and kernel.link.parent == Path("/tmp")
+        assert kernel.link is not None
+        assert kernel.link.parent == Path("/tmp")
         assert (kernel.link / "w").resolve() == kernel.workdir.resolve()
         reply = await kernel.client.execute_interactive("import os; print(os.getcwd())", timeout=60)
         assert reply["content"]["status"] == "ok"
     finally:
         await discard(kernel)
-    assert not kernel.link.exists() and not kernel.workdir.exists()
+    assert not kernel.link.exists()
+    assert not kernel.workdir.exists()
 
 
 async def test_a_kernel_in_a_short_folder_needs_no_link(tmp_path: Path) -> None:
