@@ -292,13 +292,16 @@ class Worker:
                 handed[row["name"]] = {"kind": row["kind"], "config": row["config"], "secret": secret}
                 if row["is_default"]:
                     active.default_model = row["name"]
-        fallback = self.settings.fallback_model if framework_run else None
-        if fallback is not None:
+        fallback = self.settings.fallback_model
+        if fallback is not None and framework_run:
             # no model of its own: the organization's runs use the server's local model
             if active.default_model is None:
                 active.default_model = fallback[0]
             if fallback[0] not in handed and fallback[0] in (*names, active.default_model):
                 handed[fallback[0]] = dict(fallback[1])
+        elif fallback is not None and not any(i["kind"] == fallback[1]["kind"] for i in handed.values()):
+            # a notebook run handed no model of its organization's: the kernels' model() finds the local one
+            handed[fallback[0]] = dict(fallback[1])
         return handed
 
     async def _record(self, run: ClaimedRun, outcome: Outcome) -> None:
