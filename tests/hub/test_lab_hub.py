@@ -20,6 +20,7 @@ from tests.widgets.browser import (
     chromium_page,
     confirm_deploy,
     fill_deploy_dialog,
+    fill_report_inputs,
     launcher_section,
     open_lab_launcher,
     parameters_notebook,
@@ -51,7 +52,7 @@ def test_launcher_cards_and_deploy_as_workflow_in_a_users_lab(team_hub: TeamHub)
         expect(section.locator(".jp-LauncherCard-label")).to_have_text(["Agent builder", "Dashboard", "Admin"])
         screenshot(page, "hub-lab-launcher")
 
-        fill_deploy_dialog(page, NOTEBOOK, agent, "0 7 * * 1-5", "Europe/Berlin")
+        fill_report_inputs(fill_deploy_dialog(page, NOTEBOOK, agent, "0 7 * * 1-5", "Europe/Berlin"))
         screenshot(page, "hub-lab-deploy-dialog")
         confirm_deploy(page, NOTEBOOK, timeout_ms=60_000)
 

@@ -109,7 +109,10 @@ def build_and_save(root: Locator, middle: str = "code", timeout_ms: int = 15_000
 
 
 def save_first_version(root: Locator, timeout_ms: int = 15_000) -> None:
-    expect(root.locator(".ow-valid")).to_have_text("✓ The workflow is valid.", timeout=timeout_ms)
+    try:
+        expect(root.locator(".ow-valid")).to_have_text("✓ The workflow is valid.", timeout=timeout_ms)
+    except AssertionError as exc:  # say what the builder found wrong
+        raise AssertionError(f"not valid: {root.locator('.ow-problems').inner_text()}") from exc
     root.get_by_role("button", name="Save", exact=True).click()
     expect(root.locator(".ow-status")).to_contain_text("Saved as version 1", timeout=timeout_ms)
 
@@ -151,27 +154,33 @@ def parameters_notebook() -> dict[str, Any]:
 
 
 def fill_deploy_dialog(page: Page, notebook: str, agent: str, cron: str, timezone: str) -> Locator:
-    """Right-click ``notebook`` in the file browser, Deploy as workflow…, and fill the dialog: the
-    agent, a schedule (its preview read back), the time zone, ``limit`` set to 7. The dialog."""
-    page.locator(".jp-DirListing-item", has_text=notebook).click(button="right")
+    """Right-click ``notebook`` (its name in the file browser's folder) in the file browser, Deploy as
+    workflow…, and fill the dialog: the agent, a schedule (its preview read back), the time zone. The dialog."""
+    name = notebook.rsplit("/", 1)[-1]
+    page.locator(".jp-DirListing-item", has_text=name).click(button="right")
     page.get_by_role("menuitem", name="Deploy as workflow…").click()
     dialog = page.locator(".jp-Dialog-content")
     dialog.wait_for()
-    expect(dialog.get_by_label("Agent", exact=True)).to_have_value(notebook.removesuffix(".ipynb"))
+    expect(dialog.get_by_label("Agent", exact=True)).to_have_value(name.removesuffix(".ipynb"))
     dialog.get_by_label("Agent", exact=True).fill(agent)
     dialog.get_by_label("Run it on a schedule").check()
     dialog.get_by_label("Cron expression").fill(cron)
     expect(dialog.locator(".jp-orchestrator-cron-preview")).not_to_be_empty()
     dialog.get_by_label("Time zone").select_option(timezone)
-    expect(dialog.get_by_label("region")).to_have_value("emea")
-    dialog.get_by_label("limit").fill("7")
     return dialog
 
 
-def confirm_deploy(page: Page, notebook: str, timeout_ms: int = 30_000) -> None:
-    """Press Deploy; the note in the corner says the workflow's version 1 was made."""
-    page.get_by_role("button", name=f"Deploy {notebook}").click()
-    expect(page.locator(".jp-toast-container, .Toastify")).to_contain_text("version 1", timeout=timeout_ms)
+def fill_report_inputs(dialog: Locator) -> None:
+    """The inputs of :func:`parameters_notebook` in the dialog: ``region`` as found, ``limit`` set to 7."""
+    expect(dialog.get_by_label("region")).to_have_value("emea")
+    dialog.get_by_label("limit").fill("7")
+
+
+def confirm_deploy(page: Page, notebook: str, version: int = 1, timeout_ms: int = 30_000) -> None:
+    """Press Deploy; the note in the corner says which version of the workflow was made."""
+    page.get_by_role("button", name=f"Deploy {notebook.rsplit('/', 1)[-1]}").click()
+    note = page.locator(".jp-toast-container, .Toastify")
+    expect(note).to_contain_text(f"version {version}", timeout=timeout_ms)
 
 
 # ---- screenshots --------------------------------------------------------------------------

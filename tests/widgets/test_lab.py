@@ -24,6 +24,7 @@ from tests.widgets.browser import (
     chromium_page,
     confirm_deploy,
     fill_deploy_dialog,
+    fill_report_inputs,
     launcher_section,
     open_lab_launcher,
     parameters_notebook,
@@ -84,6 +85,7 @@ def test_deploy_as_workflow_from_the_file_browser(server: PersonalServer, server
     with chromium_page() as page:
         open_lab(page, server)
         dialog = fill_deploy_dialog(page, name, agent, "30 6 * * 1", "Europe/Paris")
+        fill_report_inputs(dialog)
         expect(dialog.locator(".jp-orchestrator-cron-preview")).to_contain_text("06:30")
         expect(dialog.locator(".jp-orchestrator-cron-preview")).to_contain_text("Monday")
         screenshot(page, "lab-deploy-dialog")
