@@ -149,7 +149,7 @@ def socket_base(workdir: Path) -> tuple[Path, Path | None]:
     base = workdir / "k"
     if len(os.fsencode(base)) <= MAX_SOCKET_BASE:
         return base, None
-    link = Path(tempfile.mkdtemp(prefix="orch-k-", dir="/tmp"))
+    link = Path(tempfile.mkdtemp(prefix="orch-k-", dir="/tmp"))  # nosec B108 - mkdtemp makes a new folder of ours
     os.chmod(link, 0o711)  # noqa: S103  # nosec B103 - others pass through to the run folder (0700), not list
     (link / "w").symlink_to(workdir, target_is_directory=True)
     return link / "w" / "k", link
