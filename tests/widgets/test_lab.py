@@ -1,6 +1,7 @@
 """The prebuilt JupyterLab extension in a real JupyterLab (Playwright, Debian's Chromium), against a
 real server: the launcher's Orchestrator cards, the Agent builder card opening a notebook that shows
-the builder, and "Deploy as workflow…" from the file browser's context menu making a version with
+the builder, in
+which a workflow drawn is checked by its kernel and saved as version 1 (checked through the API), and "Deploy as workflow…" from the file browser's context menu making a version with
 a schedule (checked through the API), the dialog coming back with the reason when the cron is
 refused, the notebook toolbar's Schedule… opening it too, and no serious or critical accessibility
 violation in the dialog."""
@@ -21,6 +22,7 @@ from orchestrator_ext.client import Client
 from tests.personal_server import PersonalServer
 from tests.widgets.browser import (
     LOAD_TIMEOUT_MS,
+    build_and_save,
     chromium_page,
     confirm_deploy,
     fill_deploy_dialog,
@@ -48,7 +50,8 @@ def test_the_extension_is_installed_prebuilt_and_enabled() -> None:
     assert "OK" in line
 
 
-def test_launcher_cards_open_the_builder(server: PersonalServer, server_root: Path) -> None:
+def test_launcher_cards_open_the_builder(server: PersonalServer, server_root: Path, client: Client) -> None:
+    name = f"Lab card {uuid.uuid4().hex[:6]}"
     with chromium_page() as page:
         open_lab(page, server)
         section = launcher_section(page)
@@ -60,6 +63,11 @@ def test_launcher_cards_open_the_builder(server: PersonalServer, server_root: Pa
         expect(root.locator('.ow-palette-item[data-node-type="input"]')).to_be_visible()
         expect(page.locator(".lm-TabBar-tab.jp-mod-current")).to_contain_text("Agent builder.ipynb")
         screenshot(page, "lab-builder-from-launcher")
+        # the builder the card opened talks to its kernel: the nodes drawn are checked there and saved
+        root.get_by_label("Workflow name").fill(name)
+        build_and_save(root)
+    [agent] = [a for a in client.agents(q=name) if a["name"] == name]
+    assert [w["version"] for w in client.workflows(agent["id"])] == [1]
     cells = json.loads((server_root / "Agent builder.ipynb").read_text())["cells"]
     assert "Builder()" in "".join(cells[-1]["source"])
 

@@ -9,6 +9,7 @@ through :class:`orchestrator_ext.client.Client`, with the user's own identity.
 
 from __future__ import annotations
 
+import contextvars
 import copy
 import threading
 from collections.abc import Mapping
@@ -27,6 +28,15 @@ from .tracking import empty_run
 
 #: the server check waits this long after the last change (typing in a form changes the spec per key)
 VALIDATE_DELAY_S = 0.4
+
+# Threads and the kernel's subshells. The check and a run's follower set traits from their own
+# threads. ipykernel (7.x) takes a thread's parent message from the last message *any* subshell
+# handled, and routes the browser's later messages on this widget's comm to that message's subshell.
+# When that was the widget manager's restore (``request_states`` on its short-lived
+# ``jupyter.widget.control`` comm), the subshell is deleted right after, and every edit the browser
+# sends is then refused (``UnknownSubshellError``): the canvas shows nodes the kernel never gets.
+# So the threads run in a copy of the context of the message that started them (this comm's message,
+# or the cell that made the widget), whose subshell lives as long as this widget's comm.
 EMPTY_SPEC: dict[str, Any] = {"nodes": [], "edges": []}
 
 
@@ -91,6 +101,7 @@ class Builder(anywidget.AnyWidget):
         self._etag = 0  # the newest version this builder knows: a save that is not on top of it gets a 409
         self._parameters: list[dict[str, Any]] = []
         self._timer: threading.Timer | None = None
+        self._run_context = contextvars.copy_context()  # the follower's updates go out as the Run click's
         self._generation = 0
         self._lock = threading.Lock()
         self.follower: RunFollower | None = None
@@ -231,12 +242,14 @@ class Builder(anywidget.AnyWidget):
             self.follower.stop()
         self.run = empty_run(str(execution["id"]), self.spec)
         self.tab = "run"
+        self._run_context = contextvars.copy_context()
         self.follower = RunFollower(self.client, str(execution["id"]), self._publish_run)
         self._say("info", f"Started execution {execution['id']} (v{self.version}).")
         return str(execution["id"])
 
     def _publish_run(self, state: dict[str, Any]) -> None:
-        self.run = state
+        """The follower's thread: sent as a reply to the Run click (see "Threads and the kernel's subshells")."""
+        self._run_context.copy().run(setattr, self, "run", state)
 
     # ---- validation ---------------------------------------------------------------------
 
@@ -254,7 +267,8 @@ class Builder(anywidget.AnyWidget):
                 self._timer.cancel()
             self.validating = True
             pending = (copy.deepcopy(change["new"]), self._generation)
-            self._timer = threading.Timer(VALIDATE_DELAY_S, self._validate, pending)
+            # in the context of the edit's message: see "Threads and the kernel's subshells" above
+            self._timer = threading.Timer(VALIDATE_DELAY_S, contextvars.copy_context().run, (self._validate, *pending))
             self._timer.daemon = True
             self._timer.start()
 
