@@ -1,8 +1,8 @@
 """The prebuilt JupyterLab extension in a real JupyterLab (Playwright, Debian's Chromium), against a
 real server: the launcher's Orchestrator cards, the Agent builder card opening a notebook that shows
-the builder, in
-which a workflow drawn is checked by its kernel and saved as version 1 (checked through the API), and "Deploy as workflow…" from the file browser's context menu making a version with
-a schedule (checked through the API), the dialog coming back with the reason when the cron is
+the builder, in which a workflow drawn is checked by its kernel and saved as version 1 (checked
+through the API), and "Deploy as workflow…" from the file browser's context menu making a version
+with a schedule (checked through the API), the dialog coming back with the reason when the cron is
 refused, the notebook toolbar's Schedule… opening it too, and no serious or critical accessibility
 violation in the dialog."""
 
