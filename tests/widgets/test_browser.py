@@ -173,12 +173,15 @@ def keyboard_only_build(page: Page, root: Locator) -> None:
     expect(root.locator(".react-flow__edge")).to_have_count(1)
     # move it with the arrow keys
     before = source.bounding_box()
+    assert before
     source.focus()
     for _ in range(5):
         page.keyboard.press("ArrowRight")
-    page.wait_for_timeout(400)
+    # the node is redrawn when the move comes back through the model: wait for that, not for a time
+    page.wait_for_function(
+        "([element, x]) => element.getBoundingClientRect().x > x", arg=[source.element_handle(), before["x"] + 20]
+    )
     after = source.bounding_box()
-    assert before
     assert after
     assert after["x"] > before["x"] + 20
     # delete it: its edge goes with it; Undo brings both back
