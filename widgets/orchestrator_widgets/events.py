@@ -9,6 +9,7 @@ token: the widget's Python side reads the stream and publishes state.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import http.client
 import json
 import socket
@@ -83,7 +84,14 @@ class EventStream:
         self._opened: http.client.HTTPResponse | None = None
         self.path = f"executions/{quote(execution_id)}/events"
         self.ends_with_run = True
-        self._thread = threading.Thread(target=self._follow, name=f"events-{execution_id}", daemon=True)
+        # The thread runs in a copy of its creator's context (the cell or the comm message that started it), so
+        # what it publishes goes out as that message's reply: ipykernel 7 routes a comm's later messages to the
+        # subshell of the message current when its widget last published, and from a bare thread that is the last
+        # message any subshell handled, perhaps the widget manager's restore, whose subshell is then deleted
+        # (see orchestrator_widgets.builder, "Threads and the kernel's subshells").
+        self._thread = threading.Thread(
+            target=contextvars.copy_context().run, args=(self._follow,), name=f"events-{execution_id}", daemon=True
+        )
 
     def start(self) -> EventStream:
         self._thread.start()
