@@ -65,14 +65,15 @@ def run_job(path: Path, workdir: Path, framework: str) -> dict[str, Any]:
 def test_spares_warm_up_crewai_and_agno_and_their_runs_work(
     warm_server: tuple[subprocess.Popen[bytes], Path, Path], tmp_path: Path
 ) -> None:
-    server, path, errors = warm_server
-    # the server's own warm-up (Agno's team run, CrewAI's crew built) left it with no thread: it forks safely
-    assert psutil.Process(server.pid).num_threads() == 1
-    assert "threads after the imports" not in errors.read_text()
+    server, path, _errors = warm_server
+    # the server's own warm-up (Agno's team run, CrewAI's crew built) leaves it no thread. On a busy machine a
+    # native thread the imports start may still be ending when it is ready (it says so on stderr and forks
+    # anyway): none stays
+    eventually(lambda: psutil.Process(server.pid).num_threads() == 1, within=30)
     # idle spares ran a crew: CrewAI's event threads are theirs now, not the server's
     eventually(lambda: len(live_children(server.pid)) >= 2, within=30)
     eventually(lambda: all(spare.num_threads() > 1 for spare in live_children(server.pid)), within=120)
     for framework in ("crewai", "agno", "crewai"):
         last = run_job(path, tmp_path, framework)
         assert last.get("result", {}).get("outputs", {}).get("output") == "ready", last
-    assert psutil.Process(server.pid).num_threads() == 1
+    eventually(lambda: psutil.Process(server.pid).num_threads() == 1, within=30)
