@@ -24,7 +24,6 @@ import json
 import logging
 import os
 import time
-import urllib.parse
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -49,6 +48,7 @@ from .run import (
     prepared,
     tracker_event,
     wait_reachable,
+    webhook_request,
 )
 from .spec import N8nWorkflowConfig, webhook_nodes
 from .watch import stop_marked
@@ -106,17 +106,7 @@ async def _call(
 ) -> Reply:
     """The workflow's webhook called with the inputs (as :func:`.run.call_webhook`), waiting for an instance
     being started, and while a freshly activated webhook is not registered yet."""
-    hooks = webhook_nodes(dict(workflow))
-    if len(hooks) != 1:
-        raise RunError(ErrorKind.CONFIGURATION, "the n8n workflow needs exactly one Webhook node to be run from here")
-    params = hooks[0].get("parameters") or {}
-    method = str(params.get("httpMethod") or "GET").upper()
-    url = f"{api.base_url}/webhook/{str(params['path']).strip('/')}"
-    body: Any = dict(inputs)
-    if method in ("GET", "HEAD", "DELETE"):
-        query = {k: v if isinstance(v, str) else json.dumps(v) for k, v in inputs.items()}
-        url += ("?" + urllib.parse.urlencode(query)) if query else ""
-        body = None
+    method, url, body = webhook_request(api, workflow, inputs)
     deadline = time.monotonic() + (REGISTER_SECONDS if fresh else 0)
     waited = False
     while True:

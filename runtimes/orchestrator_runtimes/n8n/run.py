@@ -197,10 +197,9 @@ def prepared(
         raise RunError(kind, exc.message, retryable=exc.status == 0) from exc
 
 
-def call_webhook(
-    api: N8nApi, workflow: Mapping[str, Any], inputs: Mapping[str, Any], marker: str, timeout: float, fresh: bool
-) -> Reply:
-    """Call the workflow's webhook with the inputs: its status, answer and headers."""
+def webhook_request(api: N8nApi, workflow: Mapping[str, Any], inputs: Mapping[str, Any]) -> tuple[str, str, Any]:
+    """The method, URL and body that call the workflow's one Webhook node with the inputs (a query string for
+    GET, HEAD and DELETE; a JSON body otherwise): the runner's and the worker's calls share it."""
     hooks = webhook_nodes(dict(workflow))
     if len(hooks) != 1:
         raise RunError(ErrorKind.CONFIGURATION, "the n8n workflow needs exactly one Webhook node to be run from here")
@@ -212,6 +211,14 @@ def call_webhook(
         query = {k: v if isinstance(v, str) else json.dumps(v) for k, v in inputs.items()}
         url += ("?" + urllib.parse.urlencode(query)) if query else ""
         body = None
+    return method, url, body
+
+
+def call_webhook(
+    api: N8nApi, workflow: Mapping[str, Any], inputs: Mapping[str, Any], marker: str, timeout: float, fresh: bool
+) -> Reply:
+    """Call the workflow's webhook with the inputs: its status, answer and headers."""
+    method, url, body = webhook_request(api, workflow, inputs)
     deadline = time.monotonic() + (REGISTER_SECONDS if fresh else 0)
     while True:
         reply = http(method, url, body, {MARKER_HEADER: marker}, timeout)  # N8nApiError(0): unreachable
