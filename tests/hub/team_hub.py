@@ -222,6 +222,7 @@ def start_hub(
     ``scheme="https"`` with ORCHESTRATOR_HUB_SSL_CERT/KEY in ``extra_env``; ``ssl_verify`` is what
     requests checks the hub's certificate with (a CA bundle's path). Hubs running at the same time
     need service accounts of their own (``service_user``)."""
+    _reclaim_if_stale(service_user)
     team_dir = Path(tempfile.mkdtemp(prefix="orch-hub-", dir="/tmp"))  # short: PostgreSQL's socket lives in it
     port, hub_port, proxy_api, service_port, dashboard_port = (free_port() for _ in range(5))
     admin = f"admin-{secrets.token_hex(3)}"
@@ -312,6 +313,25 @@ def stop_hub(hub: TeamHub, timeout: float = 60.0) -> None:
     for account in sorted(hub.accounts | ours):
         _remove_account(account)
     shutil.rmtree(hub.team_dir, ignore_errors=True)
+
+
+def _reclaim_if_stale(service_user: str) -> None:
+    """A test session killed mid-hub (a CI job's time out, a session's end) leaves its service account with
+    its home in that hub's team directory, and the next hub refuses the account. Where nothing runs from
+    that directory any more, remove what that hub left (its accounts and the directory), as ``stop_hub``
+    would have; a hub that is still running keeps its account, and this one then fails with the hub's own
+    message."""
+    try:
+        home = Path(pwd.getpwnam(service_user).pw_dir)
+    except KeyError:
+        return
+    team_dir = home.parent
+    if not team_dir.name.startswith("orch-hub-") or team_dir.parent != Path("/tmp") or _processes_using(team_dir):
+        return
+    for entry in pwd.getpwall():
+        if entry.pw_dir == str(team_dir) or entry.pw_dir.startswith(f"{team_dir}/"):
+            _remove_account(entry.pw_name)
+    shutil.rmtree(team_dir, ignore_errors=True)
 
 
 def _processes_using(folder: Path) -> list[psutil.Process]:
