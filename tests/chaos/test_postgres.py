@@ -10,10 +10,8 @@ import logging
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -23,27 +21,12 @@ import sqlalchemy.exc
 from orchestrator_ext.db.embedded import EmbeddedPostgres
 from orchestrator_ext.db.handles import HANDLES_FILE, LiveHandles, handle_pids
 from orchestrator_ext.db.setup import DatabaseLocation, prepare_database
-from tests.personal_server import postgres_running_on, wait_postgres_stopped
+from tests.logs import captured_logs
+from tests.personal_server import wait_postgres_stopped
+from tests.postmaster import hold, postmaster_pid
+from tests.postmaster import pgdata as pgdata
 
 RESTART_BOUND_SECONDS = 90.0
-#: a second process holding the same server (a worker of the split mode does just this)
-HOLDER = (
-    "import sys\nfrom pathlib import Path\nfrom orchestrator_ext.db.embedded import EmbeddedPostgres\n"
-    "server = EmbeddedPostgres(Path(sys.argv[1]))\nserver.start()\nprint('holding', flush=True)\nsys.stdin.read()\n"
-    "server.stop()\n"
-)
-
-
-@pytest.fixture
-def pgdata(tmp_path: Path) -> Iterator[Path]:
-    path = tmp_path / "pgdata"
-    yield path
-    for process in postgres_running_on(path):  # whatever a failed test left behind
-        process.kill()
-
-
-def postmaster_pid(pgdata: Path) -> int:
-    return int((pgdata / "postmaster.pid").read_text().split()[0])
 
 
 def answers(server: EmbeddedPostgres) -> bool:
@@ -52,15 +35,6 @@ def answers(server: EmbeddedPostgres) -> bool:
     except psycopg.OperationalError:
         return False
     return True
-
-
-def hold(pgdata: Path) -> subprocess.Popen[str]:
-    holder = subprocess.Popen(
-        [sys.executable, "-c", HOLDER, str(pgdata)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-    )
-    assert holder.stdout is not None
-    assert holder.stdout.readline().strip() == "holding"
-    return holder
 
 
 def test_a_killed_postmaster_is_restarted_within_seconds(pgdata: Path) -> None:
@@ -137,17 +111,12 @@ def test_a_process_starting_while_the_database_is_away_waits_for_it(
     assert wait_postgres_stopped(pgdata, 30) == []
     back = threading.Timer(2.0, server.start)
     back.start()
-    # caplog's handler on the logger itself: a server started earlier in the session may have configured
-    # the "orchestrator" loggers not to propagate to the root logger, where caplog listens
-    logger = logging.getLogger("orchestrator.db")
-    logger.addHandler(caplog.handler)
     try:
-        with caplog.at_level(logging.WARNING, logger="orchestrator.db"):
+        with captured_logs(caplog, "orchestrator.db", logging.WARNING):
             prepared = prepare_database(location, revision=None, patience=120)
         assert prepared.app_url == location.database_url
         assert "the database is not reachable yet" in caplog.text
     finally:
-        logger.removeHandler(caplog.handler)
         back.join()
         server.stop()
 
