@@ -28,6 +28,7 @@ from orchestrator_runtimes import RunError
 from orchestrator_runtimes.runtime import ErrorKind
 
 from .. import tracing
+from ..n8n import pending as n8n_pending
 from ..observability.metrics import WORKER_APPLICATION_NAME
 from ..security.crypto import KeyRing
 from . import runs_state
@@ -238,7 +239,10 @@ class Worker:
         try:
             try:
                 account = await self.accounts.for_org(run.org_id)
-                outcome = await self._attempts_for(key, account).run(active, await self._integrations(active))
+                integrations = await self._integrations(active)
+                if run.framework == "n8n":  # its organization's instance may still be starting: wait (n8n/pending.py)
+                    integrations = await n8n_pending.when_ready(integrations, self._integrations, active)
+                outcome = await self._attempts_for(key, account).run(active, integrations)
             except Exception as exc:  # the database or the key ring, before the run could start
                 log.exception("run %s could not start", run.id)
                 message = f"the run could not start: {type(exc).__name__}: {exc}"

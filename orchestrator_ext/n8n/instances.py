@@ -76,7 +76,9 @@ class OrgInstances:
             data_dir = self.root / name
             try:
                 db = await asyncio.to_thread(database.for_embedded, self.orchestrator_dir, name)
-                started = process.start(installation(), data_dir, process.kept_port(data_dir), database=db)
+                port = process.kept_port(data_dir)
+                await asyncio.to_thread(integration.reserve, self.engine, org_id, f"http://127.0.0.1:{port}", name)
+                started = process.start(installation(), data_dir, port, database=db)
             except Exception:
                 log.exception("the n8n of organization %s could not be started", org_id)
                 raise

@@ -110,6 +110,7 @@ class N8nManager:
             # its own database and role on the embedded PostgreSQL (SQLite in its data folder with an external one)
             db = await asyncio.to_thread(database.for_embedded, self.data_dir.parent)
             port = process.kept_port(self.data_dir)
+            await asyncio.to_thread(self._reserve, f"http://127.0.0.1:{port}")
             self.running = process.start(found, self.data_dir, port, database=db, editor_path=self.editor_path)
             try:
                 took = await asyncio.to_thread(process.wait_ready, self.running)
@@ -147,6 +148,12 @@ class N8nManager:
                 pass  # revoked or from another instance: a new one
         key = provision.provision(base_url, self.data_dir)
         integration.save(self.engine, self.keyring, org_id, base_url, key)
+
+    def _reserve(self, base_url: str) -> None:
+        """The owner's ``n8n`` integration, keyless, before the first start (:func:`.integration.reserve`)."""
+        org_id = self._owner_org()
+        if org_id is not None:
+            integration.reserve(self.engine, org_id, base_url, managed="owner")
 
     def _owner_org(self) -> uuid.UUID | None:
         try:

@@ -72,6 +72,12 @@ def instance_for(config: N8nWorkflowConfig, integrations: Mapping[str, Mapping[s
         )
     base_url = str((chosen.get("config") or {}).get("base_url") or "")
     secret = chosen.get("secret")
+    if base_url and not secret and "managed" in (chosen.get("config") or {}):
+        raise RunError(
+            ErrorKind.CONFIGURATION,
+            "the organization's n8n instance did not finish starting within the run's time (the server's log says "
+            "why): run it again",
+        )
     if not base_url or not secret:
         raise RunError(ErrorKind.CONFIGURATION, "the n8n integration needs a base_url and an API key (its secret)")
     if not base_url.startswith(("http://", "https://")):
