@@ -33,6 +33,9 @@ from tests.engine.conftest import worker_settings as worker_settings
 from tests.engine.conftest import workers as workers
 from tests.engine.test_framework_runs import wait_status
 from tests.engine.test_run_accounts import as_root
+from tests.langgraph_specs import APPROVAL
+from tests.logs import captured_logs
+from tests.runtimes.test_langgraph_api import start
 
 pytestmark = pytest.mark.timeout(300)
 ATTRIBUTES = "rolsuper, rolcreatedb, rolcreaterole, rolbypassrls, rolreplication, rolcanlogin, rolpassword"
@@ -54,17 +57,9 @@ def runs_pg() -> Iterator[EmbeddedPostgres]:
 
 @pytest.fixture
 def orchestrator_log(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
-    """caplog on the "orchestrator" logger itself: a server started earlier in the session stops it
-    propagating to the root logger, where caplog listens."""
-    logger = logging.getLogger("orchestrator")
-    logger.addHandler(caplog.handler)
-    level = logger.level
-    logger.setLevel(logging.DEBUG)
-    try:
-        yield caplog
-    finally:
-        logger.setLevel(level)
-        logger.removeHandler(caplog.handler)
+    """caplog on the "orchestrator" logger itself, where the worker logs."""
+    with captured_logs(caplog, "orchestrator", logging.DEBUG) as captured:
+        yield captured
 
 
 @pytest.fixture
@@ -118,19 +113,6 @@ def test_each_organization_gets_a_role_and_a_database_of_its_own(runs_pg: Embedd
         psycopg.connect(url_a).close()
 
 
-APPROVAL = {
-    "nodes": [
-        {"id": "start", "type": "input"},
-        {"id": "approve", "type": "human_approval", "config": {"question": "Ship {what}?"}},
-        {"id": "yes", "type": "code", "config": {"source": "def run(values):\n    return 'shipped'"}},
-        {"id": "no", "type": "code", "config": {"source": "def run(values):\n    return 'held'"}},
-    ],
-    "edges": [
-        {"source": "start", "target": "approve"},
-        {"source": "approve", "target": "yes", "condition": "approve.ok"},
-        {"source": "approve", "target": "no"},
-    ],
-}
 # what the other organization's run does: its own database works; every other organization's is refused;
 # every process's command line, and every environment it can read, as text
 PROBE = r"""def run(values):
@@ -161,14 +143,6 @@ PROBE = r"""def run(values):
 """
 
 
-async def execute(api: Api, create_agent: Any, create_workflow: Any, user: str, spec: Any, inputs: Any) -> str:
-    agent = await create_agent(user=user, framework="langgraph")
-    workflow = await create_workflow(user, agent["id"], spec=spec)
-    reply = await api("POST", "workflows", workflow["id"], "execute", user=user, body={"inputs": inputs})
-    assert reply.status == 202, reply.text
-    return str(reply.json["id"])
-
-
 @as_root
 async def test_runs_under_another_account_wait_resume_and_reach_only_their_own_database(
     api: Api,
@@ -179,7 +153,7 @@ async def test_runs_under_another_account_wait_resume_and_reach_only_their_own_d
     orchestrator_log: pytest.LogCaptureFixture,
 ) -> None:
     a, b = who("a"), who("b")
-    waiting_run = await execute(api, create_agent, create_workflow, a, APPROVAL, {"what": "v2"})
+    waiting_run = await start(api, create_agent, create_workflow, a, APPROVAL, {"what": "v2"})
     root = runs_root(Path(tempfile.mkdtemp(prefix="orch-runs-", dir="/tmp")))
     try:
         settings = {"run_accounts": "uid:65534", "state_server": server, "workdir_root": root}
@@ -189,7 +163,7 @@ async def test_runs_under_another_account_wait_resume_and_reach_only_their_own_d
             reply = await api("POST", "executions", waiting_run, "resume", user=a, body={"answer": {"ok": True}})
             assert reply.status == 202, reply.text
             done = await wait_final(api, a, waiting_run, within=120)
-            probe_run = await execute(api, create_agent, create_workflow, b, probe_spec(), {})
+            probe_run = await start(api, create_agent, create_workflow, b, probe_spec(), {})
             probed = await wait_final(api, b, probe_run, within=120)
     finally:
         shutil.rmtree(root, ignore_errors=True)
@@ -224,7 +198,7 @@ async def test_in_the_personal_mode_each_organizations_checkpoints_stay_in_its_o
     api: Api, workers: Any, create_agent: Any, create_workflow: Any, server: RunsServer
 ) -> None:
     people = {who("a"): True, who("b"): False}
-    runs = {user: await execute(api, create_agent, create_workflow, user, APPROVAL, {"what": user}) for user in people}
+    runs = {user: await start(api, create_agent, create_workflow, user, APPROVAL, {"what": user}) for user in people}
     # one fork server for every organization (the worker's own account): each run gets its URL in its job
     async with workers(state_server=server, runner_pool_size=1, kernel_pool_size=0, preload=("langgraph",)):
         for user, run in runs.items():
