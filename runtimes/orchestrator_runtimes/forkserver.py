@@ -65,6 +65,7 @@ from pathlib import Path
 from typing import Any
 
 from .containment import StraySweeper, become_subreaper, end_descendants
+from .hugepages import collapse_private_memory
 from .limits import apply_limits as apply_limits  # open files; memory is watched by the worker
 from .runner import preload, run_job
 from .runtime import load_runtime
@@ -347,6 +348,7 @@ def serve(path: Path | None, names: list[str], fd: int | None = None) -> None:
     # what is imported now is shared with every run: keep the collector from writing to (and so copying) it
     gc.collect()
     gc.freeze()
+    collapse_private_memory()  # one page-table entry per 2 MiB to copy at each fork, not 512 (hugepages.py)
     threads = threading.active_count()
     if threads > 1:  # pragma: no cover - a framework that starts threads on import
         print(f"fork server: {threads} threads after the imports; forking anyway", file=sys.stderr)
