@@ -50,11 +50,17 @@ from typing import Any
 
 from .containment import StraySweeper, become_subreaper, end_descendants, reap
 from .forkserver import PARENT_CHECK_SECONDS, die_with_parent, make_non_dumpable
+from .hugepages import collapse_private_memory
 from .ipyshell import Shell, encode
 from .limits import apply_limits
+from .oversized import fit
 
 #: the messages sent along with the next one rather than alone
 HELD = ('{"msg_type": "status"', '{"msg_type": "execute_input"')
+#: the longest line a child sends unless the worker's first line says its own (``max_message``): the worker
+#: reads at most 16 MiB a line; a longer output (a large image, a Plotly figure with its data) is replaced
+#: by a note saying its size and this limit (:func:`.oversized.fit`), never sent to end the run as a dead kernel
+MAX_MESSAGE = 16 * 1024 * 1024 - 64 * 1024
 
 
 def _lines(conn: socket.socket) -> Any:
@@ -73,11 +79,12 @@ def child(conn: socket.socket, shell: Shell) -> int:
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     lock = threading.Lock()
     held: list[bytes] = []
+    limit = [MAX_MESSAGE]  # the worker's own, once its first line says it
 
     def write(line: str) -> None:
         # a cell's status and execute_input go with its next message: one wake-up of the worker for a
         # trivial cell instead of four (their headers keep the time they were sent)
-        data = line.encode("utf-8")
+        data = fit(line.encode("utf-8"), limit[0])
         with lock:
             if line.startswith(HELD):
                 held.append(data)
@@ -89,6 +96,8 @@ def child(conn: socket.socket, shell: Shell) -> int:
     process = next(requests, None)
     if process is None:
         return 0
+    if isinstance(process.get("max_message"), int):
+        limit[0] = process["max_message"]
     workdir = Path(str(process.get("workdir") or Path.cwd()))
     os.chdir(workdir)
     if "environ" in process:  # papermill used directly: the caller's own environment, as its kernels get
@@ -125,6 +134,7 @@ def serve(fd: int) -> None:
     # what is built now is shared with every run: keep the collector from writing to (and so copying) it
     gc.collect()
     gc.freeze()
+    collapse_private_memory()  # each run's fork copies one page-table entry per 2 MiB (hugepages.py)
     threads = threading.active_count()
     if threads > 1:  # pragma: no cover - an import that starts threads
         print(f"zygote: {threads} threads after the imports; forking anyway", file=sys.stderr)
