@@ -44,8 +44,11 @@ _SPAWNER = ThreadPoolExecutor(1, thread_name_prefix="zygote-start")
 READY_TIMEOUT = 60.0
 #: the longest line a run's child may send (one output message): the worker keeps at most
 #: ``max_output_bytes`` (2 MiB by default) of a run's outputs, with room for JSON's escaping and base64.
-#: A run's code can write to its own connection: a longer line ends the run (:class:`ZygoteGone`)
+#: A run's code can write to its own connection: a longer line ends the run (:class:`ZygoteGone`). A longer
+#: output (a large image, a Plotly figure with its data) is replaced by the child with a note naming its
+#: size and this limit, less :data:`LINE_MARGIN` (:mod:`orchestrator_runtimes.oversized`): the run goes on
 MAX_LINE = 16 * 1024 * 1024
+LINE_MARGIN = 1024
 
 
 class ZygoteGone(RuntimeError):
@@ -276,7 +279,8 @@ class Zygote:
             self.in_flight += 1
             workdir = caller or new_workdir(self.workdir_root, "run-", self.account)
             kernel = ZygoteKernel(reader, writer, workdir, name, self._done, owned=caller is None)
-            process: dict[str, Any] = {"workdir": str(workdir)}
+            # the child replaces an output longer than its line may be by a note (orchestrator_runtimes.oversized)
+            process: dict[str, Any] = {"workdir": str(workdir), "max_message": self.max_line - LINE_MARGIN}
             if caller is not None:
                 process["environ"] = dict(os.environ)
             try:
