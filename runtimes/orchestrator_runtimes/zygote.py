@@ -50,6 +50,7 @@ from typing import Any
 
 from .containment import StraySweeper, become_subreaper, end_descendants, reap
 from .forkserver import PARENT_CHECK_SECONDS, die_with_parent, make_non_dumpable
+from .hugepages import collapse_private_memory
 from .ipyshell import Shell, encode
 from .limits import apply_limits
 from .oversized import fit
@@ -133,6 +134,7 @@ def serve(fd: int) -> None:
     # what is built now is shared with every run: keep the collector from writing to (and so copying) it
     gc.collect()
     gc.freeze()
+    collapse_private_memory()  # each run's fork copies one page-table entry per 2 MiB (hugepages.py)
     threads = threading.active_count()
     if threads > 1:  # pragma: no cover - an import that starts threads
         print(f"zygote: {threads} threads after the imports; forking anyway", file=sys.stderr)
