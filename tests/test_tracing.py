@@ -211,53 +211,76 @@ def test_without_an_endpoint_nothing_of_opentelemetry_is_imported() -> None:
     assert done.stdout.strip() == "[]"
 
 
-def test_the_tornado_instrumentation_matches_a_request_route_once() -> None:
-    """Its span name and HTTP metrics look the route up five times per request; ``otel`` makes that once.
+def test_the_request_span_computes_per_request_only_what_changes() -> None:
+    """``request_spans`` replaces the tornado instrumentation's per-request lookups with kept or cheaper answers.
 
-    Also fails if an upgrade of the instrumentation stops calling the two lookups by these names.
+    The same answers as the instrumentation's own functions; fails if an upgrade stops calling them by these names.
     """
     import tornado.httputil
     import tornado.web
     from opentelemetry.instrumentation import tornado as instrumentation
+    from opentelemetry.util.http import redact_url, sanitize_method
 
-    from orchestrator_ext.observability import otel
+    from orchestrator_ext.observability import request_spans
 
-    for function in (
-        "_get_default_span_name",
-        "_create_active_requests_attributes_old",
-        "_create_metric_attributes_new",
-    ):
-        names = vars(instrumentation)[function].__code__.co_names
-        assert "find_matched_rule" in names or "route_from_rule" in names, function
-    # and its HTTP metrics (no meter provider receives them) are skipped by these two names
-    assert "_record_prepare_metrics" in vars(instrumentation)["_prepare"].__code__.co_names
-    assert "_record_on_finish_metrics" in vars(instrumentation)["_on_finish"].__code__.co_names
+    def uses(function: str, name: str) -> bool:
+        return name in vars(instrumentation)[function].__code__.co_names
+
+    assert uses("_get_default_span_name", "find_matched_rule")
+    assert uses("_get_default_span_name", "route_from_rule")
+    assert uses("_start_span", "_get_default_span_name")
+    assert uses("_prepare", "_record_prepare_metrics")
+    assert uses("_on_finish", "_record_on_finish_metrics")
+    assert uses("_get_attributes_from_request", "redact_url")
+    assert uses("_get_attributes_from_request", "sanitize_method")
+    assert uses("_collect_custom_request_headers_attributes", "get_custom_headers")
 
     class Agent(tornado.web.RequestHandler):
         def get(self, agent_id: str) -> None:
             self.write(agent_id)
 
-    application = tornado.web.Application([(r"/other", tornado.web.RequestHandler), (r"/agents/([^/]+)", Agent)])
-    connection = tornado.httputil.HTTPConnection()
-    connection.set_close_callback = lambda callback: None  # type: ignore[method-assign]
-    start = tornado.httputil.RequestStartLine("GET", "/agents/42", "HTTP/1.1")
-    request = tornado.httputil.HTTPServerRequest(
-        connection=connection, start_line=start, headers=tornado.httputil.HTTPHeaders({"Host": "127.0.0.1"})
+    class ApiAgent(Agent):
+        route = "/agents/{agent_id}"
+
+    application = tornado.web.Application(
+        [(r"/other", tornado.web.RequestHandler), (r"/agents/([^/]+)", Agent), (r"/api/agents/([^/]+)", ApiAgent)]
     )
-    handler = Agent(application, request)
+
+    def handler(kind: type[Agent], path: str, method: str = "GET") -> Agent:
+        connection = tornado.httputil.HTTPConnection()
+        connection.set_close_callback = lambda callback: None  # type: ignore[method-assign]
+        start = tornado.httputil.RequestStartLine(method, path, "HTTP/1.1")
+        headers = tornado.httputil.HTTPHeaders({"Host": "127.0.0.1"})
+        request = tornado.httputil.HTTPServerRequest(connection=connection, start_line=start, headers=headers)
+        return kind(application, request)
+
+    plain = handler(Agent, "/agents/42?token=secret")
     looked_up: list[object] = []
-    original = otel._FIND_RULE
-    otel._FIND_RULE = lambda h: looked_up.append(h) or original(h)
+    original = request_spans._FIND_RULE
+    request_spans._FIND_RULE = lambda h: looked_up.append(h) or original(h)
     try:
-        rules = {id(otel._matched_rule(handler)) for _ in range(5)}
+        rules = {id(request_spans._matched_rule(plain)) for _ in range(5)}
+        named = request_spans._span_name(handler(ApiAgent, "/api/agents/42"))
     finally:
-        otel._FIND_RULE = original
-    assert len(looked_up) == 1
+        request_spans._FIND_RULE = original
+    assert len(looked_up) == 1  # one lookup for the plain handler; the API one was named without any
     assert len(rules) == 1
-    rule = otel._matched_rule(handler)
+    assert named == "GET /agents/{agent_id}"
+    rule = request_spans._matched_rule(plain)
     assert rule is not None
-    assert otel._route(rule, handler) == "/agents/{agent_id}"
-    assert otel._route(rule, handler) == "/agents/{agent_id}"
+    assert request_spans._route(rule, plain) == request_spans._route(rule, plain) == "/agents/{agent_id}"
+    request_spans.install()
+    try:
+        assert instrumentation._get_default_span_name(plain) == "GET /agents/{agent_id}"
+        attributes = instrumentation._get_attributes_from_request(plain.request, instrumentation._StabilityMode.DEFAULT)
+    finally:
+        request_spans.uninstall()
+    assert attributes["http.target"] == attributes["http.url"] == "/agents/42"  # no query string, ever
+    assert vars(instrumentation)["sanitize_method"] is sanitize_method
+    for method in ("GET", "PUT", "QUERY", "get", "BREW", None):
+        assert request_spans._sanitize_method(method) == sanitize_method(method)  # type: ignore[arg-type]
+    for uri in ("/a/b?token=x&y=1", "/a", "http://user:pw@host/p?token=x", "//host/p?q"):
+        assert request_spans._path_only(uri) == redact_url(uri).partition("?")[0]
 
 
 def test_the_span_encoder_sends_the_bytes_the_sdk_would() -> None:
@@ -319,3 +342,54 @@ def test_the_span_encoder_sends_the_bytes_the_sdk_would() -> None:
         export.uncache()
     assert trace_exporter.encode_spans is trace_encoder.encode_spans
     provider.shutdown()
+
+
+def test_psycopg_statement_spans_get_the_attributes_the_instrumentation_sets() -> None:
+    """``statements.install`` keeps a SQL text's name and attributes; the span gets what psycopg's tracer sets.
+
+    Also fails if an upgrade of the instrumentation stops calling the two methods by these names.
+    """
+    from opentelemetry.instrumentation.dbapi import CursorTracer, DatabaseApiIntegration
+
+    from orchestrator_ext.observability import statements
+
+    names = CursorTracer.traced_execution_async.__code__.co_names
+    assert "get_operation_name" in names
+    assert "_populate_span" in names
+
+    class Recorded:
+        def __init__(self) -> None:
+            self.attributes: dict[str, Any] = {}
+
+        def is_recording(self) -> bool:
+            return True
+
+        def set_attributes(self, attributes: dict[str, Any]) -> None:
+            self.attributes.update(attributes)
+
+        def set_attribute(self, key: str, value: Any) -> None:
+            self.attributes[key] = value
+
+    integration = DatabaseApiIntegration("psycopg", "postgresql")
+    integration.database = "orchestrator"
+    integration.span_attributes = {"db.user": "orchestrator_app", "net.peer.name": "/tmp/socket"}
+    tracer = CursorTracer(integration)
+    queries = ("/* read */ SELECT 1 FROM t WHERE id = %(id)s", "EXECUTE orch_1(%(u)s); EXECUTE orch_2(%(v)s)", "")
+    expected = []
+    for query in queries:
+        span = Recorded()
+        tracer._populate_span(span, None, query, {"id": 1})  # type: ignore[arg-type]
+        expected.append((tracer.get_operation_name(None, (query,)), list(span.attributes.items())))
+    statements.install()
+    try:
+        for _ in range(2):  # the second time from what was kept
+            for query, (name, attributes) in zip(queries, expected, strict=True):
+                span = Recorded()
+                tracer._populate_span(span, None, query, {"id": 1})  # type: ignore[arg-type]
+                assert list(span.attributes.items()) == attributes
+                assert tracer.get_operation_name(None, (query,)) == name
+    finally:
+        statements.uninstall()
+    assert expected[0][0] == "SELECT"
+    assert ("db.statement", queries[0]) in expected[0][1]
+    assert all(key != "db.statement.parameters" for _, attributes in expected for key, _ in attributes)

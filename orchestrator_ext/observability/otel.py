@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Callable, Sequence
-from typing import Any, cast
+from collections.abc import Sequence
+from typing import Any
 
 import psycopg
 from opentelemetry import context, trace
 from opentelemetry.context import Context
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.instrumentation import tornado as tornado_instrumentation
 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor
 from opentelemetry.instrumentation.tornado import TornadoInstrumentor
@@ -38,20 +37,16 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from opentelemetry.util.types import Attributes
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
-from tornado.routing import Rule
-from tornado.web import RequestHandler
 
 from .. import __version__
 from ..engine.events import EventWriter, RunEvents
 from ..engine.queue import ClaimedRun
-from . import export
+from . import export, request_spans, statements
 from .export import kept_hash
 from .statements import StatementSpans
 
 PROPAGATOR = TraceContextTextMapPropagator()
 TRACER_NAME = "orchestrator"
-#: span attributes that may hold a request's URL with its query string
-_URL_KEYS = ("http.target", "http.url", "url.full")
 
 _provider: TracerProvider | None = None
 #: the engines' statement listeners, removed by :func:`stop`
@@ -104,65 +99,13 @@ def start(service: str) -> None:
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     trace.set_tracer_provider(provider)
     _provider = provider
-    _match_routes_once()
+    request_spans.install()
     TornadoInstrumentor().instrument(  # type: ignore[no-untyped-call]
         tracer_provider=provider, server_request_hook=_name_request
     )
     PsycopgInstrumentor().instrument(tracer_provider=provider, skip_dep_check=True)
+    statements.install()
     HTTPXClientInstrumentor().instrument(tracer_provider=provider, skip_dep_check=True)
-
-
-#: the tornado instrumentation's own route lookups, replaced by :func:`_match_routes_once`
-_LOOKUPS = vars(tornado_instrumentation)
-_FIND_RULE: Callable[[RequestHandler], Rule | None] = _LOOKUPS["find_matched_rule"]
-_ROUTE_OF: Callable[[Rule, RequestHandler], str | None] = _LOOKUPS["route_from_rule"]
-_RECORD_PREPARE: Callable[..., None] = _LOOKUPS["_record_prepare_metrics"]
-_RECORD_FINISH: Callable[..., None] = _LOOKUPS["_record_on_finish_metrics"]
-_NO_RULE = object()
-_routes: dict[tuple[Rule, type[RequestHandler], str], str | None] = {}
-
-
-def _matched_rule(handler: RequestHandler) -> Rule | None:
-    """The instrumentation's rule lookup, once per request instead of five times.
-
-    It matches the request against every route of the application for the span's name and
-    again, twice when the request starts and twice when it ends, for its HTTP metrics (which
-    go nowhere: no meter provider is set; Prometheus has the server's own). A jupyter-server
-    has over a hundred routes: this was a third of tracing's CPU per request (py-spy).
-    """
-    found = handler.__dict__.get("_otel_matched_rule", _NO_RULE)
-    if found is _NO_RULE:
-        found = handler.__dict__["_otel_matched_rule"] = _FIND_RULE(handler)
-    return cast("Rule | None", found)
-
-
-def _route(rule: Rule, handler: RequestHandler) -> str | None:
-    """The instrumentation's route template of a rule (it reads the method's signature every time), kept.
-
-    Keyed by rule, handler class and method: as many entries as the application has routes and methods.
-    """
-    key = (rule, type(handler), handler.request.method or "")
-    if key not in _routes:
-        _routes[key] = _ROUTE_OF(rule, handler)
-    return _routes[key]
-
-
-def _no_http_metrics(*_args: Any) -> None:
-    """In place of the instrumentation's HTTP metrics, which go nowhere: this process sets no meter provider.
-
-    Each request built four attribute dicts from its headers and route for them (Prometheus has
-    the server's own request metrics, ``observability/metrics.py``).
-    """
-
-
-def _match_routes_once() -> None:
-    """Make the tornado instrumentation look routes up through :func:`_matched_rule` and :func:`_route`.
-
-    Its functions call these by their module's global names; they are put back by :func:`stop`.
-    """
-    _LOOKUPS["find_matched_rule"] = _matched_rule
-    _LOOKUPS["route_from_rule"] = _route
-    _LOOKUPS["_record_prepare_metrics"] = _LOOKUPS["_record_on_finish_metrics"] = _no_http_metrics
 
 
 def stop() -> None:
@@ -170,11 +113,8 @@ def stop() -> None:
     tornado = TornadoInstrumentor()  # type: ignore[no-untyped-call]
     for instrumentor in (tornado, PsycopgInstrumentor(), HTTPXClientInstrumentor()):
         instrumentor.uninstrument()
-    _LOOKUPS["find_matched_rule"] = _FIND_RULE
-    _LOOKUPS["route_from_rule"] = _ROUTE_OF
-    _LOOKUPS["_record_prepare_metrics"] = _RECORD_PREPARE
-    _LOOKUPS["_record_on_finish_metrics"] = _RECORD_FINISH
-    _routes.clear()
+    request_spans.uninstall()
+    statements.uninstall()
     export.uncache()
     while _statement_spans:
         _statement_spans.pop().remove()
@@ -200,20 +140,10 @@ def _plain_cursors(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _name_request(span: Any, handler: Any) -> None:
-    """Name a request's span by its route template and cut the query string from its URL."""
-    if not span.is_recording():
-        return
+    """Give a request's span its route template (``request_spans`` named it so and cut its URL's query string)."""
     route = getattr(handler, "route", "") or ""
-    if route:
-        span.update_name(f"{handler.request.method} {route}")
+    if route and span.is_recording():
         span.set_attribute("http.route", route)
-    recorded = getattr(span, "attributes", None) or {}
-    for key in _URL_KEYS:
-        value = recorded.get(key)
-        if isinstance(value, str) and "?" in value:
-            span.set_attribute(key, value.split("?", 1)[0])
-    if "url.query" in recorded:
-        span.set_attribute("url.query", "")
 
 
 def current_ids() -> tuple[str, str] | None:

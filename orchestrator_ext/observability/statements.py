@@ -9,7 +9,12 @@ request). These listeners record the same spans with the same attributes (the
 instrumentation's own helpers compute them, so ``OTEL_SEMCONV_STABILITY_OPT_IN`` is
 honored), computing a connection's once (kept in its ``info``) and a statement's once per
 distinct SQL text; the statement's values are never recorded, as before.
-Imported only when tracing is on (it imports OpenTelemetry).
+
+Statements sent on plain psycopg connections (the lists' fast reads) are traced by psycopg's
+instrumentation, whose cursor tracer, for every statement, parses the SQL's first word
+with a regular expression and sets the span's attributes one locked, validated call at a
+time: :func:`install` makes it compute a SQL text's name and attributes once and set them
+in one call (the same span). Imported only when tracing is on (it imports OpenTelemetry).
 """
 
 from __future__ import annotations
@@ -21,10 +26,12 @@ from opentelemetry import trace
 from opentelemetry.instrumentation._semconv import (
     _OpenTelemetrySemanticConventionStability,
     _OpenTelemetryStabilitySignalType,
+    _set_db_name,
     _set_db_operation,
     _set_db_statement,
     _set_db_system,
 )
+from opentelemetry.instrumentation.dbapi import CursorTracer
 from opentelemetry.instrumentation.sqlalchemy.engine import (
     _get_attributes_from_cursor_or_conn,
     _get_attributes_from_url,
@@ -125,3 +132,55 @@ def _on_error(exception_context: Any) -> None:
     if span.is_recording():
         span.set_status(Status(StatusCode.ERROR, str(exception_context.original_exception)))
     span.end()
+
+
+#: psycopg's cursor tracer's own methods, which :func:`uninstall` puts back
+_OPERATION_NAME = CursorTracer.get_operation_name
+_POPULATE_SPAN = CursorTracer._populate_span
+_operations: dict[str, str] = {}
+_attributes: dict[tuple[str, str | None, str, Any], dict[str, Any]] = {}
+
+
+def _operation_name(tracer: CursorTracer[Any], cursor: Any, args: Any) -> str:
+    """The SQL's first word, as the tracer finds it, once per SQL text."""
+    query = args[0] if args else None
+    if type(query) is not str:
+        return _OPERATION_NAME(tracer, cursor, args)
+    name = _operations.get(query)
+    if name is None:
+        name = _OPERATION_NAME(tracer, cursor, args)
+        if len(_operations) < _KEPT_STATEMENTS:
+            _operations[query] = name
+    return name
+
+
+def _populate_span(tracer: CursorTracer[Any], span: Any, cursor: Any, *args: Any) -> None:
+    """The tracer's attributes for a statement (system, database, SQL, the connection's), set in one call."""
+    integration = tracer._db_api_integration
+    query = args[0] if args else None
+    if type(query) is not str or integration.capture_parameters or not span.is_recording():
+        _POPULATE_SPAN(tracer, span, cursor, *args)
+        return
+    mode = integration._sem_conv_opt_in_mode_db
+    key = (integration.database_system, integration.database, query, mode)
+    attributes = _attributes.get(key)
+    if attributes is None:
+        attributes = {}
+        _set_db_system(attributes, integration.database_system, mode)
+        _set_db_name(attributes, integration.database, mode)
+        _set_db_statement(attributes, query, mode)
+        if len(_attributes) < _KEPT_STATEMENTS:
+            _attributes[key] = attributes
+    span.set_attributes({**attributes, **integration.span_attributes})
+
+
+def install() -> None:
+    CursorTracer.get_operation_name = _operation_name  # type: ignore[method-assign,assignment]
+    CursorTracer._populate_span = _populate_span  # type: ignore[method-assign,assignment]
+
+
+def uninstall() -> None:
+    CursorTracer.get_operation_name = _OPERATION_NAME  # type: ignore[method-assign]
+    CursorTracer._populate_span = _POPULATE_SPAN  # type: ignore[method-assign]
+    _operations.clear()
+    _attributes.clear()
