@@ -44,8 +44,14 @@ PASSWORDS_FILE = "postgres-passwords.json"
 HBA = (
     "# Written by Orchestrator at each start (orchestrator_ext/db/embedded.py): every connection\n"
     "# proves its role's password (SCRAM-SHA-256). The passwords are in ../{file} (mode 0600).\n"
+    "# An organization's runs' role (a member of {group}) reaches its own database and no other.\n"
+    "local sameuser +{group} scram-sha-256\n"
+    "local all +{group} reject\n"
     "local all all scram-sha-256\n"
 )
+#: the group of every organization's runs' role (orchestrator_ext.engine.runs_state): pg_hba.conf lets its
+#: members reach only the database of their own name, whatever PUBLIC may connect to
+RUNS_GROUP = "orch_runs"
 #: a moment of trust, only to reset passwords that were lost (see _owner_connection)
 TRUST_HBA = "local all all trust\n"
 #: a role of ours that is not the superuser: may log in, nothing more (grants come with provisioning)
@@ -176,6 +182,8 @@ class EmbeddedPostgres:
                 exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
                 action = "ALTER ROLE {} PASSWORD {}" if exists else "CREATE ROLE {} " + PLAIN_ROLE + " PASSWORD {}"
                 conn.execute(sql.SQL(action).format(sql.Identifier(role), sql.Literal(verifier.decode())))
+            if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (RUNS_GROUP,)).fetchone() is None:
+                conn.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(RUNS_GROUP)))
             if self._hba.read_text() != self._hba_text:
                 self._hba.write_text(self._hba_text)  # in place: the file keeps its owner and mode
                 conn.execute("SELECT pg_reload_conf()")
@@ -187,7 +195,7 @@ class EmbeddedPostgres:
 
     @property
     def _hba_text(self) -> str:
-        return HBA.format(file=self.passwords_file.name)
+        return HBA.format(file=self.passwords_file.name, group=RUNS_GROUP)
 
     def _owner_connection(self) -> psycopg.Connection[Any]:
         """The superuser's connection: by password, or (the wheel's ``trust``) without one.

@@ -91,6 +91,8 @@ def provision_app_role(admin_url: str, role: str) -> None:
         with engine.begin() as conn:
             database = conn.execute(text("SELECT current_database()")).scalar_one()
             grants = [
+                # only the roles granted it may connect: not organizations' runs' roles, nor n8n's
+                f"REVOKE CONNECT, TEMPORARY ON DATABASE {quote(database)} FROM PUBLIC",
                 f"GRANT CONNECT ON DATABASE {quote(database)} TO {quote(role)}",
                 f"GRANT USAGE ON SCHEMA public TO {quote(role)}",
                 f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {quote(role)}",

@@ -13,9 +13,14 @@ platform administers (the embedded one, or ``runs_database_admin_url``):
   organization's tables, not even their names, is visible;
 - a **role of its own** of the same name: ``LOGIN``, no superuser, no
   ``CREATEDB``/``CREATEROLE``/``BYPASSRLS``, authenticated with SCRAM-SHA-256.
-  Its password is derived from the key ring (HMAC-SHA-256 of the organization's id
-  under the primary key): it is stored nowhere, every worker with the keys computes
-  the same one, and PostgreSQL receives only a verifier computed here.
+  Its password is derived (HMAC-SHA-256 of the organization's id) from the secret every
+  worker that may provision already holds, the server's admin password (else the
+  oldest key of the key ring, which ``rotate-keys`` keeps): it is stored nowhere,
+  every worker computes the same one, a key rotation changes none of them (workers
+  on the old and the new ring would otherwise reset each other's), and PostgreSQL
+  receives only a verifier computed here. pg_hba.conf of the embedded server keeps
+  the role (a member of ``orch_runs``) in its own database; the platform's database
+  grants ``CONNECT`` to its application role alone.
 
 A run gets its organization's URL in its job (over the worker's pipe or socket,
 never a command line), and a fork server of the organization's own account gets it
@@ -34,7 +39,7 @@ import secrets
 import uuid
 from base64 import urlsafe_b64encode
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
@@ -42,8 +47,9 @@ import psycopg
 from orchestrator_runtimes import RunError
 from orchestrator_runtimes.runtime import ErrorKind
 from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
 
-from ..db.embedded import PLAIN_ROLE
+from ..db.embedded import PLAIN_ROLE, RUNS_GROUP
 from ..security.crypto import KeyRing
 
 log = logging.getLogger("orchestrator.engine")
@@ -75,7 +81,7 @@ class RunsServer:
     reach it (None: where ``admin_url`` does; for the embedded server in the team mode, the socket folder
     runs may enter)."""
 
-    admin_url: str
+    admin_url: str = field(repr=False)  # the superuser's password is in it
     host: str | None = None
     port: int | None = None
 
@@ -91,8 +97,11 @@ class RunsDatabases:
 
     def __init__(self, server: RunsServer, keyring: KeyRing | None) -> None:
         self.server = server
-        if keyring is not None:
-            self._secret = keyring.keys[keyring.primary]
+        admin_password = conninfo_to_dict(libpq_url(server.admin_url)).get("password")
+        if admin_password:
+            self._secret = hashlib.sha256(CONTEXT + str(admin_password).encode()).digest()
+        elif keyring is not None:  # the oldest key: rotate-keys puts new ones before it
+            self._secret = keyring.keys[list(keyring.keys)[-1]]
         else:  # no keys (a bare test worker): passwords valid while this process lives
             log.warning("no key ring: the runs' databases' passwords are reset by each worker that starts")
             self._secret = secrets.token_bytes(32)
@@ -127,6 +136,10 @@ class RunsDatabases:
             if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is None:
                 conn.execute(sql.SQL("CREATE DATABASE {}").format(role))
             conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(role))
+            # the group pg_hba.conf keeps in their own databases (embedded server; elsewhere, a name to match)
+            if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (RUNS_GROUP,)).fetchone() is None:
+                conn.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(RUNS_GROUP)))
+            conn.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(RUNS_GROUP), role))
             conn.execute(sql.SQL("GRANT CONNECT, TEMPORARY, CREATE ON DATABASE {} TO {}").format(role, role))
             host, port = conn.info.host, int(conn.info.port)
         with psycopg.connect(admin, dbname=name, autocommit=True) as conn:

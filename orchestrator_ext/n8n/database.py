@@ -10,9 +10,9 @@ gives it a database on its PostgreSQL (``orchestrator_n8n``, owned by the role
   other roles' passwords (``postgres-passwords.json``, mode 0600, beside the
   key ring); PostgreSQL receives only its SCRAM-SHA-256 verifier, computed here;
 - nobody else may connect to n8n's database (``CONNECT`` revoked from
-  ``PUBLIC``); n8n's role has no privilege on the platform's tables (it may
-  connect to the platform's databases, as ``PUBLIC`` may, and read nothing but
-  PostgreSQL's catalog there).
+  ``PUBLIC``); n8n's role may not connect to the platform's database either
+  (its ``CONNECT`` is granted to the application's role alone:
+  :func:`orchestrator_ext.db.engine.provision_app_role`).
 
 n8n (node-postgres) reaches the embedded server by its socket folder, given as
 the host.

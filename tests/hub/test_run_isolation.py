@@ -26,13 +26,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import psutil
 import pytest
 
+from orchestrator_ext.db.embedded import PASSWORDS_FILE, SUPERUSER
 from orchestrator_ext.engine.accounts import account_name
 from orchestrator_ext.engine.runs_state import RunsDatabases, RunsServer, database_name
-from orchestrator_ext.security.crypto import load_or_create_keyring
 from tests.hub.conftest import needs_root
 from tests.hub.isolation_probe import (
     AGNO_PROBE,
@@ -50,6 +51,7 @@ from tests.hub.isolation_probe import (
     wait_final,
 )
 from tests.hub.team_hub import Person, TeamHub, _remove_account
+from tests.langgraph_specs import APPROVAL
 
 pytestmark = [needs_root, pytest.mark.timeout(600)]
 
@@ -254,9 +256,10 @@ def test_the_other_organizations_next_run_is_untouched_by_what_was_planted(
 
 
 def runs_password(tenants: Tenants, org_id: str) -> str:
-    """The password of ``org_id``'s runs' database role, as the worker derives it from the hub's key ring."""
-    keys = load_or_create_keyring(tenants.hub.team_dir / "service" / "data" / "keys.json")
-    return RunsDatabases(RunsServer("unused"), keys).password(org_id)
+    """The password of ``org_id``'s runs' database role, as the worker derives it from the embedded server's."""
+    passwords = json.loads((tenants.hub.team_dir / "service" / "data" / PASSWORDS_FILE).read_text())
+    admin = f"postgresql://{SUPERUSER}:{quote(passwords[SUPERUSER], safe='')}@/postgres"
+    return RunsDatabases(RunsServer(admin), None).password(org_id)
 
 
 @pytest.mark.parametrize("kind", ["langgraph", "agno"])
@@ -266,7 +269,8 @@ def test_a_run_reaches_its_organizations_runs_database_and_no_other(
     execution, seen, log = b_runs[kind]
     a_database = database_name(tenants.slow["org_id"])
     assert seen["runs_db"]["own"] == database_name(execution["org_id"])
-    assert f'permission denied for database "{a_database}"' in seen["runs_db"]["a"], seen["runs_db"]
+    refusal = f'pg_hba.conf rejects connection for host "[local]", user "{seen["runs_db"]["own"]}"'
+    assert f'{refusal}, database "{a_database}"' in seen["runs_db"]["a"], seen["runs_db"]
     password_a = runs_password(tenants, tenants.slow["org_id"])
     assert password_a not in json.dumps(seen)  # no environment, no command line B's runs could read
     assert password_a not in log
@@ -276,20 +280,7 @@ def test_a_run_reaches_its_organizations_runs_database_and_no_other(
 
 def test_a_langgraph_human_approval_waits_and_resumes_in_the_team_mode(tenants: Tenants) -> None:
     hub, a = tenants.hub, tenants.a
-    approval = {
-        "nodes": [
-            {"id": "start", "type": "input"},
-            {"id": "approve", "type": "human_approval", "config": {"question": "Ship {what}?"}},
-            {"id": "yes", "type": "code", "config": {"source": "def run(values):\n    return 'shipped'"}},
-            {"id": "no", "type": "code", "config": {"source": "def run(values):\n    return 'held'"}},
-        ],
-        "edges": [
-            {"source": "start", "target": "approve"},
-            {"source": "approve", "target": "yes", "condition": "approve.ok"},
-            {"source": "approve", "target": "no"},
-        ],
-    }
-    run = start_run(hub, a, "langgraph", approval, {"what": "v2"})
+    run = start_run(hub, a, "langgraph", APPROVAL, {"what": "v2"})
     waiting = wait_final(hub, a, run)
     assert waiting["status"] == "waiting", waiting["error"]
     assert waiting["waiting_for"]["question"] == "Ship v2?"
