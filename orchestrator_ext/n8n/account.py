@@ -19,6 +19,7 @@ run as root, else the caller's), ``none`` (the caller's), or an account name.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 from dataclasses import replace
@@ -73,10 +74,34 @@ def prepare(name: str, data_dir: Path, programs: tuple[Path, ...] = ()) -> RunAc
             )
     entry = ensure_system_account(name, data_dir.absolute(), login_shell=NOLOGIN, comment=COMMENT)
     account = RunAccount(entry.pw_uid, entry.pw_gid, name)
-    for folder, dirs, files in os.walk(data_dir):  # files an earlier n8n wrote as root
-        for item in (folder, *(os.path.join(folder, d) for d in dirs), *(os.path.join(folder, f) for f in files)):
-            os.lchown(item, account.uid, account.gid)
+    top = os.open(data_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        give(top, account)  # files an earlier n8n wrote as root
+    finally:
+        os.close(top)
     return account
+
+
+def give(folder: int, account: RunAccount) -> None:
+    """The open folder ``folder`` and everything in it to ``account``, never through a link: the account owns
+    these folders and may swap one for a link to /etc while this runs, so each name is changed relative to its
+    folder's descriptor without following it, and each sub-folder is entered by a descriptor opened without
+    following a link (one swapped meanwhile fails to open and is left alone)."""
+    os.fchown(folder, account.uid, account.gid)
+    with os.scandir(folder) as entries:
+        for entry in list(entries):
+            with contextlib.suppress(FileNotFoundError):
+                os.chown(entry.name, account.uid, account.gid, dir_fd=folder, follow_symlinks=False)
+            if not entry.is_dir(follow_symlinks=False):
+                continue
+            try:
+                inner = os.open(entry.name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=folder)
+            except OSError:  # gone, or no longer a folder
+                continue
+            try:
+                give(inner, account)
+            finally:
+                os.close(inner)
 
 
 def reachable(db: N8nDatabase, runs_host: str | None) -> N8nDatabase:

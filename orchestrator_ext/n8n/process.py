@@ -10,9 +10,13 @@ before the database is migrated); :func:`stop` ends the group.
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
+import json
 import os
 import signal
 import socket
+import stat
 import subprocess  # nosec B404 - starts our own n8n, no shell
 import time
 import urllib.error
@@ -38,6 +42,23 @@ OFFLINE = {
     "N8N_DIAGNOSTICS_CONFIG_FRONTEND": "",
     "N8N_DIAGNOSTICS_CONFIG_BACKEND": "",
 }
+#: nodes a workflow must not use, whatever n8n's defaults (names of the pinned n8n-nodes-base's known/nodes.json):
+#: shell commands, the machine's files (read, write, watch), local git repositories
+EXCLUDED_NODES = (
+    "n8n-nodes-base.executeCommand",
+    "n8n-nodes-base.localFileTrigger",
+    "n8n-nodes-base.readWriteFile",
+    "n8n-nodes-base.readBinaryFile",
+    "n8n-nodes-base.readBinaryFiles",
+    "n8n-nodes-base.writeBinaryFile",
+    "n8n-nodes-base.git",
+)
+
+
+class N8nFileError(RuntimeError):
+    """A file of n8n's data folder the platform writes (its log, its port) is not a plain file of n8n's or the
+    platform's own: a link, a hard link to another file, a FIFO. The folder belongs to n8n's account, which could
+    plant one there to have the platform (root, in team mode) write elsewhere."""
 
 
 @dataclass
@@ -56,14 +77,39 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
+def open_in(data_dir: Path, name: str, flags: int, account: RunAccount | None = None) -> int:
+    """A descriptor of ``data_dir/name`` opened without following a link (neither ``data_dir`` nor ``name``) and
+    checked to be a plain file with one name, of this process's account or ``account``: n8n's account owns the
+    folder (:mod:`.account`) and may have put anything there. N8nFileError otherwise; OSError where it is not
+    there (without ``O_CREAT``)."""
+    folder = os.open(data_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        # O_NONBLOCK: a FIFO put there does not hold the platform at open (it is refused below)
+        fd = os.open(name, flags | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, 0o600, dir_fd=folder)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENXIO):
+            raise N8nFileError(f"{data_dir / name} is a link or a FIFO, not n8n's file: remove it") from exc
+        raise
+    finally:
+        os.close(folder)
+    info = os.fstat(fd)
+    owners = {os.geteuid(), *((account.uid,) if account is not None else ())}
+    if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1 or info.st_uid not in owners:
+        os.close(fd)
+        raise N8nFileError(f"{data_dir / name} is not a plain file of n8n's own (a hard link, or another's): remove it")
+    fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
+    return fd
+
+
 def kept_port(data_dir: Path, host: str = "127.0.0.1") -> int:
-    """The port this data folder's n8n listens on: chosen once, then kept in it (its integration names it)."""
-    path = data_dir / "port"
-    with contextlib.suppress(OSError, ValueError):
-        return int(path.read_text())
+    """The port this data folder's n8n listens on: chosen once, then kept in it (its integration names it).
+    Read and written without following a link (:func:`open_in`)."""
+    with contextlib.suppress(FileNotFoundError, ValueError), os.fdopen(open_in(data_dir, "port", os.O_RDONLY)) as kept:
+        return int(kept.read())
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     port = free_port(host)
-    path.write_text(str(port))
+    with os.fdopen(open_in(data_dir, "port", os.O_WRONLY | os.O_CREAT | os.O_TRUNC), "w") as kept:
+        kept.write(str(port))
     return port
 
 
@@ -100,6 +146,12 @@ def n8n_environment(
         # machine (a test's, the personal server's) would fight over it, and the second would exit
         "N8N_RUNNERS_BROKER_PORT": str(free_port(host)),
         "N8N_RUNNERS_BROKER_LISTEN_ADDRESS": host,
+        # what a workflow may reach, set here rather than left to n8n's defaults: no shell or disk nodes, files only
+        # in the instance's own folder (never n8n's settings), no environment variables ($env, process.env)
+        "NODES_EXCLUDE": json.dumps(EXCLUDED_NODES),
+        "N8N_RESTRICT_FILE_ACCESS_TO": str(data_dir / "files"),
+        "N8N_BLOCK_FILE_ACCESS_TO_N8N_FILES": "true",
+        "N8N_BLOCK_ENV_ACCESS_IN_NODE": "true",
         "N8N_LOG_LEVEL": "warn",
         "N8N_LOG_OUTPUT": "console",
         "NODE_ENV": "production",
@@ -118,11 +170,17 @@ def start(
     account: RunAccount | None = None,
 ) -> N8nProcess:
     """Start n8n in the background (its own process group; killed if this process dies), as ``account`` where
-    given (:mod:`.account`: its own, owning ``data_dir``; no other group)."""
+    given (:mod:`.account`: its own, owning ``data_dir``; no other group). Its log, ``data_dir/n8n.log``, is
+    opened by this process (root, in team mode) in a folder the account owns: never through a link
+    (:func:`open_in`), readable by the account and nobody else."""
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     port = port or free_port(host)
     log_path = data_dir / "n8n.log"
-    with open(log_path, "ab") as log:
+    fd = open_in(data_dir, log_path.name, os.O_WRONLY | os.O_APPEND | os.O_CREAT, account)
+    with os.fdopen(fd, "ab") as log:
+        os.fchmod(fd, 0o600)
+        if account is not None:
+            os.fchown(fd, account.uid, account.gid)
         process = subprocess.Popen(  # noqa: S603  # nosec B603 - our own node and n8n
             [str(install.node), str(install.n8n), "start"],
             cwd=data_dir,
