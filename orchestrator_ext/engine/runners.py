@@ -33,6 +33,7 @@ from .accounts import RunAccount
 from .isolation import child_setup, kill_group, new_workdir, remove_workdir, run_environment, stop_process
 from .pool import PerAccount
 from .runs_state import StateFor, with_state
+from .sweep import WATCH
 
 log = logging.getLogger("orchestrator.engine")
 READY_TIMEOUT = 120.0
@@ -268,6 +269,7 @@ class ForkServer:
                 pass_fds=(listener.fileno(),),
                 **_as(self.account),
             )
+        WATCH.server(self.process.pid, self.account)  # its runs' strays are killed when it ends (sweep.py)
         self._stderr = asyncio.create_task(_log_lines(_pipe(self.process.stderr)))
         line = await asyncio.wait_for(_pipe(self.process.stdout).readline(), READY_TIMEOUT)
         if json.loads(line or b"{}").get("ready") is not True:

@@ -31,7 +31,7 @@ from .. import tracing
 from ..n8n import pending as n8n_pending
 from ..observability.metrics import WORKER_APPLICATION_NAME
 from ..security.crypto import KeyRing
-from . import runs_state
+from . import runs_state, sweep
 from .accounts import RunAccount, RunAccounts, closed_socket, runs_root, sweep_orphans, worker_folder
 from .attempts import FAILED, WAITING, ActiveRun, Attempts, Limits, Outcome
 from .events import EventWriter
@@ -130,6 +130,7 @@ class Worker:
         self.accounts.check()
         for orphan in sweep_orphans(self.folder.parent):
             log.info("removed %s: the runs' folders of a worker that died", orphan)
+        await sweep.at_start(self.accounts)  # a killed worker's socket links, its runs' strays (sweep.py)
         await self.queue.open()
         self.writer.start()
         if not self.accounts.separate:  # else each organization's are started on its first run

@@ -34,6 +34,7 @@ from typing import Any
 
 from .accounts import RunAccount
 from .isolation import child_setup, new_workdir, remove_workdir, run_environment
+from .sweep import WATCH
 
 log = logging.getLogger("orchestrator.engine")
 #: the thread zygotes are started from. A parent-death signal fires when the *thread* that started the
@@ -206,6 +207,7 @@ class Zygote:
                 pass_fds=(theirs.fileno(),),
                 **as_account,
             )
+        WATCH.server(self.process.pid, self.account)  # its runs' strays are killed when it ends (sweep.py)
 
     def _await_ready(self) -> None:
         self._up = self._wait_ready()

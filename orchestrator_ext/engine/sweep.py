@@ -1,0 +1,230 @@
+"""Nothing of a run survives its fork server or zygote being killed, and nothing of a killed worker stays.
+
+A run executes as its organization's account (team mode) or the pods' fixed
+uid (``uid:<N>``), the same account as the fork server or notebook zygote it
+was forked from. Runs are child subreapers and die with their parent
+(``orchestrator_runtimes.containment``), but a run may SIGKILL its own server
+(same account): the run then dies by its parent-death signal, and what it had
+started (a double-forked, ``setsid`` process) is reparented to init, under no
+subreaper of ours, still running as the organization's account, able to read
+its later runs' folders.
+
+So the worker watches each server started as a run account (a pidfd, on one
+thread of its own, :class:`Watch`): as soon as one ends, for whatever reason,
+every process of that account whose parent is init (the only way a process of
+a run account leaves the worker's tree) is stopped, then killed with all under
+it (:func:`sweep_account`), round after round until none is left for a moment
+(the server's runs die by their parent-death signal meanwhile; a process stopped
+cannot fork, so a stray forking to escape is caught within a few rounds). A
+process of that account under a live worker (its servers, their runs, another
+worker's) has a parent: it is never touched.
+
+In the personal mode runs share the worker's own account with every process of
+the person's, and may stop the worker itself: nothing is swept there.
+
+At its start a worker also removes the socket-link folders (``/tmp/orch-k-*``,
+:func:`.kernels.socket_base`) of workers that were killed, and sweeps the run
+accounts' orphans a killed worker's servers left (:func:`at_start`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import pwd
+import select
+import signal
+import stat
+import threading
+import time
+from collections.abc import Collection
+from pathlib import Path
+
+from orchestrator_runtimes.limits import subtree
+
+from ..db.handles import process_start
+from .accounts import ACCOUNT_PREFIX, UID_PREFIX, WORKER_FOLDER, RunAccount, RunAccounts
+from .isolation import remove_workdir
+
+log = logging.getLogger("orchestrator.engine")
+#: how long a sweep goes on looking once nothing was found (runs dying by their parent-death signal meanwhile)
+QUIET_SECONDS = 0.3
+#: the longest a sweep goes on, in seconds
+SWEEP_SECONDS = 5.0
+#: the socket-link folders of :func:`.kernels.socket_base`, and how old one must be to be judged (a new one
+#: gets its link a moment after its folder is made)
+LINKS = "orch-k-*"
+LINK_AGE_SECONDS = 60.0
+
+
+def _parents() -> dict[int, int]:
+    """Every process's parent, from one scan of ``/proc``."""
+    parents: dict[int, int] = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                with open(f"/proc/{name}/stat", "rb") as stat:
+                    data = stat.read()
+                parents[int(name)] = int(data[data.rindex(b")") + 2 :].split()[1])
+    return parents
+
+
+def real_uid(pid: int) -> int | None:
+    """``pid``'s real uid (``/proc/<pid>``'s owner is root for a non-dumpable process: its status says)."""
+    with contextlib.suppress(OSError, ValueError, IndexError), open(f"/proc/{pid}/status", "rb") as status:
+        for line in status:
+            if line.startswith(b"Uid:"):
+                return int(line.split()[1])
+    return None
+
+
+def strays(uids: Collection[int], keep: Collection[int] = ()) -> set[int]:
+    """The processes of a real uid among ``uids`` whose parent is init (not ``keep``: a worker that is itself
+    pid 1 has its servers there), with everything under them."""
+    parents = _parents()
+    children: dict[int, list[int]] = {}
+    for pid, parent in parents.items():
+        children.setdefault(parent, []).append(pid)
+    roots = {pid for pid in children.get(1, ()) if pid not in keep and real_uid(pid) in uids}
+    found = set(roots)
+    for pid in roots:
+        found |= subtree(children, pid)
+    return found
+
+
+def _signal(pids: Collection[int], number: signal.Signals) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, number)
+
+
+def sweep_account(uids: Collection[int], keep: Collection[int] = ()) -> set[int]:
+    """Stop every stray of ``uids`` (:func:`strays`) until no new one appears, kill them all, and look again
+    until none was found for :data:`QUIET_SECONDS` (at most :data:`SWEEP_SECONDS`): the pids killed."""
+    killed: set[int] = set()
+    deadline = time.monotonic() + SWEEP_SECONDS
+    quiet_since = time.monotonic()
+    while time.monotonic() < deadline and time.monotonic() - quiet_since < QUIET_SECONDS:
+        stopped: set[int] = set()
+        while time.monotonic() < deadline:  # stopped, they cannot fork: what one forked meanwhile is found next
+            new = strays(uids, keep) - stopped
+            if not new:
+                break
+            _signal(new, signal.SIGSTOP)
+            stopped |= new
+        _signal(stopped, signal.SIGKILL)
+        if stopped:
+            killed |= stopped
+            quiet_since = time.monotonic()
+        time.sleep(0.02)
+    if killed:
+        who = ", ".join(str(uid) for uid in sorted(uids))
+        log.warning(
+            "killed %d process(es) of uid %s left running outside any run: %s", len(killed), who, sorted(killed)
+        )
+    return killed
+
+
+class Watch:
+    """Sweeps a run account's strays (:func:`sweep_account`) as soon as a server started as it ends: one
+    thread, polling the servers' pidfds; started with the first server watched."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._watched: dict[int, tuple[int, int]] = {}  # pidfd: (pid, uid)
+        self._wake_r, self._wake_w = os.pipe()
+        self._thread: threading.Thread | None = None
+
+    def server(self, pid: int, account: RunAccount | None) -> None:
+        """Watch server ``pid``, started as ``account`` (None, the worker's own: nothing to watch)."""
+        if account is None or not hasattr(os, "pidfd_open"):
+            return
+        try:
+            pidfd = os.pidfd_open(pid)
+        except ProcessLookupError:  # already gone
+            threading.Thread(target=sweep_account, args=({account.uid},), daemon=True).start()
+            return
+        with self._lock:
+            self._watched[pidfd] = (pid, account.uid)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name="orchestrator-sweep", daemon=True)
+                self._thread.start()
+        os.write(self._wake_w, b"w")
+
+    def servers(self) -> set[int]:
+        with self._lock:
+            return {pid for pid, _ in self._watched.values()}
+
+    def _loop(self) -> None:
+        while True:
+            with self._lock:
+                fds = [self._wake_r, *self._watched]
+            ready, _, _ = select.select(fds, [], [])
+            for fd in ready:
+                if fd == self._wake_r:
+                    os.read(self._wake_r, 512)
+                    continue
+                with self._lock:
+                    _, uid = self._watched.pop(fd)
+                os.close(fd)
+                try:
+                    sweep_account({uid}, self.servers() if os.getpid() == 1 else ())
+                except Exception:  # a sweep that failed must not end the watch of the other servers
+                    log.exception("sweeping the processes of uid %d failed", uid)
+
+
+#: the worker process's watch (one for all its workers: its servers are its children)
+WATCH = Watch()
+
+
+def run_account_uids(accounts: RunAccounts) -> set[int]:
+    """The uids runs of this worker's mode execute as: ``uid:<N>``'s, or every ``orch-`` organization
+    account of the team mode (not n8n's, ``orch-n8n-``); none in the personal mode."""
+    if not accounts.separate:
+        return set()
+    if accounts.setting.startswith(UID_PREFIX):
+        return {int(accounts.setting[len(UID_PREFIX) :])}
+    return {
+        entry.pw_uid
+        for entry in pwd.getpwall()
+        if entry.pw_name.startswith(ACCOUNT_PREFIX) and len(entry.pw_name) == len(ACCOUNT_PREFIX) + 12
+    }
+
+
+def sweep_links(tmp: Path = Path("/tmp")) -> list[Path]:  # noqa: S108  # nosec B108 - where socket_base makes them
+    """Remove this account's socket-link folders that lead to a killed worker's folder (``worker-<pid>-<start>``
+    of a process that is gone), or nowhere (that folder was removed since). The folders removed."""
+    removed = []
+    for folder in tmp.glob(LINKS):
+        with contextlib.suppress(OSError):
+            info = folder.lstat()
+            if info.st_uid != os.geteuid() or not stat.S_ISDIR(info.st_mode):
+                continue
+            if time.time() - info.st_mtime < LINK_AGE_SECONDS or _alive_target(folder / "w"):
+                continue
+            remove_workdir(folder)
+            removed.append(folder)
+    return removed
+
+
+def _alive_target(link: Path) -> bool:
+    """Whether ``link`` leads to a run's folder that exists, of a worker that still runs."""
+    target = Path(os.readlink(link)) if link.is_symlink() else None
+    if target is None or not target.exists():
+        return False
+    for part in target.parts:
+        pid, _, start = part[len(WORKER_FOLDER) :].partition("-")
+        if part.startswith(WORKER_FOLDER) and pid.isdigit():
+            return str(process_start(int(pid))) == start
+    return True
+
+
+async def at_start(accounts: RunAccounts) -> None:
+    """A worker's start: the socket links and the run accounts' orphans a killed worker left."""
+    for folder in await asyncio.to_thread(sweep_links):
+        log.info("removed %s: the socket links of a worker that died", folder)
+    uids = run_account_uids(accounts)
+    if uids:
+        await asyncio.to_thread(sweep_account, uids)

@@ -1,0 +1,150 @@
+"""A run that kills its own fork server or notebook zygote (the same account as the run) leaves nothing behind.
+
+The run is a child subreaper and dies with its server; what it double-forked into a session of its own
+was under it, and is reparented to init when the run dies: the worker, watching its servers, kills every
+process of the run account left with init as its parent. Real runs through the API, under another uid
+(``run_accounts=uid:65534``), as the Kubernetes mode runs them (the team mode's accounts work alike). Also:
+a killed worker's socket-link folders in /tmp are removed by the next worker to start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from orchestrator_ext.engine import sweep
+from orchestrator_ext.engine.accounts import runs_root
+from orchestrator_ext.engine.kernels import socket_base
+from tests.conftest import Api
+from tests.engine.conftest import notebook, wait_final, who
+from tests.engine.test_run_accounts import NOBODY, as_root
+from tests.runtimes.test_langgraph_api import start
+
+#: a detached grandchild (double fork, a session of its own) sleeping ``{mark}`` seconds, then the run kills
+#: the server it was forked from (its parent: same account) and waits to die with it
+ESCAPE = """
+import os, signal, time
+middle = os.fork()
+if middle == 0:
+    if os.fork() == 0:
+        os.setsid()
+        devnull = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(devnull, fd)
+        os.execvp("sleep", ["sleep", "{mark}"])
+    os._exit(0)
+os.waitpid(middle, 0)
+time.sleep(0.3)
+os.kill(os.getppid(), signal.SIGKILL)
+time.sleep(60)
+"""
+
+
+@pytest.fixture
+def mark() -> Iterator[str]:
+    """A sleep duration nobody else uses; whatever sleeps it is killed afterwards."""
+    value = f"300.{random.randrange(10**8):08d}"
+    yield value
+    for process in sleeping(value):
+        process.kill()
+
+
+@pytest.fixture
+def root() -> Iterator[Path]:
+    path = runs_root(Path(tempfile.mkdtemp(prefix="orch-runs-", dir="/tmp")))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def sleeping(mark: str) -> list[psutil.Process]:
+    found = []
+    for process in psutil.process_iter(["cmdline", "status"]):
+        if (process.info["cmdline"] or [None])[-1] == mark and process.info["status"] != psutil.STATUS_ZOMBIE:
+            found.append(process)
+    return found
+
+
+def orphans_of(uid: int) -> list[int]:
+    """The processes of ``uid`` whose parent is init: none belongs to a live worker's runs."""
+    return sorted(sweep.strays({uid}))
+
+
+async def until(condition: Any, within: float) -> bool:
+    deadline = time.monotonic() + within
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.05)
+    return True
+
+
+def _code_node(code: str) -> dict[str, Any]:
+    body = "\n".join("    " + line for line in code.strip().splitlines())
+    source = f"def run(values):\n{body}\n    return '{{}}'\n"
+    nodes = [{"id": "start", "type": "input"}, {"id": "escape", "type": "code", "config": {"source": source}}]
+    return {"nodes": nodes, "edges": [{"source": "start", "target": "escape"}]}
+
+
+@as_root
+@pytest.mark.parametrize("server", ["zygote", "fork server"])
+async def test_a_run_that_kills_its_server_leaves_no_process_of_its_account(
+    api: Api,
+    workers: Any,
+    notebook_workflow: Any,
+    create_agent: Any,
+    create_workflow: Any,
+    root: Path,
+    mark: str,
+    server: str,
+) -> None:
+    user = who()
+    settings: dict[str, Any] = {"run_accounts": f"uid:{NOBODY.uid}", "workdir_root": root}
+    if server == "zygote":
+        settings |= {"kernel_pool_size": 1}
+    else:
+        settings |= {"runner_pool_size": 1, "kernel_pool_size": 0, "preload": ("langgraph",)}
+    async with workers(**settings):
+        if server == "zygote":
+            workflow = await notebook_workflow(user, notebook(ESCAPE.format(mark=mark)))
+            reply = await api("POST", "workflows", workflow["id"], "execute", user=user, body={"inputs": {}})
+            assert reply.status == 202, reply.text
+            execution = reply.json["id"]
+        else:
+            execution = await start(api, create_agent, create_workflow, user, _code_node(ESCAPE.format(mark=mark)), {})
+        run = await wait_final(api, user, execution, within=120)
+        assert run["status"] == "failed"  # its process died with the server it killed
+        # the grandchild existed (it ran as the run's account), and is gone within a few seconds
+        gone = await until(lambda: not sleeping(mark), within=10)
+        assert gone, [(p.pid, p.ppid(), p.uids().real) for p in sleeping(mark)]
+        assert await until(lambda: not orphans_of(NOBODY.uid), within=10), orphans_of(NOBODY.uid)
+
+
+async def test_a_killed_workers_socket_links_are_removed_by_the_next_worker(workers: Any, tmp_path: Path) -> None:
+    deep = tmp_path / ("d" * 100) / "worker-999999-1" / "run-x"  # a dead worker's run folder
+    deep.mkdir(parents=True)
+    _, dead = socket_base(deep)
+    live_run = tmp_path / ("e" * 100) / "run-y"  # a folder of no worker's, still there
+    live_run.mkdir(parents=True)
+    _, live = socket_base(live_run)
+    assert dead is not None
+    assert live is not None
+    old = time.time() - 2 * sweep.LINK_AGE_SECONDS
+    for folder in (dead, live):
+        os.utime(folder, (old, old), follow_symlinks=False)
+    try:
+        async with workers():
+            assert not dead.exists()
+            assert live.exists()  # its run's folder is there, of no dead worker: kept
+    finally:
+        for folder in (dead, live):
+            shutil.rmtree(folder, ignore_errors=True)
