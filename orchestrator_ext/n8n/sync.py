@@ -20,6 +20,7 @@ import copy
 import uuid
 from typing import Any
 
+from orchestrator_runtimes.n8n.answer import STEPS_HEADER
 from orchestrator_runtimes.n8n.api import N8nApi, N8nApiError
 from orchestrator_runtimes.n8n.models import CHAT_MODEL_TYPE, CREDENTIAL_TYPE
 from orchestrator_runtimes.n8n.run import EXECUTION_HEADER
@@ -169,7 +170,8 @@ def _unplaced(node: dict[str, Any], our_id: str, before: dict[Any, dict[str, Any
     if node.get("type") in (WEBHOOK_TYPE, RESPOND_TYPE):
         options = parameters.get("options") or {}
         headers = options.get("responseHeaders") or {}
-        entries = [e for e in headers.get("entries") or [] if str(e.get("name", "")).lower() != EXECUTION_HEADER]
+        ours = (EXECUTION_HEADER, STEPS_HEADER)
+        entries = [e for e in headers.get("entries") or [] if str(e.get("name", "")).lower() not in ours]
         if entries:
             headers["entries"] = entries
         else:

@@ -28,6 +28,7 @@ from typing import Any
 
 from ..errors import ErrorKind, RunError
 from ..tracking import StepTracker
+from .answer import STEPS_HEADER, expressions
 from .api import N8nApi, N8nApiError, Reply, error_text, http
 from .mapping import MARKER_HEADER, failure, marker_of, steps_of
 from .models import ModelBinding, bind, provision_credential
@@ -38,7 +39,7 @@ __all__ = ["MARKER_HEADER", "execute", "failure", "instance_for", "marker_of", "
 #: the header our copy of a workflow answers with: n8n's id of the execution the call started
 EXECUTION_HEADER = "x-orchestrator-n8n-execution"
 #: how our copies are placed on the instance (part of the digest: a new placement updates every copy)
-PLACEMENT = 2
+PLACEMENT = 3
 #: how long a webhook may answer 404 after activation (n8n registers it asynchronously)
 REGISTER_SECONDS = 15.0
 #: how long an execution is looked for by its marker, where the answer did not carry its id
@@ -70,6 +71,9 @@ def instance_for(config: N8nWorkflowConfig, integrations: Mapping[str, Mapping[s
             f"this run received {what}: name the instance in the spec's 'integrations' (e.g. [\"n8n\"], which "
             "`jupyter orchestrator n8n serve` creates) and, with several, in the node's 'instance'",
         )
+    refused = (chosen.get("config") or {}).get("refused")  # the server would not run this organization's instance
+    if refused:
+        raise RunError(ErrorKind.CONFIGURATION, f"no n8n instance for this organization: {refused}")
     base_url = str((chosen.get("config") or {}).get("base_url") or "")
     secret = chosen.get("secret")
     if base_url and not secret and "managed" in (chosen.get("config") or {}):
@@ -96,16 +100,21 @@ def instance_path(our_id: str, digest: str, path: str) -> str:
     return f"orchestrator/{our_id}/{digest}/{path.strip('/')}"
 
 
-def _with_execution_header(parameters: dict[str, Any]) -> dict[str, Any]:
-    """A node's parameters whose answer also carries n8n's execution id (:data:`EXECUTION_HEADER`)."""
+def _with_execution_header(parameters: dict[str, Any], steps: str | None = None) -> dict[str, Any]:
+    """A node's parameters whose answer also carries n8n's execution id (:data:`EXECUTION_HEADER`), and where
+    given the run's steps (:mod:`.answer`)."""
     options = dict(parameters.get("options") or {})
     headers = dict(options.get("responseHeaders") or {})
-    entries = [e for e in headers.get("entries") or [] if str((e or {}).get("name", "")).lower() != EXECUTION_HEADER]
-    headers["entries"] = [*entries, {"name": EXECUTION_HEADER, "value": "={{ $execution.id }}"}]
+    ours = (EXECUTION_HEADER, STEPS_HEADER)
+    entries = [e for e in headers.get("entries") or [] if str((e or {}).get("name", "")).lower() not in ours]
+    added = [{"name": EXECUTION_HEADER, "value": "={{ $execution.id }}"}]
+    if steps is not None:
+        added.append({"name": STEPS_HEADER, "value": steps})
+    headers["entries"] = [*entries, *added]
     return {**parameters, "options": {**options, "responseHeaders": headers}}
 
 
-def _placed(node: Mapping[str, Any], our_id: str, digest: str) -> dict[str, Any]:
+def _placed(node: Mapping[str, Any], our_id: str, digest: str, answers: Mapping[str, str]) -> dict[str, Any]:
     """A node as it goes on the instance: a webhook's path under our id; webhook ids unique to our workflow;
     the answering node (Respond to Webhook, or a Webhook that answers itself) names the execution."""
     placed = dict(node)
@@ -118,7 +127,7 @@ def _placed(node: Mapping[str, Any], our_id: str, digest: str) -> dict[str, Any]
             parameters = _with_execution_header(parameters)
         placed["parameters"] = parameters
     elif placed.get("type") == RESPOND_TYPE:
-        placed["parameters"] = _with_execution_header(parameters)
+        placed["parameters"] = _with_execution_header(parameters, answers.get(str(placed.get("name"))))
     return placed
 
 
@@ -137,7 +146,8 @@ def desired(workflow: Mapping[str, Any], our_id: str, binding: ModelBinding | No
     }
     bound_to = binding.fingerprint() if binding is not None else None
     digest = hashlib.sha256(canon([PLACEMENT, body, bound_to]).encode()).hexdigest()[:12]
-    placed = [_placed(node, our_id, digest) for node in nodes]
+    answers = expressions(body)
+    placed = [_placed(node, our_id, digest, answers) for node in nodes]
     body["nodes"] = [bind(node, binding) for node in placed] if binding is not None else placed
     return body
 
