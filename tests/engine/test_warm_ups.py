@@ -76,4 +76,6 @@ def test_spares_warm_up_crewai_and_agno_and_their_runs_work(
     for framework in ("crewai", "agno", "crewai"):
         last = run_job(path, tmp_path, framework)
         assert last.get("result", {}).get("outputs", {}).get("output") == "ready", last
+    # CrewAI's replay store (a SQLite file nothing reads in a run) was not written in the runs' folder
+    assert not list(tmp_path.rglob("latest_kickoff_task_outputs.db"))
     eventually(lambda: psutil.Process(server.pid).num_threads() == 1, within=30)

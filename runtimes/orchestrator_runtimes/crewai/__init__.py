@@ -82,8 +82,13 @@ class CrewAIRuntime(AgentsRuntime):
 
     def warm_up(self) -> None:
         """In the fork server, before it forks: build the tiny crew of :mod:`.warm` (its validators and lazy
-        imports), not run it: a kickoff starts CrewAI's event threads, and a server with threads must not fork."""
+        imports), not run it: a kickoff starts CrewAI's event threads, and a server with threads must not fork.
+        First, crews of this process (and of every run forked from it) stop writing CrewAI's replay store, which
+        nothing reads in a run (:mod:`.replay`)."""
+        from .replay import discard_replay_store
         from .warm import build
+
+        discard_replay_store()
 
         with contextlib.suppress(Exception):  # a warm-up that fails leaves the runs as cold as they were
             build()
