@@ -44,6 +44,7 @@ from orchestrator_kernels.kernelspec import run_commands
 from .accounts import RunAccount
 from .isolation import child_setup, kill_group, new_workdir, remove_workdir, run_environment
 from .pool import PerAccount, WarmPool
+from .sweep import WATCH
 from .zygote import Zygote, ZygoteKernel
 
 log = logging.getLogger("orchestrator.engine")
@@ -135,7 +136,9 @@ async def start_kernel(
         remove_workdir(workdir)
         remove_link(link)
         raise
-    return JupyterKernel(manager=manager, client=client, workdir=workdir, name=name, link=link)
+    kernel = JupyterKernel(manager=manager, client=client, workdir=workdir, name=name, link=link)
+    WATCH.own(kernel.pid, account)  # a worker that is pid 1 finds it among its children: not a stray (sweep.py)
+    return kernel
 
 
 #: the longest socket path ZeroMQ's ipc takes here: ``sun_path`` is 108 bytes with its NUL, less ``-NN``

@@ -60,14 +60,14 @@ LINK_AGE_SECONDS = 60.0
 
 
 def _parents() -> dict[int, int]:
-    """Every process's parent, from one scan of ``/proc``."""
+    """Every live process's parent, from one scan of ``/proc`` (zombies left out: they hold nothing)."""
     parents: dict[int, int] = {}
     for name in os.listdir("/proc"):
         if name.isdigit():
-            with contextlib.suppress(OSError, ValueError, IndexError):
-                with open(f"/proc/{name}/stat", "rb") as stat:
-                    data = stat.read()
-                parents[int(name)] = int(data[data.rindex(b")") + 2 :].split()[1])
+            with contextlib.suppress(OSError, ValueError, IndexError), open(f"/proc/{name}/stat", "rb") as stat:
+                state, parent = stat.read().rpartition(b")")[2].split()[:2]
+                if state not in (b"Z", b"X"):
+                    parents[int(name)] = int(parent)
     return parents
 
 
@@ -129,50 +129,74 @@ def sweep_account(uids: Collection[int], keep: Collection[int] = ()) -> set[int]
 
 class Watch:
     """Sweeps a run account's strays (:func:`sweep_account`) as soon as a server started as it ends: one
-    thread, polling the servers' pidfds; started with the first server watched."""
+    thread, polling the servers' pidfds; started with the first server watched. It also knows the worker's
+    other processes of run accounts (:meth:`own`: kernels), which a worker that is pid 1 (a container's)
+    finds among its children, as the strays it must kill."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._watched: dict[int, tuple[int, int]] = {}  # pidfd: (pid, uid)
+        self._watched: dict[int, tuple[int, int | None]] = {}  # pidfd: (pid, uid to sweep when it ends)
         self._wake_r, self._wake_w = os.pipe()
         self._thread: threading.Thread | None = None
 
     def server(self, pid: int, account: RunAccount | None) -> None:
         """Watch server ``pid``, started as ``account`` (None, the worker's own: nothing to watch)."""
-        if account is None or not hasattr(os, "pidfd_open"):
+        if account is not None:
+            self._watch(pid, account.uid)
+
+    def own(self, pid: int | None, account: RunAccount | None) -> None:
+        """``pid`` (started as ``account``) is the worker's: never a stray, nothing swept when it ends."""
+        if account is not None and pid is not None:
+            self._watch(pid, None)
+
+    def _watch(self, pid: int, uid: int | None) -> None:
+        if not hasattr(os, "pidfd_open"):  # pragma: no cover - Linux before 5.3
             return
         try:
             pidfd = os.pidfd_open(pid)
         except ProcessLookupError:  # already gone
-            threading.Thread(target=sweep_account, args=({account.uid},), daemon=True).start()
+            if uid is not None:
+                threading.Thread(target=self._sweep, args=(uid,), daemon=True).start()
             return
         with self._lock:
-            self._watched[pidfd] = (pid, account.uid)
+            self._watched[pidfd] = (pid, uid)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._loop, name="orchestrator-sweep", daemon=True)
                 self._thread.start()
         os.write(self._wake_w, b"w")
 
-    def servers(self) -> set[int]:
+    def known(self) -> set[int]:
+        """The worker's processes of run accounts that are still running."""
         with self._lock:
             return {pid for pid, _ in self._watched.values()}
 
     def _loop(self) -> None:
         while True:
+            poller = select.poll()  # not select(): a worker may hold more than 1024 descriptors
             with self._lock:
-                fds = [self._wake_r, *self._watched]
-            ready, _, _ = select.select(fds, [], [])
-            for fd in ready:
+                for fd in (self._wake_r, *self._watched):
+                    poller.register(fd, select.POLLIN)
+            for fd, _ in poller.poll():
                 if fd == self._wake_r:
                     os.read(self._wake_r, 512)
                     continue
                 with self._lock:
-                    _, uid = self._watched.pop(fd)
+                    _, uid = self._watched.pop(fd, (0, None))
                 os.close(fd)
-                try:
-                    sweep_account({uid}, self.servers() if os.getpid() == 1 else ())
-                except Exception:  # a sweep that failed must not end the watch of the other servers
-                    log.exception("sweeping the processes of uid %d failed", uid)
+                if uid is not None:
+                    self._sweep(uid)
+
+    def _sweep(self, uid: int) -> None:
+        try:
+            killed = sweep_account({uid}, self.known() if os.getpid() == 1 else ())
+        except Exception:  # a sweep that failed must not end the watch of the other servers
+            log.exception("sweeping the processes of uid %d failed", uid)
+            return
+        if os.getpid() == 1:  # they were this process's children: reaped here, or they stay zombies
+            time.sleep(0.1)
+            for pid in killed:
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(pid, os.WNOHANG)
 
 
 #: the worker process's watch (one for all its workers: its servers are its children)

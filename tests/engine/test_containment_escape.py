@@ -13,6 +13,8 @@ import asyncio
 import os
 import random
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -55,7 +57,7 @@ def mark() -> Iterator[str]:
     """A sleep duration nobody else uses; whatever sleeps it is killed afterwards."""
     value = f"300.{random.randrange(10**8):08d}"
     yield value
-    for process in sleeping(value):
+    for process in [*sleeping(value), *forking(value)]:
         process.kill()
 
 
@@ -148,3 +150,48 @@ async def test_a_killed_workers_socket_links_are_removed_by_the_next_worker(work
     finally:
         for folder in (dead, live):
             shutil.rmtree(folder, ignore_errors=True)
+
+
+#: an orphan of the run account that keeps forking (each child sleeps): to be caught, a sweep must stop the
+#: tree before it kills it (200 children at most: never a fork bomb)
+FORKING = """
+import os, sys, time
+if os.fork():
+    os._exit(0)
+os.setsid()
+for _ in range(200):
+    if os.fork() == 0:
+        time.sleep(300)
+        os._exit(0)
+    time.sleep(0.01)
+time.sleep(300)
+"""
+
+
+@as_root
+def test_a_sweep_catches_an_orphan_that_keeps_forking(mark: str) -> None:
+    started = subprocess.run(
+        [sys.executable, "-c", FORKING, mark],
+        user=NOBODY.uid,
+        group=NOBODY.gid,
+        extra_groups=[],
+        cwd="/",
+        check=True,
+    )
+    assert started.returncode == 0
+    deadline = time.monotonic() + 10
+    while len(forking(mark)) < 20 and time.monotonic() < deadline:  # it is forking now
+        time.sleep(0.02)
+    assert forking(mark), "the orphan did not start"
+    assert all(process.uids().real == NOBODY.uid for process in forking(mark))
+    killed = sweep.sweep_account({NOBODY.uid})
+    assert {process.pid for process in forking(mark)} == set(), "a process of the tree outlived the sweep"
+    assert len(killed) >= 20
+
+
+def forking(mark: str) -> list[psutil.Process]:
+    found = []
+    for process in psutil.process_iter(["cmdline", "status"]):
+        if (process.info["cmdline"] or [None])[-1] == mark and process.info["status"] != psutil.STATUS_ZOMBIE:
+            found.append(process)
+    return found
