@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import secrets
 import signal
 import tempfile
@@ -56,6 +57,21 @@ RUNS_GROUP = "orch_runs"
 TRUST_HBA = "local all all trust\n"
 #: a role of ours that is not the superuser: may log in, nothing more (grants come with provisioning)
 PLAIN_ROLE = "LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE"
+
+
+def libpq_url(url: str) -> str:
+    """A libpq URL (what psycopg connects with), also from a SQLAlchemy one (``postgresql+psycopg://``)."""
+    return re.sub(r"^postgres(ql)?\+psycopg2?://", "postgresql://", url)
+
+
+def set_login_role(conn: psycopg.Connection[Any], role: str, password: str, attributes: str, *, enforce: bool) -> None:
+    """Create ``role`` with ``attributes`` and ``password``, or give the existing one ``password`` (and, with
+    ``enforce``, ``attributes`` again). PostgreSQL receives only the SCRAM-SHA-256 verifier, computed here,
+    so the password reaches neither the server's log nor its statistics."""
+    verifier = conn.pgconn.encrypt_password(password.encode(), role.encode(), b"scram-sha-256").decode()
+    exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
+    action = ("ALTER ROLE {} " + (attributes if enforce else "")) if exists else ("CREATE ROLE {} " + attributes)
+    conn.execute(sql.SQL(action + " PASSWORD {}").format(sql.Identifier(role), sql.Literal(verifier)))
 
 
 class PasswordsLost(RuntimeError):
@@ -178,10 +194,7 @@ class EmbeddedPostgres:
             # processes starting together (a server and its workers) would update the same roles at once
             conn.execute("SELECT pg_advisory_lock(hashtext('orchestrator.embedded.passwords'))")
             for role, password in self.passwords.items():
-                verifier = conn.pgconn.encrypt_password(password.encode(), role.encode(), b"scram-sha-256")
-                exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
-                action = "ALTER ROLE {} PASSWORD {}" if exists else "CREATE ROLE {} " + PLAIN_ROLE + " PASSWORD {}"
-                conn.execute(sql.SQL(action).format(sql.Identifier(role), sql.Literal(verifier.decode())))
+                set_login_role(conn, role, password, PLAIN_ROLE, enforce=False)  # the superuser stays one
             if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (RUNS_GROUP,)).fetchone() is None:
                 conn.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(RUNS_GROUP)))
             if self._hba.read_text() != self._hba_text:

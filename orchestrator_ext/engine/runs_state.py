@@ -34,7 +34,6 @@ import asyncio
 import hashlib
 import hmac
 import logging
-import re
 import secrets
 import uuid
 from base64 import urlsafe_b64encode
@@ -49,7 +48,7 @@ from orchestrator_runtimes.runtime import ErrorKind
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
-from ..db.embedded import PLAIN_ROLE, RUNS_GROUP
+from ..db.embedded import PLAIN_ROLE, RUNS_GROUP, libpq_url, set_login_role
 from ..security.crypto import KeyRing
 
 log = logging.getLogger("orchestrator.engine")
@@ -67,11 +66,6 @@ CONTEXT = b"orchestrator runs' database role\x00"
 def database_name(org_id: uuid.UUID | str) -> str:
     """The database and role of an organization's runs: stable, and telling nothing of the organization."""
     return PREFIX + hashlib.sha256(str(org_id).encode()).hexdigest()[:12]
-
-
-def libpq_url(url: str) -> str:
-    """A libpq URL, also from a SQLAlchemy one (``postgresql+psycopg://``)."""
-    return re.sub(r"^postgres(ql)?\+psycopg2?://", "postgresql://", url)
 
 
 @dataclass(frozen=True)
@@ -128,11 +122,8 @@ class RunsDatabases:
         admin = libpq_url(self.server.admin_url)
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (LOCK,))
-            verifier = conn.pgconn.encrypt_password(password.encode(), name.encode(), b"scram-sha-256").decode()
+            set_login_role(conn, name, password, ROLE, enforce=True)
             role = sql.Identifier(name)
-            exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (name,)).fetchone()
-            action = "ALTER ROLE {} " if exists else "CREATE ROLE {} "
-            conn.execute(sql.SQL(action + ROLE + " PASSWORD {}").format(role, sql.Literal(verifier)))
             if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is None:
                 conn.execute(sql.SQL("CREATE DATABASE {}").format(role))
             conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(role))

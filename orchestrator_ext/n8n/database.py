@@ -28,7 +28,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from ..db.embedded import PASSWORDS_FILE, PLAIN_ROLE, load_or_create_passwords, superuser_url
+from ..db.embedded import PASSWORDS_FILE, PLAIN_ROLE, libpq_url, load_or_create_passwords, set_login_role, superuser_url
 
 N8N_ROLE = "orchestrator_n8n"
 N8N_DATABASE = "orchestrator_n8n"
@@ -67,12 +67,8 @@ class N8nDatabase:
 def provision(admin_url: str, passwords_file: Path, role: str = N8N_ROLE, database: str = N8N_DATABASE) -> N8nDatabase:
     """Create (or keep) n8n's role and database on the server ``admin_url`` names; how n8n reaches them."""
     password = load_or_create_passwords(passwords_file, (role,))[role]
-    libpq_url = re.sub(r"^postgres(ql)?\+psycopg2?://", "postgresql://", admin_url)  # a SQLAlchemy URL too
-    with psycopg.connect(libpq_url, autocommit=True) as conn:
-        verifier = conn.pgconn.encrypt_password(password.encode(), role.encode(), b"scram-sha-256").decode()
-        exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
-        action = "ALTER ROLE {} PASSWORD {}" if exists else "CREATE ROLE {} " + PLAIN_ROLE + " PASSWORD {}"
-        conn.execute(sql.SQL(action).format(sql.Identifier(role), sql.Literal(verifier)))
+    with psycopg.connect(libpq_url(admin_url), autocommit=True) as conn:
+        set_login_role(conn, role, password, PLAIN_ROLE, enforce=False)
         if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone() is None:
             conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(database), sql.Identifier(role)))
         conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(sql.Identifier(database)))
