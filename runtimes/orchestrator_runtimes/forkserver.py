@@ -64,7 +64,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .containment import StraySweeper, become_subreaper, end_descendants
+from .containment import StraySweeper, become_subreaper, end_descendants, reap
 from .hugepages import collapse_private_memory
 from .limits import apply_limits as apply_limits  # open files; memory is watched by the worker
 from .runner import preload, run_job
@@ -316,24 +316,12 @@ class Spares:
                         self.waiting.discard(pid)
                         self.takes = [*self.takes[-1:], time.monotonic()]
                         self.fork()
-            ended = _reap()
+            ended = {pid for pid, _ in reap()}
             for pid in ended & self.waiting:  # a spare died before it was taken (killed): another
                 self.waiting.discard(pid)
                 self.fork()
             self.forked -= ended
             self.sweeper.after(ended, self.forked)  # a run killed from outside leaves its processes here: killed
-
-
-def _reap() -> set[int]:
-    ended: set[int] = set()
-    while True:
-        try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return ended
-        if pid == 0:
-            return ended
-        ended.add(pid)
 
 
 def serve(path: Path | None, names: list[str], fd: int | None = None) -> None:

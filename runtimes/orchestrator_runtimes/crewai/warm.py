@@ -16,17 +16,31 @@ SPEC = {"options": {"callable": "orchestrator_runtimes.crewai.warm:build"}}
 _TYPES: dict[str, type] = {}
 
 
-def _model_type() -> type:
-    """A CrewAI model that answers :data:`ANSWER` at once (made on first use: CrewAI is imported then)."""
+def scripted_llm_type() -> type:
+    """A CrewAI model answering at once, in the calling thread: ``answers[<the task's name>]``, else ``answer``
+    (CrewAI takes a text without a tool call as the task's final answer); each call reports
+    ``prompt_tokens`` and ``completion_tokens`` to CrewAI's own count when they are set. Made on first use
+    (CrewAI is imported then), once per process: ``bench/fake_agents.py`` scripts its crew with it too."""
     if "llm" not in _TYPES:
         from crewai.llms.base_llm import BaseLLM
+        from crewai.utilities.message_utils import message_content_text
+        from pydantic import Field
 
-        class WarmUpLLM(BaseLLM):
-            def call(self, messages: Any, *args: Any, **kwargs: Any) -> Any:
-                return ANSWER
+        class ScriptedLLM(BaseLLM):
+            answer: str = ANSWER
+            answers: dict[str, str] = Field(default_factory=dict)
+            prompt_tokens: int = 0
+            completion_tokens: int = 0
+
+            def call(self, messages: Any, *args: Any, from_task: Any = None, **kwargs: Any) -> Any:
+                if self.prompt_tokens or self.completion_tokens:
+                    total = self.prompt_tokens + self.completion_tokens
+                    usage = {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens}
+                    self._track_token_usage_internal({**usage, "total_tokens": total})
+                return self.answers.get(str(getattr(from_task, "name", "")), self.answer)
 
             async def acall(self, *args: Any, **kwargs: Any) -> Any:
-                return ANSWER
+                return self.call(*args, **kwargs)
 
             def supports_function_calling(self) -> bool:
                 return True
@@ -38,9 +52,12 @@ def _model_type() -> type:
                 return 8192
 
             def get_input_tokens_count(self, messages: Any, tools: Any = None, response_model: Any = None) -> int:
-                return 1
+                # CrewAI's own estimate (a character in four), without the warning it logs for a provider that
+                # cannot count: this one can
+                text = messages if isinstance(messages, str) else "".join(map(message_content_text, messages))
+                return (len(text) + 3) // 4
 
-        _TYPES["llm"] = WarmUpLLM
+        _TYPES["llm"] = ScriptedLLM
     return _TYPES["llm"]
 
 
@@ -52,7 +69,7 @@ def build() -> Any:
         role="Warm-up",
         goal="Answer at once.",
         backstory="A warm-up.",
-        llm=_model_type()(model="warm-up"),
+        llm=scripted_llm_type()(model="warm-up"),
         allow_delegation=False,
         max_iter=1,
         verbose=False,
