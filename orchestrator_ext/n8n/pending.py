@@ -32,9 +32,13 @@ APPEAR_SECONDS = 5.0
 
 
 def starting(handed: Handed) -> bool:
-    """Whether an n8n integration handed to the run is one the platform is still starting (managed, no key)."""
+    """Whether an n8n integration handed to the run is one the platform is still starting (managed, no key, not
+    refused: :mod:`.instances`)."""
     return any(
-        value.get("kind") == "n8n" and "managed" in (value.get("config") or {}) and not value.get("secret")
+        value.get("kind") == "n8n"
+        and "managed" in (config := value.get("config") or {})
+        and not config.get("refused")
+        and not value.get("secret")
         for value in handed.values()
     )
 

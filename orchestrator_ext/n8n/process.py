@@ -101,10 +101,13 @@ def open_in(data_dir: Path, name: str, flags: int, account: RunAccount | None = 
     return fd
 
 
-def kept_port(data_dir: Path, host: str = "127.0.0.1") -> int:
+def kept_port(data_dir: Path, host: str = "127.0.0.1", account: RunAccount | None = None) -> int:
     """The port this data folder's n8n listens on: chosen once, then kept in it (its integration names it).
-    Read and written without following a link (:func:`open_in`)."""
-    with contextlib.suppress(FileNotFoundError, ValueError), os.fdopen(open_in(data_dir, "port", os.O_RDONLY)) as kept:
+    Read and written without following a link (:func:`open_in`; ``account``: the folder's, whose it may be)."""
+    with (
+        contextlib.suppress(FileNotFoundError, ValueError),
+        os.fdopen(open_in(data_dir, "port", os.O_RDONLY, account)) as kept,
+    ):
         return int(kept.read())
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     port = free_port(host)

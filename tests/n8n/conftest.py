@@ -12,6 +12,11 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +25,7 @@ import pytest
 
 from orchestrator_ext.engine.settings import WorkerSettings
 from orchestrator_ext.engine.worker import Worker
-from orchestrator_ext.n8n import process, provision
+from orchestrator_ext.n8n import account, process, provision
 from orchestrator_ext.n8n.install import Installation, install
 from orchestrator_ext.security.crypto import KeyRing
 from tests.conftest import TEST_KEYS, TestDatabase
@@ -59,6 +64,21 @@ def n8n(n8n_installation: Installation, tmp_path_factory: pytest.TempPathFactory
         yield N8n(running.base_url, key, data_dir, running)
     finally:
         process.stop(running)
+
+
+@pytest.fixture
+def open_dir() -> Iterator[Path]:
+    """A folder n8n's accounts may pass through (the server, run as root, gives each other organization's instance
+    an account of its own: its data folder must be reachable; pytest's own are 0700). Removed after, with the
+    n8n accounts made for folders in it."""
+    path = Path(tempfile.mkdtemp(prefix="orch-n8n-"))
+    path.chmod(0o755)
+    yield path
+    if os.geteuid() == 0:
+        for user in pwd.getpwall():
+            if user.pw_name.startswith(account.PREFIX) and user.pw_dir.startswith(f"{path}/"):
+                subprocess.run(["userdel", user.pw_name], check=False, capture_output=True)
+    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture

@@ -70,7 +70,7 @@ async def test_the_first_run_claimed_while_its_instance_starts_waits_and_succeed
     workers: Any,
     database: TestDatabase,
     n8n_installation: Installation,
-    tmp_path: Path,
+    open_dir: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("ORCHESTRATOR_N8N_HOME", str(n8n_installation.home))
@@ -82,7 +82,7 @@ async def test_the_first_run_claimed_while_its_instance_starts_waits_and_succeed
     claimed = threading.Event()
     provision = instances.provision.provision
     monkeypatch.setattr(instances.provision, "provision", lambda *a: claimed.wait(120) and provision(*a))
-    manager = manager_for(database, tmp_path / "n8n")
+    manager = manager_for(database, open_dir / "n8n")
     try:
 
         def reserved() -> bool:

@@ -10,11 +10,13 @@ run, which waits for it, succeeds.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 from sqlalchemy import create_engine
 
@@ -56,7 +58,7 @@ async def test_an_organizations_n8n_starts_on_demand_and_stops_with_the_platform
     workers: Any,
     database: TestDatabase,
     n8n_installation: Installation,
-    tmp_path: Path,
+    open_dir: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("ORCHESTRATOR_N8N_HOME", str(n8n_installation.home))  # the session's Jupyter data dir is not
@@ -65,7 +67,7 @@ async def test_an_organizations_n8n_starts_on_demand_and_stops_with_the_platform
     engine = create_engine(sqlalchemy_url(database.admin_url))
     keys = KeyRing.parse(TEST_KEYS)
     org_id = integration.find_org(engine, "", user)
-    manager = manager_for(database, tmp_path / "n8n")
+    manager = manager_for(database, open_dir / "n8n")
     try:
         # an n8n agent and no instance yet: it starts at once, its integration saved before any run
         saved = await wait_for(
@@ -74,7 +76,10 @@ async def test_an_organizations_n8n_starts_on_demand_and_stops_with_the_platform
         assert manager.running is None  # not the owner's
         first = manager.orgs.running[org_id]
         assert saved[0] == first.base_url
-        assert first.data_dir.parent == tmp_path / "n8n" / "orgs"
+        assert first.data_dir.parent == open_dir / "n8n" / "orgs"
+        if os.geteuid() == 0:  # under an account of its own, owning its folder: not the server's
+            owner = first.data_dir.stat().st_uid
+            assert psutil.Process(first.process.pid).uids().real == owner != 0
         async with workers():
             run = await wait_final(api, user, await execute(api, user, workflow_id, {"name": "Ada"}), within=120)
         assert run["status"] == "succeeded", run.get("error")
@@ -83,7 +88,7 @@ async def test_an_organizations_n8n_starts_on_demand_and_stops_with_the_platform
         await manager.stop()
     assert first.process.poll() is not None  # stopped with the platform
     queued = await execute(api, user, workflow_id, {"name": "Grace"})  # its instance is not running now
-    again = manager_for(database, tmp_path / "n8n")
+    again = manager_for(database, open_dir / "n8n")
     try:
         async with workers():
             run = await wait_final(api, user, queued, within=180)
