@@ -269,7 +269,7 @@ class ForkServer:
                 pass_fds=(listener.fileno(),),
                 **_as(self.account),
             )
-        WATCH.server(self.process.pid, self.account)  # its runs' strays are killed when it ends (sweep.py)
+        WATCH.server(self.process.pid, self.account, self.workdir_root)  # its runs' strays die with it (sweep.py)
         self._stderr = asyncio.create_task(_log_lines(_pipe(self.process.stderr)))
         line = await asyncio.wait_for(_pipe(self.process.stdout).readline(), READY_TIMEOUT)
         if json.loads(line or b"{}").get("ready") is not True:

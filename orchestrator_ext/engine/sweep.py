@@ -39,7 +39,7 @@ import signal
 import stat
 import threading
 import time
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 from orchestrator_runtimes.limits import subtree
@@ -59,16 +59,24 @@ LINKS = "orch-k-*"
 LINK_AGE_SECONDS = 60.0
 
 
-def _parents() -> dict[int, int]:
-    """Every live process's parent, from one scan of ``/proc`` (zombies left out: they hold nothing)."""
-    parents: dict[int, int] = {}
+def _processes() -> dict[int, tuple[int, int]]:
+    """Every live process's parent and controlling terminal (0: none), from one scan of ``/proc`` (zombies
+    left out: they hold nothing)."""
+    found: dict[int, tuple[int, int]] = {}
     for name in os.listdir("/proc"):
         if name.isdigit():
             with contextlib.suppress(OSError, ValueError, IndexError), open(f"/proc/{name}/stat", "rb") as stat:
-                state, parent = stat.read().rpartition(b")")[2].split()[:2]
-                if state not in (b"Z", b"X"):
-                    parents[int(name)] = int(parent)
-    return parents
+                fields = stat.read().rpartition(b")")[2].split()
+                if fields[0] not in (b"Z", b"X"):
+                    found[int(name)] = (int(fields[1]), int(fields[4]))
+    return found
+
+
+def _children(processes: dict[int, tuple[int, int]]) -> dict[int, list[int]]:
+    children: dict[int, list[int]] = {}
+    for pid, (parent, _) in processes.items():
+        children.setdefault(parent, []).append(pid)
+    return children
 
 
 def real_uid(pid: int) -> int | None:
@@ -83,15 +91,28 @@ def real_uid(pid: int) -> int | None:
 def strays(uids: Collection[int], keep: Collection[int] = ()) -> set[int]:
     """The processes of a real uid among ``uids`` whose parent is init (not ``keep``: a worker that is itself
     pid 1 has its servers there), with everything under them."""
-    parents = _parents()
-    children: dict[int, list[int]] = {}
-    for pid, parent in parents.items():
-        children.setdefault(parent, []).append(pid)
+    children = _children(_processes())
     roots = {pid for pid in children.get(1, ()) if pid not in keep and real_uid(pid) in uids}
-    found = set(roots)
-    for pid in roots:
-        found |= subtree(children, pid)
-    return found
+    return roots.union(*(subtree(children, pid) for pid in roots))
+
+
+def strays_within(folder: Path) -> set[int]:
+    """The personal mode's: processes of this account that are not under this process (the worker: its
+    servers, their runs, the person's kernels), have no terminal (a person's shell that entered a run's folder
+    has), and work in ``folder`` (the worker's runs' folders), with everything under them. A process that
+    is not dumpable (forked, not executed, from a run) shows its folder to root only: the others miss it."""
+    processes = _processes()
+    children = _children(processes)
+    mine = subtree(children, os.getpid())
+    prefix = os.fsencode(folder) + b"/"
+    roots = set()
+    for pid, (_, terminal) in processes.items():
+        if pid in mine or pid == os.getpid() or terminal:
+            continue
+        with contextlib.suppress(OSError):
+            if os.readlink(os.fsencode(f"/proc/{pid}/cwd")).startswith(prefix) and real_uid(pid) == os.getuid():
+                roots.add(pid)
+    return roots.union(*(subtree(children, pid) for pid in roots))
 
 
 def _signal(pids: Collection[int], number: signal.Signals) -> None:
@@ -101,15 +122,20 @@ def _signal(pids: Collection[int], number: signal.Signals) -> None:
 
 
 def sweep_account(uids: Collection[int], keep: Collection[int] = ()) -> set[int]:
-    """Stop every stray of ``uids`` (:func:`strays`) until no new one appears, kill them all, and look again
-    until none was found for :data:`QUIET_SECONDS` (at most :data:`SWEEP_SECONDS`): the pids killed."""
+    """Kill every stray of ``uids`` (:func:`strays`, :func:`sweep`): the pids killed."""
+    return sweep(lambda: strays(uids, keep), "uid " + ", ".join(str(uid) for uid in sorted(uids)))
+
+
+def sweep(find: Callable[[], set[int]], what: str) -> set[int]:
+    """Stop every process ``find`` finds until no new one appears, kill them all, and look again until none
+    was found for :data:`QUIET_SECONDS` (at most :data:`SWEEP_SECONDS`): the pids killed."""
     killed: set[int] = set()
     deadline = time.monotonic() + SWEEP_SECONDS
     quiet_since = time.monotonic()
     while time.monotonic() < deadline and time.monotonic() - quiet_since < QUIET_SECONDS:
         stopped: set[int] = set()
         while time.monotonic() < deadline:  # stopped, they cannot fork: what one forked meanwhile is found next
-            new = strays(uids, keep) - stopped
+            new = find() - stopped
             if not new:
                 break
             _signal(new, signal.SIGSTOP)
@@ -120,46 +146,49 @@ def sweep_account(uids: Collection[int], keep: Collection[int] = ()) -> set[int]
             quiet_since = time.monotonic()
         time.sleep(0.02)
     if killed:
-        who = ", ".join(str(uid) for uid in sorted(uids))
-        log.warning(
-            "killed %d process(es) of uid %s left running outside any run: %s", len(killed), who, sorted(killed)
-        )
+        log.warning("killed %d process(es) of %s left running outside any run: %s", len(killed), what, sorted(killed))
     return killed
 
 
 class Watch:
-    """Sweeps a run account's strays (:func:`sweep_account`) as soon as a server started as it ends: one
-    thread, polling the servers' pidfds; started with the first server watched. It also knows the worker's
-    other processes of run accounts (:meth:`own`: kernels), which a worker that is pid 1 (a container's)
-    finds among its children, as the strays it must kill."""
+    """Sweeps a server's strays as soon as it ends: those of its run account (:func:`strays`), or in the
+    personal mode those working in its runs' folders (:func:`strays_within`). One thread, polling the
+    servers' pidfds; started with the first server watched. It also knows the worker's other processes of
+    run accounts (:meth:`own`: kernels), which a worker that is pid 1 (a container's) finds among its
+    children, as it finds the strays it must kill."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._watched: dict[int, tuple[int, int | None]] = {}  # pidfd: (pid, uid to sweep when it ends)
+        #: pidfd: the pid, and what to sweep when it ends (None: nothing)
+        self._watched: dict[int, tuple[int, Callable[[], set[int]] | None]] = {}
         self._wake_r, self._wake_w = os.pipe()
         self._thread: threading.Thread | None = None
 
-    def server(self, pid: int, account: RunAccount | None) -> None:
-        """Watch server ``pid``, started as ``account`` (None, the worker's own: nothing to watch)."""
+    def server(self, pid: int, account: RunAccount | None, folder: Path | None = None) -> None:
+        """Watch server ``pid``, started as ``account`` (None: the worker's own, and its runs work in
+        ``folder``)."""
         if account is not None:
-            self._watch(pid, account.uid)
+            uid = account.uid
+            self._watch(pid, lambda: strays({uid}, self.known() if os.getpid() == 1 else ()))
+        elif folder is not None:
+            self._watch(pid, lambda: strays_within(folder))
 
     def own(self, pid: int | None, account: RunAccount | None) -> None:
         """``pid`` (started as ``account``) is the worker's: never a stray, nothing swept when it ends."""
         if account is not None and pid is not None:
             self._watch(pid, None)
 
-    def _watch(self, pid: int, uid: int | None) -> None:
+    def _watch(self, pid: int, find: Callable[[], set[int]] | None) -> None:
         if not hasattr(os, "pidfd_open"):  # pragma: no cover - Linux before 5.3
             return
         try:
             pidfd = os.pidfd_open(pid)
         except ProcessLookupError:  # already gone
-            if uid is not None:
-                threading.Thread(target=self._sweep, args=(uid,), daemon=True).start()
+            if find is not None:
+                threading.Thread(target=self._sweep, args=(find, pid), daemon=True).start()
             return
         with self._lock:
-            self._watched[pidfd] = (pid, uid)
+            self._watched[pidfd] = (pid, find)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._loop, name="orchestrator-sweep", daemon=True)
                 self._thread.start()
@@ -181,16 +210,17 @@ class Watch:
                     os.read(self._wake_r, 512)
                     continue
                 with self._lock:
-                    _, uid = self._watched.pop(fd, (0, None))
+                    pid, find = self._watched.pop(fd, (0, None))
                 os.close(fd)
-                if uid is not None:
-                    self._sweep(uid)
+                if find is not None:
+                    self._sweep(find, pid)
 
-    def _sweep(self, uid: int) -> None:
+    @staticmethod
+    def _sweep(find: Callable[[], set[int]], server: int) -> None:
         try:
-            killed = sweep_account({uid}, self.known() if os.getpid() == 1 else ())
+            killed = sweep(find, f"the ended server {server}")
         except Exception:  # a sweep that failed must not end the watch of the other servers
-            log.exception("sweeping the processes of uid %d failed", uid)
+            log.exception("sweeping what server %d's runs left failed", server)
             return
         if os.getpid() == 1:  # they were this process's children: reaped here, or they stay zombies
             time.sleep(0.1)

@@ -207,7 +207,7 @@ class Zygote:
                 pass_fds=(theirs.fileno(),),
                 **as_account,
             )
-        WATCH.server(self.process.pid, self.account)  # its runs' strays are killed when it ends (sweep.py)
+        WATCH.server(self.process.pid, self.account, self.workdir_root)  # its runs' strays die with it (sweep.py)
 
     def _await_ready(self) -> None:
         self._up = self._wait_ready()
