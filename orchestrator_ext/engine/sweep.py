@@ -20,7 +20,11 @@ process of that account under a live worker (its servers, their runs, another
 worker's) has a parent: it is never touched.
 
 In the personal mode runs share the worker's own account with every process of
-the person's, and may stop the worker itself: nothing is swept there.
+the person's: there the strays are the processes of that account that work in
+the worker's runs' folders, have no terminal and are not under the worker
+(:func:`strays_within`). A run there may also stop the worker itself; and one
+that forks without executing a program is not dumpable, so only a root worker
+can see its folder.
 
 At its start a worker also removes the socket-link folders (``/tmp/orch-k-*``,
 :func:`.kernels.socket_base`) of workers that were killed, and sweeps the run
