@@ -15,10 +15,12 @@ dir, embedded PostgreSQL) and a ``jupyter orchestrator worker``
 * ours: ``POST /workflows/{id}/execute`` until the client sees ``succeeded``
   on the execution's SSE stream: the queue, our copy's webhook called at its
   digest's path (no lookup), n8n's execution read back by the id the answer
-  carries, the steps, events and the end recorded. Twice, with a worker of
-  each kind in turn: ``runner`` (``ORCHESTRATOR_N8N_IN_WORKER=0``: a forked
-  runner and its forked watcher, as before) and ``in_worker`` (the worker
-  drives n8n on its event loop, the default).
+  carries, the steps, events and the end recorded. With a worker of each
+  kind in turn: ``record_read`` (the worker drives n8n and reads n8n's
+  execution record for the steps: ``ORCHESTRATOR_N8N_ANSWER_STEPS=0``, as
+  before) and ``in_worker`` (the steps come in the webhook's answer, the
+  default); ``--runner`` adds ``runner`` (``ORCHESTRATOR_N8N_IN_WORKER=0``: a
+  forked runner and its forked watcher).
 
 Both take turns, one call at a time, after warm-up calls not counted. The
 overhead is ours minus direct (p50, p99, mean); the target is under 50 ms p50. Results in
@@ -54,6 +56,9 @@ from harness import (
 )
 
 BENCH = Path(__file__).resolve().parent
+#: record_read (before): the worker drives n8n and reads its execution record; in_worker (now): the steps come in
+#: the webhook's answer where they can (runtimes n8n/answer.py); --runner adds the runner process path
+MODES = ["record_read", "in_worker"]
 sys.path.insert(0, str(BENCH.parent))
 sys.path.insert(0, str(BENCH.parent / "runtimes"))
 
@@ -169,7 +174,9 @@ def setup(procs: Processes, n8n: process.N8nProcess, key: str) -> tuple[Client, 
 def start_worker(procs: Processes, mode: str) -> Any:
     """A worker whose n8n runs go to a runner process (``runner``) or are driven by the worker (``in_worker``)."""
     saved = dict(procs.env)
-    procs.env["ORCHESTRATOR_N8N_IN_WORKER"] = "1" if mode == "in_worker" else "0"
+    procs.env["ORCHESTRATOR_N8N_IN_WORKER"] = "0" if mode == "runner" else "1"
+    # record_read: the worker reads n8n's execution record for every run (the steps not taken from the answer)
+    procs.env["ORCHESTRATOR_N8N_ANSWER_STEPS"] = "0" if mode == "record_read" else "1"
     try:
         worker = procs.start(
             f"worker-{mode}",
@@ -238,7 +245,7 @@ def measure(
     conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=60)
     direct_copy(n8n_url, key)
     results: dict[str, Any] = {"target_ms": TARGET_MS}
-    for mode in ("runner", "in_worker"):
+    for mode in MODES:
         worker = start_worker(procs, mode)
         ours_call(client, workflow_id)  # the first run puts the workflow on the instance and activates it
         results[mode] = phase(client, workflow_id, conn, runs, warmup)
@@ -252,7 +259,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=50, help="measured calls of each kind")
     parser.add_argument("--warmup", type=int, default=3, help="warm-up calls of each kind, not counted")
+    parser.add_argument("--runner", action="store_true", help="also measure the runner-process path")
     args = parser.parse_args()
+    if args.runner:
+        MODES.insert(0, "runner")
     found = installation()
     if not found.ready():
         raise SystemExit("n8n is not installed: jupyter orchestrator n8n install")
@@ -269,7 +279,7 @@ def main() -> None:
         finally:
             procs.stop_all()
             process.stop(n8n)
-    for mode in ("runner", "in_worker"):
+    for mode in MODES:
         r = results[mode]
         print(f"{mode} (load average {', '.join(f'{x:.2f}' for x in r['load_average'])}):")
         for name in ("direct", "ours"):

@@ -17,12 +17,13 @@ that and reads nothing more. Only where it is the whole story:
 otherwise, and for every failure (the node at fault, n8n's message), the run
 reads the execution as before. What these steps lack: n8n's time per node
 (``latency_ms`` is 0; the execution record, linked by ``n8n_execution_id``,
-has it).
+has it): ``ORCHESTRATOR_N8N_ANSWER_STEPS=0`` reads the record for every run.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import urllib.parse
 from collections.abc import Mapping
 from typing import Any
@@ -32,6 +33,11 @@ from .spec import RESPOND_TYPE, WEBHOOK_TYPE
 STEPS_HEADER = "x-orchestrator-n8n-steps"
 #: the longest header n8n sends (HTTP clients refuse headers of 16 KiB and more); longer: empty, read the record
 LIMIT = 12000
+
+
+def enabled() -> bool:
+    """Whether runs take their steps from the answer where they can (the default)."""
+    return os.environ.get("ORCHESTRATOR_N8N_ANSWER_STEPS", "1").strip().lower() not in ("0", "false", "off", "no")
 
 
 def _successors(connections: Mapping[str, Any], name: str) -> list[str]:
@@ -75,6 +81,8 @@ def _upstream(connections: Mapping[str, Any], name: str) -> set[str]:
 
 def expressions(workflow: Mapping[str, Any]) -> dict[str, str]:
     """The :data:`STEPS_HEADER` expression of each answering node whose answer can carry the run's steps."""
+    if not enabled():
+        return {}
     nodes = workflow.get("nodes") or []
     if any("langchain" in str(n.get("type", "")).lower() for n in nodes):
         return {}
@@ -97,7 +105,7 @@ def expressions(workflow: Mapping[str, Any]) -> dict[str, str]:
 def steps_from(headers: Mapping[str, str], types: Mapping[str, str]) -> tuple[list[dict[str, Any]], str] | None:
     """The step records and n8n's workflow id an answer carries; None where it carries none (read the record)."""
     raw = next((v for k, v in headers.items() if k.lower() == STEPS_HEADER), "")
-    if not raw:
+    if not raw or not enabled():
         return None
     try:
         data = json.loads(urllib.parse.unquote(raw))

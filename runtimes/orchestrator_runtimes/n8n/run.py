@@ -145,8 +145,8 @@ def desired(workflow: Mapping[str, Any], our_id: str, binding: ModelBinding | No
         "settings": {"executionOrder": "v1", **settings},
     }
     bound_to = binding.fingerprint() if binding is not None else None
-    digest = hashlib.sha256(canon([PLACEMENT, body, bound_to]).encode()).hexdigest()[:12]
     answers = expressions(body)
+    digest = hashlib.sha256(canon([PLACEMENT, body, bound_to, sorted(answers)]).encode()).hexdigest()[:12]
     placed = [_placed(node, our_id, digest, answers) for node in nodes]
     body["nodes"] = [bind(node, binding) for node in placed] if binding is not None else placed
     return body
