@@ -36,6 +36,8 @@ SELECT c.id, c.org_id, c.workflow_id, c.agent_id, c.attempt, c.max_attempts, c.t
   JOIN agents a ON a.id = c.agent_id
 """
 
+CANCEL_REQUESTED = "SELECT cancel_requested_at IS NOT NULL AS asked FROM workflow_executions WHERE id = %(id)s"
+
 HEARTBEAT = """
 UPDATE workflow_executions
    SET lease_expires_at = clock_timestamp() + make_interval(secs => %(lease)s)
@@ -238,6 +240,11 @@ class Queue:
                 await cur.execute(CLAIM, params)
             await pipeline.sync()
             return [ClaimedRun(**row) for cur in cursors for row in await cur.fetchall()]
+
+    async def cancel_requested(self, run_id: uuid.UUID) -> bool:
+        """Whether someone asked the API to cancel the run (its row), as a cancel notification claims."""
+        rows = await self._rows(CANCEL_REQUESTED, {"id": run_id})
+        return bool(rows and rows[0]["asked"])
 
     async def heartbeat(self, worker: str, ids: list[uuid.UUID], lease_seconds: float) -> dict[uuid.UUID, bool]:
         """Renew the leases of ``ids``; the runs still held, each with whether a cancel was asked."""

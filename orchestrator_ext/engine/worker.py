@@ -119,6 +119,7 @@ class Worker:
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._loops: list[asyncio.Task[None]] = []
+        self._checks: set[asyncio.Task[None]] = set()  # cancel notifications being checked against the row
         self._runs: set[asyncio.Task[None]] = set()
         self._unfinished: list[ClaimedRun] = []
 
@@ -408,9 +409,16 @@ class Worker:
             self._wake.set()
             return
         with contextlib.suppress(ValueError):
-            active = self.active.get(uuid.UUID(payload))
-            if active is not None:
-                log.info("run %s cancelled by request", payload)
+            run_id = uuid.UUID(payload)
+            if run_id in self.active:  # a hint: only the run's row says it is cancelled (any NOTIFY is one)
+                check = asyncio.get_running_loop().create_task(self._cancel_if_requested(run_id))
+                self._checks.add(check)
+                check.add_done_callback(self._checks.discard)
+
+    async def _cancel_if_requested(self, run_id: uuid.UUID) -> None:
+        with contextlib.suppress(psycopg.Error, OSError):
+            if await self.queue.cancel_requested(run_id) and (active := self.active.get(run_id)) is not None:
+                log.info("run %s cancelled by request", run_id)
                 active.cancel()
 
 

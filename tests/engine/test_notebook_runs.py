@@ -8,8 +8,10 @@ import time
 import uuid
 from typing import Any
 
+import psycopg
+
 from orchestrator_ext.handlers import events as events_handler
-from tests.conftest import Api
+from tests.conftest import Api, TestDatabase
 from tests.engine.conftest import notebook, wait_final, who
 
 
@@ -133,6 +135,29 @@ async def test_cancel_stops_a_running_notebook_within_a_second(api: Api, workers
     again = await api("POST", "executions", execution_id, "cancel", user=user)
     assert again.status == 200
     assert again.json["status"] == "cancelled"
+
+
+async def test_a_cancel_notification_alone_cancels_nothing(
+    api: Api, workers: Any, notebook_workflow: Any, database: TestDatabase
+) -> None:
+    """Anyone connected to the database may send ``NOTIFY orchestrator_cancel``: the worker stops a run only
+    when its row says someone asked the API to (a run's role cannot connect there, and this holds anyway)."""
+    user = who()
+    workflow = await notebook_workflow(user, notebook("import time\nprint('started', flush=True)\ntime.sleep(600)"))
+    async with workers():
+        reply = await api("POST", "workflows", workflow["id"], "execute", user=user, body={"inputs": {}})
+        execution_id = reply.json["id"]
+        while "started" not in (await api("GET", "executions", execution_id, "logs", user=user)).text:
+            await asyncio.sleep(0.05)
+        async with await psycopg.AsyncConnection.connect(database.app_url, autocommit=True) as conn:
+            await conn.execute("SELECT pg_notify('orchestrator_cancel', %s)", (execution_id,))
+        await asyncio.sleep(1.5)  # a real request is acted on within a second (the test above)
+        running = await api("GET", "executions", execution_id, user=user)
+        assert running.json["status"] == "running", running.json
+        cancel = await api("POST", "executions", execution_id, "cancel", user=user)
+        assert cancel.status == 202, cancel.text
+        run = await wait_final(api, user, execution_id, within=30)
+    assert run["status"] == "cancelled"
 
 
 async def test_a_queued_run_cancelled_never_starts(api: Api, workers: Any, notebook_workflow: Any) -> None:
