@@ -68,10 +68,11 @@ def open_lab_launcher(page: Page, server_url: str, query: str = "", timeout_ms: 
     page.locator(".jp-Launcher").first.wait_for(timeout=timeout_ms)
 
 
-def launcher_section(page: Page) -> Locator:
-    """The launcher's Orchestrator section (its cards: Agent builder, Dashboard, Admin)."""
-    title = page.locator(".jp-Launcher-sectionTitle", has_text=re.compile(r"^Orchestrator$"))
-    return page.locator(".jp-Launcher-section").filter(has=title)
+def launcher_section(page: Page, title: str = "Orchestrator") -> Locator:
+    """A section of the launcher: Orchestrator's (its cards: Agent builder, Dashboard, Admin), or
+    ``Notebook`` (a card per kernel)."""
+    heading = page.locator(".jp-Launcher-sectionTitle", has_text=re.compile(f"^{re.escape(title)}$"))
+    return page.locator(".jp-Launcher-section").filter(has=heading)
 
 
 # ---- the builder ------------------------------------------------------------------------
