@@ -60,6 +60,8 @@ __all__ = ["enabled", "run_in_worker"]
 
 #: a run without a timeout of its own waits this long for n8n's answer (as in the runner)
 DEFAULT_TIMEOUT = 3600.0
+#: the most of one answer of n8n's (a webhook's reply, an execution with its data) the worker reads
+MAX_ANSWER_BYTES = int(os.environ.get("ORCHESTRATOR_N8N_MAX_ANSWER_BYTES", str(64 * 1024 * 1024)))
 #: keep-alive clients, one per (event loop, instance)
 _clients: dict[tuple[int, str], httpx.AsyncClient] = {}
 #: stops of cancelled runs' executions still under way (kept referenced until done)
@@ -89,10 +91,11 @@ async def _http(api: N8nApi, method: str, url: str, body: Any, headers: dict[str
     if content is not None:
         sent["Content-Type"] = "application/json"
     try:
-        reply = await _client(api.base_url).request(method, url, content=content, headers=sent, timeout=limit)
+        async with _client(api.base_url).stream(method, url, content=content, headers=sent, timeout=limit) as reply:
+            raw = await _read_capped(reply, api.base_url)
     except httpx.HTTPError as exc:
         raise N8nApiError(0, f"n8n at {api.base_url.split('//', 1)[-1]} is unreachable: {exc!r}") from exc
-    text = reply.text
+    text = raw.decode(reply.encoding or "utf-8", errors="replace")
     answer: Any = text
     if "json" in reply.headers.get("content-type", "") or text[:1] in ("{", "["):
         try:
@@ -100,6 +103,23 @@ async def _http(api: N8nApi, method: str, url: str, body: Any, headers: dict[str
         except ValueError:
             answer = text
     return Reply(reply.status_code, answer, dict(reply.headers.items()))
+
+
+async def _read_capped(reply: httpx.Response, base_url: str) -> bytes:
+    """The answer's body, read up to :data:`MAX_ANSWER_BYTES`: the worker holds every tenant's runs, so one
+    workflow (or an external instance) answering gigabytes fails its own run instead of the worker's memory."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in reply.aiter_bytes():
+        size += len(chunk)
+        if size > MAX_ANSWER_BYTES:
+            raise RunError(
+                ErrorKind.RESOURCES,
+                f"n8n at {base_url.split('//', 1)[-1]} answered more than {MAX_ANSWER_BYTES} bytes "
+                "(ORCHESTRATOR_N8N_MAX_ANSWER_BYTES): return less from the workflow",
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 async def _call(
