@@ -100,23 +100,33 @@ def strays(uids: Collection[int], keep: Collection[int] = ()) -> set[int]:
     return roots.union(*(subtree(children, pid) for pid in roots))
 
 
-def strays_within(folder: Path) -> set[int]:
+def strays_within(folder: Path, *, dead_workers: bool = False) -> set[int]:
     """The personal mode's: processes of this account that are not under this process (the worker: its
     servers, their runs, the person's kernels), have no terminal (a person's shell that entered a run's folder
-    has), and work in ``folder`` (the worker's runs' folders), with everything under them. A process that
-    is not dumpable (forked, not executed, from a run) shows its folder to root only: the others miss it."""
+    has), and work in ``folder`` (the worker's runs' folders; with ``dead_workers``, the runs' root, in the
+    folder of a worker that is gone), with everything under them. A process that is not dumpable (forked,
+    not executed, from a run) shows its folder to root only: the others miss it."""
     processes = _processes()
     children = _children(processes)
     mine = subtree(children, os.getpid())
-    prefix = os.fsencode(folder) + b"/"
     roots = set()
     for pid, (_, terminal) in processes.items():
         if pid in mine or pid == os.getpid() or terminal:
             continue
         with contextlib.suppress(OSError):
-            if os.readlink(os.fsencode(f"/proc/{pid}/cwd")).startswith(prefix) and real_uid(pid) == os.getuid():
+            cwd = os.readlink(f"/proc/{pid}/cwd")
+            if _within(cwd, folder, dead_workers) and real_uid(pid) == os.getuid():
                 roots.add(pid)
     return roots.union(*(subtree(children, pid) for pid in roots))
+
+
+def _within(cwd: str, folder: Path, dead_workers: bool) -> bool:
+    inside = cwd.startswith(f"{folder}/")
+    if not inside or not dead_workers:
+        return inside
+    worker = cwd[len(f"{folder}/") :].split("/")[0]
+    pid, _, start = worker[len(WORKER_FOLDER) :].partition("-")
+    return worker.startswith(WORKER_FOLDER) and pid.isdigit() and str(process_start(int(pid))) != start
 
 
 def _signal(pids: Collection[int], number: signal.Signals) -> None:
@@ -279,10 +289,14 @@ def _alive_target(link: Path) -> bool:
     return True
 
 
-async def at_start(accounts: RunAccounts) -> None:
-    """A worker's start: the socket links and the run accounts' orphans a killed worker left."""
-    for folder in await asyncio.to_thread(sweep_links):
-        log.info("removed %s: the socket links of a worker that died", folder)
+async def at_start(accounts: RunAccounts, folder: Path | None = None) -> None:
+    """A worker's start (its runs' folder ``folder``): the socket links and the strays a killed worker left
+    (of the run accounts; in the personal mode, in the folders of dead workers beside ``folder``)."""
+    for link in await asyncio.to_thread(sweep_links):
+        log.info("removed %s: the socket links of a worker that died", link)
     uids = run_account_uids(accounts)
     if uids:
         await asyncio.to_thread(sweep_account, uids)
+    elif folder is not None and not accounts.separate:
+        find = lambda: strays_within(folder.parent, dead_workers=True)  # noqa: E731
+        await asyncio.to_thread(sweep, find, f"the workers that died in {folder.parent}")

@@ -131,7 +131,7 @@ class Worker:
         self.accounts.check()
         for orphan in sweep_orphans(self.folder.parent):
             log.info("removed %s: the runs' folders of a worker that died", orphan)
-        await sweep.at_start(self.accounts)  # a killed worker's socket links, its runs' strays (sweep.py)
+        await sweep.at_start(self.accounts, self.folder)  # what a killed worker left running (sweep.py)
         await self.queue.open()
         self.writer.start()
         if not self.accounts.separate:  # else each organization's are started on its first run

@@ -201,3 +201,43 @@ def forking(mark: str) -> list[psutil.Process]:
         if (process.info["cmdline"] or [None])[-1] == mark and process.info["status"] != psutil.STATUS_ZOMBIE:
             found.append(process)
     return found
+
+
+#: a run that detaches a sleeping grandchild once (a later attempt of the run does not), then works on
+DETACH_ONCE = """
+import os, time
+if not os.path.exists(flag):
+    open(flag, "w").close()
+    middle = os.fork()
+    if middle == 0:
+        if os.fork() == 0:
+            os.setsid()
+            devnull = os.open(os.devnull, os.O_RDWR)
+            for fd in (0, 1, 2):
+                os.dup2(devnull, fd)
+            os.execvp("sleep", ["sleep", mark])
+        os._exit(0)
+    os.waitpid(middle, 0)
+    print("detached", flush=True)
+    time.sleep(120)
+"""
+
+
+async def test_what_a_killed_workers_run_detached_is_killed_by_the_next_worker(
+    api: Api, processes: Any, notebook_workflow: Any, shared_dir: Path, mark: str
+) -> None:
+    """Personal mode: the worker is killed outright, its zygote and run die with it, and the run's detached
+    grandchild (working in the dead worker's runs' folder) is killed when the next worker starts."""
+    user = who()
+    workflow = await notebook_workflow(user, notebook(DETACH_ONCE, parameters="flag = ''\nmark = ''"))
+    first = processes(worker_slots=1, kernel_pool_size=1)
+    await asyncio.to_thread(first.wait_started)
+    inputs = {"flag": str(shared_dir / "detached"), "mark": mark}
+    reply = await api("POST", "workflows", workflow["id"], "execute", user=user, body={"inputs": inputs})
+    assert reply.status == 202, reply.text
+    assert await until(lambda: bool(sleeping(mark)), within=60), "the run did not detach its grandchild"
+    first.kill()
+    assert await until(lambda: all(p.ppid() == 1 for p in sleeping(mark)), within=10)  # an orphan now
+    second = processes(worker_slots=1, kernel_pool_size=1)
+    await asyncio.to_thread(second.wait_started)
+    assert await until(lambda: not sleeping(mark), within=10), [(p.pid, p.ppid()) for p in sleeping(mark)]
