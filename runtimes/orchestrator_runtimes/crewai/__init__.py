@@ -69,6 +69,10 @@ class CrewAIRuntime(AgentsRuntime):
         "crewai.llms.hooks.base",
         "crewai.llms.providers.openai.completion",
         "crewai.utilities.i18n",
+        # imported by a crew's first kickoff (CrewAI 1.15): before the fork, not in each run
+        "crewai.hooks.contexts",
+        "crewai.llms.cache",
+        "crewai.skills.tool",
     )
     spec_what = "the crew's spec"
 
@@ -81,17 +85,24 @@ class CrewAIRuntime(AgentsRuntime):
             super().preload()
 
     def warm_up(self) -> None:
-        """In the fork server, before it forks: build the tiny crew of :mod:`.warm` (its validators and lazy
-        imports), not run it: a kickoff starts CrewAI's event threads, and a server with threads must not fork.
-        First, crews of this process (and of every run forked from it) stop writing CrewAI's replay store, which
-        nothing reads in a run (:mod:`.replay`)."""
+        """In the fork server, before it forks: run the tiny crew of :mod:`.warm` through this runtime (a
+        crew's first kickoff: lazy imports, validators, prompt files, the event bus's handlers), then stop the
+        threads the kickoff started in CrewAI's event bus (a server with threads must not fork; each run's
+        first event starts its own). Where they cannot be stopped, the crew is only built. First, crews of
+        this process (and of every run forked from it) stop writing CrewAI's replay store, which nothing reads
+        in a run (:mod:`.replay`)."""
         from .replay import discard_replay_store
-        from .warm import build
+        from .warm import EVENT_BUS_PARTS, build, stop_event_threads
 
         discard_replay_store()
-
         with contextlib.suppress(Exception):  # a warm-up that fails leaves the runs as cold as they were
-            build()
+            from crewai.events.event_bus import crewai_event_bus
+
+            if all(hasattr(crewai_event_bus, part) for part in EVENT_BUS_PARTS):
+                self.warm_up_run()
+                stop_event_threads()
+            else:
+                build()
 
     def warm_up_run(self) -> None:
         """In a fork server's spare (a child that takes one run; threads are allowed there, not in the server):

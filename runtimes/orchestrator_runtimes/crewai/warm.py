@@ -77,3 +77,30 @@ def build() -> Any:
     first = Task(name="first", description="Say ready.", expected_output=ANSWER, agent=agent)
     second = Task(name="second", description="Say it again.", expected_output=ANSWER, agent=agent, context=[first])
     return Crew(agents=[agent], tasks=[first, second], verbose=False, memory=False, tracing=False)
+
+
+#: what a kickoff starts in CrewAI's event bus (1.15) and :func:`stop_event_threads` stops again
+EVENT_BUS_PARTS = ("_executor_initialized", "_sync_executor", "_loop", "_loop_thread", "_instance_lock")
+
+
+def stop_event_threads() -> bool:
+    """Stop the threads a kickoff started in CrewAI's event bus (its event loop's thread and its handlers'
+    pool), keeping everything else it built (handlers, caches): the bus starts them again on its next event,
+    in the process that emits it. So a fork server can run a whole crew before it forks and stay
+    single-threaded. True when the bus has no thread left (False: a CrewAI whose bus is built otherwise;
+    nothing is touched then)."""
+    from crewai.events.event_bus import crewai_event_bus as bus
+
+    if not all(hasattr(bus, part) for part in EVENT_BUS_PARTS):
+        return False
+    if not bus._executor_initialized:
+        return True
+    bus.flush()  # the warm crew's last events are handled before their threads go
+    with bus._instance_lock:
+        loop, thread, pool = bus._loop, bus._loop_thread, bus._sync_executor
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join()
+        loop.close()
+        pool.shutdown(wait=True)
+        bus._executor_initialized = False
+    return not thread.is_alive()
