@@ -97,9 +97,13 @@ def ensure_system_account(name: str, home: Path, *, login_shell: str, comment: s
         subprocess.run(moved, check=True, capture_output=True, text=True)  # noqa: S603  # nosec B603 - as above
         entry = pwd.getpwnam(name)
     Path(entry.pw_dir).mkdir(parents=True, exist_ok=True)
-    os.chown(entry.pw_dir, entry.pw_uid, entry.pw_gid)
-    # private, whatever the system's HOME_MODE
-    os.chmod(entry.pw_dir, 0o700)
+    # by a handle on the folder itself: a link put in its place is refused, never followed by root's chown
+    fd = os.open(entry.pw_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        os.fchown(fd, entry.pw_uid, entry.pw_gid)
+        os.fchmod(fd, 0o700)  # private, whatever the system's HOME_MODE
+    finally:
+        os.close(fd)
     return entry
 
 
