@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import pwd
 import random
 import shutil
 import subprocess
@@ -25,7 +26,7 @@ import psutil
 import pytest
 
 from orchestrator_ext.engine import sweep
-from orchestrator_ext.engine.accounts import runs_root
+from orchestrator_ext.engine.accounts import RunAccounts, runs_root
 from orchestrator_ext.engine.kernels import socket_base
 from tests.conftest import Api
 from tests.engine.conftest import notebook, wait_final, who
@@ -241,3 +242,11 @@ async def test_what_a_killed_workers_run_detached_is_killed_by_the_next_worker(
     second = processes(worker_slots=1, kernel_pool_size=1)
     await asyncio.to_thread(second.wait_started)
     assert await until(lambda: not sleeping(mark), within=10), [(p.pid, p.ppid()) for p in sleeping(mark)]
+
+
+def test_the_accounts_swept_at_a_workers_start_are_its_modes_run_accounts_only() -> None:
+    assert sweep.run_account_uids(RunAccounts("")) == set()  # personal: the person's own, never swept by uid
+    assert sweep.run_account_uids(RunAccounts("uid:4242")) == {4242}
+    team = sweep.run_account_uids(RunAccounts("per-organization"))
+    names = {pwd.getpwuid(uid).pw_name for uid in team}
+    assert all(name.startswith("orch-") and not name.startswith("orch-n8n-") for name in names), names
