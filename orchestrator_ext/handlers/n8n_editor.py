@@ -21,10 +21,18 @@ nobody else: an unauthenticated request never reaches n8n.
   answers 401, the proxy logs in again once and repeats the request.
 
 The editor starts n8n if it is not running (the on-demand mode).
+
+Under JupyterHub (the Orchestrator service) the path names the organization,
+``orchestrator/n8n/<organization id>/``, and the request goes to that
+organization's instance (``serve --org X --service-prefix ...``), for its
+members whose role may write workflows only: another organization's editor is
+a 404, as everything of another tenant's, and the same session handling applies
+(:mod:`orchestrator_ext.n8n.editors`).
 """
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -33,6 +41,8 @@ from jupyter_server.base.handlers import JupyterHandler
 from jupyter_server.extension.handler import ExtensionHandlerMixin
 from tornado import httpclient, httputil, web
 
+from ..errors import OrchestratorError
+from ..n8n.editors import HubEditors
 from .base import AUTH_RESOURCE
 
 PREFIX = "orchestrator/n8n/"
@@ -90,12 +100,32 @@ class N8nEditorHandler(ExtensionHandlerMixin, JupyterHandler):
         await self._proxy(path)
 
     async def _proxy(self, path: str) -> None:
-        manager = getattr(self.extensionapp, "_n8n", None)
-        if manager is None or self.settings.get("orchestrator_hub") is not None:  # the personal mode's only
+        hub = self.settings.get("orchestrator_hub")
+        if hub is not None:
+            manager, path = await self._hub_editor(hub, path)
+        else:
+            manager = getattr(self.extensionapp, "_n8n", None)
+        if manager is None:
             raise web.HTTPError(404, "n8n is not run by this server (ORCHESTRATOR_N8N=off, or n8n is not installed)")
         if await self._send(manager, path, again_on_401=True):
             manager.forget_editor_login()  # n8n's login expired: log in again, once
             await self._send(manager, path, again_on_401=False)
+
+    async def _hub_editor(self, hub: Any, path: str) -> tuple[Any, str]:
+        """The editor of the organization the path names (``<org id>/<n8n's path>``), if the hub user may open it."""
+        org, _, rest = path.partition("/")
+        try:
+            org_id = uuid.UUID(org)
+        except ValueError:
+            raise web.HTTPError(404, "the editor's path names an organization: orchestrator/n8n/<org id>/") from None
+        editors: HubEditors = self.settings.setdefault("orchestrator_n8n_editors", HubEditors())
+        try:
+            identity = hub.identity(self.current_user)
+            if identity is None:
+                raise web.HTTPError(403)
+            return await editors.for_org(self.settings["orchestrator_services"], identity, org_id), rest
+        except OrchestratorError as exc:
+            raise web.HTTPError(exc.status, str(exc)) from exc
 
     async def _send(self, manager: Any, path: str, *, again_on_401: bool) -> bool:
         """The request to n8n, its answer relayed; True (nothing relayed) where n8n refused the login and

@@ -6,6 +6,7 @@ import getpass
 import signal
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +18,25 @@ from ..db.embedded import PASSWORDS_FILE
 from ..db.engine import sqlalchemy_url
 from ..db.setup import PreparedDatabase, prepare_database
 from ..engine.accounts import RunAccount
+from ..settings import OrchestratorSettings
 from . import account, database, integration, process, provision
 from .install import N8N_VERSION, Installation, InstallError, install, installation
 
 
-class N8nInstallCommand(OrchestratorCommand):
+class _N8nSubcommand(OrchestratorCommand):
+    """``jupyter orchestrator n8n <command>``: its parent is :class:`N8nCommand`, whose parent has the settings."""
+
+    @property
+    def orchestrator(self) -> OrchestratorSettings:
+        parent = self.parent
+        while parent is not None and not isinstance(parent, OrchestratorSettings):
+            parent = parent.parent
+        if parent is None:  # pragma: no cover - always launched as a subcommand
+            raise RuntimeError("run this as `jupyter orchestrator n8n <command>`")
+        return parent
+
+
+class N8nInstallCommand(_N8nSubcommand):
     name = "jupyter-orchestrator-n8n-install"
     description = f"Install n8n {N8N_VERSION} and the Node it needs from the npm registry (cached, idempotent)."
     force = Bool(False, help="Install again even when the pinned versions are there.").tag(config=True)
@@ -35,7 +50,7 @@ class N8nInstallCommand(OrchestratorCommand):
             self.exit(1)
 
 
-class N8nServeCommand(OrchestratorCommand):
+class N8nServeCommand(_N8nSubcommand):
     name = "jupyter-orchestrator-n8n-serve"
     description = "Run n8n headless on the loopback, its owner and API key made, the key kept as an integration."
     port = Int(5678, help="Port n8n listens on (loopback only).").tag(config=True)
@@ -50,7 +65,13 @@ class N8nServeCommand(OrchestratorCommand):
         help="The system account n8n runs as: 'auto' (one of its own, orch-n8n-..., when started as root: the "
         "team mode), 'none' (this process's), or an account name.",
     ).tag(config=True)
+    service_prefix = Unicode(
+        help="Team mode: the URL prefix of the hub's Orchestrator service (e.g. /services/orchestrator/). n8n's "
+        "editor is then served by that service at <prefix>orchestrator/n8n/<organization id>/ to the "
+        "organization's members, the service logging in as the instance's owner (kept sealed with the integration).",
+    ).tag(config=True)
     aliases = {  # noqa: RUF012
+        "service-prefix": "N8nServeCommand.service_prefix",
         "port": "N8nServeCommand.port",
         "data": "N8nServeCommand.data",
         "org": "N8nServeCommand.org",
@@ -80,7 +101,8 @@ class N8nServeCommand(OrchestratorCommand):
         name = database.name_for(self.org)  # one instance per organization: a database and role of its own each
         db = database.provision(prepared.admin_url, passwords, role=name, database=name)
         db, runs_as = self._account(db, prepared, name, data_dir, (found.node, found.n8n))
-        running = process.start(found, data_dir, self.port, database=db, account=runs_as)
+        editor_path = self._editor_path(prepared.admin_url)
+        running = process.start(found, data_dir, self.port, database=db, account=runs_as, editor_path=editor_path)
         stopping = False
 
         def stop(signum: int, frame: Any) -> None:
@@ -94,7 +116,8 @@ class N8nServeCommand(OrchestratorCommand):
             api_key = provision.provision(running.base_url, data_dir)
             where = "not saved (--no-register)"
             if self.register:
-                where = self._register(prepared.admin_url, running.base_url, api_key)
+                editor = (editor_path, *provision.load_owner(data_dir).login) if editor_path else None
+                where = self._register(prepared.admin_url, running.base_url, api_key, editor)
             print(
                 f"n8n {N8N_VERSION} at {running.base_url} (ready in {took:.1f} s, database {db.database} as "
                 f"{db.user}, as {runs_as.name if runs_as else 'this account'}); API key: {where}",
@@ -127,13 +150,29 @@ class N8nServeCommand(OrchestratorCommand):
             self.exit(1)
             raise  # exit raises; for the type checker
 
-    def _register(self, admin_url: str, base_url: str, api_key: str) -> str:
-        settings = self.orchestrator
+    def _org_id(self, admin_url: str) -> uuid.UUID:
         engine = create_engine(sqlalchemy_url(admin_url))
         try:
-            owner = str(getattr(settings, "owner", "") or getpass.getuser())
-            org_id = integration.find_org(engine, self.org, owner)
-            integration.save(engine, settings.keyring(), org_id, base_url, api_key)
+            owner = str(getattr(self.orchestrator, "owner", "") or getpass.getuser())
+            return integration.find_org(engine, self.org, owner)
+        finally:
+            engine.dispose()
+
+    def _editor_path(self, admin_url: str) -> str | None:
+        """Where the hub's service serves the editor (n8n's pages ask for their URLs under it), or None."""
+        if not self.service_prefix:
+            return None
+        if not self.register:
+            print("n8n serve: --service-prefix needs the integration (not --no-register)", file=sys.stderr)
+            self.exit(2)
+        prefix = "/" + self.service_prefix.strip("/") + "/"
+        return f"{prefix}orchestrator/n8n/{self._org_id(admin_url)}/"
+
+    def _register(self, admin_url: str, base_url: str, api_key: str, editor: tuple[str, str, str] | None) -> str:
+        org_id = self._org_id(admin_url)
+        engine = create_engine(sqlalchemy_url(admin_url))
+        try:
+            integration.save(engine, self.orchestrator.keyring(), org_id, base_url, api_key, editor=editor)
         finally:
             engine.dispose()
         return f"the '{integration.INTEGRATION_NAME}' integration of organization {org_id} (encrypted)"

@@ -52,6 +52,10 @@ class Owner:
     email: str
     password: str
 
+    @property
+    def login(self) -> tuple[str, str]:
+        return self.email, self.password
+
 
 def load_owner(data_dir: Path) -> Owner:
     """The instance's owner, generated on the first call (mode 0600)."""
