@@ -1,9 +1,9 @@
 """The dashboard against a real server: its Python side (counts with ``waiting``, model tokens per
 framework as the runs recorded them, agents and workflows by name, a run started through the API in
-the live list while it runs (bench/widgets.py times how soon), approve, cancel, retry, pause and resume a schedule, open a run), then
-in Voila, in Chromium: its charts drawn (tokens included), a run started through the API shows while it
-runs, its Cancel button cancels it, Approve lets another go on, and axe finds no serious or
-critical violation."""
+the live list while it runs (bench/widgets.py times how soon), approve, cancel, retry, pause and
+resume a schedule, open a run), then in Voila, in Chromium: its charts drawn (tokens included), a run
+started through the API shows while it runs, its Cancel button cancels it, Approve lets another go
+on, and axe finds no serious or critical violation."""
 
 from __future__ import annotations
 
