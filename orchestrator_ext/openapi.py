@@ -23,7 +23,8 @@ from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, JsonSchemaValue, models_json_schema
 
 from . import __version__
-from .openapi_links import LinkSource, LinkTarget, add_links
+from .openapi_links import LinkSource, LinkTarget, add_links, body_fields, item_schema, parent_fields
+from .openapi_names import renamed_refs, resource_names, titled
 from .schemas.common import Problem
 from .security.permissions import PLATFORM_ADMIN, ROLE_PERMISSIONS, Permission
 
@@ -189,11 +190,21 @@ class _Schemas:
                 if response is not None:
                     wanted[(response, "serialization")] = None
         refs, top = models_json_schema(list(wanted), ref_template=REF_TEMPLATE)
-        self.refs: dict[tuple[type[Any], JsonSchemaMode], JsonSchemaValue] = dict(refs)
-        self.components: dict[str, JsonSchemaValue] = dict(top.get("$defs", {}))
+        renamed = resource_names(top.get("$defs", {}))
+        self.refs: dict[tuple[type[Any], JsonSchemaMode], JsonSchemaValue] = {
+            key: renamed_refs(ref, renamed) for key, ref in refs.items()
+        }
+        self.components: dict[str, JsonSchemaValue] = {
+            renamed.get(name, name): titled(renamed_refs(schema, renamed), renamed.get(name))
+            for name, schema in top.get("$defs", {}).items()
+        }
 
     def ref(self, model: type[BaseModel], mode: JsonSchemaMode) -> JsonSchemaValue:
         return self.refs[(model, mode)]
+
+    def of(self, model: type[BaseModel] | None, mode: JsonSchemaMode) -> JsonSchemaValue:
+        """The component of ``model`` ({} for None)."""
+        return {} if model is None else self.resolve(model, mode)
 
     def resolve(self, model: type[BaseModel], mode: JsonSchemaMode) -> JsonSchemaValue:
         name = self.ref(model, mode)["$ref"].rsplit("/", 1)[-1]
@@ -369,12 +380,29 @@ def _link(paths: dict[str, dict[str, Any]], found: list[Endpoint], schemas: _Sch
             if model is not None and 200 <= status < 300
         }
         operation_id = ids[(endpoint.route, endpoint.method)]
+        own = set(_PATH_PARAM.findall(endpoint.route))
         if op.creates is not None:
-            sources.append(LinkSource(endpoint.route, operation_id, op.creates, op.created_id, fields))
+            created = next((m for code, m in op.responses.items() if m is not None and 200 <= code < 300), None)
+            parents = parent_fields(schemas.of(created, "serialization")) - own
+            sources.append(LinkSource(endpoint.route, operation_id, op.creates, op.created_id, fields, "", parents))
         if op.lists is not None:  # the first item of a page, when there is one
-            pages = {status: set[str]() for status in fields}  # the target's other ids: from the list's own path
-            sources.append(LinkSource(endpoint.route, operation_id, op.lists, f"items/0/{op.listed_id}", pages))
-    add_links(paths, sources, [LinkTarget(e.route, ids[(e.route, e.method)]) for e in found])
+            item = item_schema(schemas.components, schemas.of(op.responses.get(200), "serialization"))
+            pages = {code: set(item.get("properties", {})) for code in fields}
+            parents = parent_fields(item) - own
+            sources.append(LinkSource(endpoint.route, operation_id, op.lists, op.listed_id, pages, "items/0/", parents))
+    targets = [
+        LinkTarget(
+            e.route,
+            ids[(e.route, e.method)],
+            frozenset(p["name"] for p in paths[e.route][e.method].get("parameters", []) if p["in"] == "query"),
+            body_fields(
+                schemas.components, schemas.resolve(e.operation.body, "validation") if e.operation.body else {}
+            ),
+            e.method,
+        )
+        for e in found
+    ]
+    add_links(paths, sources, targets)
 
 
 def build_document(routes: Routes, base_url: str = "/", cookie_name: str = "username") -> dict[str, Any]:

@@ -197,7 +197,7 @@ async def test_secret_is_write_only_in_the_contract(api: Api) -> None:
     for ref in kinds.values():
         secret = schemas[ref.rsplit("/", 1)[-1]]["properties"]["secret"]
         assert (secret.get("anyOf") or [secret])[0]["writeOnly"] is True, ref
-    assert "secret" not in schemas["DescribeIntegration"]["properties"]
+    assert "secret" not in schemas["Integration"]["properties"]
 
 
 async def test_a_model_declares_what_it_reads(api: Api) -> None:

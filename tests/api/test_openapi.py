@@ -100,7 +100,7 @@ async def test_errors_are_problems(api: Api) -> None:
     create = document["paths"]["/integrations"]["post"]
     assert create["responses"]["422"] == {"$ref": "#/components/responses/ValidationFailed"}
     assert create["responses"]["201"]["content"]["application/json"]["schema"] == {
-        "$ref": "#/components/schemas/DescribeIntegration"
+        "$ref": "#/components/schemas/Integration"
     }
     assert create["requestBody"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/CreateIntegration"
