@@ -23,6 +23,9 @@ from typing import Any
 
 from orchestrator_runtimes.n8n.api import N8nApiError, error_text
 
+from ..engine.accounts import RunAccount
+from .process import open_in
+
 OWNER_FILE = "owner.json"
 #: n8n binds a login cookie to the browser id it was made with: the platform's sessions use this one
 BROWSER_ID = "orchestrator"
@@ -59,13 +62,19 @@ class Owner:
 
 def load_owner(data_dir: Path) -> Owner:
     """The instance's owner, generated on the first call (mode 0600)."""
-    path = data_dir / OWNER_FILE
-    if path.is_file():
-        data = json.loads(path.read_text())
+    # n8n's account owns the folder (team mode): a link put there must not make root read (and send to n8n's
+    # login) another file, so the file is opened without following one, and must be this process's own
+    folder = os.stat(data_dir, follow_symlinks=False)
+    keeper = RunAccount(folder.st_uid, folder.st_gid)  # the folder's account (n8n's, in the team mode) or ours
+    try:
+        with os.fdopen(open_in(data_dir, OWNER_FILE, os.O_RDONLY, keeper)) as handle:
+            data = json.load(handle)
         return Owner(str(data["email"]), str(data["password"]))
+    except FileNotFoundError:
+        pass
     # n8n wants 8+ characters with a digit and an upper-case letter
     owner = Owner("owner@orchestrator.localhost", f"Aa1-{secrets.token_urlsafe(24)}")
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    fd = open_in(data_dir, OWNER_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
     with os.fdopen(fd, "w") as handle:
         json.dump({"email": owner.email, "password": owner.password}, handle)
     return owner

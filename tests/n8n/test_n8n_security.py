@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from orchestrator_ext.n8n import account, process
+from orchestrator_ext.n8n import account, process, provision
 from orchestrator_ext.n8n.install import Installation
 from tests.engine.conftest import wait_final, who
 from tests.n8n.conftest import N8n
@@ -93,6 +93,22 @@ def test_a_port_file_planted_as_a_link_is_not_written_through(tmp_path: Path) ->
     assert not target.exists()
     (data_dir / "port").unlink()
     assert process.kept_port(data_dir) == process.kept_port(data_dir) > 0
+
+
+def test_an_owner_file_planted_as_a_link_is_not_read(tmp_path: Path) -> None:
+    """The owner's login is read from n8n's folder (the account's, in the team mode): a link there must not
+    make root read another JSON file and send its ``email``/``password`` to n8n's login."""
+    elsewhere = tmp_path / "elsewhere.json"
+    elsewhere.write_text(json.dumps({"email": "root@example.org", "password": "not n8n's"}))
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / provision.OWNER_FILE).symlink_to(elsewhere)
+    with pytest.raises(process.N8nFileError, match="link"):
+        provision.load_owner(data)
+    (data / provision.OWNER_FILE).unlink()
+    made = provision.load_owner(data)  # none there: made, private, and read back the same
+    assert provision.load_owner(data) == made
+    assert (data / provision.OWNER_FILE).stat().st_mode & 0o777 == 0o600
 
 
 def test_n8n_is_told_to_refuse_shell_disk_and_environment(n8n_installation: Installation, tmp_path: Path) -> None:
