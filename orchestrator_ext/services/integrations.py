@@ -35,6 +35,11 @@ def secret_context(integration_id: uuid.UUID) -> str:
     return f"integrations.secret:{integration_id}"
 
 
+#: config the platform keeps for itself, shown to nobody: n8n's owner login for the hub's editor proxy
+#: (sealed with the key ring, orchestrator_ext.n8n.integration), ciphertext or not
+PRIVATE_CONFIG = {"n8n": frozenset({"editor"})}
+
+
 def describe(row: Integration, keyring: KeyRing) -> DescribeIntegration:
     """The public view of a row: everything but the secret."""
     sealed = row.secret_encrypted
@@ -44,7 +49,7 @@ def describe(row: Integration, keyring: KeyRing) -> DescribeIntegration:
         org_id=row.org_id,
         kind=row.kind,
         name=row.name,
-        config=row.config,
+        config={k: v for k, v in row.config.items() if k not in PRIVATE_CONFIG.get(row.kind, ())},
         has_secret=sealed is not None,
         secret_key_id=key_id or None,
         created_by=row.created_by,

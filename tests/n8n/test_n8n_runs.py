@@ -131,11 +131,16 @@ async def test_serve_provisions_again_and_runs_use_the_saved_integration(
     try:
         org_id = integration.find_org(engine, "", user)
         first = integration.save(engine, KeyRing.parse(TEST_KEYS), org_id, n8n.base_url, n8n.api_key)
-        assert integration.save(engine, KeyRing.parse(TEST_KEYS), org_id, n8n.base_url, n8n.api_key) == first
+        # with the owner's login for the hub's editor proxy (serve --service-prefix): kept, never shown
+        editor = ("/services/orchestrator/", "owner@example.org", "Owner-password-1")
+        again = integration.save(engine, KeyRing.parse(TEST_KEYS), org_id, n8n.base_url, n8n.api_key, editor=editor)
+        assert again == first
     finally:
         engine.dispose()
     listed = await api("GET", "integrations", user=user, params={"kind": "n8n"})
     assert [(i["name"], i["has_secret"]) for i in listed.json["items"]] == [("n8n", True)]
+    assert "editor" not in listed.json["items"][0]["config"]
+    assert editor[2] not in listed.text
     workflow_id = await n8n_workflow(api, create_agent, create_workflow, user, n8n_spec(exported("greet")))
     async with workers():
         run = await wait_final(api, user, await execute(api, user, workflow_id, {"name": "Lin"}), within=90)
