@@ -52,6 +52,11 @@ class LinkTarget:
     method: str = "get"
 
 
+#: fields an answer passes on to its link's body where the target takes them: the version of the workflow
+#: it names (a run of that version), a workflow's spec (a new workflow like this one, a change keeping it)
+_CARRIED = frozenset({"version", "spec"})
+
+
 def _parameters(source: LinkSource, target: LinkTarget, fields: set[str]) -> dict[str, str] | None:
     """How to fill each path parameter of ``target`` from ``source``'s request and answer; None if one cannot be."""
     own = set(_PATH_PARAM.findall(source.route))
@@ -83,8 +88,11 @@ def _link(source: LinkSource, target: LinkTarget, fields: set[str]) -> dict[str,
     link: dict[str, Any] = {"operationId": target.operation_id}
     if not in_path and source.creates in target.query:
         parameters[f"query.{source.creates}"] = created
+    body = {name: f"$response.body#/{source.at}{name}" for name in sorted(_CARRIED & fields & target.body)}
     if not in_path and source.creates in target.body:
-        link["requestBody"] = {source.creates: created}
+        body[source.creates] = created
+    if body:
+        link["requestBody"] = body
     if parameters:
         link["parameters"] = parameters
     return link
