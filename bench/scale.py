@@ -84,8 +84,12 @@ FINAL = ("succeeded", "failed", "cancelled", "timed_out")
 
 
 def _cpu(proc: psutil.Process, children: bool) -> float:
-    """User + system seconds of ``proc`` (and, with ``children``, of its waited-for children that ended)."""
-    times = proc.cpu_times()
+    """User + system seconds of ``proc`` (and, with ``children``, of its waited-for children that ended); 0 for
+    a process that ended since it was listed (a PostgreSQL backend: its parent's children times count it)."""
+    try:
+        times = proc.cpu_times()
+    except psutil.NoSuchProcess:
+        return 0.0
     total = times.user + times.system
     if children:
         total += times.children_user + times.children_system
