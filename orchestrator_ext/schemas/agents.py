@@ -8,10 +8,10 @@ from typing import Annotated
 from pydantic import Field, StringConstraints
 
 from ..db.models import Framework
-from .common import Name, PageQuery, RequestModel, ResponseModel, Timestamp
+from .common import Name, PageQuery, RequestModel, ResponseModel, Timestamp, as_sent
 
-Description = Annotated[str, StringConstraints(max_length=5000)]
-Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+Description = Annotated[str, as_sent(5000), StringConstraints(max_length=5000)]
+Tag = Annotated[str, as_sent(64), StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
 
 
 class CreateAgent(RequestModel):
@@ -46,7 +46,7 @@ class DescribeAgent(ResponseModel):
 class ListAgentsQuery(PageQuery):
     org_id: uuid.UUID | None = None
     framework: Framework | None = None
-    q: Annotated[str | None, StringConstraints(max_length=200)] = Field(
+    q: Annotated[str, as_sent(200), StringConstraints(max_length=200)] | None = Field(
         default=None, description="Case-insensitive substring of the name."
     )
 

@@ -15,7 +15,7 @@ from pydantic import (
     StringConstraints,
 )
 from pydantic.json_schema import JsonSchemaValue
-from pydantic_core import CoreSchema
+from pydantic_core import CoreSchema, PydanticCustomError
 
 #: a character that pydantic's ``str_strip_whitespace`` keeps (it strips Unicode White_Space)
 NOT_BLANK = "[^\\t-\\r \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]"
@@ -37,6 +37,21 @@ def _not_blank(schema: Any) -> None:
     for key in ("properties", "items", "anyOf", "oneOf", "allOf", "additionalProperties", "prefixItems"):
         value = schema.get(key)
         _not_blank(list(value.values()) if key == "properties" and isinstance(value, dict) else value)
+
+
+def as_sent(limit: int) -> BeforeValidator:
+    """Refuse a text longer than ``limit`` as it was sent: the document's ``maxLength`` counts the raw text,
+    and stripping (``str_strip_whitespace``) comes before pydantic's own length check, so a text padded with
+    spaces past the limit would be stored (the stateful fuzzer found it)."""
+
+    def check(value: Any) -> Any:
+        if isinstance(value, str) and len(value) > limit:
+            raise PydanticCustomError(
+                "string_too_long", "String should have at most {max_length} characters", {"max_length": limit}
+            )
+        return value
+
+    return BeforeValidator(check)
 
 
 def stripped_text_schema(schema: dict[str, Any]) -> None:
@@ -129,7 +144,7 @@ def _whole_number(value: object) -> object:
 WHOLE_NUMBER = BeforeValidator(_whole_number)
 
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Name = Annotated[str, as_sent(200), StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Limit = Annotated[int, Field(ge=1, le=200, description="Page size (1-200).")]
 #: a page cursor: 1-17 digits (microseconds since 1970, up to the year 5138) and 32 hex digits (the row id);
 #: services/pagination.py reads every string of this form as a key a page can start after

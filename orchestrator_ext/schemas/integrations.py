@@ -24,7 +24,7 @@ from pydantic import (
 )
 
 from ..db.models import IntegrationKind
-from .common import Name, PageQuery, RequestModel, ResponseModel, Timestamp, stripped_text_schema
+from .common import Name, PageQuery, RequestModel, ResponseModel, Timestamp, as_sent, stripped_text_schema
 
 _PORT = r"(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4})"
 #: an absolute http(s) URL with a host, an optional port in range, no credentials; the document says the same
@@ -42,11 +42,12 @@ def _http_url(value: str) -> str:
 
 HttpUrlText = Annotated[
     str,
+    as_sent(2048),
     StringConstraints(strip_whitespace=True, min_length=1, max_length=2048),
     AfterValidator(_http_url),
     Field(json_schema_extra={"pattern": HTTP_URL_PATTERN}),
 ]
-ModelName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+ModelName = Annotated[str, as_sent(200), StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Secret = Annotated[SecretStr, Field(min_length=1, max_length=10_000)]
 
 
@@ -78,7 +79,7 @@ class ToolConfig(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    description: Annotated[str, StringConstraints(max_length=5000)] | None = None
+    description: Annotated[str, as_sent(5000), StringConstraints(max_length=5000)] | None = None
 
 
 KEY_HELP_TEXT = "Write-only API key, encrypted at rest and never returned."

@@ -17,6 +17,7 @@ from .common import (
     RequestModel,
     ResponseModel,
     Timestamp,
+    as_sent,
     omit_default,
     stripped_text_schema,
 )
@@ -27,7 +28,7 @@ TierName = Literal["free", "team", "gpu-small", "gpu-large", "enterprise"]
 CreatableTier = Literal["free", "team"]
 TIER_NAMES: tuple[str, ...] = get_args(TierName)
 CREATABLE_TIERS: tuple[str, ...] = get_args(CreatableTier)
-Username = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
+Username = Annotated[str, as_sent(255), StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
 
 
 class CreateOrganization(RequestModel):

@@ -14,21 +14,25 @@ from pydantic import AfterValidator, Field, Strict, StringConstraints
 
 from ..db.models import ExecutionStatus
 from ..engine.cron import MisfirePolicy, OverlapPolicy
-from .common import WHOLE_NUMBER, NotNull, PageQuery, RequestModel, ResponseModel, Timestamp, omit_default
+from .common import WHOLE_NUMBER, NotNull, PageQuery, RequestModel, ResponseModel, Timestamp, as_sent, omit_default
 from .workflows import MAX_VERSION, JsonObject, storable
 
 #: how many recent runs a schedule's description lists
 LAST_RUNS = 10
 
-ScheduleName = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200), AfterValidator(storable)]
+ScheduleName = Annotated[
+    str, as_sent(200), StringConstraints(strip_whitespace=True, max_length=200), AfterValidator(storable)
+]
 CronText = Annotated[
     str,
+    as_sent(200),
     StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
     AfterValidator(storable),
     Field(description="Five fields (minute hour day-of-month month day-of-week) or @hourly, @daily ..."),
 ]
 TimezoneName = Annotated[
     str,
+    as_sent(64),
     StringConstraints(strip_whitespace=True, min_length=1, max_length=64),
     AfterValidator(storable),
     Field(description="The IANA time zone the expression is read in, e.g. 'Europe/Paris'."),

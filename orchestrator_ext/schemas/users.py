@@ -9,7 +9,7 @@ from typing import Annotated
 from pydantic import AfterValidator, Field, StringConstraints
 
 from ..security.permissions import Role
-from .common import SOURCE_HELP, MemberSource, Name, RequestModel, ResponseModel, Timestamp
+from .common import SOURCE_HELP, MemberSource, Name, RequestModel, ResponseModel, Timestamp, as_sent
 
 # A deliberately strict address: a dot-atom local part of at most 64 characters, a dotted host
 # name of letters, digits and inner hyphens, a top-level label of letters only. The same two
@@ -31,6 +31,7 @@ def check_email(value: str) -> str:
 
 Email = Annotated[
     str,
+    as_sent(254),
     StringConstraints(strip_whitespace=True, max_length=254),
     AfterValidator(check_email),
     Field(json_schema_extra={"pattern": EMAIL_PATTERN, "allOf": [{"pattern": LOCAL_PART_PATTERN}]}),

@@ -13,7 +13,16 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field, RootModel, StringConstraints
 
-from .common import VERSION_CURSOR_PATTERN, Name, PageQuery, QueryModel, RequestModel, ResponseModel, Timestamp
+from .common import (
+    VERSION_CURSOR_PATTERN,
+    Name,
+    PageQuery,
+    QueryModel,
+    RequestModel,
+    ResponseModel,
+    Timestamp,
+    as_sent,
+)
 
 #: the largest version number (a PostgreSQL integer)
 MAX_VERSION = 2**31 - 1
@@ -38,7 +47,7 @@ def storable(value: Any) -> Any:
 
 JsonObject = Annotated[dict[str, Any], AfterValidator(storable)]
 StoredName = Annotated[Name, AfterValidator(storable)]
-Comment = Annotated[str, StringConstraints(max_length=2000), AfterValidator(storable)]
+Comment = Annotated[str, as_sent(2000), StringConstraints(max_length=2000), AfterValidator(storable)]
 SpecDocument = Annotated[
     JsonObject,
     Field(description="A workflow spec (see GET /schemas/workflow-spec.json); checked against the agent's framework."),
