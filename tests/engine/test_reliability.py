@@ -171,6 +171,10 @@ async def test_200_runs_across_3_workers_end_once_within_the_limits(
         limits[workflow["org_id"]] = limit
         workflows.append((user, workflow))
     workers = [processes(worker_slots=3, kernel_pool_size=2) for _ in range(3)]
+    # all three listening before the batch arrives: a worker still starting on a loaded machine would find the
+    # queue emptied by the others (a loaded machine may take minutes to start three: no fixed start-up time)
+    for worker in workers:
+        await asyncio.to_thread(worker.wait_started, STALL_SECONDS)
     submitted: dict[str, int] = {}
 
     async def submit(user: str, workflow_id: str, n: int) -> None:
@@ -179,8 +183,6 @@ async def test_200_runs_across_3_workers_end_once_within_the_limits(
         submitted[reply.json["id"]] = n
 
     await asyncio.gather(*(submit(user, wf["id"], n) for n in range(100) for user, wf in workflows))
-    for worker in workers:  # a loaded machine may take minutes to start three workers: no fixed start-up time
-        await asyncio.to_thread(worker.wait_started, STALL_SECONDS)
     ids = list(submitted)
     await all_finished(admin_sql, ids)
     rows = admin_sql(
