@@ -119,6 +119,7 @@ class Worker:
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._loops: list[asyncio.Task[None]] = []
+        self._lifecycle = asyncio.Lock()  # a stop asked while the worker starts waits for start() to give up
         self._checks: set[asyncio.Task[None]] = set()  # cancel notifications being checked against the row
         self._runs: set[asyncio.Task[None]] = set()
         self._unfinished: list[ClaimedRun] = []
@@ -126,6 +127,10 @@ class Worker:
     async def start(self) -> None:
         """Start claiming. The worker holds the database URL and the keys: it makes itself non-dumpable
         first (in-process in the personal mode too), and checks it may switch to the runs' accounts."""
+        async with self._lifecycle:
+            await self._start()
+
+    async def _start(self) -> None:
         if not protect_worker_process():
             log.warning("could not make the worker non-dumpable: its runs may read its memory")
         self.accounts.check()
@@ -133,6 +138,8 @@ class Worker:
             log.info("removed %s: the runs' folders of a worker that died", orphan)
         await sweep.at_start(self.accounts, self.folder)  # what a killed worker left running (sweep.py)
         await self.queue.open()
+        if self._stopping.is_set():  # stopped while starting (a SIGTERM at start-up): start nothing more
+            return
         self.writer.start()
         if not self.accounts.separate:  # else each organization's are started on its first run
             self.kernels.fill()
@@ -149,7 +156,12 @@ class Worker:
         """Stop claiming, let running runs finish for ``grace`` seconds, then stop them (they are retried)."""
         self._stopping.set()
         self._wake.set()
-        await asyncio.gather(self._loops[0], return_exceptions=True)  # the claim loop: no run starts after this
+        async with self._lifecycle:  # a start under way gives up first
+            await self._stop(grace)
+
+    async def _stop(self, grace: float) -> None:
+        # the claim loop (none if stopped while starting): no run starts after this
+        await asyncio.gather(*self._loops[:1], return_exceptions=True)
         if self._runs:
             await asyncio.wait(set(self._runs), timeout=grace)
         for active in list(self.active.values()):
