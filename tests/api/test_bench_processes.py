@@ -17,11 +17,12 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-#: a process that writes which signal stopped it
+#: a process that writes which signal stopped it (whole, by a rename: the test reads it once it exists)
 CHILD = (
-    "import signal, sys, time\n"
+    "import os, signal, sys, time\n"
     "def stopped(signum, frame):\n"
-    "    open(sys.argv[1], 'w').write(str(signum)); sys.exit(0)\n"
+    "    open(sys.argv[1] + '.part', 'w').write(str(signum))\n"
+    "    os.replace(sys.argv[1] + '.part', sys.argv[1]); sys.exit(0)\n"
     "signal.signal(signal.SIGTERM, stopped)\n"
     "print('ready', flush=True)\n"
     "time.sleep(600)\n"
