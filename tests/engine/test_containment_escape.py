@@ -12,17 +12,16 @@ from __future__ import annotations
 import asyncio
 import os
 import pwd
-import random
 import shutil
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import psutil
 import pytest
 
 from orchestrator_ext.engine import sweep
@@ -31,35 +30,22 @@ from orchestrator_ext.engine.kernels import socket_base
 from tests.conftest import Api
 from tests.engine.conftest import notebook, wait_final, who
 from tests.engine.test_run_accounts import NOBODY, as_root
+from tests.escape import code_node_source, double_forked_sleep, fresh_marks, sleeping, until
 from tests.runtimes.test_langgraph_api import start
 
-#: a detached grandchild (double fork, a session of its own) sleeping ``{mark}`` seconds, then the run kills
-#: the server it was forked from (its parent: same account) and waits to die with it
-ESCAPE = """
-import os, signal, time
-middle = os.fork()
-if middle == 0:
-    if os.fork() == 0:
-        os.setsid()
-        devnull = os.open(os.devnull, os.O_RDWR)
-        for fd in (0, 1, 2):
-            os.dup2(devnull, fd)
-        os.execvp("sleep", ["sleep", "{mark}"])
-    os._exit(0)
-os.waitpid(middle, 0)
-time.sleep(0.3)
-os.kill(os.getppid(), signal.SIGKILL)
-time.sleep(60)
-"""
+
+def escape(mark: str) -> str:
+    """A run that leaves a detached grandchild (double fork, a session of its own) sleeping ``mark``, then kills
+    the server it was forked from (its parent: same account) and waits to die with it."""
+    kill = "time.sleep(0.3)\nos.kill(os.getppid(), signal.SIGKILL)\ntime.sleep(60)\n"
+    return f"import os, signal, time\n{double_forked_sleep(repr(mark))}{kill}"
 
 
 @pytest.fixture
 def mark() -> Iterator[str]:
     """A sleep duration nobody else uses; whatever sleeps it is killed afterwards."""
-    value = f"300.{random.randrange(10**8):08d}"
-    yield value
-    for process in [*sleeping(value), *forking(value)]:
-        process.kill()
+    with fresh_marks(1) as (value,):
+        yield value
 
 
 @pytest.fixture
@@ -69,32 +55,16 @@ def root() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def sleeping(mark: str) -> list[psutil.Process]:
-    found = []
-    for process in psutil.process_iter(["cmdline", "status"]):
-        if (process.info["cmdline"] or [None])[-1] == mark and process.info["status"] != psutil.STATUS_ZOMBIE:
-            found.append(process)
-    return found
-
-
 def orphans_of(uid: int) -> list[int]:
     """The processes of ``uid`` whose parent is init: none belongs to a live worker's runs."""
     return sorted(sweep.strays({uid}))
 
 
-async def until(condition: Any, within: float) -> bool:
-    deadline = time.monotonic() + within
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        await asyncio.sleep(0.05)
-    return True
-
-
 def _code_node(code: str) -> dict[str, Any]:
-    body = "\n".join("    " + line for line in code.strip().splitlines())
-    source = f"def run(values):\n{body}\n    return '{{}}'\n"
-    nodes = [{"id": "start", "type": "input"}, {"id": "escape", "type": "code", "config": {"source": source}}]
+    nodes = [
+        {"id": "start", "type": "input"},
+        {"id": "escape", "type": "code", "config": {"source": code_node_source(code)}},
+    ]
     return {"nodes": nodes, "edges": [{"source": "start", "target": "escape"}]}
 
 
@@ -123,12 +93,12 @@ async def test_a_run_that_kills_its_server_leaves_no_process_of_its_account(
         settings |= {"runner_pool_size": 1, "kernel_pool_size": 0, "preload": ("langgraph",)}
     async with workers(**settings):
         if server == "zygote":
-            workflow = await notebook_workflow(user, notebook(ESCAPE.format(mark=mark)))
+            workflow = await notebook_workflow(user, notebook(escape(mark)))
             reply = await api("POST", "workflows", workflow["id"], "execute", user=user, body={"inputs": {}})
             assert reply.status == 202, reply.text
             execution = reply.json["id"]
         else:
-            execution = await start(api, create_agent, create_workflow, user, _code_node(ESCAPE.format(mark=mark)), {})
+            execution = await start(api, create_agent, create_workflow, user, _code_node(escape(mark)), {})
         run = await wait_final(api, user, execution, within=120)
         assert run["status"] == "failed"  # its process died with the server it killed
         # the grandchild existed (it ran as the run's account), and is gone within a few seconds
@@ -187,39 +157,21 @@ def test_a_sweep_catches_an_orphan_that_keeps_forking(mark: str) -> None:
     )
     assert started.returncode == 0
     deadline = time.monotonic() + 10
-    while len(forking(mark)) < 20 and time.monotonic() < deadline:  # it is forking now
+    while len(sleeping(mark)) < 20 and time.monotonic() < deadline:  # it is forking now
         time.sleep(0.02)
-    assert forking(mark), "the orphan did not start"
-    assert all(process.uids().real == NOBODY.uid for process in forking(mark))
+    assert sleeping(mark), "the orphan did not start"
+    assert all(process.uids().real == NOBODY.uid for process in sleeping(mark))
     killed = sweep.sweep_account({NOBODY.uid})
-    assert {process.pid for process in forking(mark)} == set(), "a process of the tree outlived the sweep"
+    assert {process.pid for process in sleeping(mark)} == set(), "a process of the tree outlived the sweep"
     assert len(killed) >= 20
 
 
-def forking(mark: str) -> list[psutil.Process]:
-    found = []
-    for process in psutil.process_iter(["cmdline", "status"]):
-        if (process.info["cmdline"] or [None])[-1] == mark and process.info["status"] != psutil.STATUS_ZOMBIE:
-            found.append(process)
-    return found
-
-
 #: a run that detaches a sleeping grandchild once (a later attempt of the run does not), then works on
-DETACH_ONCE = """
+DETACH_ONCE = f"""
 import os, time
 if not os.path.exists(flag):
     open(flag, "w").close()
-    middle = os.fork()
-    if middle == 0:
-        if os.fork() == 0:
-            os.setsid()
-            devnull = os.open(os.devnull, os.O_RDWR)
-            for fd in (0, 1, 2):
-                os.dup2(devnull, fd)
-            os.execvp("sleep", ["sleep", mark])
-        os._exit(0)
-    os.waitpid(middle, 0)
-    print("detached", flush=True)
+{textwrap.indent(double_forked_sleep("mark"), "    ")}    print("detached", flush=True)
     time.sleep(120)
 """
 

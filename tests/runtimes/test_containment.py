@@ -8,68 +8,40 @@ Each started process is a ``sleep`` with a duration no other process has, so the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
-import random
 import sys
-import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
-import psutil
 import pytest
 
 from orchestrator_ext.engine.kernels import KernelPool, discard
 from orchestrator_ext.engine.runners import ForkedRunner, RunnerPool
 from orchestrator_ext.engine.zygote import ZygoteKernel
 from tests.engine.test_run_accounts import code_job, root  # noqa: F401 - the fixture
+from tests.escape import code_node_source, double_forked_sleep, fresh_marks, sleeping, until
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="subreapers are Linux's")
 
-#: starts two detached sleeps: one in a session of its own, one double-forked (its parent exits at once)
-DETACH = """
-import os, subprocess
-subprocess.Popen(["sleep", "{first}"], start_new_session=True, stdin=subprocess.DEVNULL,
-                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-middle = os.fork()
-if middle == 0:
-    if os.fork() == 0:
-        os.setsid()
-        devnull = os.open(os.devnull, os.O_RDWR)
-        for fd in (0, 1, 2):
-            os.dup2(devnull, fd)
-        os.execvp("sleep", ["sleep", "{second}"])
-    os._exit(0)
-os.waitpid(middle, 0)
-"""
+
+def detach(first: str, second: str) -> str:
+    """A run that starts two detached sleeps: one in a session of its own, one double-forked (its parent exits
+    at once)."""
+    popen = (
+        f"subprocess.Popen(['sleep', {first!r}], start_new_session=True, stdin=subprocess.DEVNULL,\n"
+        "                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
+    )
+    return f"import os, subprocess\n{popen}{double_forked_sleep(repr(second))}"
 
 
 @pytest.fixture
-def marks() -> Iterator[tuple[str, str]]:
+def marks() -> Iterator[tuple[str, ...]]:
     """Two sleep durations nobody else uses (300 s and a random fraction); any left are killed afterwards."""
-    first, second = (f"300.{random.randrange(10**8):08d}" for _ in range(2))
-    yield first, second
-    for process in sleeping(first, second):
-        process.kill()
-
-
-def sleeping(*marks: str) -> list[psutil.Process]:
-    found = []
-    for process in psutil.process_iter(["cmdline", "status"]):
-        cmdline = process.info["cmdline"] or []
-        if len(cmdline) == 2 and cmdline[1] in marks and process.info["status"] != psutil.STATUS_ZOMBIE:
-            found.append(process)
-    return found
-
-
-async def until(condition: Any, within: float) -> bool:
-    deadline = time.monotonic() + within
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        await asyncio.sleep(0.05)
-    return True
+    with fresh_marks(2) as values:
+        yield values
 
 
 async def run_cell(kernel: ZygoteKernel, code: str) -> None:
@@ -80,7 +52,7 @@ async def run_cell(kernel: ZygoteKernel, code: str) -> None:
 @pytest.mark.parametrize("end", ["ends", "killed"])
 async def test_a_notebook_runs_detached_processes_die_with_it(
     root: Path,  # noqa: F811
-    marks: tuple[str, str],
+    marks: tuple[str, ...],
     end: str,
 ) -> None:
     pool = KernelPool(0, 0, root)
@@ -88,7 +60,7 @@ async def test_a_notebook_runs_detached_processes_die_with_it(
         kernel = await pool.for_org(None, None).take()
         assert isinstance(kernel, ZygoteKernel)
         try:
-            await run_cell(kernel, DETACH.format(first=marks[0], second=marks[1]))
+            await run_cell(kernel, detach(*marks))
             started = sleeping(*marks)
             assert len(started) == 2
             assert all(os.getsid(process.pid) == process.pid for process in started)  # out of the run's session
@@ -109,21 +81,16 @@ async def _langgraph(runner: ForkedRunner, source: str) -> dict[str, Any]:
     raise AssertionError("no result")
 
 
-def _node(code: str, then: str) -> str:
-    body = "\n".join("    " + line for line in code.strip().splitlines())
-    return f"def run(values):\n{body}\n    {then}\n    return '{{}}'\n"
-
-
-async def test_a_langgraph_nodes_detached_processes_die_with_the_run(
-    root: Path,  # noqa: F811
-    marks: tuple[str, str],
-) -> None:
-    pool = RunnerPool(1, [], 0, root)
+@contextlib.asynccontextmanager
+async def a_runner_that_must_leave_nothing(workdirs: Path, marks: tuple[str, ...]) -> AsyncIterator[ForkedRunner]:
+    """A fork-server runner; once the test is done with it, it is discarded (as the worker discards a run's
+    process), and whatever carries a mark must be gone within 10 s while its pool is still open."""
+    pool = RunnerPool(1, [], 0, workdirs)
     try:
         runner = await pool.for_org(None, None).take()
         assert isinstance(runner, ForkedRunner)
         try:
-            assert await _langgraph(runner, _node(DETACH.format(first=marks[0], second=marks[1]), "pass")) == {}
+            yield runner
         finally:
             await runner.discard()
         assert await until(lambda: not sleeping(*marks), within=10), [p.info for p in sleeping(*marks)]
@@ -131,15 +98,20 @@ async def test_a_langgraph_nodes_detached_processes_die_with_the_run(
         await pool.close()
 
 
+async def test_a_langgraph_nodes_detached_processes_die_with_the_run(
+    root: Path,  # noqa: F811
+    marks: tuple[str, ...],
+) -> None:
+    async with a_runner_that_must_leave_nothing(root, marks) as runner:
+        assert await _langgraph(runner, code_node_source(detach(*marks))) == {}
+
+
 async def test_a_langgraph_run_killed_mid_node_leaves_nothing_behind(
     root: Path,  # noqa: F811
-    marks: tuple[str, str],
+    marks: tuple[str, ...],
 ) -> None:
-    pool = RunnerPool(1, [], 0, root)
-    try:
-        runner = await pool.for_org(None, None).take()
-        assert isinstance(runner, ForkedRunner)
-        source = _node(DETACH.format(first=marks[0], second=marks[1]), "import time; time.sleep(120)")
+    async with a_runner_that_must_leave_nothing(root, marks) as runner:
+        source = code_node_source(detach(*marks), "import time; time.sleep(120)")
         work = asyncio.create_task(_langgraph(runner, source))
         try:
             assert await until(lambda: len(sleeping(*marks)) == 2, within=60)
@@ -147,7 +119,3 @@ async def test_a_langgraph_run_killed_mid_node_leaves_nothing_behind(
         finally:
             work.cancel()
             await asyncio.gather(work, return_exceptions=True)
-            await runner.discard()
-        assert await until(lambda: not sleeping(*marks), within=10), [p.info for p in sleeping(*marks)]
-    finally:
-        await pool.close()
