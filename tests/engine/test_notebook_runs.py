@@ -116,14 +116,25 @@ async def test_wrong_input_types_are_refused_before_anything_runs(api: Api, note
     assert unknown.status == 404
 
 
+#: a notebook that says it has started, then works for ten minutes: a run to cancel
+LONG_RUN = notebook("import time\nprint('started', flush=True)\ntime.sleep(600)")
+
+
+async def started(api: Api, user: str, workflow_id: str) -> str:
+    """Execute ``workflow_id`` (a LONG_RUN) and return its execution's id once its cell runs (its log says so)."""
+    reply = await api("POST", "workflows", workflow_id, "execute", user=user, body={"inputs": {}})
+    assert reply.status == 202, reply.text
+    execution_id: str = reply.json["id"]
+    while "started" not in (await api("GET", "executions", execution_id, "logs", user=user)).text:
+        await asyncio.sleep(0.05)
+    return execution_id
+
+
 async def test_cancel_stops_a_running_notebook_within_a_second(api: Api, workers: Any, notebook_workflow: Any) -> None:
     user = who()
-    workflow = await notebook_workflow(user, notebook("import time\nprint('started', flush=True)\ntime.sleep(600)"))
+    workflow = await notebook_workflow(user, LONG_RUN)
     async with workers():
-        reply = await api("POST", "workflows", workflow["id"], "execute", user=user, body={"inputs": {}})
-        execution_id = reply.json["id"]
-        while "started" not in (await api("GET", "executions", execution_id, "logs", user=user)).text:
-            await asyncio.sleep(0.05)
+        execution_id = await started(api, user, workflow["id"])
         asked = time.monotonic()
         cancel = await api("POST", "executions", execution_id, "cancel", user=user)
         assert cancel.status == 202, cancel.text
@@ -143,12 +154,9 @@ async def test_a_cancel_notification_alone_cancels_nothing(
     """Anyone connected to the database may send ``NOTIFY orchestrator_cancel``: the worker stops a run only
     when its row says someone asked the API to (a run's role cannot connect there, and this holds anyway)."""
     user = who()
-    workflow = await notebook_workflow(user, notebook("import time\nprint('started', flush=True)\ntime.sleep(600)"))
+    workflow = await notebook_workflow(user, LONG_RUN)
     async with workers():
-        reply = await api("POST", "workflows", workflow["id"], "execute", user=user, body={"inputs": {}})
-        execution_id = reply.json["id"]
-        while "started" not in (await api("GET", "executions", execution_id, "logs", user=user)).text:
-            await asyncio.sleep(0.05)
+        execution_id = await started(api, user, workflow["id"])
         async with await psycopg.AsyncConnection.connect(database.app_url, autocommit=True) as conn:
             await conn.execute("SELECT pg_notify('orchestrator_cancel', %s)", (execution_id,))
         await asyncio.sleep(1.5)  # a real request is acted on within a second (the test above)
