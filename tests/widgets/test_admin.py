@@ -73,6 +73,35 @@ def test_admin_shows_members_limits_integrations_and_schedules(
         assert serious_violations(page) == []
 
 
+def test_admin_shows_why_an_n8n_instance_was_refused(
+    server: PersonalServer, client: Client, write_notebook: Callable[[str, str], str]
+) -> None:
+    """A server that may not run an organization's n8n writes why in its n8n integration (instances.mark, as the
+    server does): the organization's panel shows it, not only GET /integrations."""
+    from sqlalchemy import create_engine
+
+    from orchestrator_ext.db.embedded import superuser_url
+    from orchestrator_ext.db.engine import sqlalchemy_url
+    from orchestrator_ext.n8n import instances
+    from orchestrator_ext.n8n.database import name_for
+
+    org = client.request("POST", "organizations", body={"name": f"n8n team {uuid.uuid4().hex[:6]}"})
+    engine = create_engine(sqlalchemy_url(superuser_url(server.data_dir)))
+    try:
+        instances.mark(engine, uuid.UUID(org["id"]), name_for(org["id"]), instances.NOT_ROOT)
+    finally:
+        engine.dispose()
+    admin = Admin(org["id"], client=client)
+    [n8n] = [i for i in admin.org["integrations"] if i["kind"] == "n8n"]
+    assert n8n["state"] == f"refused: {instances.NOT_ROOT}"
+    admin.close()
+
+    notebook = write_notebook("admin-n8n.ipynb", f"from orchestrator_widgets import Admin\nAdmin({org['id']!r})")
+    with chromium_page() as page:
+        root = open_in_voila(page, server, notebook)
+        expect(root.locator(".ow-integration-refused")).to_contain_text("runs n8n only for its owner's organization")
+
+
 def colleague(server: PersonalServer) -> str:
     """A second user of the server, as one who signed in once (the personal server has only its owner)."""
     import psycopg

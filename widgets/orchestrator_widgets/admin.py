@@ -239,13 +239,28 @@ def _member(member: dict[str, Any]) -> dict[str, Any]:
 
 
 def _integration(integration: dict[str, Any]) -> dict[str, Any]:
-    """Name, kind and whether a secret is stored: the API never returns the secret, nor does this."""
+    """Name, kind, whether a secret is stored (the API never returns the secret, nor does this), and its state."""
     return {
         "id": str(integration["id"]),
         "name": integration["name"],
         "kind": integration["kind"],
         "has_secret": bool(integration["has_secret"]),
+        "state": _state(integration),
     }
+
+
+def _state(integration: dict[str, Any]) -> str:
+    """What the platform says of an n8n instance it runs for the organization: why it refused one (the server may
+    not run it, or every instance is busy: docs/frameworks/n8n.md, *Isolation*), or that it is starting; empty
+    for every other integration."""
+    config = integration.get("config") or {}
+    if integration["kind"] != "n8n" or not isinstance(config, dict):
+        return ""
+    if config.get("refused"):
+        return f"refused: {config['refused']}"
+    if config.get("managed"):
+        return "run by the platform" if integration["has_secret"] else "starting"
+    return ""
 
 
 def _schedule(schedule: dict[str, Any], workflows: dict[str, str]) -> dict[str, Any]:

@@ -23,7 +23,7 @@ interface Org {
   limits?: Limits;
   usage?: Usage;
   members?: { user_id: string; name: string; username: string; role: string; source: string }[];
-  integrations?: { id: string; name: string; kind: string; has_secret: boolean }[];
+  integrations?: { id: string; name: string; kind: string; has_secret: boolean; state?: string }[];
   schedules?: { id: string; workflow: string; cron: string; timezone: string; enabled: boolean }[];
   can_manage?: boolean;
   outside?: string;
@@ -334,6 +334,7 @@ export function App() {
                 <th scope="col">Name</th>
                 <th scope="col">Kind</th>
                 <th scope="col">Secret</th>
+                <th scope="col">State</th>
                 {manage ? <th scope="col">Remove</th> : null}
               </tr>
             </thead>
@@ -343,6 +344,9 @@ export function App() {
                   <th scope="row">{i.name}</th>
                   <td>{i.kind}</td>
                   <td>{i.has_secret ? "stored (write-only)" : "none"}</td>
+                  <td className={i.state?.startsWith("refused") ? "ow-integration-refused" : undefined}>
+                    {i.state ?? ""}
+                  </td>
                   {manage ? (
                     <td>
                       <button
