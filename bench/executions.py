@@ -47,7 +47,6 @@ import contextlib
 import json
 import os
 import platform
-import secrets
 import signal
 import sys
 import tempfile
@@ -62,16 +61,11 @@ from harness import (
     API,
     Client,
     Processes,
-    Started,
     bench_env,
     distribution,
-    free_port,
     logged_problems,
-    orchestrator,
     set_tier,
-    start_server,
     throughput,
-    wait_for,
 )
 from notebook_runs import (
     baseline_api,
@@ -81,6 +75,7 @@ from notebook_runs import (
     sequential,
     summarize,
 )
+from startup import start_api, start_worker
 
 BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "results" / "executions.json"
@@ -106,9 +101,8 @@ def configuration(root: Path, name: str) -> Iterator[Processes]:
         procs.stop_all()
 
 
-def prepare(procs: Processes, port: int, token: str) -> tuple[Client, list[str]]:
+def prepare(procs: Processes, client: Client) -> list[str]:
     """An agent with two notebook workflows (sequential, throughput), its organization on the enterprise tier."""
-    client = Client(port, token)
     nb = notebook()
     agent = client.call("POST", f"{API}/agents", {"name": "bench-notebook", "framework": "notebook"}, expect=(201,))
     workflows = [
@@ -121,7 +115,7 @@ def prepare(procs: Processes, port: int, token: str) -> tuple[Client, list[str]]
         for name in ("latency", "throughput")
     ]
     set_tier(procs, agent["org_id"])
-    return client, workflows
+    return workflows
 
 
 def latency(client: Client, workflow_id: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -147,40 +141,31 @@ def engine_options(engine: str, args: argparse.Namespace) -> tuple[str, ...]:
 def personal(root: Path, engine: str, args: argparse.Namespace) -> dict[str, Any]:
     """The personal mode: the server runs its own worker."""
     with configuration(root, f"{engine}-personal") as procs:
-        port, token = free_port(), secrets.token_hex(16)
-        options = ("--OrchestratorApp.run_engine=True", *engine_options(engine, args))
-        server = start_server(procs, port, token, *options)
-        client, workflows = prepare(procs, port, token)
+        server = start_api(procs, "--OrchestratorApp.run_engine=True", *engine_options(engine, args))
+        workflows = prepare(procs, server.client)
         print(f"  {engine}, personal mode: {args.runs} back to back + {args.paused_runs} paused ...", flush=True)
-        found = latency(client, workflows[0], args)
-        client.close()
+        found = latency(server.client, workflows[0], args)
+        server.client.close()
         procs.note_descendants()
-        return {**found, "logged_problems": logged_problems(server.log)}
-
-
-def start_worker(procs: Processes, name: str, engine: str, args: argparse.Namespace) -> Started:
-    worker = procs.start(name, orchestrator("worker", *engine_options(engine, args)))
-    wait_for(lambda: " started" in worker.log.read_text(errors="replace"), f"{name} did not start", worker)
-    return worker
+        return {**found, "logged_problems": logged_problems(server.process.log)}
 
 
 def split(root: Path, engine: str, args: argparse.Namespace) -> dict[str, Any]:
     """The split mode: the server without an engine, two worker processes."""
     with configuration(root, f"{engine}-split") as procs:
-        port, token = free_port(), secrets.token_hex(16)
-        server = start_server(procs, port, token)
-        client, workflows = prepare(procs, port, token)
-        workers = [start_worker(procs, f"worker-{n}", engine, args) for n in (1, 2)]
+        server = start_api(procs)
+        workflows = prepare(procs, server.client)
+        workers = [start_worker(procs, f"worker-{n}", *engine_options(engine, args)) for n in (1, 2)]
         time.sleep(args.settle)  # their warm processes start
         print(f"  {engine}, 2 workers: {args.runs} back to back + {args.paused_runs} paused ...", flush=True)
-        found = latency(client, workflows[0], args)
+        found = latency(server.client, workflows[0], args)
         print(f"  {engine}, 2 workers: {args.throughput_runs} runs submitted at once ...", flush=True)
-        tput = throughput(port, token, workflows[1], args.throughput_runs, args.submit_concurrency)
+        tput = throughput(server.port, server.token, workflows[1], args.throughput_runs, args.submit_concurrency)
         tput["load_1min"] = load()
         tput["per_worker_pid"] = runs_per_worker(procs.root / "data" / "pgdata", workflows[1])
-        client.close()
+        server.client.close()
         procs.note_descendants()
-        problems = {entry.name: logged_problems(entry.log) for entry in (server, *workers)}
+        problems = {entry.name: logged_problems(entry.log) for entry in (server.process, *workers)}
         return {**found, "throughput": tput, "logged_problems": problems}
 
 

@@ -4,7 +4,7 @@ finishing on the server and its node changing colour in the page).
 
     python bench/widgets.py [--nodes 200 --edges 300 --drag-steps 120 --steps 20 --step-seconds 0.3]
 
-It starts ``jupyter orchestrator`` (personal mode: the API and Voila; harness.start_server, as every
+It starts ``jupyter orchestrator`` (personal mode: the API and Voila; startup.start_api, as every
 benchmark does) and one worker in a temporary folder, saves the workflows through the API, opens
 them in Voila in headless Chromium and prints JSON (also written to bench/results/widgets-<time>.json)
 and a summary of the dashboard's figures (p50, p99, mean, the ratio, the load average).
@@ -33,7 +33,6 @@ import itertools
 import json
 import os
 import re
-import secrets
 import shutil
 import sys
 import tempfile
@@ -47,16 +46,13 @@ from harness import (
     API,
     Client,
     Processes,
-    Started,
     bench_env,
     distribution,
-    free_port,
-    orchestrator,
-    start_server,
     timestamp,
     wait_for,
 )
 from playwright.sync_api import Page, sync_playwright
+from startup import FORK_SERVER_READY, STARTED, framework_worker, start_api, start_worker
 
 OFF_MACHINE = re.compile(r"^(https?|wss?)://(?!(127\.0\.0\.1|localhost)[:/])")
 RESULTS = Path(__file__).parent / "results"
@@ -268,22 +264,6 @@ def measure_dashboard_lag(
     return lag
 
 
-def start_worker(procs: Processes) -> Started:
-    """One worker for the runs the dashboard follows (framework runs, a fork server preloading LangGraph)."""
-    worker = procs.start(
-        "worker",
-        orchestrator(
-            "worker",
-            "--OrchestratorApp.kernel_pool_size=0",
-            "--OrchestratorApp.runner_pool_size=1",
-            "--OrchestratorApp.runner_preload=langgraph",
-        ),
-    )
-    wait_for(lambda: " started" in worker.log.read_text(errors="replace"), "the worker did not start", worker)
-    wait_for(lambda: "fork server ready" in worker.log.read_text(errors="replace"), "no fork server", worker)
-    return worker
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--nodes", type=int, default=200)
@@ -297,13 +277,13 @@ def main() -> None:
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="bench-widgets-"))
     procs = Processes(bench_env(root), root)
-    port, token = free_port(), secrets.token_hex(16)
     results: dict[str, Any] = {"args": vars(args), "when": datetime.now(UTC).isoformat()}
     try:
-        # the server (API and Voila) as every benchmark starts it, and one worker beside it
-        server = start_server(procs, port, token, "--OrchestratorApp.local_model=False")
-        start_worker(procs)
-        client = Client(port, token)
+        # the server (API and Voila) as every benchmark starts it, and one worker beside it for the runs the
+        # dashboard follows (framework runs, a fork server preloading LangGraph)
+        server = start_api(procs, "--OrchestratorApp.local_model=False")
+        start_worker(procs, "worker", *framework_worker("langgraph"), ready=(STARTED, FORK_SERVER_READY))
+        port, token, client = server.port, server.token, server.client
         agent = client.call("POST", f"{API}/agents", {"name": "Bench", "framework": "langgraph"}, expect=(201,))
         big = client.call(
             "POST",
@@ -346,7 +326,7 @@ def main() -> None:
             )
             board = f"{base}/board.ipynb?token={token}"
             results["dashboard_update_lag"] = measure_dashboard_lag(
-                context.new_page(), board, client, quick["id"], args.runs, server
+                context.new_page(), board, client, quick["id"], args.runs, server.process
             )
             browser.close()
     finally:
