@@ -155,6 +155,7 @@ class Organization(Base):
         ),
         CheckConstraint("max_agents IS NULL OR max_agents > 0", name="max_agents_override_positive"),
         CheckConstraint("live_agents >= 0", name="live_agents_non_negative"),
+        CheckConstraint("runs_per_process BETWEEN 1 AND 1000", name="runs_per_process_range"),
         CheckConstraint(f"slug ~ '{SLUG_PATTERN}'", name="slug_format"),
         Index("uq_organizations_slug", "slug", unique=True),
     )
@@ -171,6 +172,8 @@ class Organization(Base):
     max_agents: Mapped[int | None] = mapped_column(Integer)
     #: live (not deleted) agents, kept by a trigger that also enforces the agent limit
     live_agents: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    #: consecutive framework runs one forked process may serve (1: a fresh process for every run)
+    runs_per_process: Mapped[int] = mapped_column(Integer, nullable=False, default=1, server_default="1")
     created_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = _created()

@@ -5,11 +5,12 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import ConfigDict, Field, StringConstraints
+from pydantic import ConfigDict, Field, Strict, StringConstraints
 
 from ..security.permissions import Role
 from .common import (
     SOURCE_HELP,
+    WHOLE_NUMBER,
     MemberSource,
     Name,
     NotNull,
@@ -28,6 +29,22 @@ TierName = Literal["free", "team", "gpu-small", "gpu-large", "enterprise"]
 CreatableTier = Literal["free", "team"]
 TIER_NAMES: tuple[str, ...] = get_args(TierName)
 CREATABLE_TIERS: tuple[str, ...] = get_args(CreatableTier)
+#: the most consecutive runs one process may serve (a bound on how long one process's state can grow)
+MAX_RUNS_PER_PROCESS = 1000
+RunsPerProcess = Annotated[int, Strict(), Field(ge=1, le=MAX_RUNS_PER_PROCESS), WHOLE_NUMBER]
+RUNS_PER_PROCESS_HELP = (
+    f"Consecutive framework runs (LangGraph, CrewAI, Agno) of this organization one forked process may serve, "
+    f"1-{MAX_RUNS_PER_PROCESS}. 1 (the default): every run gets a fresh process forked from the warm fork server "
+    "and used once. N > 1 trades isolation between this organization's own runs for speed: a process serves up "
+    "to N runs one after another (then, or when its memory grows past a bound or it sits idle, a fresh one), "
+    "each run still in its own working directory with the scrubbed environment, its own log, its own timeout, "
+    "and cancel or timeout killing that process ends only the run in it. LOST between runs of this "
+    "organization: module globals and imported modules' state, monkeypatches, threads a run left running, "
+    "memory a run leaked, files a run wrote outside its working directory (e.g. /tmp), compiled graphs cached "
+    "by spec. KEPT: a process never serves two organizations, two tiers or two limits; other organizations' "
+    "runs, the platform's database and keys stay out of reach as with 1. Notebook runs are not affected. "
+    "Owners and admins may change it."
+)
 Username = Annotated[str, as_sent(255), StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
 
 
@@ -45,9 +62,13 @@ class CreateOrganization(RequestModel):
 
 
 class UpdateOrganization(RequestModel):
-    """Rename (``org:update``) and/or move to another tier (``org:change_tier``)."""
+    """Rename or set how many runs share a process (``org:update``), and/or move to another tier
+    (``org:change_tier``)."""
 
     name: NotNull[Name] = Field(default=None, json_schema_extra=omit_default)
+    runs_per_process: NotNull[RunsPerProcess] = Field(
+        default=None, json_schema_extra=omit_default, description=RUNS_PER_PROCESS_HELP
+    )
     tier: NotNull[TierName] = Field(default=None, json_schema_extra=omit_default)
 
 
@@ -83,6 +104,7 @@ class DescribeOrganization(ResponseModel):
     role: Role = Field(description="The caller's role in the organization.")
     tier: DescribeTier
     limits: DescribeLimits
+    runs_per_process: int = Field(description=RUNS_PER_PROCESS_HELP)
     created_at: Timestamp
     updated_at: Timestamp
 

@@ -87,6 +87,7 @@ def describe_org(org: Organization, tier: ResourceTier, role: Role) -> DescribeO
         role=role,
         tier=DescribeTier.model_validate(tier),
         limits=limits,
+        runs_per_process=org.runs_per_process,
         created_at=org.created_at,
         updated_at=org.updated_at,
     )
@@ -179,6 +180,8 @@ class OrganizationService:
                 org.tier_name = tier.name
             if "name" in changes:
                 org.name = changes["name"]
+            if "runs_per_process" in changes:
+                org.runs_per_process = changes["runs_per_process"]
             if changes:
                 org.updated_at = datetime.now(UTC)
                 audit.record(

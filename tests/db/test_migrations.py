@@ -9,7 +9,7 @@ from sqlalchemy import create_engine
 from orchestrator_ext.db.engine import alembic_config, migrate, sqlalchemy_url
 from tests.conftest import PgCluster
 
-HEAD = "0013"
+HEAD = "0014"
 
 
 def _tables(url: str) -> set[str]:
