@@ -1,12 +1,13 @@
 """The OpenAPI 3.1 document of the REST API, built from the route table it is given and the pydantic models.
 
 Every handler method under ``/orchestrator/api/v1`` carries an :class:`Operation`
-(``@operation``, defined here); :func:`build_document` walks the route table
-the server serves (``(pattern, handler)`` pairs), turns each described method
-into an OpenAPI operation, and generates the component schemas with pydantic.
-Errors are RFC 9457 problem details (``Problem``), described once as shared
-responses. This module imports nothing of ``handlers``: the handlers depend on
-it (for ``@operation``), never the other way round.
+(``@operation``, declared in :mod:`orchestrator_ext.openapi_operations` and
+imported from here); :func:`build_document` walks the route table the server
+serves (``(pattern, handler)`` pairs), turns each described method into an
+OpenAPI operation, and generates the component schemas with pydantic. Errors
+are RFC 9457 problem details (``Problem``), described once as shared responses.
+This module imports nothing of ``handlers``: the handlers depend on it (for
+``@operation``), never the other way round.
 """
 
 from __future__ import annotations
@@ -14,10 +15,9 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 from http import HTTPStatus
-from typing import Any, TypeVar
+from typing import Any
 
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, JsonSchemaValue, models_json_schema
@@ -25,12 +25,24 @@ from pydantic.json_schema import JsonSchemaMode, JsonSchemaValue, models_json_sc
 from . import __version__
 from .openapi_links import LinkSource, LinkTarget, add_links, body_fields, item_schema, parent_fields
 from .openapi_names import renamed_refs, resource_names, titled
+from .openapi_operations import API_PREFIX, Endpoint, Header, Operation, Routes, body_required, endpoints, operation
 from .schemas.common import Problem
 from .security.permissions import PLATFORM_ADMIN, ROLE_PERMISSIONS, Permission
 
-#: where the REST API lives under the server's base URL
-API_PREFIX = "orchestrator/api/v1"
-HTTP_METHODS = ("get", "put", "post", "patch", "delete")
+#: the builder, and the declarations re-exported: the handlers and the index import them from here
+__all__ = [
+    "API_PREFIX",
+    "Endpoint",
+    "Header",
+    "Operation",
+    "Routes",
+    "body_required",
+    "build_document",
+    "document_json",
+    "endpoints",
+    "operation",
+]
+
 REF_TEMPLATE = "#/components/schemas/{model}"
 _PATH_PARAM = re.compile(r"\{([a-z_]+)\}")
 
@@ -61,117 +73,6 @@ API token), or with the Jupyter login cookie (then send the `_xsrf` cookie's val
 `X-XSRFToken` on requests other than GET). Errors are `application/problem+json` documents
 (RFC 9457) whose `errors` list names each invalid field.
 """
-
-
-@dataclass(frozen=True)
-class Header:
-    """A request header an operation reads, and the form the server accepts (a regular expression)."""
-
-    description: str
-    pattern: str | None = None
-
-
-@dataclass(frozen=True)
-class Operation:
-    """What the OpenAPI document says about one handler method."""
-
-    summary: str
-    responses: dict[int, type[BaseModel] | None]
-    body: type[BaseModel] | None = None
-    query: type[BaseModel] | None = None
-    permission: str | None = None
-    tags: tuple[str, ...] = ()
-    headers: dict[str, Header] = field(default_factory=dict)
-    authenticated: bool = True
-    #: responses that are not JSON: status -> media types (text/event-stream, text/plain, text/html);
-    #: where the status also has a model, the model's schema under these types instead of application/json
-    media: dict[int, tuple[str, ...]] = field(default_factory=dict)
-    #: the path parameter the new resource's id fills (``agent_id``): links to the operations that take it
-    creates: str | None = None
-    #: the response field holding that id
-    created_id: str = "id"
-    #: for a list: the path parameter its items' ids fill (links from the first item to its operations)
-    lists: str | None = None
-    #: the item field holding that id
-    listed_id: str = "id"
-    #: whether the body may be left out (a POST whose fields are all optional); PUT and PATCH need one
-    body_optional: bool = False
-
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def operation(
-    summary: str,
-    *,
-    responses: dict[int, type[BaseModel] | None],
-    body: type[BaseModel] | None = None,
-    query: type[BaseModel] | None = None,
-    permission: str | None = None,
-    tags: tuple[str, ...] = (),
-    headers: dict[str, Header] | None = None,
-    authenticated: bool = True,
-    media: dict[int, tuple[str, ...]] | None = None,
-    creates: str | None = None,
-    created_id: str = "id",
-    body_optional: bool = False,
-    lists: str | None = None,
-    listed_id: str = "id",
-) -> Callable[[F], F]:
-    """Describe a handler method for the OpenAPI document (``__openapi__`` on the function).
-
-    Put it innermost (right above ``async def``): the auth decorators copy it outward.
-    ``headers`` maps request header names to their description and form.
-    """
-    described = Operation(
-        summary=summary,
-        responses=responses,
-        body=body,
-        query=query,
-        permission=permission,
-        tags=tags,
-        headers=headers or {},
-        authenticated=authenticated,
-        media=media or {},
-        creates=creates,
-        created_id=created_id,
-        body_optional=body_optional,
-        lists=lists,
-        listed_id=listed_id,
-    )
-
-    def mark(func: F) -> F:
-        func.__openapi__ = described  # type: ignore[attr-defined]
-        return func
-
-    return mark
-
-
-#: a route table as jupyter-server takes it: (pattern, handler class[, its keyword arguments])
-Routes = Sequence[tuple[Any, ...]]
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    """One documented handler method: its route template, HTTP method and description."""
-
-    route: str
-    method: str
-    handler: type[Any]
-    operation: Operation
-
-
-def endpoints(routes: Routes) -> list[Endpoint]:
-    """Every handler method of ``routes`` under the API prefix that carries ``@operation``."""
-    found = []
-    for pattern, handler, *_ in routes:
-        if not pattern.startswith(f"/{API_PREFIX}/"):
-            continue
-        for method in HTTP_METHODS:
-            described = getattr(getattr(handler, method, None), "__openapi__", None)
-            if isinstance(described, Operation):
-                found.append(Endpoint(handler.route, method, handler, described))
-    return found
 
 
 class _Schemas:
@@ -319,12 +220,6 @@ def _operation(endpoint: Endpoint, schemas: _Schemas, operation_id: str) -> dict
     if not op.authenticated:
         doc["security"] = []
     return doc
-
-
-def body_required(method: str, op: Operation) -> bool:
-    """A PUT or PATCH always needs its body (an empty one changes nothing by mistake); a POST unless
-    every field is optional and the operation says so (``body_optional``: ``execute`` with defaults)."""
-    return method.lower() in ("put", "patch") or not op.body_optional
 
 
 def _operation_ids(found: list[Endpoint]) -> list[str]:
