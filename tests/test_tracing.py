@@ -393,3 +393,151 @@ def test_psycopg_statement_spans_get_the_attributes_the_instrumentation_sets() -
     assert expected[0][0] == "SELECT"
     assert ("db.statement", queries[0]) in expected[0][1]
     assert all(key != "db.statement.parameters" for _, attributes in expected for key, _ in attributes)
+
+
+def _memory_tracer() -> tuple[Any, Any, Any]:
+    """A tracer exporting to memory, sampling as the server does (ParentBased over NoOrphanClientSpans)."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from opentelemetry.sdk.trace.sampling import ParentBased
+
+    from orchestrator_ext.observability.otel import NoOrphanClientSpans
+
+    memory = InMemorySpanExporter()
+    provider = TracerProvider(sampler=ParentBased(root=NoOrphanClientSpans()))
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    return provider, provider.get_tracer("test"), memory
+
+
+def _shape(span: Any) -> tuple[Any, ...]:
+    """What a span says, but its ids, times and an exception's stack trace (whose frames differ by who caught it)."""
+    parent = span.parent.span_id if span.parent else None
+    events = [
+        (event.name, {k: v for k, v in (event.attributes or {}).items() if k != "exception.stacktrace"})
+        for event in span.events
+    ]
+    status = (span.status.status_code, span.status.description)
+    return span.name, span.kind, dict(span.attributes), status, parent, events
+
+
+def test_the_request_span_is_the_instrumentations() -> None:
+    """``request_spans._start_span``: the span tornado's instrumentation starts, with its route, ended as it ends it.
+
+    A plain request, one continuing a caller's trace (``traceparent``), and one failing with a 500.
+    """
+    import tornado.httputil
+    import tornado.web
+    from opentelemetry import context, trace
+    from opentelemetry.instrumentation import tornado as instrumentation
+
+    from orchestrator_ext.observability import request_spans
+
+    class Agent(tornado.web.RequestHandler):
+        route = "/agents/{agent_id}"
+
+    application = tornado.web.Application([(r"/api/agents/([^/]+)", Agent)])
+    caller = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+    def handler(parent: str | None) -> Agent:
+        connection = tornado.httputil.HTTPConnection()
+        connection.set_close_callback = lambda callback: None  # type: ignore[method-assign]
+        start = tornado.httputil.RequestStartLine("GET", "/api/agents/42?token=secret", "HTTP/1.1")
+        headers = {"Host": "127.0.0.1:8888", "User-Agent": "curl/8"} | ({"traceparent": parent} if parent else {})
+        request = tornado.httputil.HTTPServerRequest(
+            connection=connection, start_line=start, headers=tornado.httputil.HTTPHeaders(headers)
+        )
+        request.remote_ip = "127.0.0.1"
+        return Agent(application, request)
+
+    provider, tracer, memory = _memory_tracer()
+    mode = instrumentation._StabilityMode.DEFAULT
+    cases = ((None, None), (caller, None), (None, ValueError("boom")))
+    request_spans.install()
+    try:
+        for lean in (False, True):
+            start = request_spans._start_span if lean else request_spans._START_SPAN
+            for parent, error in cases:
+                served = handler(parent)
+                served._status_code = 500 if error else 200
+                traced = start(tracer, served, mode)
+                assert trace.get_current_span() is traced.span
+                instrumentation._finish_span(tracer, served, error, mode)
+                assert trace.get_current_span() is trace.INVALID_SPAN
+            assert context.get_current() == {}
+    finally:
+        request_spans.uninstall()
+    spans = memory.get_finished_spans()
+    assert len(spans) == 6
+    for original, ours in zip(spans[:3], spans[3:], strict=True):
+        name, kind, attributes, status, parent, events = _shape(original)
+        assert _shape(ours) == (name, kind, attributes | {"http.route": "/agents/{agent_id}"}, status, parent, events)
+        assert ours.context.trace_id == original.context.trace_id or original.parent is None
+    assert spans[4].context.trace_id == 0x0AF7651916CD43DD8448EB211C80319C
+    assert spans[3].attributes["http.target"] == "/api/agents/42"  # no query string
+    assert spans[5].status.status_code.name == "ERROR"
+    assert [event.name for event in spans[5].events] == ["exception"]
+    provider.shutdown()
+
+
+def test_psycopg_async_statement_spans_are_the_instrumentations() -> None:
+    """``statements._traced_execution_async`` records the span psycopg's tracer would, and none outside a trace.
+
+    A statement that succeeds, one that fails (the error recorded as the instrumentation does),
+    and one outside any span (the sampler keeps none: no span either way).
+    """
+    import asyncio
+
+    from opentelemetry import trace
+    from opentelemetry.instrumentation.dbapi import CursorTracer, DatabaseApiIntegration
+
+    from orchestrator_ext.observability import statements
+
+    provider, tracer, memory = _memory_tracer()
+    integration = DatabaseApiIntegration("psycopg", "postgresql", tracer_provider=provider)
+    integration.database = "orchestrator"
+    integration.span_attributes = {"db.user": "orchestrator_app", "net.peer.name": "/tmp/socket"}
+    cursor_tracer = CursorTracer(integration)
+    query = "EXECUTE orch_1(%(u)s); EXECUTE orch_2(%(v)s)"
+
+    async def succeed(*_args: Any) -> str:
+        return "rows"
+
+    async def fail(*_args: Any) -> str:
+        raise RuntimeError("the connection is closed")
+
+    async def statements_of(traced: Any) -> None:
+        assert await traced(cursor_tracer, None, succeed, query, {"u": 1}) == "rows"
+        try:
+            await traced(cursor_tracer, None, fail, query, {"u": 1})
+        except RuntimeError:
+            pass
+        else:
+            raise AssertionError("the error was swallowed")
+
+    original = CursorTracer.traced_execution_async
+    for traced in (original, statements._traced_execution_async):
+        with tracer.start_as_current_span("GET /agents"):
+            asyncio.run(statements_of(traced))
+        asyncio.run(statements_of(traced))  # no request: no span
+    finished = memory.get_finished_spans()
+    requests = [span for span in finished if span.name == "GET /agents"]
+    spans = [span for span in finished if span.kind.name == "CLIENT"]
+    assert len(spans) == 4
+    for n, span in enumerate(spans):
+        assert span.parent is not None
+        assert span.parent.span_id == requests[n // 2].context.span_id
+    assert [_shape(span)[:4] + _shape(span)[5:] for span in spans[:2]] == [
+        _shape(span)[:4] + _shape(span)[5:] for span in spans[2:]
+    ]
+    assert spans[2].name == "EXECUTE"
+    assert spans[2].attributes["db.statement"] == query
+    assert spans[3].status.status_code.name == "ERROR"
+    assert trace.get_current_span() is trace.INVALID_SPAN
+    statements.install()
+    try:
+        assert CursorTracer.traced_execution_async is statements._traced_execution_async
+    finally:
+        statements.uninstall()
+    assert CursorTracer.traced_execution_async is original
+    provider.shutdown()

@@ -100,9 +100,7 @@ def start(service: str) -> None:
     trace.set_tracer_provider(provider)
     _provider = provider
     request_spans.install()
-    TornadoInstrumentor().instrument(  # type: ignore[no-untyped-call]
-        tracer_provider=provider, server_request_hook=_name_request
-    )
+    TornadoInstrumentor().instrument(tracer_provider=provider)  # type: ignore[no-untyped-call]
     PsycopgInstrumentor().instrument(tracer_provider=provider, skip_dep_check=True)
     statements.install()
     HTTPXClientInstrumentor().instrument(tracer_provider=provider, skip_dep_check=True)
@@ -137,13 +135,6 @@ def _plain_cursors(dbapi_connection: Any, _record: Any) -> None:
     driver = getattr(dbapi_connection, "driver_connection", None)
     if isinstance(driver, psycopg.AsyncConnection):
         driver.cursor_factory = psycopg.AsyncCursor
-
-
-def _name_request(span: Any, handler: Any) -> None:
-    """Give a request's span its route template (``request_spans`` named it so and cut its URL's query string)."""
-    route = getattr(handler, "route", "") or ""
-    if route and span.is_recording():
-        span.set_attribute("http.route", route)
 
 
 def current_ids() -> tuple[str, str] | None:

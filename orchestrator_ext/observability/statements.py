@@ -14,18 +14,25 @@ Statements sent on plain psycopg connections (the lists' fast reads) are traced 
 instrumentation, whose cursor tracer, for every statement, parses the SQL's first word
 with a regular expression and sets the span's attributes one locked, validated call at a
 time: :func:`install` makes it compute a SQL text's name and attributes once and set them
-in one call (the same span). Imported only when tracing is on (it imports OpenTelemetry).
+in one call (the same span). Its asynchronous execution (the lists' reads) also started the
+span as the current one (two context switches around a statement under which nothing starts
+a span) and gave it its attributes after its start: :func:`_traced_execution_async` starts
+the same span with its attributes, and skips it, as the sampler would drop it, outside a
+kept trace (the workers' polling), where the instrumentation asked the sampler each time.
+Imported only when tracing is on (it imports OpenTelemetry).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.instrumentation._semconv import (
     _OpenTelemetrySemanticConventionStability,
     _OpenTelemetryStabilitySignalType,
+    _report_new,
     _set_db_name,
     _set_db_operation,
     _set_db_statement,
@@ -38,6 +45,7 @@ from opentelemetry.instrumentation.sqlalchemy.engine import (
     _get_db_name_from_cursor_or_conn,
     _normalize_vendor,
 )
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
@@ -137,6 +145,7 @@ def _on_error(exception_context: Any) -> None:
 #: psycopg's cursor tracer's own methods, which :func:`uninstall` puts back
 _OPERATION_NAME = CursorTracer.get_operation_name
 _POPULATE_SPAN = CursorTracer._populate_span
+_TRACED_ASYNC = CursorTracer.traced_execution_async
 _operations: dict[str, str] = {}
 _attributes: dict[tuple[str, str | None, str, Any], dict[str, Any]] = {}
 
@@ -161,6 +170,12 @@ def _populate_span(tracer: CursorTracer[Any], span: Any, cursor: Any, *args: Any
     if type(query) is not str or integration.capture_parameters or not span.is_recording():
         _POPULATE_SPAN(tracer, span, cursor, *args)
         return
+    span.set_attributes(_statement_attributes(tracer, query))
+
+
+def _statement_attributes(tracer: CursorTracer[Any], query: str) -> dict[str, Any]:
+    """What :func:`_populate_span` sets, for a statement whose values are not captured."""
+    integration = tracer._db_api_integration
     mode = integration._sem_conv_opt_in_mode_db
     key = (integration.database_system, integration.database, query, mode)
     attributes = _attributes.get(key)
@@ -171,16 +186,50 @@ def _populate_span(tracer: CursorTracer[Any], span: Any, cursor: Any, *args: Any
         _set_db_statement(attributes, query, mode)
         if len(_attributes) < _KEPT_STATEMENTS:
             _attributes[key] = attributes
-    span.set_attributes({**attributes, **integration.span_attributes})
+    return {**attributes, **integration.span_attributes}
+
+
+async def _traced_execution_async(
+    tracer: CursorTracer[Any], cursor: Any, query_method: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any
+) -> Any:
+    """psycopg's asynchronous statement span: the same span, its attributes given at its start, not made current.
+
+    What the instrumentation does otherwise (SQL comments, captured values, the new conventions'
+    metrics, a query given as bytes or a composed SQL object) is left to it.
+    """
+    integration = tracer._db_api_integration
+    query = args[0] if args else None
+    if (
+        type(query) is not str
+        or tracer._commenter_enabled
+        or integration.capture_parameters
+        or _report_new(integration._sem_conv_opt_in_mode_db)
+    ):
+        return await _TRACED_ASYNC(tracer, cursor, query_method, *args, **kwargs)
+    parent = trace.get_current_span().get_span_context()
+    if not (parent.is_valid and parent.trace_flags.sampled) or not is_instrumentation_enabled():
+        return await query_method(*args, **kwargs)  # the sampler keeps no statement outside a kept trace
+    name = _operation_name(tracer, cursor, args) or integration.database or integration.name
+    span = integration._tracer.start_span(name, kind=SpanKind.CLIENT, attributes=_statement_attributes(tracer, query))
+    try:
+        return await query_method(*args, **kwargs)
+    except Exception as exc:
+        span.record_exception(exc)
+        span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+        raise
+    finally:
+        span.end()
 
 
 def install() -> None:
     CursorTracer.get_operation_name = _operation_name  # type: ignore[method-assign,assignment]
     CursorTracer._populate_span = _populate_span  # type: ignore[method-assign,assignment]
+    CursorTracer.traced_execution_async = _traced_execution_async  # type: ignore[method-assign,assignment]
 
 
 def uninstall() -> None:
     CursorTracer.get_operation_name = _OPERATION_NAME  # type: ignore[method-assign]
     CursorTracer._populate_span = _POPULATE_SPAN  # type: ignore[method-assign]
+    CursorTracer.traced_execution_async = _TRACED_ASYNC  # type: ignore[method-assign]
     _operations.clear()
     _attributes.clear()
