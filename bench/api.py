@@ -16,17 +16,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import functools
 import json
 import os
 import secrets
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -34,11 +30,12 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from harness import API, Processes, bench_env
 from orchestrator_runtimes.forkserver import die_with_parent
+from startup import start_api
 
 BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "results" / "api.json"
-API = "/orchestrator/api/v1"
 LIST_RATIO_TARGET = 0.40
 P99_TARGET_MS = 20.0
 
@@ -50,7 +47,6 @@ class Server:
     port: int
     token: str
     data_dir: Path
-    process: subprocess.Popen[bytes]
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
@@ -70,79 +66,30 @@ class Server:
         return superuser_url(self.data_dir)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextlib.contextmanager
 def running_server(root: Path, request_log: bool, rate_limits: bool = False) -> Iterator[Server]:
-    port, token = free_port(), secrets.token_hex(16)
-    home = root / "home"
-    home.mkdir()
-    env = {
-        **os.environ,
-        "HOME": str(home),
-        "JUPYTER_CONFIG_DIR": str(root / "jupyter-config"),
-        "JUPYTER_DATA_DIR": str(root / "jupyter-data"),
-        "JUPYTER_RUNTIME_DIR": str(root / "jupyter-runtime"),
-        "ORCHESTRATOR_DATA_DIR": str(root / "data"),
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(BENCH), os.environ.get("PYTHONPATH")])),
-    }
-    for name in ("ORCHESTRATOR_DATABASE_URL", "ORCHESTRATOR_DATABASE_ADMIN_URL", "ORCHESTRATOR_ENCRYPTION_KEYS"):
-        env.pop(name, None)
-    command = [
-        sys.executable,
-        "-m",
-        "jupyter",
-        "orchestrator",
-        "--no-browser",
-        "--ip=127.0.0.1",
-        f"--port={port}",
-        "--ServerApp.port_retries=0",
-        f"--IdentityProvider.token={token}",
-        "--ServerApp.jpserver_extensions=ceiling_ext=True",
-        f"--OrchestratorApp.log_requests={request_log}",
-        # with --rate-limits the limiter runs on every write but never refuses (its cost, not its refusals)
-        *(
-            ["--OrchestratorApp.rate_limits=True", "--OrchestratorApp.user_writes_per_minute=1000000000"]
-            if rate_limits
-            else ["--OrchestratorApp.rate_limits=False"]
-        ),
-        f"--ServerApp.root_dir={root}",
-    ]
-    log = (root / "server.log").open("wb")
-    # the benchmark killed outright: the server gets SIGTERM and stops the embedded PostgreSQL it started
-    term_with_us = functools.partial(die_with_parent, signal.SIGTERM)
-    process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=term_with_us)
-    server = Server(port=port, token=token, data_dir=root / "data", process=process)
+    """The personal mode (its own worker) with the ceiling extension, started as every benchmark starts its
+    server (``startup.start_api``); it and what it started (the embedded PostgreSQL) stopped at the end."""
+    pythonpath = os.pathsep.join(filter(None, [str(BENCH), os.environ.get("PYTHONPATH")]))  # ceiling_ext
+    procs = Processes(env=bench_env(root, {"PYTHONPATH": pythonpath}), root=root)
+    # with --rate-limits the limiter runs on every write but never refuses (its cost, not its refusals)
+    limits = (
+        ("--OrchestratorApp.rate_limits=True", "--OrchestratorApp.user_writes_per_minute=1000000000")
+        if rate_limits
+        else ("--OrchestratorApp.rate_limits=False",)
+    )
     try:
-        wait_healthy(server, root / "server.log")
-        yield server
+        started = start_api(
+            procs,
+            "--OrchestratorApp.run_engine=True",
+            "--ServerApp.jpserver_extensions=ceiling_ext=True",
+            f"--OrchestratorApp.log_requests={request_log}",
+            *limits,
+        )
+        started.client.close()  # this benchmark calls through urllib and loadgen.py
+        yield Server(port=started.port, token=started.token, data_dir=root / "data")
     finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
-
-
-def wait_healthy(server: Server, log: Path, timeout: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            sys.exit(f"the server exited with {server.process.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(server.url(f"{API}/health"), timeout=2) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
-        time.sleep(0.2)
-    sys.exit(f"the server was not healthy within {timeout:.0f} s:\n{log.read_text()[-3000:]}")
+        procs.stop_all()
 
 
 SEED_SQL = """
