@@ -20,6 +20,7 @@ from pathlib import Path
 from orchestrator_ext.hub import tls
 from orchestrator_ext.hub.dashboard import NOTEBOOK
 from orchestrator_ext.hub.spawner import TeamSpawner, ensure_system_account, home_elsewhere
+from orchestrator_ext.n8n.install import installation
 
 
 def env(name, default=""):
@@ -213,6 +214,35 @@ c.JupyterHub.services.append(
         "environment": SERVICE_ENV,
     }
 )
+
+# ---- n8n: each organization's instance on demand, as root (docs/frameworks/n8n.md) ----------
+#
+# Where n8n is installed (`jupyter orchestrator n8n install`, or ORCHESTRATOR_N8N_HOME) and not turned
+# off (ORCHESTRATOR_N8N=off), this service starts an organization's n8n when its n8n runs want one, each
+# under an account of its own, its data under N8N_DIR/orgs (root's, 0711: the accounts pass through),
+# its database made as the service's account, its editor served by the Orchestrator service above.
+
+N8N = installation()
+if env("ORCHESTRATOR_N8N", "on-demand").lower() != "off" and N8N.ready():
+    N8N_DIR = TEAM_DIR / "n8n"
+    N8N_DIR.mkdir(exist_ok=True)
+    os.chown(N8N_DIR, 0, 0)
+    N8N_DIR.chmod(0o711)
+    c.JupyterHub.services.append(
+        {
+            "name": f"{SERVICE}-n8n",
+            "cwd": str(N8N_DIR),
+            "command": [
+                ORCHESTRATOR,
+                "n8n",
+                "instances",
+                f"--prepare-as={SERVICE_USER}",
+                f"--data={N8N_DIR}",
+                f"--service-prefix=/services/{SERVICE}/",
+            ],
+            "environment": {**SERVICE_ENV, "ORCHESTRATOR_N8N_HOME": str(N8N.home)},
+        }
+    )
 
 # ---- the dashboard: hub login, then Voila in the user's own server --------------------
 

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import getpass
+import logging
+import os
+import pwd
 import signal
 import sys
 import time
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +22,12 @@ from traitlets import Bool, Int, Unicode
 from ..cli import OrchestratorCommand
 from ..db.embedded import PASSWORDS_FILE
 from ..db.engine import sqlalchemy_url
-from ..db.setup import PreparedDatabase, prepare_database
+from ..db.setup import RUNS_SOCKET_ENV, prepare_database
 from ..engine.accounts import RunAccount
+from ..observability import logging as ologging
+from ..security.crypto import KeyRing
 from ..settings import OrchestratorSettings
-from . import account, database, integration, process, provision
+from . import account, attach, database, integration, process, provision, team
 from .install import N8N_VERSION, Installation, InstallError, install, installation
 
 
@@ -50,9 +58,60 @@ class N8nInstallCommand(_N8nSubcommand):
             self.exit(1)
 
 
-class N8nServeCommand(_N8nSubcommand):
+@dataclass(frozen=True)
+class _Platform:
+    """The platform's database as ``serve`` reaches it, n8n's database on it, and the key ring."""
+
+    admin_url: str
+    db: database.N8nDatabase
+    #: the socket folder other accounts reach the embedded server by (n8n's own account), None: TCP or none
+    runs_host: str | None
+    keyring: KeyRing
+
+
+class _OnPlatform(_N8nSubcommand):
+    """A command that runs n8n for the platform: as root beside the hub's service, it makes n8n's databases as the
+    embedded server's account (:mod:`.attach`)."""
+
+    #: how its messages start
+    say = "n8n"
+    prepare_as = Unicode(
+        "auto",
+        help="The account that makes n8n's database on the embedded PostgreSQL: 'auto' (where serve runs as root "
+        "beside an embedded server of another account, the hub's service's: that account, in a child process), "
+        "'none' (this process), or an account name.",
+    ).tag(config=True)
+
+    def _embedded_owner(self) -> pwd.struct_passwd | None:
+        """The account to make n8n's database as (:mod:`.attach`): ``--prepare-as``, or with ``auto`` the
+        embedded server's owner where this process is root and it is another account's; None: this process."""
+        wanted = self.prepare_as.strip() or "auto"
+        if wanted == "none" or self.orchestrator.database_url:
+            return None
+        if wanted != "auto":
+            try:
+                return pwd.getpwnam(wanted)
+            except KeyError:
+                print(f"{self.say}: no account '{wanted}' (--prepare-as)", file=sys.stderr)
+                self.exit(2)
+                raise
+        return attach.owner_of(Path(self.orchestrator.data_dir))
+
+    def _keyring(self, kept: str) -> KeyRing:
+        """The operator's key ring where set, else the one kept in the data folder (the child read it): never one
+        made here, in another account's folder."""
+        if self.orchestrator.encryption_keys:
+            return self.orchestrator.keyring()
+        if not kept:
+            print(f"{self.say}: no key ring in {self.orchestrator.data_dir} (keys.json) nor set", file=sys.stderr)
+            self.exit(1)
+        return KeyRing.parse(kept)
+
+
+class N8nServeCommand(_OnPlatform):
     name = "jupyter-orchestrator-n8n-serve"
     description = "Run n8n headless on the loopback, its owner and API key made, the key kept as an integration."
+    say = "n8n serve"
     port = Int(5678, help="Port n8n listens on (loopback only).").tag(config=True)
     data = Unicode(help="n8n's data folder. Default: <orchestrator data_dir>/n8n.").tag(config=True)
     org = Unicode(
@@ -76,6 +135,7 @@ class N8nServeCommand(_N8nSubcommand):
         "data": "N8nServeCommand.data",
         "org": "N8nServeCommand.org",
         "account": "N8nServeCommand.account",
+        "prepare-as": "N8nServeCommand.prepare_as",
     }
     flags = {  # noqa: RUF012
         "no-register": ({"N8nServeCommand": {"register": False}}, "Do not save the instance as an integration."),
@@ -87,21 +147,35 @@ class N8nServeCommand(_N8nSubcommand):
             print("n8n is not installed: run `jupyter orchestrator n8n install` first", file=sys.stderr)
             self.exit(1)
         data_dir = Path(self.data) if self.data else Path(self.orchestrator.data_dir) / "n8n"
+        name = database.name_for(self.org)  # one instance per organization: a database and role of its own each
+        owner = self._embedded_owner()
+        if owner is not None:  # root beside the hub's service's embedded server: made as that account
+            try:
+                attached = attach.attach_as(owner, Path(self.orchestrator.data_dir), [name])
+            except attach.AttachError as exc:
+                print(f"n8n serve: {exc}", file=sys.stderr)
+                self.exit(1)
+                raise  # exit raises; for the type checker
+            keyring = self._keyring(attached.keys)
+            runs_host = os.environ.get(RUNS_SOCKET_ENV)
+            self._serve(found, data_dir, _Platform(attached.admin_url, attached.databases[name], runs_host, keyring))
+            return
         prepared = prepare_database(self.orchestrator.database_location())
         try:
-            self._serve(found, data_dir, prepared)
+            keys_dir = Path(self.orchestrator.data_dir)
+            embedded = prepared.embedded
+            passwords = embedded.passwords_file if embedded is not None else keys_dir / PASSWORDS_FILE
+            db = database.provision(prepared.admin_url, passwords, role=name, database=name)
+            runs_host = embedded.runs_host if embedded is not None else None
+            self._serve(found, data_dir, _Platform(prepared.admin_url, db, runs_host, self.orchestrator.keyring()))
         finally:
             if prepared.embedded is not None:
                 prepared.embedded.stop()
 
-    def _serve(self, found: Installation, data_dir: Path, prepared: PreparedDatabase) -> None:
+    def _serve(self, found: Installation, data_dir: Path, platform: _Platform) -> None:
         """n8n on its own database and role on the platform's PostgreSQL, until a signal or its end."""
-        keys_dir = Path(self.orchestrator.data_dir)
-        passwords = prepared.embedded.passwords_file if prepared.embedded is not None else keys_dir / PASSWORDS_FILE
-        name = database.name_for(self.org)  # one instance per organization: a database and role of its own each
-        db = database.provision(prepared.admin_url, passwords, role=name, database=name)
-        db, runs_as = self._account(db, prepared, name, data_dir, (found.node, found.n8n))
-        editor_path = self._editor_path(prepared.admin_url)
+        db, runs_as = self._account(platform.db, platform.runs_host, platform.db.database, data_dir, found)
+        editor_path = self._editor_path(platform.admin_url)
         running = process.start(found, data_dir, self.port, database=db, account=runs_as, editor_path=editor_path)
         stopping = False
 
@@ -117,7 +191,7 @@ class N8nServeCommand(_N8nSubcommand):
             where = "not saved (--no-register)"
             if self.register:
                 editor = (editor_path, *provision.load_owner(data_dir).login) if editor_path else None
-                where = self._register(prepared.admin_url, running.base_url, api_key, editor)
+                where = self._register(platform, running.base_url, api_key, editor)
             print(
                 f"n8n {N8N_VERSION} at {running.base_url} (ready in {took:.1f} s, database {db.database} as "
                 f"{db.user}, as {runs_as.name if runs_as else 'this account'}); API key: {where}",
@@ -130,12 +204,7 @@ class N8nServeCommand(_N8nSubcommand):
         self.exit(0 if stopping else 1)
 
     def _account(
-        self,
-        db: database.N8nDatabase,
-        prepared: PreparedDatabase,
-        name: str,
-        data_dir: Path,
-        programs: tuple[Path, ...],
+        self, db: database.N8nDatabase, runs_host: str | None, name: str, data_dir: Path, found: Installation
     ) -> tuple[database.N8nDatabase, RunAccount | None]:
         """The account n8n runs as (None: this process's) and how it reaches its database: in team mode one of
         its own, which reaches nothing of the platform's (account.py)."""
@@ -143,8 +212,8 @@ class N8nServeCommand(_N8nSubcommand):
         if wanted is None:
             return db, None
         try:
-            db = account.reachable(db, prepared.embedded.runs_host if prepared.embedded is not None else None)
-            return db, account.prepare(wanted, data_dir, programs)
+            db = account.reachable(db, runs_host)
+            return db, account.prepare(wanted, data_dir, (found.node, found.n8n))
         except account.N8nAccountError as exc:
             print(f"n8n serve: {exc}", file=sys.stderr)
             self.exit(1)
@@ -168,14 +237,87 @@ class N8nServeCommand(_N8nSubcommand):
         prefix = "/" + self.service_prefix.strip("/") + "/"
         return f"{prefix}orchestrator/n8n/{self._org_id(admin_url)}/"
 
-    def _register(self, admin_url: str, base_url: str, api_key: str, editor: tuple[str, str, str] | None) -> str:
-        org_id = self._org_id(admin_url)
-        engine = create_engine(sqlalchemy_url(admin_url))
+    def _register(self, platform: _Platform, base_url: str, api_key: str, editor: tuple[str, str, str] | None) -> str:
+        org_id = self._org_id(platform.admin_url)
+        engine = create_engine(sqlalchemy_url(platform.admin_url))
         try:
-            integration.save(engine, self.orchestrator.keyring(), org_id, base_url, api_key, editor=editor)
+            integration.save(engine, platform.keyring, org_id, base_url, api_key, editor=editor)
         finally:
             engine.dispose()
         return f"the '{integration.INTEGRATION_NAME}' integration of organization {org_id} (encrypted)"
+
+
+class N8nInstancesCommand(_OnPlatform):
+    name = "jupyter-orchestrator-n8n-instances"
+    description = (
+        "Team mode, as root (the hub's n8n service): start each organization's n8n when its n8n runs want one, each "
+        "under an account of its own; stop idle ones."
+    )
+    say = "n8n instances"
+    data = Unicode(
+        help="The instances' folders are <data>/orgs/<database>: a folder their accounts may pass through. "
+        "Default: <orchestrator data_dir>/n8n."
+    ).tag(config=True)
+    service_prefix = Unicode(
+        help="The URL prefix of the hub's Orchestrator service (e.g. /services/orchestrator/): each instance's "
+        "editor is served there, as with serve --service-prefix."
+    ).tag(config=True)
+    aliases = {  # noqa: RUF012
+        "data": "N8nInstancesCommand.data",
+        "service-prefix": "N8nInstancesCommand.service_prefix",
+        "prepare-as": "N8nInstancesCommand.prepare_as",
+    }
+
+    def start(self) -> None:
+        if not installation().ready():
+            print("n8n is not installed: run `jupyter orchestrator n8n install` first", file=sys.stderr)
+            self.exit(1)
+        if os.geteuid() != 0:
+            print(f"{self.say}: each instance runs under an account of its own: run this as root", file=sys.stderr)
+            self.exit(2)
+        ologging.configure(level=logging.INFO, fmt=self.orchestrator.log_style)
+        orchestrator_dir = Path(self.orchestrator.data_dir)
+        root = (Path(self.data) if self.data else orchestrator_dir / "n8n") / "orgs"
+        prefix = "/" + self.service_prefix.strip("/") + "/" if self.service_prefix else ""
+        owner = self._embedded_owner()
+        if owner is not None:
+            try:
+                attached = attach.attach_as(owner, orchestrator_dir, [])
+            except attach.AttachError as exc:
+                print(f"{self.say}: {exc}", file=sys.stderr)
+                self.exit(1)
+                raise
+
+            def made_as(name: str) -> database.N8nDatabase:
+                return attach.attach_as(owner, orchestrator_dir, [name]).databases[name]
+
+            self._run(root, attached.admin_url, self._keyring(attached.keys), made_as, prefix)
+            return
+        prepared = prepare_database(self.orchestrator.database_location())
+        try:
+            keyring = self.orchestrator.keyring()
+            self._run(
+                root, prepared.admin_url, keyring, lambda name: database.for_embedded(orchestrator_dir, name), prefix
+            )
+        finally:
+            if prepared.embedded is not None:
+                prepared.embedded.stop()
+
+    def _run(
+        self,
+        root: Path,
+        admin_url: str,
+        keyring: KeyRing,
+        make: Callable[[str], database.N8nDatabase | None],
+        prefix: str,
+    ) -> None:
+        async def until_stopped() -> None:
+            stop = asyncio.Event()
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                asyncio.get_running_loop().add_signal_handler(signum, stop.set)
+            await team.serve_instances(root, admin_url, keyring, make, stop, editor_prefix=prefix)
+
+        asyncio.run(until_stopped())
 
 
 class N8nCommand(OrchestratorCommand):
@@ -184,11 +326,12 @@ class N8nCommand(OrchestratorCommand):
     subcommands = {  # noqa: RUF012
         "install": (N8nInstallCommand, N8nInstallCommand.description),
         "serve": (N8nServeCommand, N8nServeCommand.description),
+        "instances": (N8nInstancesCommand, N8nInstancesCommand.description),
     }
 
     def start(self) -> None:
         if self.subapp is not None:
             self.subapp.start()
             return
-        print("usage: jupyter orchestrator n8n install | serve [--port 5678] [--org ID]", file=sys.stderr)
+        print("usage: jupyter orchestrator n8n install | serve [--port 5678] [--org ID] | instances", file=sys.stderr)
         self.exit(2)

@@ -1,7 +1,8 @@
 """Organizations' n8n editors as the hub's Orchestrator service serves them (team mode).
 
-Under JupyterHub each organization has an instance of its own (``jupyter
-orchestrator n8n serve --org X --service-prefix /services/orchestrator/``),
+Under JupyterHub each organization has an instance of its own (started on
+demand by the hub's n8n service, :mod:`.team`, or by ``jupyter orchestrator
+n8n serve --org X --service-prefix /services/orchestrator/``),
 whose editor the service proxies at
 ``<service>/orchestrator/n8n/<organization id>/`` (handlers/n8n_editor.py) to
 the organization's members only. The service runs unprivileged and cannot
@@ -88,7 +89,8 @@ class HubEditors:
             found = _target(services.keyring, row.id, row.config or {}) if row is not None else None
         if found is None:
             raise Conflict(
-                "This organization has no n8n instance whose editor this service serves: run "
+                "This organization has no n8n instance whose editor this service serves yet: the hub starts one "
+                "with the organization's first n8n agent (its n8n service, where n8n is installed), or run "
                 "`jupyter orchestrator n8n serve --org <organization> --service-prefix <the service's prefix>`."
             )
         return OrgEditor(found, self._logins)

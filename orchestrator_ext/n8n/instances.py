@@ -41,6 +41,7 @@ import logging
 import os
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from orchestrator_runtimes.n8n.api import N8nApi, N8nApiError
@@ -135,6 +136,8 @@ class OrgInstances:
         keyring: KeyRing,
         max_instances: int | None = None,
         idle_seconds: float | None = None,
+        make_database: Callable[[str], N8nDatabase | None] | None = None,
+        editor_prefix: str = "",
     ) -> None:
         self.root = root
         self.orchestrator_dir = orchestrator_dir
@@ -142,6 +145,11 @@ class OrgInstances:
         self.keyring = keyring
         self.max_instances = max_instances or int(setting(MAX_ENV, 4))
         self.idle_seconds = idle_seconds or setting(IDLE_ENV, 900.0)
+        #: makes an instance's database and role (by its name); by default on the embedded server this process
+        #: may open, the hub's n8n service's makes them as the server's account (.attach)
+        self.make_database = make_database or (lambda name: database.for_embedded(self.orchestrator_dir, name))
+        #: the hub's service's prefix (team mode): each instance's editor is served there (editors.py)
+        self.editor_prefix = editor_prefix
         self.running: dict[uuid.UUID, process.N8nProcess] = {}
         self._locks: dict[uuid.UUID, asyncio.Lock] = {}
         self._starting: dict[uuid.UUID, asyncio.Task[None]] = {}
@@ -165,11 +173,14 @@ class OrgInstances:
             name = database.name_for(str(org_id))
             data_dir = self.root / name
             try:
-                db = await asyncio.to_thread(database.for_embedded, self.orchestrator_dir, name)
+                db = await asyncio.to_thread(self.make_database, name)
                 db, runs_as = await self._account(org_id, name, data_dir, db)
                 port = process.kept_port(data_dir, account=runs_as)
                 await asyncio.to_thread(integration.reserve, self.engine, org_id, f"http://127.0.0.1:{port}", name)
-                started = process.start(installation(), data_dir, port, database=db, account=runs_as)
+                editor = self.editor_path(org_id)
+                started = process.start(
+                    installation(), data_dir, port, database=db, account=runs_as, editor_path=editor
+                )
             except Exception:
                 log.exception("the n8n of organization %s could not be started", org_id)
                 raise
@@ -206,8 +217,13 @@ class OrgInstances:
             )
             raise
 
+    def editor_path(self, org_id: uuid.UUID) -> str | None:
+        """Where the hub's service serves the organization's editor (n8n's pages are asked for under it), or None."""
+        return f"{self.editor_prefix}orchestrator/n8n/{org_id}/" if self.editor_prefix else None
+
     def _provision(self, org_id: uuid.UUID, name: str, base_url: str, data_dir: Path) -> None:
-        """Keep the saved key while the instance still takes it (a run claimed meanwhile holds it), else a new one."""
+        """Keep the saved key while the instance still takes it (a run claimed meanwhile holds it), else a new one
+        (with the owner's login sealed beside it where the hub's service serves the editor)."""
         saved = integration.stored(self.engine, self.keyring, org_id)
         if saved is not None and saved[0] == base_url:
             try:
@@ -216,7 +232,9 @@ class OrgInstances:
             except N8nApiError:
                 pass
         key = provision.provision(base_url, data_dir)
-        integration.save(self.engine, self.keyring, org_id, base_url, key, managed=name)
+        path = self.editor_path(org_id)
+        editor = (path, *provision.load_owner(data_dir).login) if path else None
+        integration.save(self.engine, self.keyring, org_id, base_url, key, managed=name, editor=editor)
 
     async def start_wanted(self, owner_org: uuid.UUID | None) -> None:
         """Start the instances wanted now, side by side (not the owner's: the personal mode's manager runs it),

@@ -16,6 +16,7 @@ import secrets
 import signal
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,14 +25,18 @@ import pytest
 import requests
 from orchestrator_runtimes.forkserver import die_with_parent
 
+from orchestrator_ext.db.embedded import PASSWORDS_FILE
+from orchestrator_ext.n8n import account
 from orchestrator_ext.n8n.install import installation
 from tests.hub.conftest import needs_root
+from tests.hub.isolation_probe import api, ok, start_run
 from tests.hub.team_hub import API, Person, TeamHub
 from tests.personal_server import free_port
 
 pytestmark = [needs_root, pytest.mark.timeout(600)]
 
 EDITOR = "/services/orchestrator/orchestrator/n8n"
+GREET = json.loads((Path(__file__).parents[1] / "n8n" / "workflows" / "greet.json").read_text())
 SERVICE_PREFIX = "--service-prefix=/services/orchestrator/"
 N8N_READY_S = 240.0
 
@@ -58,34 +63,22 @@ def personal_org(hub: TeamHub, person: Person) -> str:
 
 
 def serve(hub: TeamHub, org_id: str, data_dir: Path) -> tuple[subprocess.Popen[str], list[str]]:
-    """``jupyter orchestrator n8n serve`` for the organization, on the service's database and key ring.
-
-    It runs as the service's account, from the hub's environment, with ``--account none`` (n8n as that account
-    too): as root it cannot attach to the embedded PostgreSQL the service started (its files are the service's;
-    root's embedded server is another account's), see docs/frameworks/n8n.md, *What is not there yet*."""
-    account = pwd.getpwnam(hub.service_user)
+    """``jupyter orchestrator n8n serve`` for the organization, as the operator runs it beside the hub: as root,
+    with the service's data folder (its embedded PostgreSQL and key ring, another account's: n8n's database is
+    made as that account) and n8n under an account of its own."""
     data_dir.mkdir()
-    os.chown(data_dir, account.pw_uid, account.pw_gid)
     env = {
         "PATH": f"{hub.env_prefix / 'bin'}:/usr/local/bin:/usr/bin:/bin",
-        "HOME": str(hub.team_dir / "service"),
+        "HOME": os.environ.get("HOME", "/root"),
         "ORCHESTRATOR_DATA_DIR": str(hub.team_dir / "service" / "data"),
         "ORCHESTRATOR_RUNS_SOCKET_DIR": str(hub.team_dir / "runs-db"),
         "ORCHESTRATOR_N8N_HOME": str(installation().home),
-        "JUPYTER_PLATFORM_DIRS": "1",
-        "JUPYTER_CONFIG_DIR": str(hub.team_dir / "service" / "jupyter" / "config"),
-        "JUPYTER_DATA_DIR": str(hub.team_dir / "service" / "jupyter" / "data"),
-        "JUPYTER_RUNTIME_DIR": str(hub.team_dir / "service" / "jupyter" / "runtime"),
-        "XDG_RUNTIME_DIR": str(hub.team_dir / "service" / "run"),
     }
-    options = [f"--org={org_id}", f"--port={free_port()}", f"--data={data_dir}", "--account=none"]
+    options = [f"--org={org_id}", f"--port={free_port()}", f"--data={data_dir}"]
     process = subprocess.Popen(
         [str(hub.env_prefix / "bin" / "jupyter"), "orchestrator", "n8n", "serve", *options, SERVICE_PREFIX],
         env=env,
-        cwd=str(hub.team_dir / "service"),
-        user=account.pw_uid,
-        group=account.pw_gid,
-        extra_groups=[],
+        cwd=str(data_dir),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -97,8 +90,6 @@ def serve(hub: TeamHub, org_id: str, data_dir: Path) -> tuple[subprocess.Popen[s
 
 
 def wait_served(process: subprocess.Popen[str], lines: list[str]) -> None:
-    import time
-
     deadline = time.monotonic() + N8N_READY_S
     while time.monotonic() < deadline:
         if any(" at http://127.0.0.1:" in line for line in lines):
@@ -118,6 +109,12 @@ def instance(team_hub: TeamHub) -> Iterator[Instance]:
     process, lines = serve(team_hub, org_id, data_dir)
     try:
         wait_served(process, lines)
+        served = next(line for line in lines if " at http://127.0.0.1:" in line)
+        assert f"as {account.PREFIX}" in served, (
+            served
+        )  # n8n under an account of its own: not root's, nor the service's
+        passwords = team_hub.team_dir / "service" / "data" / PASSWORDS_FILE  # n8n's role's password added as its owner
+        assert passwords.stat().st_uid == pwd.getpwnam(team_hub.service_user).pw_uid
         yield Instance(member, outsider, org_id, outsider_org, data_dir)
     finally:
         process.send_signal(signal.SIGTERM)
@@ -187,3 +184,26 @@ def test_another_organizations_user_and_strangers_never_reach_it(team_hub: TeamH
         requests.get(f"{team_hub.url}{EDITOR}/not-an-org/", headers=instance.member.headers, timeout=60).status_code
         == 404
     )
+
+
+def test_an_organizations_n8n_run_starts_its_instance_on_demand(team_hub: TeamHub) -> None:
+    """No ``serve``: the hub's n8n service starts the organization's instance for its first n8n agent, and the run,
+    which waits for it, succeeds; its editor is served to the organization's members."""
+    person = team_hub.person(f"n8n-cy-{secrets.token_hex(2)}")
+    org_id = personal_org(team_hub, person)
+    flow = {"id": "flow", "type": "n8n_workflow", "config": {"workflow": GREET}}
+    spec = {"nodes": [flow], "integrations": ["n8n"], "timeout_seconds": N8N_READY_S + 60}
+    run = start_run(team_hub, person, "n8n", spec, {"name": "Ada"})
+    deadline = time.monotonic() + N8N_READY_S + 120
+    while (found := ok(api(team_hub, person, "GET", f"executions/{run['id']}")))["status"] in ("queued", "running"):
+        assert time.monotonic() < deadline, f"the n8n run did not end:\n{team_hub.log()[-6000:]}"
+        time.sleep(0.5)
+    assert found["status"] == "succeeded", found
+    assert found["outputs"]["output"] == {"greeting": "Hello, Ada!", "letters": 3}
+    listed = ok(api(team_hub, person, "GET", "integrations"))["items"]
+    n8n = next(item for item in listed if item["name"] == "n8n")
+    assert n8n["config"].get("managed"), n8n
+    assert "refused" not in n8n["config"], n8n
+    page = person.session.get(f"{team_hub.url}{EDITOR}/{org_id}/", timeout=60)
+    assert page.status_code == 200, page.text[-2000:]
+    assert f"{EDITOR}/{org_id}/" in page.text
