@@ -212,7 +212,7 @@ class Attempts:
     async def _framework(self, active: ActiveRun, integrations: dict[str, dict[str, Any]]) -> Outcome:
         run = active.run
         try:
-            runner = await self.runners.take()
+            runner = await self.runners.take(str(run.org_id), run.tier_name, run.runs_per_process)
         except Exception as exc:  # the machine, not the workflow: worth another attempt
             raise RunError(
                 ErrorKind.INTERNAL, f"the run's process could not start: {type(exc).__name__}: {exc}", retryable=True

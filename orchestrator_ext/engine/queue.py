@@ -30,10 +30,11 @@ RECHECK_AFTER_SECONDS = 1.0
 CLAIM = """
 SELECT c.id, c.org_id, c.workflow_id, c.agent_id, c.attempt, c.max_attempts, c.timeout_seconds, c.inputs,
        c.correlation_id, c.cancel_requested_at IS NOT NULL AS cancel_requested, c.resume, c.traceparent,
-       v.spec, v.notebook_snapshot, a.framework
+       v.spec, v.notebook_snapshot, a.framework, o.tier_name, o.runs_per_process
   FROM orchestrator_claim_execution(%(worker)s, %(lease)s, %(tiers)s, %(kinds)s) c
   JOIN workflow_versions v ON v.id = c.workflow_version_id
   JOIN agents a ON a.id = c.agent_id
+  JOIN organizations o ON o.id = c.org_id
 """
 
 CANCEL_REQUESTED = "SELECT cancel_requested_at IS NOT NULL AS asked FROM workflow_executions WHERE id = %(id)s"
@@ -177,6 +178,9 @@ class ClaimedRun:
     resume: dict[str, Any] | None = None
     #: the W3C traceparent of the request that queued it (tracing on): the run continues that trace
     traceparent: str | None = None
+    #: its organization's tier, and how many of its runs one forked process may serve (engine/reuse.py)
+    tier_name: str = ""
+    runs_per_process: int = 1
 
 
 class Queue:

@@ -1,4 +1,5 @@
-"""Runner processes for framework runtimes: a fresh process for every run.
+"""Runner processes for framework runtimes: a fresh process for every run (unless the organization opts
+into reuse: :mod:`.reuse`).
 
 With ``runner_pool_size`` >= 1 (the default), a worker keeps a fork server
 (``python -m orchestrator_runtimes.forkserver``) that has the frameworks
@@ -18,7 +19,6 @@ forked from its own organization's server, into a directory of its account.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import copy
 import json
 import logging
@@ -30,8 +30,12 @@ from pathlib import Path
 from typing import Any
 
 from .accounts import RunAccount
+from .forked import FINAL_MESSAGES, ForkedRunner, RunnerGone
+
+__all__ = ["FINAL_MESSAGES", "ForkServer", "ForkedRunner", "Runner", "RunnerGone", "RunnerPool", "start_runner"]
 from .isolation import child_setup, kill_group, new_workdir, remove_workdir, run_environment, stop_process
 from .pool import PerAccount
+from .reuse import CHILD_IDLE_SECONDS, Kept, ReuseKey, runs_allowed
 from .runs_state import StateFor, with_state
 from .sweep import WATCH
 
@@ -40,14 +44,8 @@ READY_TIMEOUT = 120.0
 MAX_LINE = 64 * 1024 * 1024
 #: the longest Unix socket path the kernel takes (``sun_path`` is 108 bytes with its terminating NUL)
 MAX_SOCKET_PATH = 108
-#: the runner protocol's last message of a run is one of these
-FINAL_MESSAGES = frozenset({"result", "error", "waiting"})
 #: how the fork server learns the runs' database (its runtimes create their tables once)
 STATE_URL_ENV = "ORCHESTRATOR_RUNS_DATABASE_URL"
-
-
-class RunnerGone(RuntimeError):
-    """The runner process ended without a result (killed, or it crashed)."""
 
 
 class Runner:
@@ -136,61 +134,6 @@ async def start_runner(
     return runner
 
 
-class ForkedRunner:
-    """One run's process, forked by the fork server; the same interface as :class:`Runner`."""
-
-    def __init__(
-        self,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        workdir: Path,
-        memory_mib: int,
-        done: Callable[[], None] = lambda: None,
-        state: StateFor | None = None,
-    ) -> None:
-        self.reader, self.writer = reader, writer
-        self.state = state
-        self.workdir = workdir
-        self.memory_mib = memory_mib
-        self.pid: int | None = None
-        self._done: Callable[[], None] | None = done
-
-    def kill_now(self) -> None:
-        kill_group(self.pid)
-
-    async def messages(self, job: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
-        process = {"workdir": str(self.workdir), "memory_mib": self.memory_mib}
-        job = await with_state(job, self.state)
-        self.writer.write(json.dumps({**job, "process": process}).encode() + b"\n")
-        await self.writer.drain()
-        while True:
-            line = await self.reader.readline()
-            if not line:
-                raise RunnerGone("the run's process ended without a result")
-            message: dict[str, Any] = json.loads(line)
-            if "pid" in message:
-                self.pid = int(message["pid"])
-                continue
-            yield message
-            if FINAL_MESSAGES & message.keys():
-                return
-
-    async def stderr_lines(self) -> AsyncIterator[str]:
-        """Nothing: a forked run's output arrives as ``log`` messages."""
-        return
-        yield  # pragma: no cover - makes this an (empty) async generator
-
-    async def discard(self) -> None:
-        self.kill_now()
-        self.writer.close()
-        with contextlib.suppress(Exception):
-            await self.writer.wait_closed()
-        remove_workdir(self.workdir)
-        if self._done is not None:
-            self._done()
-            self._done = None
-
-
 class ForkServer:
     """``python -m orchestrator_runtimes.forkserver``, as ``account`` (None: the worker's own): started on
     first use, restarted when it dies.
@@ -219,6 +162,8 @@ class ForkServer:
         self.control: Path | None = None
         #: runs forked from this server that have not been discarded yet (they die with it)
         self.in_flight = 0
+        #: its children kept for their organization's next run (:mod:`.reuse`)
+        self.kept = Kept()
         self._lock = asyncio.Lock()
         self._stderr: asyncio.Task[None] | None = None
         #: a descriptor of ``control`` where its path is too long for a socket address (:attr:`socket`)
@@ -278,7 +223,13 @@ class ForkServer:
         who = f" as {self.account.name or self.account.uid}" if self.account is not None else ""
         log.info("fork server ready%s (%s)", who, ", ".join(self.preload) or "no frameworks preloaded")
 
-    async def connect(self) -> ForkedRunner:
+    async def connect(self, key: ReuseKey | None = None, runs: int = 1) -> ForkedRunner:
+        """A process for one run: one ``key`` kept from its last run (:mod:`.reuse`), else a new fork."""
+        if key is not None:
+            kept = await self.kept.take(key)
+            if isinstance(kept, ForkedRunner):
+                self.in_flight += 1
+                return kept.next_run(new_workdir(self.workdir_root, "run-", self.account), self._finished)
         for attempt in (1, 2):
             path = await self.ensure()
             try:
@@ -290,8 +241,14 @@ class ForkServer:
                 continue
             self.in_flight += 1
             workdir = new_workdir(self.workdir_root, "run-", self.account)
-            return ForkedRunner(reader, writer, workdir, self.memory_mib, done=self._finished, state=self.state)
+            runner = ForkedRunner(reader, writer, workdir, self.memory_mib, self._finished, self.state)
+            if key is not None:  # kept for the organization's next run (reuse.py)
+                runner.runs, runner.idle_seconds, runner.keep = runs, CHILD_IDLE_SECONDS, self._keeper(key)
+            return runner
         raise RunnerGone("the fork server cannot be reached")  # pragma: no cover - the loop returns or raises
+
+    def _keeper(self, key: ReuseKey) -> Callable[[ForkedRunner], None]:
+        return lambda runner: self.kept.park(key, runner)
 
     def _finished(self) -> None:
         self.in_flight -= 1
@@ -301,6 +258,7 @@ class ForkServer:
             await self._stop()
 
     async def _stop(self) -> None:
+        await self.kept.close()
         if self.process is not None:
             await stop_process(self.process)
             self.process = None
@@ -383,10 +341,13 @@ class RunnerPool:
             task.add_done_callback(_report_start)
             self._starting[key] = task
 
-    async def take(self) -> Runner | ForkedRunner:
-        """A process for one run of this view's organization, as its account."""
+    async def take(self, org: str | None = None, tier: str = "", runs: int = 1) -> Runner | ForkedRunner:
+        """A process for one run of this view's organization (``org``), as its account: one kept from its
+        organization's last run on the same tier where it allows ``runs`` > 1 per process."""
         if self.size > 0:
-            return await self.servers.get(self.key).connect()
+            runs = runs_allowed(runs)
+            key = ReuseKey(org, tier) if org is not None and runs > 1 else None
+            return await self.servers.get(self.key).connect(key, runs)
         account = self.accounts.get(self.key)
         return await start_runner(self.preload, self.memory_mib, self.workdir_root, account, self.state)
 

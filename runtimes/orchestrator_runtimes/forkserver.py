@@ -29,7 +29,9 @@ spends its CPU on runs, not on latency nobody waits for. The spare
   ``{"event": "log", ...}`` messages,
 * runs the one job and exits. Nothing of a run survives it: the next run is a
   new fork of the untouched server (a warm-up is our own fixed graph, never
-  another run's code).
+  another run's code). Unless the worker asks for reuse (an organization's
+  ``runs_per_process`` > 1): then it serves that many jobs of that
+  organization in turn on the same connection (:mod:`.reuse`).
 
 The server forks only while it has a single thread (``threading.active_count``
 is checked after the imports): forking a multi-threaded process can copy a
@@ -64,6 +66,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from . import reuse
 from .containment import StraySweeper, become_subreaper, end_descendants, reap
 from .hugepages import collapse_private_memory
 from .limits import apply_limits as apply_limits  # open files; memory is watched by the worker
@@ -137,20 +140,6 @@ def _send(channel: Channel, message: dict[str, Any]) -> None:
     channel.write(json.dumps(message, default=str, allow_nan=False) + "\n")
 
 
-def _read_line(conn: socket.socket, limit: int = 256 * 1024 * 1024) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        chunk = conn.recv(65536)
-        if not chunk:
-            break
-        chunks.append(chunk)
-        size += len(chunk)
-        if b"\n" in chunk or size > limit:
-            break
-    return b"".join(chunks).split(b"\n", 1)[0]
-
-
 def _prctl(option: int, value: int) -> int:
     if not sys.platform.startswith("linux"):
         return -1
@@ -179,13 +168,14 @@ def _forward_output(read_fd: int, channel: Channel) -> None:
 
 
 def child(conn: socket.socket) -> int:
-    """One run, in the forked child (a taken spare): the exit status."""
+    """The runs of a taken spare, in the forked child: one, or (the worker asks for reuse) several of one
+    organization in turn (:mod:`.reuse`). The exit status of the last."""
     channel = Channel(conn)
-    try:
-        job = json.loads(_read_line(conn) or b"{}")
-    except ValueError as exc:
-        _send(channel, {"error": {"kind": "internal", "message": f"unreadable job: {exc}", "retryable": False}})
-        return 1
+    return reuse.serve(conn, lambda message: _send(channel, message), lambda job: _run_one(job, channel))
+
+
+def _run_one(job: dict[str, Any], channel: Channel) -> int:
+    """One run: its own directory, output pipe and log forwarding; everything it started ends with it."""
     process = job.pop("process", {}) or {}
     workdir = Path(str(process.get("workdir") or Path.cwd()))
     os.chdir(workdir)

@@ -1,0 +1,108 @@
+"""A fork server's child serving several jobs of one connection (``process.runs`` > 1, engine/reuse.py): each
+job's output is its own, the environment is put back, the organization's edited module is imported afresh,
+and the child exits after its runs or at the hang-up."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+#: a node that prints, reads what an earlier run left in the environment and calls the organization's code
+SPEC = {
+    "nodes": [
+        {"id": "probe", "type": "code", "config": {"callable": "reused_module:probe"}},
+    ],
+    "edges": [],
+}
+MODULE = """import os
+def probe(values):
+    print("printed by run", os.environ.get("RUN"))
+    left = os.environ.get("LEFT_BY_A_RUN", "")
+    os.environ["LEFT_BY_A_RUN"] = "yes"
+    return {{"pid": os.getpid(), "version": {version}, "left": left}}
+"""
+
+
+@pytest.fixture
+def fork_server(tmp_path: Path) -> Iterator[Path]:
+    path = tmp_path / "runs.sock"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "orchestrator_runtimes.forkserver", str(path), "--preload=langgraph"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        cwd=tmp_path,
+        start_new_session=True,
+    )
+    assert process.stdout is not None
+    assert json.loads(process.stdout.readline()) == {"ready": True}
+    try:
+        yield path
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def job(tmp_path: Path, index: int, runs: int) -> bytes:
+    workdir = tmp_path / f"run-{index}"
+    (workdir / "tmp").mkdir(parents=True)
+    body = {
+        "framework": "langgraph",
+        "spec": SPEC,
+        "inputs": {},
+        "execution_id": f"run-{index}",
+        "files_root": str(tmp_path / "files"),
+        "process": {"workdir": str(workdir), "runs": runs},
+    }
+    return json.dumps(body).encode() + b"\n"
+
+
+def one_run(conn: socket.socket, lines: Any, payload: bytes) -> list[dict[str, Any]]:
+    conn.sendall(payload)
+    messages = []
+    while line := lines.readline():
+        messages.append(json.loads(line))
+        if {"result", "error", "waiting"} & messages[-1].keys():
+            break
+    return messages
+
+
+def test_a_child_serves_its_runs_one_after_another_each_afresh(fork_server: Path, tmp_path: Path) -> None:
+    files = tmp_path / "files"
+    files.mkdir()
+    results = []
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+        conn.connect(str(fork_server))
+        lines = conn.makefile("rb")
+        for index in range(3):
+            (files / "reused_module.py").write_text(MODULE.format(version=index))
+            os.utime(files / "reused_module.py", (index * 100, index * 100))  # a pyc of the last version is stale
+            messages = one_run(conn, lines, job(tmp_path, index, runs=3))
+            assert "result" in messages[-1], messages
+            logs = [m["data"]["text"] for m in messages if m.get("event") == "log"]
+            assert logs == ["printed by run None\n"], messages  # its own output, every time
+            results.append(messages[-1]["result"]["outputs"]["output"])
+        assert lines.readline() == b""  # three runs served: the child exited
+    assert len({result["pid"] for result in results}) == 1
+    assert [result["version"] for result in results] == [0, 1, 2]  # the edited module imported afresh
+    assert [result["left"] for result in results] == ["", "", ""]  # the environment put back
+
+
+def test_without_runs_a_child_serves_one_job(fork_server: Path, tmp_path: Path) -> None:
+    (tmp_path / "files").mkdir()
+    (tmp_path / "files" / "reused_module.py").write_text(MODULE.format(version=0))
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+        conn.connect(str(fork_server))
+        lines = conn.makefile("rb")
+        assert "result" in one_run(conn, lines, job(tmp_path, 0, runs=1))[-1]
+        assert lines.readline() == b""  # used once, as by default
