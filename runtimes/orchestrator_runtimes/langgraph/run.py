@@ -23,6 +23,7 @@ from ..framework import accepted_arguments, run_error_in
 from ..models import METER, model_endpoint, model_failure
 from ..runtime import RunEvent, RunResult, RunWaiting
 from ..tracking import step_event, step_record, total_usage
+from . import cache
 from .build import build_graph, start_state
 from .messages import to_json
 
@@ -90,7 +91,9 @@ def checkpointer(context: RunContext) -> AbstractContextManager[Any]:
 
 
 def spec_graph(spec: WorkflowSpec, options: Any, context: RunContext, saver: Any) -> Any:
-    return build_graph(spec.nodes, spec.edges, options, context).compile(checkpointer=saver)
+    """The spec's graph on the run's checkpointer (compiled once per process that serves several runs)."""
+    build = lambda: build_graph(spec.nodes, spec.edges, options, context)  # noqa: E731
+    return cache.compiled(cache.key_of(spec, options, context), build, saver)
 
 
 def code_first_graph(options: Any, context: RunContext, saver: Any, inputs: Mapping[str, Any]) -> Any:
