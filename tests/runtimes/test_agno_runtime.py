@@ -378,6 +378,23 @@ def test_code_first_agent_and_team(run_context: Callable[..., RunContext], tmp_p
     assert "not an agno Agent or Team" in error.message
 
 
+def test_a_code_first_team_counts_its_members_calls(run_context: Callable[..., RunContext], tmp_path: Path) -> None:
+    """The benchmark's team (a leader's call routes to its member, whose call answers; 12 + 8 tokens each)
+    reports both calls: Agno's own ``metrics`` hold the leader's alone and count models, not calls."""
+    bench = Path(__file__).resolve().parents[2] / "bench"
+    (tmp_path / "agno_team.py").write_text(
+        f"import sys\nsys.path.insert(0, {str(bench)!r})\nfrom fake_agents import build_team\n"
+    )
+    _, outputs = collect(
+        AgnoRuntime().run(
+            spec({"options": {"callable": "agno_team:build_team"}}),
+            {"message": "Name one fact about tea."},
+            run_context(files_root=tmp_path),
+        )
+    )
+    assert outputs["usage"] == {"model_calls": 2, "prompt_tokens": 24, "completion_tokens": 16, "total_tokens": 40}
+
+
 def test_inputs_are_checked(run_context: Callable[..., RunContext]) -> None:
     workflow = spec({"nodes": [{"id": "a", "type": "agent", "config": {"name": "A"}}]})
     context = run_context(integrations=fake_integrations("m"), default_model="m")

@@ -123,11 +123,37 @@ def _result(
             "user_id": read.user_id,
             "history_messages": history,
         }
-    metrics = getattr(output, "metrics", None)
-    if metered.model_calls == 0 and metrics is not None and int(getattr(metrics, "total_tokens", 0) or 0) > 0:
+    counted = agno_usage(output)
+    if metered.model_calls == 0 and counted.total_tokens > 0:
         # the agent used models of its own (code first): Agno's count is all there is
-        details = getattr(metrics, "details", None) or {}
-        calls = sum(len(entries) for entries in details.values() if isinstance(entries, list)) or 1
-        extra["usage"] = Usage(calls, int(metrics.input_tokens or 0), int(metrics.output_tokens or 0)).as_json()
+        extra["usage"] = counted.as_json()
     with sink.lock:
         return sink.tracker.result(content, **extra)
+
+
+def agno_usage(output: Any) -> Usage:
+    """The model calls and tokens of an Agno run output, its team members' included.
+
+    A team's ``metrics`` hold only the leader's own calls (Agno adds members' in for its session totals
+    only), and its ``details`` hold one entry per model, not per call: so calls are counted from the
+    run's own assistant messages, and each member response is added, recursively.
+    """
+    metrics = getattr(output, "metrics", None)
+    calls = sum(
+        1
+        for message in getattr(output, "messages", None) or []
+        if getattr(message, "role", None) == "assistant" and not getattr(message, "from_history", False)
+    )
+    usage = Usage(
+        calls,
+        int(getattr(metrics, "input_tokens", 0) or 0),
+        int(getattr(metrics, "output_tokens", 0) or 0),
+    )
+    for member in getattr(output, "member_responses", None) or []:
+        inner = agno_usage(member)
+        usage = Usage(
+            usage.model_calls + inner.model_calls,
+            usage.prompt_tokens + inner.prompt_tokens,
+            usage.completion_tokens + inner.completion_tokens,
+        )
+    return usage
