@@ -1,6 +1,7 @@
 """Throughput with 1, 2 and 4 worker processes on one PostgreSQL, and what the queue itself costs per run.
 
     python bench/scale.py [--workers 1,2,4] [--runs 200] [--queue-runs 300] [--worker-slots 4]
+                          [--runs-per-process 1,100]
 
 One run, on 127.0.0.1 only, no network, a throw-away data directory (embedded
 PostgreSQL). The work is the trivial two-step LangGraph workflow of
@@ -201,9 +202,18 @@ def new_workflow(session: dict[str, Any], name: str) -> dict[str, Any]:
     return dict(client.call("POST", f"{API}/agents/{session['agent']}/workflows", body, expect=(201,)))
 
 
-def throughput(procs: Processes, session: dict[str, Any], count: int, args: argparse.Namespace) -> dict[str, Any]:
-    """``args.runs`` runs through ``count`` workers: runs/s, and the CPU of each kind of process per run."""
-    workflow = new_workflow(session, f"w{count}")
+def set_runs_per_process(session: dict[str, Any], runs: int) -> None:
+    client: Client = session["client"]
+    client.call("PATCH", f"{API}/organizations/{session['org']}", {"runs_per_process": runs}, expect=(200,))
+
+
+def throughput(
+    procs: Processes, session: dict[str, Any], count: int, args: argparse.Namespace, reuse: int = 1
+) -> dict[str, Any]:
+    """``args.runs`` runs through ``count`` workers, ``reuse`` runs per process: runs/s, and the CPU of each
+    kind of process per run."""
+    set_runs_per_process(session, reuse)
+    workflow = new_workflow(session, f"w{count}r{reuse}")
     workers = start_workers(procs, count, args)
     time.sleep(1.0)  # the workers' first claims and the fork servers' warm-up are over
     url = database_url(procs)
@@ -224,6 +234,7 @@ def throughput(procs: Processes, session: dict[str, Any], count: int, args: argp
         raise SystemExit(f"{count} workers: only {done[1]} of {args.runs} runs succeeded")
     return {
         "workers": count,
+        "runs_per_process": reuse,
         "runs": args.runs,
         "latency": run_latencies(url, workflow["id"]),
         "wall_seconds": round(wall, 3),
@@ -384,6 +395,7 @@ def open_session(procs: Processes) -> dict[str, Any]:
         "client": client,
         "server": server,
         "agent": agent["id"],
+        "org": agent["org_id"],
         "pg_pid": found[0],
         "app_url": app_url(procs),
     }
@@ -392,15 +404,20 @@ def open_session(procs: Processes) -> dict[str, Any]:
 def report(results: dict[str, Any]) -> None:
     rows = results["throughput"]
     base = rows[0]["runs_per_second"]
+    fresh = {row["workers"]: row["runs_per_second"] for row in rows if row["runs_per_process"] == 1}
     print(
         f"\nthroughput, {rows[0]['runs']} trivial LangGraph runs submitted at once (worker_slots {results['slots']};"
-        f" ratios against {rows[0]['workers']} worker(s) in the same run):"
+        f" ratios against {rows[0]['workers']} worker(s), and against a fresh fork per run, in the same run):"
     )
     for row in rows:
         cpu = row["cpu_ms_per_run"]
         parts = ", ".join(f"{role} {ms:.1f}" for role, ms in cpu.items() if role != "total")
+        mode = "fresh fork" if row["runs_per_process"] == 1 else f"{row['runs_per_process']} runs/process"
+        against = fresh.get(row["workers"])
+        versus = f" x{row['runs_per_second'] / against:.2f} vs fresh fork" if against and mode != "fresh fork" else ""
         print(
-            f"  {row['workers']} worker(s): {row['runs_per_second']:6.1f} runs/s  x{row['runs_per_second'] / base:.2f}"
+            f"  {row['workers']} worker(s), {mode}: {row['runs_per_second']:6.1f} runs/s  "
+            f"x{row['runs_per_second'] / base:.2f}{versus}"
             f"  (load {row['load_1min_before']:.1f} -> {row['load_1min_after']:.1f}); CPU per run "
             f"{cpu['total']:.1f} ms: {parts}"
         )
@@ -445,6 +462,11 @@ def main() -> None:
     parser.add_argument("--queue-runs", type=int, default=300, help="runs driven through the queue alone")
     parser.add_argument("--worker-slots", type=int, default=4, help="worker_slots of each worker")
     parser.add_argument("--submit-concurrency", type=int, default=16, help="client threads submitting the runs")
+    parser.add_argument(
+        "--runs-per-process",
+        default="1,100",
+        help="comma-separated runs_per_process settings measured at each worker count (1: a fresh fork per run)",
+    )
     args = parser.parse_args()
     counts = [int(count) for count in args.workers.split(",") if count]
     results: dict[str, Any] = {
@@ -459,9 +481,13 @@ def main() -> None:
             results["queue"] = queue_cost(procs, session, args)
             results["throughput"] = []
             for count in counts:
-                row = throughput(procs, session, count, args)
-                print(f"{count} worker(s): {row['runs_per_second']} runs/s, CPU ms per run {row['cpu_ms_per_run']}")
-                results["throughput"].append(row)
+                for reuse in [int(value) for value in args.runs_per_process.split(",") if value]:
+                    row = throughput(procs, session, count, args, reuse)
+                    print(
+                        f"{count} worker(s), {reuse} run(s) per process: {row['runs_per_second']} runs/s, "
+                        f"CPU ms per run {row['cpu_ms_per_run']}"
+                    )
+                    results["throughput"].append(row)
         finally:
             procs.stop_all()
     report(results)
