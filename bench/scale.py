@@ -98,8 +98,8 @@ def _cpu(proc: psutil.Process, children: bool) -> float:
 
 
 def cpu_by_role(server: Started, workers: list[Started], pg_pid: int) -> dict[str, float]:
-    """CPU seconds so far of the server, the workers, the fork servers (with the runs they forked and reaped)
-    and PostgreSQL (the postmaster, its live backends and the backends that ended)."""
+    """CPU seconds so far of the server, the workers, the fork servers (with the runs they forked, reaped or
+    still alive) and PostgreSQL (the postmaster, its live backends and the backends that ended)."""
     found = {"server": 0.0, "workers": 0.0, "fork servers and runs": 0.0, "postgres": 0.0}
     try:
         found["server"] = _cpu(psutil.Process(server.process.pid), children=False)
@@ -108,6 +108,10 @@ def cpu_by_role(server: Started, workers: list[Started], pg_pid: int) -> dict[st
             found["workers"] += _cpu(proc, children=False)
             for child in proc.children():
                 found["fork servers and runs"] += _cpu(child, children=True)
+                # runs' processes still alive (kept for the organization's next run: runs_per_process > 1) are
+                # not in their server's children times yet; once reaped they are, and no longer listed here
+                for run in child.children():
+                    found["fork servers and runs"] += _cpu(run, children=False)
         postmaster_proc = psutil.Process(pg_pid)
         found["postgres"] = _cpu(postmaster_proc, children=True)
         for backend in postmaster_proc.children():
@@ -163,11 +167,13 @@ def run_latencies(url: str, workflow_id: str) -> dict[str, dict[str, Any]]:
     }
 
 
-def start_workers(procs: Processes, count: int, args: argparse.Namespace) -> list[Started]:
+def start_workers(procs: Processes, count: int, args: argparse.Namespace, tag: str = "") -> list[Started]:
+    """``count`` workers, ready once their fork servers are; ``tag`` names them apart from earlier ones (their
+    logs, where their readiness is read)."""
     started = []
     for index in range(count):
         worker = procs.start(
-            f"worker-{count}-{index + 1}",
+            f"worker-{count}{tag}-{index + 1}",
             orchestrator(
                 "worker",
                 "--OrchestratorApp.kernel_pool_size=0",
@@ -214,7 +220,7 @@ def throughput(
     kind of process per run."""
     set_runs_per_process(session, reuse)
     workflow = new_workflow(session, f"w{count}r{reuse}")
-    workers = start_workers(procs, count, args)
+    workers = start_workers(procs, count, args, f"-r{reuse}")
     time.sleep(1.0)  # the workers' first claims and the fork servers' warm-up are over
     url = database_url(procs)
     load = os.getloadavg()[0]
