@@ -67,7 +67,13 @@ def new_workdir(root: Path | None, prefix: str, account: RunAccount | None = Non
 
 
 def remove_workdir(path: Path) -> None:
-    shutil.rmtree(path, ignore_errors=True)
+    """Remove a run's directory: two ``rmdir`` where the run left it empty (most do; ``rmtree`` walks it with
+    descriptors, several times the system calls), else the whole tree."""
+    try:
+        os.rmdir(path / "tmp")
+        os.rmdir(path)
+    except OSError:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def kill_group(pid: int | None) -> None:
