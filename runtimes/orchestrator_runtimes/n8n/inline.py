@@ -23,6 +23,7 @@ import asyncio
 import json
 import logging
 import os
+import socket
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -62,6 +63,8 @@ __all__ = ["enabled", "run_in_worker"]
 DEFAULT_TIMEOUT = 3600.0
 #: the most of one answer of n8n's (a webhook's reply, an execution with its data) the worker reads
 MAX_ANSWER_BYTES = int(os.environ.get("ORCHESTRATOR_N8N_MAX_ANSWER_BYTES", str(64 * 1024 * 1024)))
+#: the webhook's request sent as soon as written (see _client)
+NO_DELAY = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
 #: keep-alive clients, one per (event loop, instance)
 _clients: dict[tuple[int, str], httpx.AsyncClient] = {}
 #: stops of cancelled runs' executions still under way (kept referenced until done)
@@ -79,7 +82,10 @@ def _client(base_url: str) -> httpx.AsyncClient:
     if client is None or client.is_closed:
         # no certificates loaded for a plain-HTTP instance (the managed one): loading them costs ~20 ms
         verify = base_url.startswith("https://")
-        client = httpx.AsyncClient(verify=verify, trust_env=False, timeout=30.0)
+        # TCP_NODELAY: httpx writes a request's headers and its body apart, and Nagle's algorithm holds the body
+        # back until the headers are acknowledged (http.client sends both at once): ~5 ms p50 a call here
+        transport = httpx.AsyncHTTPTransport(verify=verify, trust_env=False, socket_options=NO_DELAY)
+        client = httpx.AsyncClient(verify=verify, trust_env=False, timeout=30.0, transport=transport)
         _clients[key] = client
     return client
 
