@@ -20,7 +20,10 @@ machine's moods:
   at a time, polled every 10 ms: p50, p99, mean;
 - off, per call, what the hooks cost when tracing is off (the worker's and the
   API's calls into ``orchestrator_ext.tracing``), and that no OpenTelemetry
-  module is imported at all.
+  module is imported at all;
+- tracing's own CPU per span in one process (``bench/span_work.py``: what the
+  load moves least) and the spans each request made (counted at the receiver):
+  where a traced request's microseconds go.
 
 ``--sample 0.1`` keeps one trace in ten (``OTEL_TRACES_SAMPLER_ARG``; the others
 cost a non-recording span each). Target (issue 19): under 10 % with tracing
@@ -256,6 +259,28 @@ def cost_when_off() -> dict[str, Any]:
     return {k: round(v, 1) if isinstance(v, float) else v for k, v in result.items()}
 
 
+def span_work() -> dict[str, float]:
+    """``bench/span_work.py``'s CPU microseconds per span, in a process of its own."""
+    done = subprocess.run(
+        [sys.executable, str(BENCH / "span_work.py")], capture_output=True, text=True, timeout=300, check=True
+    )
+    result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def spans_per_request(spans: list[Any]) -> dict[str, float]:
+    """The median number of spans in the traces each request route started (their root is its server span)."""
+    traces: dict[str, list[Any]] = {}
+    for span in spans:
+        traces.setdefault(span.trace_id, []).append(span)
+    counts: dict[str, list[int]] = {}
+    for trace in traces.values():
+        roots = [s for s in trace if s.kind == "server" and not s.parent_span_id]
+        if len(roots) == 1:
+            counts.setdefault(roots[0].name, []).append(len(trace))
+    return {name: statistics.median(n) for name, n in counts.items() if len(n) >= 20}
+
+
 def ratio(on: float, off: float, higher_is_better: bool) -> float:
     """The cost of tracing as a fraction: +0.05 is 5 % worse with tracing on."""
     if not off or not on:
@@ -305,6 +330,16 @@ def report(rows: list[dict[str, Any]], runs: dict[str, Any], off_cost: dict[str,
         f"of hooks; OpenTelemetry modules imported: {len(off_cost['opentelemetry_modules'])}"
     )
     print(f"spans received from the traced server: {spans}")
+    work = runs.get("span_work", {})
+    if work:
+        print(
+            "tracing's own CPU per span, one process, warm (µs; the instrumentations' own paths in brackets): "
+            f"request {work['request_span']} ({work['request_span_instrumentations']}), SQLAlchemy statement "
+            f"{work['sqlalchemy_statement_span']}, psycopg statement {work['psycopg_statement_span']} "
+            f"({work['psycopg_statement_span_instrumentations']}), encoding {work['encoding_per_span']} a span"
+        )
+    for name, count in runs.get("spans_per_request", {}).items():
+        print(f"  {name}: {count:g} spans a request")
     worst = max([row["cost"] for row in rows] + [runs["cost_p50"]])
     verdict = "met" if worst < TARGET_RATIO else "NOT met"
     print(f"target: under {TARGET_RATIO:.0%} with tracing on: {verdict} (worst {worst:+.1%})")
@@ -324,6 +359,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     off_cost = cost_when_off()
+    work = span_work()
     with tempfile.TemporaryDirectory(prefix="overhead-") as tmp, OtlpReceiver(raw=False) as receiver:
         root = Path(tmp)
         (root / "off").mkdir()
@@ -343,7 +379,9 @@ def main() -> None:
         finally:
             for side in sides:
                 side.procs.stop_all()
-        report(rows, runs, off_cost, len(receiver.received()))
+        received = receiver.received()
+        runs["span_work"], runs["spans_per_request"] = work, spans_per_request(received)
+        report(rows, runs, off_cost, len(received))
         print(f"\n{'server CPU per request, one at a time (ms)':<44} {'off':>8} {'on':>8}  cost")
         for row in cpu:
             print(f"{row['endpoint']:<44} {row['off']:>8.3f} {row['on']:>8.3f}  {row['cost']:+.1%}")
