@@ -48,7 +48,12 @@ class N8nRuntime(FrameworkRuntime):
     ignored_types = frozenset({"input", "output"})
     spec_what = "the n8n workflow spec"
     #: what a run uses, imported by the warm runner before any run (urllib and its ssl cost ~60 ms per run)
-    preloaded = ("orchestrator_runtimes.n8n.run", "orchestrator_runtimes.n8n.watch", "orchestrator_runtimes.models")
+    preloaded = (
+        "orchestrator_runtimes.n8n.run",
+        "orchestrator_runtimes.n8n.inline",
+        "orchestrator_runtimes.n8n.watch",
+        "orchestrator_runtimes.models",
+    )
 
     def missing(self) -> str | None:
         return None  # nothing to import: the instance is reached over HTTP
@@ -60,7 +65,6 @@ class N8nRuntime(FrameworkRuntime):
         return []
 
     def execute(self, spec: Any, options: Any, inputs: Mapping[str, Any], context: Any) -> Iterator[Any]:
-        from .models import binding_for
         from .run import execute, instance_for
 
         node = next(node for node in spec.nodes if str(node.type) == "n8n_workflow")
@@ -75,9 +79,8 @@ class N8nRuntime(FrameworkRuntime):
         def started(workflow_id: str | None, hook: str) -> None:
             _start_watcher({**watcher, "workflow_id": workflow_id, "hook": hook})
 
-        binding = binding_for(config.workflow, context, config.model) if config.workflow is not None else None
         try:
-            yield from execute(api, config, inputs, marker, context.workflow_id, timeout, started, binding)
+            yield from execute(api, config, context, inputs, timeout, started)
         finally:
             done.touch()
 

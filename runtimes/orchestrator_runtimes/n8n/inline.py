@@ -1,18 +1,19 @@
-"""An n8n run driven by the worker itself: no run process, no watcher process.
+"""An n8n run driven by the worker itself: no run process, no watcher process (and the one copy of the run:
+the runner's path, :func:`.run.execute`, drives it the same way, on an event loop of its own).
 
 An n8n run executes no code of its user in our processes (the n8n process is
 the sandbox): the run is a webhook call and a read of n8n's execution. So the
 worker does it on its event loop, with one keep-alive HTTP client per instance,
 where a framework run takes a warm runner, forks a watcher and talks JSON
 lines: that cost ~60-90 ms a run (docs/frameworks/n8n.md). What a run records
-is the same as :mod:`.run`'s: the same spec checks, copy on the instance
-(:func:`.run.desired`), steps (:func:`.mapping.steps_of`), outputs, error naming
-the node at fault. Cancel and timeout cancel this coroutine: it then stops the
+is the runner's: the same spec checks, copy on the instance
+(:func:`.run.desired`), steps (:func:`.mapping.steps_of`, or the answer's:
+:mod:`.answer`), outputs, error naming the node at fault. Cancel and timeout cancel this coroutine: it then stops the
 n8n execution (by its id once known, else by the run's marker), in the
 background, as the watcher does for a killed runner. The rare slow paths
 (putting the workflow on the instance, waiting for an instance being started,
-looking for an execution by its marker) run the same synchronous code as
-:mod:`.run`, in a thread.
+looking for an execution by its marker) run :mod:`.run`'s synchronous code,
+in a thread.
 
 ``ORCHESTRATOR_N8N_IN_WORKER=0`` sends n8n runs to a runner process instead.
 """
@@ -57,7 +58,7 @@ from .watch import stop_marked
 
 log = logging.getLogger("orchestrator.engine")
 
-__all__ = ["enabled", "run_in_worker"]
+__all__ = ["drive", "enabled", "run_in_worker"]
 
 #: a run without a timeout of its own waits this long for n8n's answer (as in the runner)
 DEFAULT_TIMEOUT = 3600.0
@@ -242,12 +243,28 @@ async def run_in_worker(
         agent_id=str(claimed.agent_id),
         workflow_id=str(claimed.workflow_id),
     )
-    inputs = dict(claimed.inputs or {})
     api = instance_for(config, context.integrations)
-    run = _Run(api, f"{context.execution_id}:{context.attempt}")
     timeout = float(spec.timeout_seconds or DEFAULT_TIMEOUT)
+    inputs = dict(claimed.inputs or {})
+    return await drive(api, config, context, inputs, lambda record: step(tracker_event(record).data), limit=timeout)
+
+
+async def drive(
+    api: N8nApi,
+    config: N8nWorkflowConfig,
+    context: RunContext,
+    inputs: Mapping[str, Any],
+    step: Callable[[dict[str, Any]], None],
+    limit: float,
+    started: Callable[[str | None, str], None] | None = None,
+) -> dict[str, Any]:
+    """The run on ``api``, within ``limit`` seconds of n8n's answer: each step record to ``step``, then the
+    outputs; the worker's and the runner's (:func:`.run.execute`) alike. ``started(n8n's workflow id or None, the
+    webhook node's name)`` is called before the webhook is (the runner's watcher starts there). Cancelled, it
+    stops n8n's execution."""
+    run = _Run(api, f"{context.execution_id}:{context.attempt}")
     try:
-        return await _execute(run, config, context, inputs, step, timeout)
+        return await _execute(run, config, context, inputs, step, limit, started)
     except asyncio.CancelledError:
         run.stop()
         raise
@@ -262,8 +279,9 @@ async def _execute(
     inputs: Mapping[str, Any],
     step: Callable[[dict[str, Any]], None],
     limit: float,
+    started: Callable[[str | None, str], None] | None = None,
 ) -> dict[str, Any]:
-    """:func:`.run.execute`, on the event loop."""
+    """Our copy called (put on the instance first where it is missing), its steps and outputs mapped."""
     timeout = limit
     api, ours = run.api, context.workflow_id or "adhoc"
     binding = binding_for(config.workflow, context, config.model) if config.workflow is not None else None
@@ -274,6 +292,8 @@ async def _execute(
         run.workflow_id = str(workflow["id"])
     hooks = webhook_nodes(workflow)
     run.hook = hooks[0]["name"] if hooks else ""
+    if started is not None:
+        started(run.workflow_id, run.hook)
     reply = await _call(api, workflow, inputs, run.marker, timeout, fresh)
     if not_registered(reply.status, reply.body) and config.workflow is not None:
         synced, fresh = await asyncio.to_thread(prepared, api, config, ours, binding)
@@ -287,7 +307,7 @@ async def _execute(
         tracker = StepTracker("n8n")
         for record in answered[0]:
             tracker.steps.append(record)
-            step(tracker_event(record).data)
+            step(record)
         return tracker.outputs(reply.body, n8n_execution_id=run.execution_id, n8n_workflow_id=answered[1] or None)
     try:
         if run.execution_id:
@@ -302,7 +322,7 @@ async def _execute(
     tracker = StepTracker("n8n")
     for record in steps_of(execution, types) if execution is not None else []:
         tracker.steps.append(record)
-        step(tracker_event(record).data)
+        step(record)
     status = (execution or {}).get("status")
     if reply.status >= 400 or status in ("error", "crashed", "canceled"):
         raise failure(execution, types, reply.status, reply.body)

@@ -18,18 +18,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import time
 import urllib.parse
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from ..errors import ErrorKind, RunError
-from ..tracking import StepTracker
+from ..runtime import RunResult
 from .answer import STEPS_HEADER, expressions
-from .api import N8nApi, N8nApiError, Reply, error_text, http
+from .api import N8nApi, N8nApiError, error_text, http
 from .mapping import MARKER_HEADER, failure, marker_of, steps_of
 from .models import ModelBinding, bind, provision_credential
 from .spec import RESPOND_TYPE, WEBHOOK_TYPE, N8nWorkflowConfig, webhook_nodes
@@ -230,19 +231,6 @@ def webhook_request(api: N8nApi, workflow: Mapping[str, Any], inputs: Mapping[st
     return method, url, body
 
 
-def call_webhook(
-    api: N8nApi, workflow: Mapping[str, Any], inputs: Mapping[str, Any], marker: str, timeout: float, fresh: bool
-) -> Reply:
-    """Call the workflow's webhook with the inputs: its status, answer and headers."""
-    method, url, body = webhook_request(api, workflow, inputs)
-    deadline = time.monotonic() + (REGISTER_SECONDS if fresh else 0)
-    while True:
-        reply = http(method, url, body, {MARKER_HEADER: marker}, timeout)  # N8nApiError(0): unreachable
-        if not not_registered(reply.status, reply.body) or time.monotonic() >= deadline:
-            return reply
-        time.sleep(0.1)
-
-
 def not_registered(status: int, answer: Any) -> bool:
     """n8n's own 404 for a webhook no active workflow has (not a Respond node's 404)."""
     return status == 404 and "not registered" in error_text(answer)
@@ -273,93 +261,24 @@ def ended(execution: Mapping[str, Any]) -> bool:
     return bool(execution.get("finished")) or execution.get("status") not in ("running", "new")
 
 
-def read_ended(api: N8nApi, execution_id: str, within: float) -> dict[str, Any] | None:
-    """The execution ``execution_id`` once it ended (n8n saves it just after answering), with its data."""
-    deadline = time.monotonic() + within
-    pause, longest = READ_BACKOFF
-    while True:
-        time.sleep(pause)  # n8n answered from its Respond node: it is still finishing
-        try:
-            execution = api.execution(execution_id)
-        except N8nApiError as exc:
-            if exc.status != 404:
-                raise
-            execution = {"status": "new"}
-        if ended(execution):
-            return execution
-        if time.monotonic() >= deadline:
-            return None
-        pause = min(pause * 1.5, longest)
-
-
-def the_execution(
-    api: N8nApi, reply: Reply, workflow_id: str | None, hook_name: str, marker: str, timeout: float
-) -> dict[str, Any] | None:
-    """n8n's execution our call started, once ended: by the id our copy answered with, else by the marker."""
-    execution_id = next((v for k, v in reply.headers.items() if k.lower() == EXECUTION_HEADER), None)
-    try:
-        if execution_id:
-            return read_ended(api, str(execution_id), timeout)
-        return find_execution(api, workflow_id, hook_name, marker, finished=True)
-    except N8nApiError as exc:
-        raise RunError(ErrorKind.CONFIGURATION, f"n8n's execution could not be read: {exc.message}") from exc
-
-
 def execute(
     api: N8nApi,
     config: N8nWorkflowConfig,
+    context: Any,
     inputs: Mapping[str, Any],
-    marker: str,
-    our_id: str | None,
     timeout: float,
-    on_started: Any = None,
-    binding: ModelBinding | None = None,
+    on_started: Callable[[str | None, str], None] | None = None,
 ) -> Iterator[Any]:
-    """The run: steps (events), then the result; raises :class:`RunError` naming the failing node."""
-    tracker = StepTracker("n8n")
-    ours = our_id or "adhoc"
-    workflow_id: str | None = None
-    if config.workflow is not None:  # the hot path: call our copy at its digest's path; sync only on a 404
-        workflow, fresh = desired(config.workflow, ours, binding), False
-    else:
-        workflow, fresh = prepared(api, config, ours)
-        workflow_id = str(workflow["id"])
-    hook_name = webhook_nodes(workflow)[0]["name"] if webhook_nodes(workflow) else ""
-    if on_started is not None:
-        on_started(workflow_id, hook_name)
-    reply = _call(api, workflow, inputs, marker, timeout, fresh)
-    if not_registered(reply.status, reply.body) and config.workflow is not None:
-        synced, fresh = prepared(api, config, ours, binding)
-        workflow_id = str(synced["id"])
-        reply = _call(api, workflow, inputs, marker, timeout, fresh)
-    types = {str(n.get("name")): str(n.get("type")) for n in workflow.get("nodes") or []}
-    # n8n answers from its Respond node and finishes (and saves) the execution after: wait for the end, so
-    # every node is a step and a node failing after the answer fails the run
-    execution = the_execution(api, reply, workflow_id, hook_name, marker, timeout)
-    for record in steps_of(execution, types) if execution is not None else []:
-        tracker.steps.append(record)
+    """The run in a runner process (``ORCHESTRATOR_N8N_IN_WORKER=0``), driven as the worker drives it
+    (:func:`.inline.drive`, on an event loop of its own): its steps (events), then the result; raises
+    :class:`RunError` naming the failing node."""
+    from .inline import drive
+
+    records: list[dict[str, Any]] = []
+    outputs = asyncio.run(drive(api, config, context, inputs, records.append, timeout, on_started))
+    for record in records:
         yield tracker_event(record)
-    status = (execution or {}).get("status")
-    if reply.status >= 400 or status in ("error", "crashed", "canceled"):
-        raise failure(execution, types, reply.status, reply.body)
-    found = execution or {}
-    yield tracker.result(reply.body, n8n_execution_id=found.get("id"), n8n_workflow_id=found.get("workflowId"))
-
-
-def _call(
-    api: N8nApi, workflow: Mapping[str, Any], inputs: Mapping[str, Any], marker: str, timeout: float, fresh: bool
-) -> Reply:
-    """:func:`call_webhook`, waiting for an instance being started (the personal mode's first n8n run)."""
-    try:
-        try:
-            return call_webhook(api, workflow, inputs, marker, timeout, fresh)
-        except N8nApiError as exc:
-            if exc.status != 0:
-                raise
-            wait_reachable(api)
-            return call_webhook(api, workflow, inputs, marker, timeout, fresh)
-    except N8nApiError as exc:
-        raise RunError(ErrorKind.CONFIGURATION, exc.message, retryable=True) from exc
+    yield RunResult(outputs=outputs)
 
 
 def tracker_event(record: dict[str, Any]) -> Any:
