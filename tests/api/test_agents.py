@@ -102,6 +102,9 @@ async def test_update_and_soft_delete(api: Api, create_agent: Any) -> None:
     assert updated.status == 200
     assert updated.json["name"] == "After"
     assert updated.json["framework"] == agent["framework"]
+    # the read (one statement on the fast path) answers what the update (the ORM) answered, to the byte
+    reread = await api("GET", "agents", agent["id"], user="ed")
+    assert reread.text == updated.text
     refused = await api("PUT", "agents", agent["id"], user="ed", body={"framework": "agno"})
     assert refused.status == 422
     deleted = await api("DELETE", "agents", agent["id"], user="ed")
