@@ -48,3 +48,11 @@ def test_a_runner_names_the_failing_node(n8n: N8n, tmp_path: Path) -> None:
     assert caught.value.kind is ErrorKind.CODE
     assert "n8n node 'Check Name' failed" in caught.value.message
     assert "no greeting for Ada" in caught.value.message
+
+
+def test_a_runner_keeps_no_client_once_its_run_ended(n8n: N8n, tmp_path: Path) -> None:
+    from orchestrator_runtimes.n8n import inline
+
+    before = dict(inline._clients)
+    run(n8n, tmp_path, "greet", {"name": "Bo"})
+    assert inline._clients == before  # its loop's client closed with it: a runner serving more runs holds none

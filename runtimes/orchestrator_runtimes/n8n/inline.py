@@ -58,7 +58,7 @@ from .watch import stop_marked
 
 log = logging.getLogger("orchestrator.engine")
 
-__all__ = ["drive", "enabled", "run_in_worker"]
+__all__ = ["close_clients", "drive", "enabled", "run_in_worker"]
 
 #: a run without a timeout of its own waits this long for n8n's answer (as in the runner)
 DEFAULT_TIMEOUT = 3600.0
@@ -89,6 +89,13 @@ def _client(base_url: str) -> httpx.AsyncClient:
         client = httpx.AsyncClient(verify=verify, trust_env=False, timeout=30.0, transport=transport)
         _clients[key] = client
     return client
+
+
+async def close_clients() -> None:
+    """Close this event loop's clients (a loop that ends with its run: the runner's, :func:`.run.execute`)."""
+    loop = id(asyncio.get_running_loop())
+    for key in [key for key in _clients if key[0] == loop]:
+        await _clients.pop(key).aclose()
 
 
 async def _http(api: N8nApi, method: str, url: str, body: Any, headers: dict[str, str], limit: float) -> Reply:

@@ -272,10 +272,17 @@ def execute(
     """The run in a runner process (``ORCHESTRATOR_N8N_IN_WORKER=0``), driven as the worker drives it
     (:func:`.inline.drive`, on an event loop of its own): its steps (events), then the result; raises
     :class:`RunError` naming the failing node."""
-    from .inline import drive
+    from .inline import close_clients, drive
 
     records: list[dict[str, Any]] = []
-    outputs = asyncio.run(drive(api, config, context, inputs, records.append, timeout, on_started))
+
+    async def run() -> dict[str, Any]:
+        try:
+            return await drive(api, config, context, inputs, records.append, timeout, on_started)
+        finally:
+            await close_clients()  # its connection ends with the loop (a runner may serve further runs)
+
+    outputs = asyncio.run(run())
     for record in records:
         yield tracker_event(record)
     yield RunResult(outputs=outputs)
