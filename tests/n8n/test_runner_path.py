@@ -4,6 +4,7 @@ the worker drives them with (inline.drive, on an event loop of its own), its wat
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,11 @@ pytestmark = pytest.mark.timeout(180)
 
 
 def run(n8n: N8n, workdir: Path, workflow: str, inputs: dict[str, Any]) -> list[Any]:
+    return list(run_events(n8n, workdir, workflow, inputs))
+
+
+def run_events(n8n: N8n, workdir: Path, workflow: str, inputs: dict[str, Any]) -> Iterator[Any]:
+    """The runtime's events as it yields them (a failed run's steps come before its error)."""
     spec, problems = validate_spec({**n8n_spec(exported(workflow)), "timeout_seconds": 60}, "n8n")
     assert spec is not None, problems
     instance = {"kind": "n8n", "config": {"base_url": n8n.base_url}, "secret": n8n.api_key}
@@ -29,7 +35,13 @@ def run(n8n: N8n, workdir: Path, workflow: str, inputs: dict[str, Any]) -> list[
         integrations={"n8n": instance},
         workflow_id=str(uuid.uuid4()),
     )
-    return list(N8nRuntime().run(spec, inputs, context))
+    yield from N8nRuntime().run(spec, inputs, context)
+
+
+def collect(events: Iterator[Any], into: list[Any]) -> None:
+    """Keeps each event as it comes, so those yielded before an error stay for the test to check."""
+    for event in events:
+        into.append(event)
 
 
 def test_a_runner_runs_the_workflow_and_reports_its_steps(n8n: N8n, tmp_path: Path) -> None:
@@ -43,8 +55,12 @@ def test_a_runner_runs_the_workflow_and_reports_its_steps(n8n: N8n, tmp_path: Pa
 
 
 def test_a_runner_names_the_failing_node(n8n: N8n, tmp_path: Path) -> None:
+    events: list[Any] = []
     with pytest.raises(RunError) as caught:
-        run(n8n, tmp_path, "fail", {"name": "Ada"})
+        collect(run_events(n8n, tmp_path, "fail", {"name": "Ada"}), into=events)
+    # the steps before the failing node are reported before the error, as the worker's own path streams them
+    assert [(event.data["node"], event.data["status"]) for event in events][:1] == [("Webhook", "succeeded")]
+    assert "Check Name" in [event.data["node"] for event in events]
     assert caught.value.kind is ErrorKind.CODE
     assert "n8n node 'Check Name' failed" in caught.value.message
     assert "no greeting for Ada" in caught.value.message

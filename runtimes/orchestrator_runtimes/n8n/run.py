@@ -282,9 +282,12 @@ def execute(
         finally:
             await close_clients()  # its connection ends with the loop (a runner may serve further runs)
 
-    outputs = asyncio.run(run())
-    for record in records:
-        yield tracker_event(record)
+    try:
+        outputs = asyncio.run(run())
+    except RunError:
+        yield from map(tracker_event, records)  # a failed run's steps before the error, as the worker streams them
+        raise
+    yield from map(tracker_event, records)
     yield RunResult(outputs=outputs)
 
 
