@@ -212,12 +212,14 @@ class Attempts:
     async def _framework(self, active: ActiveRun, integrations: dict[str, dict[str, Any]]) -> Outcome:
         run = active.run
         try:
-            runner = await self.runners.take(str(run.org_id), run.tier_name, run.runs_per_process)
+            # n8n's runner path gets a process of its own each run, whatever the setting (docs/executions.md)
+            runs = 1 if run.framework == "n8n" else run.runs_per_process
+            runner = await self.runners.take(str(run.org_id), run.tier_name, runs)
         except Exception as exc:  # the machine, not the workflow: worth another attempt
             raise RunError(
                 ErrorKind.INTERNAL, f"the run's process could not start: {type(exc).__name__}: {exc}", retryable=True
             ) from exc
-        active.kill = runner.kill_now
+        active.kill = runner.killer()  # a no-op once the process is released for another run
         active.pid = lambda: process_id(runner)
         logs = asyncio.create_task(_forward_logs(runner.stderr_lines(), active.events))
         job = {

@@ -12,11 +12,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import socket
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
-from .isolation import kill_group, remove_workdir
+from .isolation import ProcessRef, remove_workdir
 from .reuse import fits
 from .runs_state import StateFor, with_state
 
@@ -45,19 +46,38 @@ class ForkedRunner:
         self.workdir = workdir
         self.memory_mib = memory_mib
         self.pid: int | None = None
+        #: the process itself, not its pid: the pid may name another process once this one exited
+        self.ref: ProcessRef | None = None
         self._done: Callable[[], None] | None = done
         #: how many runs this process may serve in all, and how many it has
         self.runs, self.served, self.idle_seconds = 1, 0, 60.0
         #: where the worker keeps it for the next run of its organization (None: used once)
         self.keep: Callable[[ForkedRunner], None] | None = None
         self.finished = self.killed = False
+        #: which run the process serves now: bumped when it is released, so a kill meant for a run that ended
+        #: never reaches the next one (:meth:`killer`)
+        self.turn = 0
 
     def kill_now(self) -> None:
         self.killed = True
-        kill_group(self.pid)
+        if self.ref is not None:
+            self.ref.kill_group()
+
+    def killer(self) -> Callable[[], None]:
+        """What ends the run it serves now (and the process); nothing once that run released it."""
+        turn = self.turn
+
+        def kill() -> None:
+            if self.turn == turn:
+                self.kill_now()
+
+        return kill
 
     def connected(self) -> bool:
-        return not self.reader.at_eof() and not self.writer.is_closing()
+        """The process is there and its connection open: it may take another job."""
+        if self.reader.at_eof() or self.writer.is_closing() or _hung_up(self.writer):
+            return False
+        return self.ref is None or not self.ref.exited()
 
     def next_run(self, workdir: Path, done: Callable[[], None]) -> ForkedRunner:
         """This kept process, for one more run in ``workdir``."""
@@ -81,6 +101,8 @@ class ForkedRunner:
             message: dict[str, Any] = json.loads(line)
             if "pid" in message:
                 self.pid = int(message["pid"])
+                if self.ref is None or self.ref.pid != self.pid:
+                    self.ref = ProcessRef(self.pid)  # now, while the process that sent it runs its job
                 continue
             if FINAL_MESSAGES & message.keys():
                 self.finished, self.served = True, self.served + 1
@@ -101,6 +123,7 @@ class ForkedRunner:
         if keep is not None and reusable and fits(self.pid, self.memory_mib):
             remove_workdir(self.workdir)
             self._release()
+            self.turn += 1
             keep(self)
             return
         await self.close()
@@ -108,8 +131,12 @@ class ForkedRunner:
         self._release()
 
     async def close(self) -> None:
-        """End the process (the connection closed: a kept one waiting for a job exits at once)."""
-        kill_group(self.pid)
+        """End the process (the connection closed: a kept one waiting for a job exits at once). One that
+        exited already, its connection at its end, is not signalled: its pid may be another process's."""
+        if self.ref is not None:
+            if not _hung_up(self.writer):
+                self.ref.kill_group()
+            self.ref.close()
         self.writer.close()
         with contextlib.suppress(Exception):
             await self.writer.wait_closed()
@@ -118,3 +145,19 @@ class ForkedRunner:
         if self._done is not None:
             self._done()
             self._done = None
+
+
+def _hung_up(writer: asyncio.StreamWriter) -> bool:
+    """The process's end of the connection is closed (it exited): a non-blocking peek reads its end of file."""
+    transport_socket = writer.get_extra_info("socket")
+    if transport_socket is None or writer.is_closing():
+        return True
+    peek = socket.socket(fileno=transport_socket.fileno())
+    try:
+        return peek.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
+    finally:
+        peek.detach()  # the transport's descriptor: not closed here

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import select
 import shutil
 import signal
 import tempfile
@@ -83,6 +84,55 @@ def kill_group(pid: int | None) -> None:
         return
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGKILL)
+
+
+class ProcessRef:
+    """A process another one forked (a fork server's child), held by a pidfd (Linux >= 5.3): unlike its pid,
+    which the kernel may give a later process once this one is reaped, the pidfd never names another process,
+    so a kept child that exited on its own is never signalled through a reused pid (in team mode the worker
+    is root: that could kill another organization's run). Where pidfds are missing, the process's start
+    time (field 22 of ``/proc/<pid>/stat``) read when the pid arrived tells the same."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.fd: int | None = None
+        self.started: bytes | None = None
+        try:
+            self.fd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            pass  # gone already: exited() is True
+        except OSError:
+            self.started = _start_time(pid)
+
+    def exited(self) -> bool:
+        """It ended (a zombie too): its pid may be another process's any moment."""
+        if self.fd is not None:
+            poll = select.poll()
+            poll.register(self.fd, select.POLLIN)
+            return bool(poll.poll(0))
+        return self.started is None or _start_time(self.pid) != self.started
+
+    def kill_group(self) -> None:
+        """:func:`kill_group` of this process's group while the process is still there (its pid, and so its
+        group's id, is then still its own); nothing once it ended."""
+        if not self.exited():
+            kill_group(self.pid)
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+            self.started = None  # exited() from now on: nothing is signalled through a closed handle
+
+
+def _start_time(pid: int) -> bytes | None:
+    """When process ``pid`` started (clock ticks after boot), None where there is none or it is a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            fields = stat.read().rsplit(b")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return None if fields[0] in (b"Z", b"X") else fields[19]  # fields after the name start at field 3
 
 
 async def stop_process(process: asyncio.subprocess.Process, grace_seconds: float = 5.0) -> None:

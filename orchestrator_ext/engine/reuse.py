@@ -42,10 +42,12 @@ MIB = 1024 * 1024
 
 @dataclass(frozen=True)
 class ReuseKey:
-    """Who may share a process: one organization on one tier (its limits)."""
+    """Who may share a process: one organization on one tier (its limits), at one ``runs_per_process`` (a
+    changed setting or tier is not served by the processes kept under the old one: they are let go)."""
 
     org: str
     tier: str
+    runs: int = 1
 
 
 class KeptProcess(Protocol):
@@ -61,18 +63,6 @@ def runs_allowed(asked: int) -> int:
     if asked <= 1 or run_cgroups() is not None:
         return 1
     return asked
-
-
-def alive(pid: int | None) -> bool:
-    """The process exists and is not a zombie (its fork server reaps it within a second of its end)."""
-    if pid is None:
-        return False
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            state = stat.read().rsplit(b")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state not in (b"Z", b"X")
 
 
 def fits(pid: int | None, memory_mib: int) -> bool:
@@ -98,12 +88,16 @@ class Kept:
         self._idle.setdefault(key, []).append((process, time.monotonic()))
 
     async def take(self, key: ReuseKey) -> KeptProcess | None:
-        """The most recently parked live process of ``key`` (its caches the warmest); stale ones are closed."""
+        """The most recently parked live process of ``key`` (its caches the warmest); stale ones, and those its
+        organization kept under another tier or setting, are closed."""
+        for other in [other for other in self._idle if other.org == key.org and other != key]:
+            for process, _ in self._idle.pop(other):
+                await self._close(process)
         waiting = self._idle.get(key, [])
         now, taken = time.monotonic(), None
         while waiting and taken is None:
             process, since = waiting.pop()
-            if now - since < IDLE_SECONDS and process.connected() and alive(process.pid):
+            if now - since < IDLE_SECONDS and process.connected():
                 taken = process
             else:
                 await self._close(process)
@@ -111,12 +105,15 @@ class Kept:
         return taken
 
     async def expire(self) -> None:
-        """Close every process idle past :data:`IDLE_SECONDS` (of any key)."""
+        """Drop every process idle past :data:`IDLE_SECONDS` or gone already (of any key): the worker calls it
+        at each run's start, so a child that exited by itself is not kept, its pid long after its end."""
         now = time.monotonic()
         for key, waiting in list(self._idle.items()):
-            fresh = [(process, since) for process, since in waiting if now - since < IDLE_SECONDS]
+            fresh = []
             for process, since in waiting:
-                if now - since >= IDLE_SECONDS:
+                if now - since < IDLE_SECONDS and process.connected():
+                    fresh.append((process, since))
+                else:
                     await self._close(process)
             if fresh:
                 self._idle[key] = fresh

@@ -59,6 +59,10 @@ class Runner:
     def kill_now(self) -> None:
         kill_group(self.process.pid)
 
+    def killer(self) -> Callable[[], None]:
+        """What ends this run: the process serves no other."""
+        return self.kill_now
+
     async def wait_ready(self) -> None:
         line = await asyncio.wait_for(_pipe(self.process.stdout).readline(), READY_TIMEOUT)
         if json.loads(line or b"{}").get("ready") is not True:
@@ -225,11 +229,13 @@ class ForkServer:
 
     async def connect(self, key: ReuseKey | None = None, runs: int = 1) -> ForkedRunner:
         """A process for one run: one ``key`` kept from its last run (:mod:`.reuse`), else a new fork."""
-        if key is not None:
-            kept = await self.kept.take(key)
-            if isinstance(kept, ForkedRunner):
-                self.in_flight += 1
-                return kept.next_run(new_workdir(self.workdir_root, "run-", self.account), self._finished)
+        # take() drops the stale ones of every key; a run without reuse still drops the others' (reuse.py)
+        kept = await self.kept.take(key) if key is not None else None
+        if key is None:
+            await self.kept.expire()
+        if isinstance(kept, ForkedRunner):
+            self.in_flight += 1
+            return kept.next_run(new_workdir(self.workdir_root, "run-", self.account), self._finished)
         for attempt in (1, 2):
             path = await self.ensure()
             try:
@@ -242,7 +248,7 @@ class ForkServer:
             self.in_flight += 1
             workdir = new_workdir(self.workdir_root, "run-", self.account)
             runner = ForkedRunner(reader, writer, workdir, self.memory_mib, self._finished, self.state)
-            if key is not None:  # kept for the organization's next run (reuse.py)
+            if key is not None and key.runs > 1:  # kept for the organization's next run (reuse.py)
                 runner.runs, runner.idle_seconds, runner.keep = runs, CHILD_IDLE_SECONDS, self._keeper(key)
             return runner
         raise RunnerGone("the fork server cannot be reached")  # pragma: no cover - the loop returns or raises
@@ -346,7 +352,7 @@ class RunnerPool:
         organization's last run on the same tier where it allows ``runs`` > 1 per process."""
         if self.size > 0:
             runs = runs_allowed(runs)
-            key = ReuseKey(org, tier) if org is not None and runs > 1 else None
+            key = ReuseKey(org, tier, runs) if org is not None else None
             return await self.servers.get(self.key).connect(key, runs)
         account = self.accounts.get(self.key)
         return await start_runner(self.preload, self.memory_mib, self.workdir_root, account, self.state)

@@ -4,10 +4,15 @@ when it opted in, never with another organization; cancel, timeout and a crash e
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+from pathlib import Path
 from typing import Any
 
 import psutil
+import pytest
 
+from orchestrator_ext.engine.runners import ForkedRunner, RunnerPool
 from tests.conftest import Api
 from tests.engine.conftest import wait_final, who
 
@@ -135,3 +140,60 @@ def alive(pid: int) -> bool:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
+
+
+async def kept_runner(pool: RunnerPool, org: str, runs: int, tier: str = "t") -> ForkedRunner:
+    """A forked process that ran one (failing, fast) job for ``org`` and was released to be kept."""
+    runner = await pool.for_org(None, None).take(org, tier, runs)
+    assert isinstance(runner, ForkedRunner)
+    messages = [message async for message in runner.messages({"framework": "no-such-runtime"})]
+    assert "error" in messages[-1], messages
+    await runner.discard()
+    return runner
+
+
+async def test_a_kept_process_that_exited_is_dropped_and_never_signalled(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pool = RunnerPool(1, [], 0, tmp_path)
+    try:
+        runner = await kept_runner(pool, "org-a", runs=5)
+        server = pool.servers.get(None)
+        assert len(server.kept) == 1
+        assert runner.pid is not None
+        assert runner.ref is not None
+        os.kill(runner.pid, signal.SIGKILL)  # it ends by itself (as after its idle time), the fork server reaps it
+        for _ in range(200):
+            if runner.ref.exited():
+                break
+            await asyncio.sleep(0.02)
+        assert runner.ref.exited()
+        signalled: list[int] = []
+        monkeypatch.setattr(os, "killpg", lambda pid, number: signalled.append(pid))
+        other = await pool.for_org(None, None).take("org-b", "t", 1)  # any run's start drops it
+        assert len(server.kept) == 0
+        assert signalled == []  # its pid may be another process's by now: not signalled
+        runner.kill_now()
+        assert signalled == []
+        monkeypatch.undo()
+        await other.discard()
+    finally:
+        await pool.close()
+
+
+async def test_a_changed_setting_or_tier_lets_the_kept_processes_go(tmp_path: Path) -> None:
+    pool = RunnerPool(1, [], 0, tmp_path)
+    try:
+        first = await kept_runner(pool, "org-a", runs=5)
+        assert (await kept_runner(pool, "org-a", runs=5)).pid == first.pid  # kept, then taken again
+        lowered = await kept_runner(pool, "org-a", runs=2)  # the setting lowered: not the process kept under 5
+        assert lowered.pid != first.pid
+        assert not first.connected()
+        moved = await kept_runner(pool, "org-a", runs=2, tier="pro")  # another tier: a fresh process
+        assert moved.pid != lowered.pid
+        assert not lowered.connected()
+        once = await kept_runner(pool, "org-a", runs=1)
+        assert once.pid != moved.pid
+        assert len(pool.servers.get(None).kept) == 0
+    finally:
+        await pool.close()
