@@ -21,6 +21,7 @@ from orchestrator_ext.hub import tls
 from orchestrator_ext.hub.dashboard import NOTEBOOK
 from orchestrator_ext.hub.spawner import TeamSpawner, ensure_system_account, home_elsewhere
 from orchestrator_ext.n8n.install import installation
+from orchestrator_ext.n8n.instances import service_environment
 
 
 def env(name, default=""):
@@ -240,7 +241,8 @@ if env("ORCHESTRATOR_N8N", "on-demand").lower() != "off" and N8N.ready():
                 f"--data={N8N_DIR}",
                 f"--service-prefix=/services/{SERVICE}/",
             ],
-            "environment": {**SERVICE_ENV, "ORCHESTRATOR_N8N_HOME": str(N8N.home)},
+            # the cap and the idle stop (.env.example) where set: a service gets only this environment
+            "environment": {**SERVICE_ENV, "ORCHESTRATOR_N8N_HOME": str(N8N.home), **service_environment(os.environ)},
         }
     )
 

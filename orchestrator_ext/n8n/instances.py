@@ -41,7 +41,7 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from orchestrator_runtimes.n8n.api import N8nApi, N8nApiError
@@ -94,6 +94,12 @@ NOT_ROOT = (
 def as_root() -> bool:
     """Whether the server may make accounts and run n8n as them."""
     return os.geteuid() == 0
+
+
+def service_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """These settings where ``environ`` sets them, for a process given an environment of its own: JupyterHub
+    hands its ``orchestrator-n8n`` service (hub_config/team.py) only the service's ``environment``."""
+    return {name: environ[name] for name in (MAX_ENV, IDLE_ENV) if environ.get(name)}
 
 
 def setting(name: str, default: float) -> float:

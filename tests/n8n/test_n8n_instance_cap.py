@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
+import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -117,3 +118,20 @@ async def test_instances_beyond_the_cap_are_refused_while_all_are_busy_and_idle_
         await orgs.stop()
         for user, run_id in queued.items():
             await api("POST", "executions", run_id, "cancel", user=user)
+
+
+def test_the_hub_service_is_handed_the_cap_and_the_idle_time() -> None:
+    """JupyterHub starts its ``orchestrator-n8n`` service with the service's ``environment`` only: hub_config/team.py
+    adds the cap and the idle time where the hub has them set (.env.example), and the service's process reads them."""
+    hub = {instances.MAX_ENV: "2", instances.IDLE_ENV: "60", "ORCHESTRATOR_OTHER": "x", "HOME": "/root"}
+    handed = instances.service_environment(hub)
+    assert handed == {instances.MAX_ENV: "2", instances.IDLE_ENV: "60"}
+    assert instances.service_environment({instances.MAX_ENV: ""}) == {}  # unset: the service's default
+    read = (
+        "from orchestrator_ext.n8n.instances import IDLE_ENV, MAX_ENV, setting; "
+        "print(int(setting(MAX_ENV, 4)), setting(IDLE_ENV, 900.0))"
+    )
+    environment = {"PATH": "/usr/bin:/bin", **handed}
+    service = subprocess.run([sys.executable, "-c", read], env=environment, capture_output=True, text=True, timeout=60)
+    assert service.returncode == 0, service.stderr
+    assert service.stdout.split() == ["2", "60.0"]
