@@ -110,7 +110,7 @@ class RunTrace:
             "process.pid": os.getpid(),
         }
         self.span = self.tracer.start_span(f"run {self.framework}", context=parent, attributes=attributes)
-        context.attach(trace.set_span_in_context(self.span, parent))
+        self.token = context.attach(trace.set_span_in_context(self.span, parent))
         self.ended = False
 
     def write(self, text: str, /) -> int:
@@ -138,6 +138,21 @@ class RunTrace:
             self.span.set_status(Status(StatusCode.ERROR, kind))
         self.span.end()
         self.provider.force_flush(int(EXPORT_TIMEOUT_SECONDS * 1000))
+        self._let_go()
+
+    def _let_go(self) -> None:
+        """Leave the process as untraced for its next run (a process serving several, engine/reuse.py): the run's
+        span no longer current, httpx's instrumentation off (the next run's instruments it for its own provider:
+        instrumenting twice would be a no-op, its HTTP spans sent to this run's provider), no tracer kept."""
+        global _tracer
+        from opentelemetry import context
+        from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+
+        with contextlib.suppress(Exception):  # a final message written from another thread: its context differs
+            context.detach(self.token)
+        HTTPXClientInstrumentor().uninstrument()
+        _tracer = None
+        self.provider.shutdown()
 
 
 def _at_the_end(exporter: Any) -> Any:

@@ -106,3 +106,50 @@ def test_without_runs_a_child_serves_one_job(fork_server: Path, tmp_path: Path) 
         lines = conn.makefile("rb")
         assert "result" in one_run(conn, lines, job(tmp_path, 0, runs=1))[-1]
         assert lines.readline() == b""  # used once, as by default
+
+
+#: an inline node that makes an HTTP request with httpx (its instrumentation makes a client span of it)
+CALLS_OUT = """def run(values):
+    import httpx
+    httpx.post(values["url"], content=b"")
+    return {"called": True}
+"""
+
+
+def traced_job(tmp_path: Path, index: int, endpoint: str) -> tuple[bytes, str]:
+    """A traced job (its own trace) of an inline node calling out; the trace's id."""
+    workdir = tmp_path / f"traced-{index}"
+    (workdir / "tmp").mkdir(parents=True)
+    trace_id = f"{index + 1:032x}"
+    spec = {"nodes": [{"id": "call", "type": "code", "config": {"source": CALLS_OUT}}], "edges": []}
+    body = {
+        "framework": "langgraph",
+        "spec": spec,
+        "inputs": {"url": f"{endpoint}/elsewhere"},
+        "execution_id": f"traced-{index}",
+        "trace": {"traceparent": f"00-{trace_id}-{index + 1:016x}-01", "endpoint": f"{endpoint}/v1/traces"},
+        "process": {"workdir": str(workdir), "runs": 2},
+    }
+    return json.dumps(body).encode() + b"\n", trace_id
+
+
+def test_each_run_of_a_process_sends_its_own_spans(fork_server: Path, tmp_path: Path) -> None:
+    from tests.otlp_receiver import OtlpReceiver
+
+    with OtlpReceiver() as receiver, socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+        conn.connect(str(fork_server))
+        lines = conn.makefile("rb")
+        traces, logs = [], []
+        for index in range(2):
+            payload, trace_id = traced_job(tmp_path, index, receiver.endpoint)
+            messages = one_run(conn, lines, payload)
+            assert "result" in messages[-1], messages
+            traces.append(trace_id)
+            logs += [m["data"]["text"] for m in messages if m.get("event") == "log"]
+        assert lines.readline() == b""
+        for trace_id in traces:  # each run's own span, and its HTTP request's under it, in its own trace
+            spans = receiver.trace(trace_id)
+            [run] = [span for span in spans if span.name == "run langgraph"]
+            [http] = [span for span in spans if span.kind == "client"]
+            assert http.trace_id == run.trace_id
+        assert not [text for text in logs if "instrument" in text], logs
