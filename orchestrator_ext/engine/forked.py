@@ -23,6 +23,8 @@ from .runs_state import StateFor, with_state
 
 #: the runner protocol's last message of a run is one of these
 FINAL_MESSAGES = frozenset({"result", "error", "waiting"})
+#: how long a process to be kept may take to end a run's processes after its last message
+IDLE_WAIT_SECONDS = 5.0
 
 
 class RunnerGone(RuntimeError):
@@ -120,7 +122,7 @@ class ForkedRunner:
         else end it."""
         keep = self.keep
         reusable = self.finished and not self.killed and self.served < self.runs and self.connected()
-        if keep is not None and reusable and fits(self.pid, self.memory_mib):
+        if keep is not None and reusable and await self._idle() and fits(self.pid, self.memory_mib):
             remove_workdir(self.workdir)
             self._release()
             self.turn += 1
@@ -129,6 +131,18 @@ class ForkedRunner:
         await self.close()
         remove_workdir(self.workdir)
         self._release()
+
+    async def _idle(self) -> bool:
+        """The process ended the run's processes and waits for a job (its ``idle`` message): only now are the
+        run's folder removed and the process kept. False where it does not say so in :data:`IDLE_WAIT_SECONDS`."""
+        try:
+            async with asyncio.timeout(IDLE_WAIT_SECONDS):
+                while line := await self.reader.readline():
+                    if json.loads(line).get("idle") is True:
+                        return True
+        except (TimeoutError, OSError, ValueError, AttributeError):
+            return False
+        return False
 
     async def close(self) -> None:
         """End the process (the connection closed: a kept one waiting for a job exits at once). One that

@@ -3,8 +3,8 @@
 A fork server's child normally runs one job and exits (:mod:`.forkserver`).
 Where the worker asks for reuse, the job's ``process`` carries ``runs`` (how
 many jobs this process may serve in all) and ``idle_seconds``: after a run's
-last message the child waits on the same connection for the next job, one at a
-time, and exits at the worker's hang-up, after ``runs`` jobs, or when no job
+last message and its cleanup the child says ``{"idle": true}`` and waits on the
+same connection for the next job, one at a time, and exits at the worker's hang-up, after ``runs`` jobs, or when no job
 came for ``idle_seconds``. The worker sends a process only jobs of the
 organization (and tier) whose first job it ran: it owns the choice, the child
 only obeys bounds.
@@ -154,4 +154,5 @@ def serve(conn: socket.socket, send: Callable[[dict[str, Any]], None], run_one: 
         served += 1
         if served < runs:
             quiet_output()
+            send({"idle": True})  # after the run's cleanup (its processes ended): the worker may remove its folder
     return status
