@@ -310,15 +310,31 @@ async def _execute(
     run.execution_id = next((v for k, v in reply.headers.items() if k.lower() == EXECUTION_HEADER), None)
     answered = steps_from(reply.headers, types) if reply.status < 400 else None
     if answered is not None:  # the answer carries the steps: no read of n8n's record (answer.py)
-        run.ended = True
-        tracker = StepTracker("n8n")
-        for record in answered[0]:
-            tracker.steps.append(record)
-            step(record)
-        return tracker.outputs(reply.body, n8n_execution_id=run.execution_id, n8n_workflow_id=answered[1] or None)
+        return _from_answer(run, reply, answered, step)
+    return await _from_record(run, reply, types, step, timeout)
+
+
+def _from_answer(
+    run: _Run, reply: Reply, answered: tuple[list[dict[str, Any]], str], step: Callable[[dict[str, Any]], None]
+) -> dict[str, Any]:
+    """The outputs of a run whose answer carried its steps (and n8n's workflow id): each step reported."""
+    run.ended = True
+    tracker = StepTracker("n8n")
+    for record in answered[0]:
+        tracker.steps.append(record)
+        step(record)
+    return tracker.outputs(reply.body, n8n_execution_id=run.execution_id, n8n_workflow_id=answered[1] or None)
+
+
+async def _from_record(
+    run: _Run, reply: Reply, types: Mapping[str, str], step: Callable[[dict[str, Any]], None], within: float
+) -> dict[str, Any]:
+    """The outputs of a run read from n8n's record of its execution, each step reported; raises the
+    :class:`RunError` naming the failing node where the call or the execution failed."""
+    api = run.api
     try:
         if run.execution_id:
-            execution = await _read_ended(api, run.execution_id, timeout)
+            execution = await _read_ended(api, run.execution_id, within)
         else:
             execution = await asyncio.to_thread(
                 find_execution, api, run.workflow_id, run.hook, run.marker, finished=True
