@@ -255,7 +255,7 @@ class ReadPool:
             self._slots.release()
 
     async def scoped(
-        self, enter: Prepared, query: Prepared, params: Mapping[str, Any]
+        self, enter: Prepared, query: Prepared, params: Mapping[str, Any], *, retry: bool = True
     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """``EXECUTE enter; EXECUTE query`` in one round trip and one implicit transaction.
 
@@ -264,13 +264,16 @@ class ReadPool:
         query shape once per connection instead of once per request.
         Connections are not pinged on checkout (a round trip per request); a
         connection the server dropped (restart, failover) fails here, is
-        discarded by the pool as broken, and the read is tried once more.
+        discarded by the pool as broken, and the read is tried once more
+        (not with ``retry=False``: a write that may have committed is never repeated).
         """
         try:
             return await self._scoped_once(enter, query, params)
         except ReadPoolTimeout:
             raise
         except psycopg.OperationalError:
+            if not retry:
+                raise
             return await self._scoped_once(enter, query, params)
 
     async def _scoped_once(

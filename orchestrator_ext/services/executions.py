@@ -21,7 +21,7 @@ from typing import Any
 
 from orchestrator_runtimes.notebook import inputs_mode, notebook_input_problems
 from sqlalchemy import BigInteger, ColumnElement, Select, Table, all_, and_, bindparam, func, select
-from sqlalchemy.dialects.postgresql import ARRAY, insert
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 
 from .. import tracing
@@ -30,8 +30,6 @@ from ..db.models import (
     ExecutionNotebook,
     ExecutionStatus,
     ExecutionTrigger,
-    Organization,
-    ResourceTier,
     Workflow,
     WorkflowExecution,
     WorkflowVersion,
@@ -49,11 +47,12 @@ from ..schemas.executions import (
 )
 from ..security.permissions import Permission
 from . import audit
+from . import execution_start as start
 from .pagination import JsonPage, page_params
 from .ratelimit import Bucket, Rate, RateLimiter
-from .scope import Identity, Scope, ScopeFactory
+from .scope import Actor, Identity, Scope, ScopeFactory
 from .settings import ServiceSettings
-from .workflows import is_notebook_spec, load_runnable_workflow, load_version
+from .workflows import is_notebook_spec, load_version
 
 KEY_FIELD = "Idempotency-Key"
 FINISHED = frozenset({"succeeded", "failed", "cancelled", "timed_out"})
@@ -141,43 +140,50 @@ class ExecutionService:
         self.settings = settings
         self.limiter = limiter
 
-    async def _charge_organization(self, scope: Scope, org_id: uuid.UUID) -> None:
+    async def _charge_organization(self, org_id: uuid.UUID, per_minute: int) -> None:
         """An organization's runs per minute, all its members together, as its tier allows (429 beyond)."""
         if self.limiter is None or not self.limiter.enabled:
             return
-        per_minute = (
-            await scope.session.execute(
-                select(ResourceTier.executes_per_minute)
-                .join(Organization, Organization.tier_name == ResourceTier.name)
-                .where(Organization.id == org_id)
-            )
-        ).scalar_one()
         await self.limiter.take(Bucket(f"org:{org_id}:execute", Rate(per_minute), "this organization's runs"))
 
     async def execute(
         self, identity: Identity, workflow_id: uuid.UUID, body: ExecuteWorkflow, idempotency_key: str | None
     ) -> tuple[DescribeExecution, bool]:
-        """Queue a run; the execution, and False when it is the replay of an earlier request with the same key."""
-        async with self.scopes.enter(identity) as scope:
-            workflow = await load_runnable_workflow(scope, workflow_id, Permission.EXECUTIONS_CREATE)
-            digest = request_hash(workflow.id, body)
-            if idempotency_key is not None:
-                earlier = await self._by_key(scope, workflow.org_id, idempotency_key)
-                if earlier is not None:
-                    return _replay(earlier, digest), False
-            await self._charge_organization(scope, workflow.org_id)  # a replay above costs nothing
-            version = await runnable_version(scope, workflow, body.version, body.inputs)
-            execution_id = await self._insert(scope, workflow, version, body, idempotency_key, digest)
-            if execution_id is None and idempotency_key is not None:  # a concurrent request won the insert
-                earlier = await self._by_key(scope, workflow.org_id, idempotency_key)
-                if earlier is None:  # pragma: no cover - the conflicting row is committed
-                    raise Conflict("A request with this Idempotency-Key is in progress; retry.")
+        """Queue a run; the execution, and False when it is the replay of an earlier request with the same key.
+
+        Two round trips on the fast path (:mod:`.execution_start`): what the checks need, then the insert
+        with its audit row; the checks in between, in the order the answers have always had.
+        """
+        actor, rows = await self.scopes.read(
+            identity, start.FACTS, {"workflow_id": workflow_id, "number": body.version}
+        )
+        if not rows:
+            raise NotFound(f"No workflow with id '{workflow_id}'.")
+        facts = rows[0]
+        actor.require(facts["org_id"], Permission.EXECUTIONS_CREATE, what="workflow", resource_id=workflow_id)
+        if not facts["agent_live"]:
+            raise NotFound(f"No workflow with id '{workflow_id}' (its agent was deleted).")
+        digest = request_hash(workflow_id, body)
+        if idempotency_key is not None:
+            earlier = await self._by_key_fast(identity, facts["org_id"], idempotency_key)
+            if earlier is not None:
                 return _replay(earlier, digest), False
-            audit.record(scope, "execution.create", "execution", execution_id, workflow.org_id, version=version.version)
-            created = (
-                await scope.session.execute(select(WorkflowExecution).where(WorkflowExecution.id == execution_id))
-            ).scalar_one()
-            return DescribeExecution.model_validate(created), True
+        await self._charge_organization(facts["org_id"], facts["executes_per_minute"])  # a replay costs nothing
+        _check_version(facts, body)
+        created = await self.scopes.write(
+            actor, start.START, _start_params(facts, body, idempotency_key, digest, actor)
+        )
+        if not created and idempotency_key is not None:  # a concurrent request won the insert
+            earlier = await self._by_key_fast(identity, facts["org_id"], idempotency_key)
+            if earlier is None:  # pragma: no cover - the conflicting row is committed
+                raise Conflict("A request with this Idempotency-Key is in progress; retry.")
+            return _replay(earlier, digest), False
+        return DescribeExecution.model_validate(start.answer(created[0])), True
+
+    async def _by_key_fast(self, identity: Identity, org_id: uuid.UUID, key: str) -> dict[str, Any] | None:
+        """The organization's run with this idempotency key (one round trip), or None."""
+        _, rows = await self.scopes.read(identity, start.BY_KEY, {"org_id": org_id, "key": key})
+        return start.answer(rows[0]) if rows else None
 
     async def get(self, identity: Identity, execution_id: uuid.UUID) -> DescribeExecution:
         """An execution, even one of a deleted agent or workflow."""
@@ -342,58 +348,51 @@ class ExecutionService:
         scope.actor.require(execution.org_id, permission, what="execution", resource_id=execution_id)
         return execution
 
-    async def _by_key(self, scope: Scope, org_id: uuid.UUID, key: str) -> WorkflowExecution | None:
-        stmt = select(WorkflowExecution).where(
-            WorkflowExecution.org_id == org_id, WorkflowExecution.idempotency_key == key
+
+def _check_version(facts: dict[str, Any], body: ExecuteWorkflow) -> None:
+    """The version asked for exists and the inputs fit it (422 naming the field), as :func:`runnable_version`."""
+    if facts["version_id"] is None:
+        current = facts["current_version"]
+        raise ValidationFailed(
+            f"The workflow has no version {body.version}.",
+            errors=[FieldError("version", f"no version {body.version}; the current one is {current}")],
         )
-        return (await scope.session.execute(stmt)).scalar_one_or_none()
-
-    async def _insert(
-        self,
-        scope: Scope,
-        workflow: Workflow,
-        version: WorkflowVersion,
-        body: ExecuteWorkflow,
-        idempotency_key: str | None,
-        digest: str,
-    ) -> uuid.UUID | None:
-        """INSERT ... ON CONFLICT DO NOTHING on the per-organization key: the new id, or None when the key is taken."""
-        stmt = (
-            insert(WorkflowExecution)
-            .values(
-                id=uuid.uuid4(),
-                org_id=workflow.org_id,
-                agent_id=workflow.agent_id,
-                workflow_id=workflow.id,
-                workflow_version_id=version.id,
-                version=version.version,
-                status=ExecutionStatus.QUEUED.value,
-                trigger=ExecutionTrigger.API.value,
-                inputs=body.inputs,
-                idempotency_key=idempotency_key,
-                request_hash=digest,
-                correlation_id=correlation_id.get(),
-                traceparent=tracing.traceparent(),
-                attempt=0,
-                timeout_seconds=body.timeout_seconds or version.spec.get("timeout_seconds"),
-                max_attempts=body.max_attempts or version.spec.get("max_attempts") or 1,
-                created_by=scope.actor.user_id,
-            )
-            .on_conflict_do_nothing(
-                index_elements=[WorkflowExecution.org_id, WorkflowExecution.idempotency_key],
-                index_where=WorkflowExecution.idempotency_key.is_not(None),
-            )
-            .returning(WorkflowExecution.id)
-        )
-        return (await scope.session.execute(stmt)).scalar_one_or_none()
+    check_inputs(WorkflowVersion(spec=facts["spec"], notebook_snapshot=facts["notebook_snapshot"]), body.inputs)
 
 
-def _replay(earlier: WorkflowExecution, digest: str) -> DescribeExecution:
-    if earlier.request_hash != digest:
+def _start_params(
+    facts: dict[str, Any], body: ExecuteWorkflow, idempotency_key: str | None, digest: str, actor: Actor
+) -> dict[str, Any]:
+    """The values of a new run (``execution_start.START``'s parameters), as the ORM's insert had them."""
+    spec = facts["spec"]
+    values: dict[str, Any] = {
+        "id": uuid.uuid4(),
+        "org_id": facts["org_id"],
+        "agent_id": facts["agent_id"],
+        "workflow_id": facts["id"],
+        "workflow_version_id": facts["version_id"],
+        "version": facts["version_number"],
+        "status": ExecutionStatus.QUEUED.value,
+        "trigger": ExecutionTrigger.API.value,
+        "inputs": json.dumps(body.inputs),  # the text the ORM's JSON type wrote (a json column keeps it as is)
+        "idempotency_key": idempotency_key,
+        "request_hash": digest,
+        "correlation_id": correlation_id.get(),
+        "traceparent": tracing.traceparent(),
+        "attempt": 0,
+        "timeout_seconds": body.timeout_seconds or spec.get("timeout_seconds"),
+        "max_attempts": body.max_attempts or spec.get("max_attempts") or 1,
+        "created_by": actor.user_id,
+    }
+    return {f"r_{name}": value for name, value in values.items()}
+
+
+def _replay(earlier: dict[str, Any], digest: str) -> DescribeExecution:
+    if earlier["request_hash"] != digest:
         raise Conflict(
             "This Idempotency-Key was used for a different request; use a new key for a new request.",
             errors=[FieldError(KEY_FIELD, "already used with a different request", "idempotency_key_reused")],
-            execution_id=str(earlier.id),
+            execution_id=str(earlier["id"]),
         )
     return DescribeExecution.model_validate(earlier)
 

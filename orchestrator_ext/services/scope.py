@@ -165,6 +165,16 @@ class ScopeFactory:
         actor = _actor(user_id, identity, [(m["org_id"], m["role"], m["personal"]) for m in memberships])
         return actor, rows
 
+    async def write(self, actor: Actor, statement: Prepared, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """Enter ``actor``'s tenant scope and run one statement that writes, in a single round trip that
+        commits (the batch of :meth:`read`), never retried: it may have committed before a connection broke.
+
+        ``actor`` comes from an earlier :meth:`read` whose rows the caller has already checked
+        permissions on: nothing here checks them again, row-level security aside.
+        """
+        params = {**params, "u": actor.user_id}
+        return (await self.db.reads.scoped(_ENTER, statement, params, retry=False))[1]
+
     async def user_id(self, identity: Identity, *, refresh: bool = False) -> uuid.UUID:
         """The caller's user id, creating the user and their personal organization on first sight.
 

@@ -153,6 +153,28 @@ async def test_concurrent_retries_make_one_execution(
     assert len({r.json["id"] for r in replies}) == 1
     [(count,)] = admin_sql("SELECT count(*) FROM workflow_executions WHERE idempotency_key = %s", (key,))
     assert count == 1
+    # one audit row, for the request that inserted; the replays and the requests that lost the race write none
+    audited = admin_sql("SELECT action FROM audit_events WHERE resource_id = %s", (replies[0].json["id"],))
+    assert audited == [("execution.create",)]
+
+
+async def test_start_answer_and_audit_row(api: Api, create_agent: Any, create_workflow: Any, admin_sql: Any) -> None:
+    """The run as POST answers it is the run as GET reads it (nested and non-ASCII inputs kept exactly),
+    and its audit row names the caller and the version, written with it."""
+    user = who()
+    workflow = await graph_workflow(create_agent, create_workflow, user)
+    inputs = {"text": "caf\u00e9 \u2603 'quoted' %s", "nested": {"list": [1, 2.5, None, True]}, "n": -3}
+    started = await api("POST", "workflows", workflow["id"], "execute", user=user, body={"inputs": inputs})
+    assert started.status == 202, started.text
+    read = await api("GET", "executions", started.json["id"], user=user)
+    assert read.json == started.json
+    assert started.json["inputs"] == inputs
+    [(action, details, actor, org_id)] = admin_sql(
+        "SELECT a.action, a.details, a.actor_user_id, a.org_id FROM audit_events a WHERE a.resource_id = %s",
+        (started.json["id"],),
+    )
+    [(created_by,)] = admin_sql("SELECT created_by FROM workflow_executions WHERE id = %s", (started.json["id"],))
+    assert (action, details, actor, str(org_id)) == ("execution.create", {"version": 1}, created_by, workflow["org_id"])
 
 
 @pytest.mark.parametrize("key", ["", "has space", "x" * 256, "caf\u00e9"])
