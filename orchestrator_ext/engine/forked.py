@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import json
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +54,7 @@ class ForkedRunner:
         #: how many runs this process may serve in all, and how many it has
         self.runs, self.served, self.idle_seconds = 1, 0, 60.0
         #: where the worker keeps it for the next run of its organization (None: used once)
-        self.keep: Callable[[ForkedRunner], None] | None = None
+        self.keep: Callable[[ForkedRunner], Awaitable[None]] | None = None
         self.finished = self.killed = False
         #: which run the process serves now: bumped when it is released, so a kill meant for a run that ended
         #: never reaches the next one (:meth:`killer`)
@@ -126,7 +126,7 @@ class ForkedRunner:
             remove_workdir(self.workdir)
             self._release()
             self.turn += 1
-            keep(self)
+            await keep(self)
             return
         await self.close()
         remove_workdir(self.workdir)

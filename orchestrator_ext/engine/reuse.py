@@ -14,7 +14,9 @@ takes it. A process is never offered to another key, so it never serves two
 organizations, nor two tiers. It is let go (the connection closed, so it
 exits) after N runs, when its resident size passed :data:`RECYCLE_FRACTION` of
 the run memory limit, when it sat unused :data:`IDLE_SECONDS`, or with its
-fork server.
+fork server. At most ``parked`` processes wait at once (the worker's slots:
+as many as it runs at a time); parking one more closes the one waiting the
+longest.
 
 Where the operator confines runs in cgroups (``ORCHESTRATOR_RUN_CGROUP``), each
 run's group is killed at its end, so there is no reuse there: every run is a
@@ -77,15 +79,24 @@ def fits(pid: int | None, memory_mib: int) -> bool:
 class Kept:
     """One fork server's processes waiting for their organization's next run."""
 
-    def __init__(self, close: Callable[[KeptProcess], Awaitable[None]] | None = None) -> None:
+    def __init__(self, close: Callable[[KeptProcess], Awaitable[None]] | None = None, parked: int = 2) -> None:
         self._idle: dict[ReuseKey, list[tuple[KeptProcess, float]]] = {}
+        self.parked = max(1, parked)
         self._close = close or (lambda process: process.close())
 
     def __len__(self) -> int:
         return sum(len(waiting) for waiting in self._idle.values())
 
-    def park(self, key: ReuseKey, process: KeptProcess) -> None:
+    async def park(self, key: ReuseKey, process: KeptProcess) -> None:
+        """Keep ``process`` for ``key``'s next run; past :attr:`parked` waiting, the one waiting longest goes."""
         self._idle.setdefault(key, []).append((process, time.monotonic()))
+        while len(self) > self.parked:
+            oldest = min(self._idle, key=lambda other: self._idle[other][0][1])
+            waiting = self._idle[oldest]
+            gone, _ = waiting.pop(0)
+            if not waiting:
+                del self._idle[oldest]
+            await self._close(gone)
 
     async def take(self, key: ReuseKey) -> KeptProcess | None:
         """The most recently parked live process of ``key`` (its caches the warmest); stale ones, and those its

@@ -25,7 +25,7 @@ import logging
 import os
 import socket
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -155,6 +155,7 @@ class ForkServer:
         account: RunAccount | None = None,
         state: StateFor | None = None,
         org: str | None = None,
+        parked: int = 2,
     ) -> None:
         self.preload, self.memory_mib, self.workdir_root = preload, memory_mib, workdir_root
         #: one runs' database for all organizations, else ``state`` gives each its own (``org``: this one's)
@@ -167,7 +168,7 @@ class ForkServer:
         #: runs forked from this server that have not been discarded yet (they die with it)
         self.in_flight = 0
         #: its children kept for their organization's next run (:mod:`.reuse`)
-        self.kept = Kept()
+        self.kept = Kept(parked=parked)
         self._lock = asyncio.Lock()
         self._stderr: asyncio.Task[None] | None = None
         #: a descriptor of ``control`` where its path is too long for a socket address (:attr:`socket`)
@@ -253,7 +254,7 @@ class ForkServer:
             return runner
         raise RunnerGone("the fork server cannot be reached")  # pragma: no cover - the loop returns or raises
 
-    def _keeper(self, key: ReuseKey) -> Callable[[ForkedRunner], None]:
+    def _keeper(self, key: ReuseKey) -> Callable[[ForkedRunner], Awaitable[None]]:
         return lambda runner: self.kept.park(key, runner)
 
     def _finished(self) -> None:
@@ -304,8 +305,11 @@ class RunnerPool:
         limit: int = 4,
         idle_seconds: float = 600.0,
         state: StateFor | None = None,
+        parked: int = 2,
     ) -> None:
         self.size = size
+        #: the most processes each fork server keeps waiting for their organization's next run (reuse.py)
+        self.parked = parked
         self.preload = preload
         self.memory_mib = memory_mib
         self.workdir_root = workdir_root
@@ -333,7 +337,9 @@ class RunnerPool:
     def _server_for(self, key: str | None) -> ForkServer:
         account = self.accounts.get(key)
         # key: an organization's id where each has a server of its own (its account), else None (one for all)
-        return ForkServer(self.preload, self.memory_mib, self.workdir_root, self.state_url, account, self.state, key)
+        return ForkServer(
+            self.preload, self.memory_mib, self.workdir_root, self.state_url, account, self.state, key, self.parked
+        )
 
     def fill(self, key: str | None = None, account: RunAccount | None = None) -> None:
         """Have ``key``'s fork server started (in the background) before its next run needs it."""

@@ -104,6 +104,7 @@ class Worker:
             limit=settings.account_pools,
             idle_seconds=settings.account_idle_seconds,
             state=runs_state.provider(settings.state_server, keyring),  # each organization's runs' database
+            parked=settings.slots,  # processes kept for an organization's next run: as many as run at once
         )
         self.readiness = Readiness(self.kernels, self.runners, separate=self.accounts.separate, wake=self._wake_up)
         limits = Limits(settings.memory_mib, settings.max_output_bytes, settings.default_timeout_seconds)

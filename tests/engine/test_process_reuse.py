@@ -197,3 +197,14 @@ async def test_a_changed_setting_or_tier_lets_the_kept_processes_go(tmp_path: Pa
         assert len(pool.servers.get(None).kept) == 0
     finally:
         await pool.close()
+
+
+async def test_at_most_parked_processes_wait_the_longest_waiting_goes(tmp_path: Path) -> None:
+    pool = RunnerPool(1, [], 0, tmp_path, parked=2)
+    try:
+        kept = [await kept_runner(pool, org, runs=5) for org in ("org-a", "org-b", "org-c")]
+        assert len(pool.servers.get(None).kept) == 2
+        assert [runner.connected() for runner in kept] == [False, True, True]  # org-a's, parked first, closed
+        assert (await kept_runner(pool, "org-b", runs=5)).pid == kept[1].pid
+    finally:
+        await pool.close()
