@@ -153,3 +153,40 @@ def test_each_run_of_a_process_sends_its_own_spans(fork_server: Path, tmp_path: 
             [http] = [span for span in spans if span.kind == "client"]
             assert http.trace_id == run.trace_id
         assert not [text for text in logs if "instrument" in text], logs
+
+
+def cache_key(spec: dict[str, Any], integrations: dict[str, Any], default_model: str | None = "m") -> str | None:
+    from orchestrator_runtimes.langgraph import cache
+    from orchestrator_runtimes.runtime import RunContext
+    from orchestrator_runtimes.spec import WorkflowSpec
+
+    context = RunContext("run", 1, Path("/nowhere"), integrations=integrations, default_model=default_model)
+    return cache.key_of(WorkflowSpec.model_validate(spec), None, context)
+
+
+def test_a_kept_graph_is_keyed_by_all_it_is_built_from(monkeypatch: pytest.MonkeyPatch) -> None:
+    from orchestrator_runtimes import reuse
+
+    inline = {"nodes": [{"id": "a", "type": "code", "config": {"source": CALLS_OUT}}], "edges": []}
+    model = {"m": {"kind": "openai", "api_key": "one", "base_url": "http://127.0.0.1:9/v1"}}
+    assert cache_key(inline, model) is None  # a process serving one run keeps nothing
+    monkeypatch.setattr(reuse, "_serving_many", True)
+    key = cache_key(inline, model)
+    assert key is not None
+    assert cache_key(inline, model) == key
+    assert cache_key(inline, {"m": {**model["m"], "api_key": "two"}}) != key  # a changed secret: built afresh
+    assert cache_key(inline, {"m": {**model["m"], "base_url": "http://127.0.0.1:8/v1"}}) != key
+    assert cache_key(inline, model, default_model="n") != key
+    called = {"id": "b", "type": "code", "config": {"callable": "mine:run"}}
+    assert cache_key({"nodes": [called], "edges": []}, model) is None  # code from the files: never kept
+    nested = {
+        "id": "s",
+        "type": "subgraph",
+        "config": {
+            "nodes": [{"id": "in", "type": "subgraph", "config": {"nodes": [called], "edges": []}}],
+            "edges": [],
+        },
+    }
+    assert cache_key({"nodes": [nested], "edges": []}, model) is None  # at any depth
+    tool = {"id": "t", "type": "tool", "config": {"callable": "mine:tool"}}
+    assert cache_key({"nodes": [tool], "edges": []}, model) is None
