@@ -208,3 +208,25 @@ async def test_at_most_parked_processes_wait_the_longest_waiting_goes(tmp_path: 
         assert (await kept_runner(pool, "org-b", runs=5)).pid == kept[1].pid
     finally:
         await pool.close()
+
+
+async def test_a_kill_meant_for_a_run_that_ended_spares_the_next_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pool = RunnerPool(1, [], 0, tmp_path)
+    try:
+        runner = await pool.for_org(None, None).take("org-a", "t", 5)
+        assert isinstance(runner, ForkedRunner)
+        late_kill = runner.killer()  # as a run's timeout holds it
+        assert "error" in [m async for m in runner.messages({"framework": "no-such-runtime"})][-1]
+        await runner.discard()  # released: kept for the organization's next run
+        signalled: list[int] = []
+        monkeypatch.setattr(os, "killpg", lambda pid, number: signalled.append(pid))
+        late_kill()
+        assert signalled == []
+        assert runner.connected()
+        runner.killer()()  # the kill of the run it serves now does reach it
+        assert signalled == [runner.pid]
+    finally:
+        monkeypatch.undo()
+        await pool.close()
