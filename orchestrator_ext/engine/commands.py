@@ -19,7 +19,6 @@ import json
 import logging
 import pwd
 import signal
-import subprocess  # nosec B404 - this very command, as another account, no shell
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -30,6 +29,7 @@ from ..cli import OrchestratorCommand
 from ..db.setup import PreparedDatabase, prepare_database
 from ..observability import logging as ologging
 from ..security.crypto import KeyRing
+from ..security.run_as import run_as
 from .runs_state import RunsServer, embedded_runs
 
 log = logging.getLogger("orchestrator.engine")
@@ -100,17 +100,7 @@ class WorkerCommand(_EngineCommand):
             return super().prepare()
         account = pwd.getpwnam(self.prepare_as)
         command = [sys.executable, sys.argv[0], *sys.argv[1:], "--WorkerCommand.print_connection=True"]
-        done = subprocess.run(  # noqa: S603  # nosec B603 - this command, as the service's account
-            command,
-            capture_output=True,
-            text=True,
-            check=False,
-            user=account.pw_uid,
-            group=account.pw_gid,
-            extra_groups=[],
-            cwd=account.pw_dir,
-            timeout=300,
-        )
+        done = run_as(account, command, timeout=300)  # this command, as the service's account
         if done.returncode != 0:
             raise SystemExit(f"preparing the database as {self.prepare_as} failed:\n{done.stderr[-4000:]}")
         handed = json.loads(done.stdout.strip().splitlines()[-1])

@@ -23,13 +23,14 @@ import dataclasses
 import json
 import os
 import pwd
-import subprocess  # nosec B404 - this module, as the service's account, no shell
+import subprocess  # nosec B404 - for its timeout: this module runs as the service's account (run_as)
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..db.embedded import APP_DATABASE, PASSWORDS_FILE, superuser_url
+from ..security.run_as import run_as
 from .database import N8nDatabase, provision
 
 KEYS_FILE = "keys.json"
@@ -68,18 +69,7 @@ def attach_as(account: pwd.struct_passwd, data_dir: Path, names: Sequence[str]) 
     command = [sys.executable, "-I", "-m", __name__, str(data_dir.absolute()), *names]
     environment = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": account.pw_dir, "LANG": "C.UTF-8"}
     try:
-        done = subprocess.run(  # noqa: S603  # nosec B603 - this module, as the embedded server's account
-            command,
-            capture_output=True,
-            text=True,
-            check=False,
-            user=account.pw_uid,
-            group=account.pw_gid,
-            extra_groups=[],
-            cwd="/",
-            env=environment,
-            timeout=120,
-        )
+        done = run_as(account, command, timeout=120, cwd="/", env=environment)  # as the embedded server's account
     except subprocess.TimeoutExpired as exc:
         raise AttachError(f"making n8n's database as {account.pw_name} took over {exc.timeout:g} s") from exc
     if done.returncode != 0:
