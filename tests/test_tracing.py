@@ -409,7 +409,14 @@ def _memory_tracer() -> tuple[Any, Any, Any]:
     from orchestrator_ext.observability.otel import NoOrphanClientSpans
 
     memory = InMemorySpanExporter()
-    provider = TracerProvider(sampler=ParentBased(root=NoOrphanClientSpans()))
+    # a CrewAI run in this process (tests/runtimes) leaves OTEL_SDK_DISABLED=true in os.environ (its quiet
+    # environment), and a provider made then hands out no-op tracers: this one is made with the SDK on
+    quieted = os.environ.pop("OTEL_SDK_DISABLED", None)
+    try:
+        provider = TracerProvider(sampler=ParentBased(root=NoOrphanClientSpans()))
+    finally:
+        if quieted is not None:
+            os.environ["OTEL_SDK_DISABLED"] = quieted
     provider.add_span_processor(SimpleSpanProcessor(memory))
     return provider, provider.get_tracer("test"), memory
 
