@@ -76,10 +76,19 @@ class ActiveRun:
     notebook: dict[str, Any] | None = None
     #: the organization's default model integration (framework runs)
     default_model: str | None = None
+    #: the run's process being let go or kept (:meth:`.forked.ForkedRunner.discard`): under way while the
+    #: worker records the run's end, awaited before its slot is given back
+    letting_go: asyncio.Task[None] | None = None
 
     def cancel(self, *, lost: bool = False) -> None:
         self.lost = self.lost or lost
         self.cancelled.set()
+
+    async def let_go(self) -> None:
+        """Wait until the run's process is ended or kept for the next run (its folder removed)."""
+        if self.letting_go is not None:
+            with contextlib.suppress(Exception):
+                await self.letting_go
 
 
 class Attempts:
@@ -263,7 +272,9 @@ class Attempts:
                 retryable=True,
             ) from exc
         finally:
-            await runner.discard()
+            # the process ends the run's processes and resets itself (or is ended) while the worker records the
+            # run's end: neither waits for the other (worker.py awaits it before the run's slot is free again)
+            active.letting_go = asyncio.get_running_loop().create_task(runner.discard())
             await asyncio.gather(logs, return_exceptions=True)
 
 

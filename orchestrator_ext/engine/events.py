@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 import psycopg
@@ -50,6 +51,19 @@ class EventWriter:
         before the call is written, including a batch another flush was writing."""
         async with self._writing:
             await self._write_pending()
+
+    @contextlib.asynccontextmanager
+    async def taken(self) -> AsyncIterator[list[dict[str, Any]]]:
+        """Every event pending now, taken out to be written in the same statement as a run's end (one round
+        trip, not two); put back for the next flush when that write fails. Other flushes wait meanwhile, so
+        "flushed" still means "in the database"."""
+        async with self._writing:
+            batch, self._pending = self._pending, []
+            try:
+                yield batch
+            except BaseException:
+                self._pending[:0] = batch
+                raise
 
     async def _write_pending(self) -> None:
         while self._pending:

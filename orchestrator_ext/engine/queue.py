@@ -27,14 +27,47 @@ from ..db.system import configure_system_connection
 #: a pooled connection idle this long is checked (a round trip) before use
 RECHECK_AFTER_SECONDS = 1.0
 
-CLAIM = """
+#: where a spec names integrations: its list, and the model keys of its options and nodes (worker.MODEL_KEYS)
+_NAMED_AT = ", ".join(
+    f"'lax {path}'"
+    for path in (
+        "$.integrations[*]",
+        *(
+            f"{place}.{key}"
+            for place in ("$.options", "$.nodes[*].config")
+            for key in ("model", "manager_model", "embedder_model")
+        ),
+    )
+)
+
+# The claim brings the integrations the run's spec names (``looked_for``) and its organization's default model
+# (framework runs), as INTEGRATIONS below: the worker saves a round trip a run. The worker checks that the
+# names it finds in the spec are among those looked for (else it reads them with INTEGRATIONS).
+CLAIM = f"""
 SELECT c.id, c.org_id, c.workflow_id, c.agent_id, c.attempt, c.max_attempts, c.timeout_seconds, c.inputs,
        c.correlation_id, c.cancel_requested_at IS NOT NULL AS cancel_requested, c.resume, c.traceparent,
-       v.spec, v.notebook_snapshot, a.framework, o.tier_name, o.runs_per_process
+       v.spec, v.notebook_snapshot, a.framework, o.tier_name, o.runs_per_process, n.looked_for, h.integration_rows
   FROM orchestrator_claim_execution(%(worker)s, %(lease)s, %(tiers)s, %(kinds)s) c
   JOIN workflow_versions v ON v.id = c.workflow_version_id
   JOIN agents a ON a.id = c.agent_id
   JOIN organizations o ON o.id = c.org_id
+ CROSS JOIN LATERAL (
+   SELECT COALESCE(array_agg(DISTINCT name) FILTER (WHERE name IS NOT NULL), '{{}}') AS looked_for
+     FROM (SELECT jsonb_path_query(v.spec, path) #>> '{{}}' AS name
+             FROM unnest(ARRAY[{_NAMED_AT}]::jsonpath[]) path) named
+ ) n
+ CROSS JOIN LATERAL (
+   SELECT COALESCE(jsonb_agg(jsonb_build_object(
+            'id', i.id, 'name', i.name, 'kind', i.kind, 'config', i.config, 'secret_encrypted', i.secret_encrypted,
+            'is_default', COALESCE(i.id = d.id, false))), '[]') AS integration_rows
+     FROM integrations i
+     LEFT JOIN LATERAL (
+       SELECT id FROM integrations
+        WHERE org_id = c.org_id AND kind = 'openai-compatible' AND a.framework <> 'notebook'
+        ORDER BY name = 'default' DESC, created_at, name LIMIT 1
+     ) d ON true
+    WHERE i.org_id = c.org_id AND (i.id = d.id OR i.name = ANY(n.looked_for))
+ ) h
 """
 
 CANCEL_REQUESTED = "SELECT cancel_requested_at IS NOT NULL AS asked FROM workflow_executions WHERE id = %(id)s"
@@ -113,6 +146,11 @@ SELECT execution_id, org_id, attempt, kind, data
   FROM jsonb_to_recordset(%(rows)s) AS e(execution_id uuid, org_id uuid, attempt integer, kind text, data jsonb)
 """
 
+#: a run's end and the events still waiting to be written (its last log lines and steps, and any other run's),
+#: in one statement: one round trip, and the events are in when the end is (the end's status event, written by
+#: a trigger at the end of the statement, comes after them)
+FINISH_WITH_EVENTS = f"WITH events AS ({APPEND_EVENTS})\n{FINISH}"
+
 #: the integrations a run names, and (``default_model``) the organization's default model: the
 #: openai-compatible integration named 'default', else the oldest; one round trip
 INTEGRATIONS = """
@@ -181,6 +219,9 @@ class ClaimedRun:
     #: its organization's tier, and how many of its runs one forked process may serve (engine/reuse.py)
     tier_name: str = ""
     runs_per_process: int = 1
+    #: the names the claim looked for in the spec, and the integrations it found (rows as INTEGRATIONS gives)
+    looked_for: list[str] | None = None
+    integration_rows: list[dict[str, Any]] | None = None
 
 
 class Queue:
@@ -263,20 +304,27 @@ class Queue:
         outputs: dict[str, Any] | None,
         error: dict[str, Any] | None,
         notebook: dict[str, Any] | None,
+        events: list[dict[str, Any]] | None = None,
     ) -> bool:
-        """Record the end of an attempt, once: False when this worker no longer holds it (nothing changes)."""
-        params = {
-            "id": run.id,
-            "attempt": run.attempt,
-            "worker": worker,
-            "status": status,
-            "outputs": jsonb(outputs) if outputs is not None else None,
-            "error": jsonb(error) if error is not None else None,
-        }
+        """Record the end of an attempt, once, with ``events`` (written whether or not it is held): False when
+        this worker no longer holds it (its row does not change)."""
+        sql, params = (
+            FINISH,
+            {
+                "id": run.id,
+                "attempt": run.attempt,
+                "worker": worker,
+                "status": status,
+                "outputs": jsonb(outputs) if outputs is not None else None,
+                "error": jsonb(error) if error is not None else None,
+            },
+        )
+        if events:
+            sql, params["rows"] = FINISH_WITH_EVENTS, jsonb(events)
         if notebook is None:  # one statement, one round trip (a transaction would add BEGIN and COMMIT)
-            return bool(await self._rows(FINISH, params))
+            return bool(await self._rows(sql, params))
         async with self.pool.connection() as conn, conn.transaction():
-            done = await (await conn.execute(FINISH, params)).fetchone()
+            done = await (await conn.execute(sql, params)).fetchone()
             if done is not None and notebook is not None:
                 # json, not jsonb: the notebook keeps its keys' order (its parameters, as the inputs gave them)
                 await conn.execute(SAVE_NOTEBOOK, {"id": run.id, "content": Json(notebook, dumps=_pg_dumps)})

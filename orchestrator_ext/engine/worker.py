@@ -254,7 +254,7 @@ class Worker:
         try:
             try:
                 account = await self.accounts.for_org(run.org_id)
-                integrations = await self._integrations(active)
+                integrations = await self._integrations(active, claimed=True)
                 if run.framework == "n8n":  # its organization's instance may still be starting: wait (n8n/pending.py)
                     integrations = await n8n_pending.when_ready(integrations, self._integrations, active)
                 outcome = await self._attempts_for(key, account).run(active, integrations)
@@ -263,14 +263,16 @@ class Worker:
                 message = f"the run could not start: {type(exc).__name__}: {exc}"
                 outcome = Outcome(FAILED, error=RunError(ErrorKind.INTERNAL, message, retryable=True))
             traced.outcome(outcome.status, outcome.error.kind.value if outcome.error else None)
-            await self.writer.flush()  # the log is complete before the final status is
             if not active.lost:
-                await self._record(run, outcome)
-            elif self._stopping.is_set():
-                self._unfinished.append(run)
+                await self._record(run, outcome)  # its log complete when its end is: written with it
+            else:
+                await self.writer.flush()
+                if self._stopping.is_set():
+                    self._unfinished.append(run)
         finally:
             traced.end()
             self.active.pop(run.id, None)
+            await active.let_go()  # its process gone or kept: only then may another run take the slot
             self._slots.release()
             self._wake.set()
             # refill once the run is recorded: a kernel starting (half a second of CPU) would slow the run down
@@ -295,8 +297,9 @@ class Worker:
         if not self.accounts.separate or framework != "notebook":
             self.runners.fill(key, account)
 
-    async def _integrations(self, active: ActiveRun) -> dict[str, dict[str, Any]]:
-        """The integrations this run receives: those its spec names, and for frameworks its models."""
+    async def _integrations(self, active: ActiveRun, claimed: bool = False) -> dict[str, dict[str, Any]]:
+        """The integrations this run receives: those its spec names, and for frameworks its models; as its claim
+        read them (``claimed``: queue.CLAIM) where that looked for every name, else read now."""
         run = active.run
         framework_run = run.framework != "notebook"
         names = [str(name) for name in run.spec.get("integrations") or []]
@@ -304,7 +307,7 @@ class Worker:
             names.extend(model_references(run.spec))
         handed: dict[str, dict[str, Any]] = {}
         if (names or framework_run) and self.keyring is not None:
-            for row in await self.queue.integrations(run.org_id, names, with_default=framework_run):
+            for row in await self._integration_rows(run, names, claimed):
                 secret = None
                 if row["secret_encrypted"]:
                     secret = self.keyring.decrypt(row["secret_encrypted"], f"integrations.secret:{row['id']}")
@@ -323,20 +326,39 @@ class Worker:
             handed[fallback[0]] = dict(fallback[1])
         return handed
 
+    async def _integration_rows(self, run: ClaimedRun, names: list[str], claimed: bool) -> list[dict[str, Any]]:
+        rows, looked_for = run.integration_rows, run.looked_for
+        if claimed and rows is not None and looked_for is not None and set(names) <= set(looked_for):
+            wanted = set(names)
+            return [row for row in rows if row["is_default"] or row["name"] in wanted]
+        return await self.queue.integrations(run.org_id, names, with_default=run.framework != "notebook")
+
     async def _record(self, run: ClaimedRun, outcome: Outcome) -> None:
         """Record how the attempt ended, retrying while the database is away.
 
-        Should the database refuse what the run produced (its outputs or notebook), the run
-        still ends: ``failed``, saying so, rather than being lost and retried forever.
+        The events waiting to be written (the run's last log lines and steps) go in the same round
+        trip, so its log is complete when its end is seen. Should the database refuse that write,
+        the events are written apart (each run's alone where one is refused: events.py), then the
+        end. Should it refuse what the run produced (its outputs or notebook), the run still ends:
+        ``failed``, saying so, rather than being lost and retried forever.
         """
+        together = True
         while True:
             try:
-                recorded = await self._write_end(run, outcome)
+                if together:
+                    async with self.writer.taken() as events:
+                        recorded = await self._write_end(run, outcome, events)
+                else:
+                    await self.writer.flush()
+                    recorded = await self._write_end(run, outcome, [])
                 break
             except (psycopg.OperationalError, OSError):
                 log.warning("could not record the end of run %s; retrying", run.id, exc_info=True)
                 await asyncio.sleep(1.0)
             except psycopg.Error as exc:
+                if together:  # maybe another run's event: its events apart first, then this end alone
+                    together = False
+                    continue
                 if outcome.status == FAILED and outcome.notebook is None and outcome.outputs is None:
                     raise
                 log.exception("the database refused the result of run %s", run.id)
@@ -349,18 +371,27 @@ class Worker:
                 "run %s attempt %d ended but is no longer held by this worker: not recorded", run.id, run.attempt
             )
 
-    async def _write_end(self, run: ClaimedRun, outcome: Outcome) -> bool:
-        """A retry when attempts are left for a failure worth retrying, else the final state; False: not held."""
+    async def _write_end(self, run: ClaimedRun, outcome: Outcome, events: list[dict[str, Any]]) -> bool:
+        """A retry when attempts are left for a failure worth retrying, else the final state, with ``events``
+        (written first where not in the same statement); False: not held."""
         if outcome.status == WAITING and outcome.waiting_for is not None:
+            await self._events_first(events)
             return await self.queue.wait(run, self.name, outcome.outputs or {}, outcome.waiting_for)
         error = outcome.error.as_json() if outcome.error is not None else None
         worth_retrying = outcome.status == FAILED and outcome.error is not None and outcome.error.retryable
         if worth_retrying and error is not None and run.attempt < run.max_attempts:
             delay = self._backoff(run.attempt)
+            await self._events_first(events)
             if await self.queue.retry(run, self.name, {**error, "retry_in_seconds": delay}, delay):
                 log.info("run %s attempt %d failed; retry in %.1f s", run.id, run.attempt, delay)
                 return True
-        return await self.queue.finish(run, self.name, outcome.status, outcome.outputs, error, outcome.notebook)
+        ended = outcome.status, outcome.outputs, error, outcome.notebook
+        return await self.queue.finish(run, self.name, *ended, events=events)
+
+    async def _events_first(self, events: list[dict[str, Any]]) -> None:
+        if events:
+            await self.queue.append_events(events)
+            events.clear()  # written: not put back should the next statement fail
 
     def _backoff(self, attempt: int) -> float:
         base = self.settings.retry_backoff_seconds * float(2 ** (attempt - 1))
