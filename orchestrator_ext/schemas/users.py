@@ -51,6 +51,7 @@ class DescribeMembership(ResponseModel):
     role: Role
     personal: bool = Field(description="The caller's personal organization (exactly one member).")
     source: MemberSource = Field(description=SOURCE_HELP)
+    joined_at: Timestamp = Field(description="When the caller became a member.")
 
 
 class DescribeUser(ResponseModel):

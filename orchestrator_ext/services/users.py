@@ -73,7 +73,7 @@ class UserService:
     async def _describe(self, scope: Scope, user: User, identity: Identity) -> DescribeUser:
         rows = (
             await scope.session.execute(
-                select(OrganizationMember.role, OrganizationMember.source, Organization)
+                select(OrganizationMember.role, OrganizationMember.source, OrganizationMember.created_at, Organization)
                 .join(Organization, Organization.id == OrganizationMember.org_id)
                 .where(OrganizationMember.user_id == user.id)
             )
@@ -86,8 +86,9 @@ class UserService:
                     role=Role(role),
                     personal=org.personal_for_user_id == user.id,
                     source=source or "api",
+                    joined_at=joined_at,
                 )
-                for role, source, org in rows
+                for role, source, joined_at, org in rows
             ),
             key=lambda m: (not m.personal, m.name.lower(), str(m.org_id)),
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -32,7 +33,10 @@ async def test_first_sight_creates_profile_and_personal_org(api: Api) -> None:
         "role": "owner",
         "personal": True,
         "source": "api",
+        "joined_at": personal["joined_at"],
     }
+    # the membership is made with the profile, on first sight
+    assert datetime.fromisoformat(personal["joined_at"]) >= datetime.fromisoformat(me["created_at"])
     assert me["platform_admin"] is False  # the header identity: not a hub admin, not in platform_admins
     again = await api("GET", "users", "me", user=name)
     assert again.json == me

@@ -103,8 +103,8 @@ def test_admin_shows_why_an_n8n_instance_was_refused(
                 "runs n8n only for its owner's organization"
             )
     finally:
-        # hand the team to another owner and leave it: the other tests' Dashboard() and Admin() open the
-        # caller's first organization, which must stay the personal one
+        # hand the team to another owner and leave it: the tests after it see the caller's organizations as
+        # a new user has them
         assert admin.invite(colleague(server), "owner"), admin.status
         admin.close()
         client.request("DELETE", f"organizations/{org['id']}/members/{client.me()['id']}")
@@ -162,8 +162,8 @@ def test_admin_invites_changes_a_role_and_removes_through_the_api(
     assert name not in [m["username"] for m in removed.org["members"]]
     assert removed.remove_integration(integration["id"])
     assert removed.org["integrations"] == []
-    # hand the team to another owner and leave it: the other tests' Dashboard() and Admin() open the
-    # caller's first organization, which must stay the personal one
+    # hand the team to another owner and leave it: the tests after it see the caller's organizations as
+    # a new user has them
     assert removed.invite(colleague(server), "owner"), removed.status
     removed.close()
     client.request("DELETE", f"organizations/{org['id']}/members/{me['user_id']}")

@@ -7,7 +7,8 @@
     Builder()                          # draw a new workflow (a LangGraph agent unless framework= says otherwise)
     Builder(workflow_id="...")         # edit a saved one: its newest version
     ExecutionView("execution id")      # watch a run, answer a human approval
-    Dashboard()                        # your organization's runs, live, with charts and controls
+    Dashboard()                        # your personal organization's runs, live, with charts and controls
+    Dashboard("Team")                  # another of yours, by name or id
     Admin()                            # its members and roles, tier and limits, integrations, schedules
 
 They call the API through :class:`orchestrator_ext.client.Client` (found from

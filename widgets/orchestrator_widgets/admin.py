@@ -22,6 +22,7 @@ import traitlets
 from orchestrator_ext.client import ApiError, Client, ClientError
 
 from ._assets import bundle
+from .choosing import organization_id
 from .dashboard import READERS
 
 #: the organizations a platform admin's panel lists (the first ones, oldest first)
@@ -29,7 +30,11 @@ EVERY = 500
 
 
 class Admin(anywidget.AnyWidget):
-    """``Admin()`` (your first organization) or ``Admin(org_id=..., client=...)``.
+    """``Admin()`` or ``Admin(org_id=..., client=...)``.
+
+    ``org_id`` is an organization's id or the name of one of yours. Without it the panel opens your
+    personal organization, else one you own, else the one you joined first (:mod:`.choosing`), as
+    ``Dashboard()`` does.
 
     A platform admin also sees every organization (name, tier, members, agents), and opens any of them:
     one they are not a member of shows its tier, limits and usage, read-only."""
@@ -130,11 +135,10 @@ class Admin(anywidget.AnyWidget):
         client = self.client
         me = client.me()
         platform_admin = bool(me.get("platform_admin"))
-        if self.org_id is None:
-            found = client.organizations()
-            if not found:
-                return {"error": "You belong to no organization yet."}
-            self.org_id = str(found[0]["id"])
+        chosen = organization_id(client, self.org_id, me)
+        if chosen is None:
+            return {"error": "You belong to no organization yet."}
+        self.org_id = chosen
         with ThreadPoolExecutor(max_workers=READERS) as pool:
             every = pool.submit(self._every, platform_admin)
             try:

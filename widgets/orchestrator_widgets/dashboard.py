@@ -29,6 +29,7 @@ from orchestrator_ext.client import ApiError, Client, ClientError
 
 from . import dashboard_data as data
 from ._assets import bundle
+from .choosing import OrganizationNotFound, organization_id
 from .events import Event, OrganizationStream
 from .execution import RunFollower
 from .tracking import empty_run
@@ -39,7 +40,11 @@ READERS = 8
 
 
 class Dashboard(anywidget.AnyWidget):
-    """``Dashboard()`` (your first organization) or ``Dashboard(org_id=..., hours=24, client=...)``."""
+    """``Dashboard()`` or ``Dashboard(org_id=..., hours=24, client=...)``.
+
+    ``org_id`` is an organization's id or the name of one of yours. Without it the dashboard opens your
+    personal organization, else one you own, else the one you joined first (:mod:`.choosing`): being
+    invited into someone else's team does not change what ``Dashboard()`` shows you."""
 
     _esm = bundle("dashboard")
     _css = bundle("dashboard", ".css")
@@ -66,6 +71,10 @@ class Dashboard(anywidget.AnyWidget):
         self.on_msg(self._on_message)
         try:
             self.org = self._organization(org_id)
+        except OrganizationNotFound as exc:
+            self.org = {}
+            self.board = {"error": str(exc), "windows": list(WINDOWS_H)}
+            return
         except ClientError as exc:
             self.org = {}
             self.board = {"error": f"Cannot read your organizations: {exc}", "windows": list(WINDOWS_H)}
@@ -80,12 +89,13 @@ class Dashboard(anywidget.AnyWidget):
 
     # ---- reading ------------------------------------------------------------------
 
-    def _organization(self, org_id: str | None) -> dict[str, Any]:
-        if org_id is not None:
-            found: dict[str, Any] = self.client.request("GET", f"organizations/{quote(org_id)}")
-            return found
-        organizations = self.client.organizations()
-        return organizations[0] if organizations else {}
+    def _organization(self, wanted: str | None) -> dict[str, Any]:
+        """The organization ``wanted`` names (id or name), else the default one; ``{}`` with none."""
+        org_id = organization_id(self.client, wanted)
+        if org_id is None:
+            return {}
+        found: dict[str, Any] = self.client.request("GET", f"organizations/{quote(org_id)}")
+        return found
 
     def reload(self) -> None:
         """Read the window's runs, the agents, their workflows and schedules, and the platform's health."""
