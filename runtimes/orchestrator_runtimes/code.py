@@ -81,6 +81,9 @@ def _notebook_module(path: str, files_root: Path | None) -> types.ModuleType:
         lines.append("")
     module = types.ModuleType(Path(path).stem)
     module.__file__ = str(file)
-    code = compile("\n".join(lines), str(file), "exec")
+    # dont_inherit: this module's own `from __future__ import annotations` would otherwise turn the notebook's
+    # annotations into strings that nothing can resolve later (LangGraph reads a state's `Annotated` reducers
+    # with get_type_hints, which looks for the names in sys.modules, where this module is not)
+    code = compile("\n".join(lines), str(file), "exec", dont_inherit=True)
     exec(code, module.__dict__)  # noqa: S102  # nosec B102 - the user's own notebook, in the user's own run process
     return module

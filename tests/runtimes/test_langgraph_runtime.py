@@ -183,6 +183,32 @@ def build(inputs):
     assert bad[0].field == "spec.options.callable"
 
 
+def test_a_notebook_whose_state_has_a_reducer_builds(run_context: Callable[..., RunContext], tmp_path: Path) -> None:
+    """A notebook's annotations stay objects (the loader's own ``from __future__ import annotations`` made them
+    strings, and LangGraph could not resolve ``Annotated`` in them: NameError)."""
+    source = """from typing import Annotated, TypedDict
+import operator
+from langgraph.graph import StateGraph, START
+
+class State(TypedDict):
+    seen: Annotated[list[str], operator.add]
+
+def build():
+    graph = StateGraph(State)
+    graph.add_node("visit", lambda state: {"seen": ["visited"]})
+    graph.add_edge(START, "visit")
+    return graph
+"""
+    cell = {"cell_type": "code", "id": "s", "metadata": {}, "outputs": [], "execution_count": None}
+    notebook = {"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": [{**cell, "source": source}]}
+    (tmp_path / "reducer.ipynb").write_text(json.dumps(notebook))
+    first_code = validate_spec({"options": {"callable": "reducer.ipynb:build"}}, "langgraph")[0]
+    assert first_code is not None
+    _, result = run_all(RUNTIME.run(first_code, {"seen": ["start"]}, run_context()))
+    assert isinstance(result, RunResult), result
+    assert result.outputs["output"] == {"seen": ["start", "visited"]}
+
+
 def test_human_approval_checkpoints_and_resumes(run_context: Callable[..., RunContext], state_url: str) -> None:
     approval = spec(
         [
