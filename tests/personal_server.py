@@ -207,10 +207,12 @@ def _json_or_text(raw: bytes) -> Any:
         return raw.decode("utf-8", "replace")
 
 
-def running_server(tmp_path_factory: Any, name: str, *, local_model: bool = False) -> Iterator[PersonalServer]:
+def running_server(
+    tmp_path_factory: Any, name: str, *, local_model: bool = False, extra_args: tuple[str, ...] = ()
+) -> Iterator[PersonalServer]:
     """Body of a module-scoped fixture: one server for the module, stopped with SIGTERM after it."""
     root = tmp_path_factory.mktemp(name)
-    running = start_personal_server(root, root / "data", local_model=local_model)
+    running = start_personal_server(root, root / "data", local_model=local_model, extra_args=extra_args)
     try:
         yield running
     finally:
