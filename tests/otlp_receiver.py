@@ -150,7 +150,7 @@ def traced_server_fixtures(
     """``receiver, server = traced_server_fixtures("tracing")``: module-scoped fixtures of a receiver and a
     ``jupyter orchestrator`` (:func:`tests.personal_server.start_personal_server`) exporting to it.
 
-    One set-up for the tests that read spans (``tests/test_tracing.py``, ``tests/test_canary.py``).
+    One set-up for the tests that read spans (``tests/tracing/``, ``tests/test_canary.py``).
     Spans are sent every 200 ms (not the SDK's 5 s), and ``OTEL_SDK_DISABLED=false``:
     ``tests/runtimes/conftest.py`` turns the SDK off for the frameworks' own telemetry for the
     whole session, and this server's tracing is what is under test.

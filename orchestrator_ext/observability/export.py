@@ -11,7 +11,7 @@ from span to span: a statement's text, ``db.system``, a route, the resource, the
 specification fixes): the ids and times as bytes, and everything that repeats (an attribute
 pair, a name, a status, the resource, the scope) serialized once by the SDK's own encoder
 and kept. Fields come in field-number order and empty ones are left out, as the protobuf
-runtime writes them, so the bytes are the SDK's (``tests/test_tracing.py`` compares them).
+runtime writes them, so the bytes are the SDK's (``tests/tracing/test_export.py`` compares them).
 What is rare (events, links, lists and maps as values) is encoded by the SDK as it is.
 The caches are bounded; when full they start again, so values seen once (ids in a URL)
 cannot grow them. Imported only when tracing is on.

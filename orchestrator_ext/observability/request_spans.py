@@ -30,7 +30,7 @@ and the rest lookups whose answer does not change between requests:
   to the instrumentation.
 
 The instrumentation calls these by its module's global names: :func:`install` points them
-here and :func:`uninstall` puts them back (``tests/test_tracing.py`` fails if an upgrade
+here and :func:`uninstall` puts them back (``tests/tracing/test_request_spans.py`` fails if an upgrade
 renames them). Imported only when tracing is on.
 """
 
