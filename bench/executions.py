@@ -64,6 +64,7 @@ from harness import (
     bench_env,
     distribution,
     logged_problems,
+    runs_per_worker,
     set_tier,
     throughput,
 )
@@ -71,7 +72,6 @@ from notebook_runs import (
     baseline_api,
     baseline_cli,
     notebook,
-    runs_per_worker,
     sequential,
     summarize,
 )

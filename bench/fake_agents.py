@@ -20,11 +20,14 @@ runtimes' own scripted models, which the fork server's warm-ups run (one class e
 
 Every model call reports :data:`PROMPT_TOKENS` and :data:`COMPLETION_TOKENS`, counted by the framework (CrewAI's
 ``token_usage``, Agno's metrics) as a remote model's would be: the model calls and tokens of a run are the
-same on both sides when the work is. This module imports without CrewAI or Agno installed.
+same on both sides when the work is. :func:`crew` and :func:`team` build the same work on any model: the
+``--model local`` baseline runs them on the local model server. This module imports without CrewAI or Agno
+installed.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 #: what each fake model call reports having spent
@@ -52,10 +55,17 @@ FINAL_ANSWERS = {"crewai": CREW[-1][3], "agno": AGNO_ANSWER}
 
 def build_crew() -> Any:
     """A sequential crew of two agents and two tasks (the second task receives the first one's output)."""
-    from crewai import Agent, Crew, Task
     from orchestrator_runtimes.crewai.warm import scripted_llm_type
 
     llm_type = scripted_llm_type()
+    return crew(lambda: llm_type(model="fake", answers=CREW_ANSWERS, answer=CREW[-1][3], **TOKENS))
+
+
+def crew(llm: Callable[[], Any]) -> Any:
+    """The crew of :data:`CREW`, each agent on a model of its own from ``llm``: :func:`build_crew`'s on the
+    fake model, and ``bench/runtimes.py --model local``'s baseline on the local model server."""
+    from crewai import Agent, Crew, Task
+
     agents: list[Any] = []
     tasks: list[Any] = []
     for role, name, description, _ in CREW:
@@ -63,8 +73,7 @@ def build_crew() -> Any:
             role=role,
             goal=f"Help briefly as the {role}.",
             backstory=f"You are a {role}.",
-            # one each: the crew's token_usage adds up each agent's LLM, a shared one twice
-            llm=llm_type(model="fake", answers=CREW_ANSWERS, answer=CREW[-1][3], **TOKENS),
+            llm=llm(),  # one each: the crew's token_usage adds up each agent's LLM, a shared one twice
             allow_delegation=False,
             max_iter=2,
             verbose=False,
@@ -78,23 +87,30 @@ def build_crew() -> Any:
 def build_team() -> Any:
     """A team in ``route`` mode: the leader's one call delegates the message to its one member, whose answer is
     the team's."""
-    from agno.agent import Agent
-    from agno.team import Team
-    from agno.team.mode import TeamMode
     from orchestrator_runtimes.agno.warm import scripted_model_type
 
     model_type = scripted_model_type()
-    member_id, member_name, instructions = AGNO_MEMBER
     script = {"id": "fake", "name": "Fake", "provider": "Fake", "answer": AGNO_ANSWER, **TOKENS}
 
     def model() -> Any:
-        return model_type(member_id=member_id, task=AGNO_MESSAGE, **script)
+        return model_type(member_id=AGNO_MEMBER[0], task=AGNO_MESSAGE, **script)
 
+    return team(model(), model())
+
+
+def team(member_model: Any, leader_model: Any) -> Any:
+    """The team of :data:`AGNO_TEAM` routing to :data:`AGNO_MEMBER`, on these models: :func:`build_team`'s fake
+    ones, and ``bench/runtimes.py --model local``'s baseline's local ones."""
+    from agno.agent import Agent
+    from agno.team import Team
+    from agno.team.mode import TeamMode
+
+    member_id, member_name, instructions = AGNO_MEMBER
     member = Agent(
         id=member_id,
         name=member_name,
         instructions=instructions,
-        model=model(),
+        model=member_model,
         markdown=False,
         telemetry=False,
     )
@@ -103,7 +119,7 @@ def build_team() -> Any:
         name=AGNO_TEAM[1],
         members=[member],
         mode=TeamMode.route,
-        model=model(),
+        model=leader_model,
         markdown=False,
         telemetry=False,
     )

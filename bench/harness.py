@@ -54,6 +54,11 @@ def distribution(seconds: list[float]) -> dict[str, Any]:
     }
 
 
+def short(found: dict[str, Any]) -> dict[str, Any]:
+    """A :func:`distribution` without its samples (where only its figures are kept)."""
+    return {key: value for key, value in found.items() if key != "samples_ms"}
+
+
 def timestamp(text: str) -> float:
     return datetime.fromisoformat(text).timestamp()
 
@@ -93,12 +98,16 @@ class Processes:
     #: every process ever seen below ours (runners, fork servers), to kill what outlives a stop
     seen: dict[int, psutil.Process] = field(default_factory=dict)
 
-    def start(self, name: str, command: list[str], stop_signal: int = signal.SIGTERM) -> Started:
+    def start(
+        self, name: str, command: list[str], stop_signal: int = signal.SIGTERM, env: Mapping[str, str] | None = None
+    ) -> Started:
+        """``command`` in the bench's root, its output in ``<name>.log``; ``env`` adds to the bench's environment
+        for this process only."""
         log = self.root / f"{name}.log"
         with log.open("ab") as out:
             process = subprocess.Popen(
                 command,
-                env=self.env,
+                env={**self.env, **(env or {})},
                 cwd=self.root,
                 stdin=subprocess.DEVNULL,
                 stdout=out,
@@ -343,6 +352,22 @@ class Client:
         self.conn.close()
 
 
+def load_scenario(port: int, token: str, method: str, path: str, args: Any, **extra: Any) -> dict[str, Any]:
+    """What ``bench/loadgen.py`` is given: ``method path`` on the server with its token, ``args.concurrency``
+    connections, ``args.warmup`` then ``args.duration`` seconds; ``extra`` adds fields (``body``, ``expect``)."""
+    return {
+        "host": "127.0.0.1",
+        "port": port,
+        "method": method,
+        "path": path,
+        "headers": {"Authorization": f"token {token}", "Content-Type": "application/json"},
+        "concurrency": args.concurrency,
+        "warmup_s": args.warmup,
+        "duration_s": args.duration,
+        **extra,
+    }
+
+
 def modes(observe: str) -> list[str]:
     return ["sse", "poll"] if observe == "both" else [observe]
 
@@ -368,6 +393,20 @@ def worker_pid(name: str | None) -> str:
     return parts[1] if len(parts) >= 3 else (name or "?")
 
 
+def runs_per_worker(pgdata: Path, workflow_id: str) -> dict[str, int]:
+    """Which worker ran how many of a workflow's runs (worker_id is not in the API's answers: ask the database)."""
+    import psycopg
+
+    from orchestrator_ext.db.embedded import superuser_url
+
+    with psycopg.connect(superuser_url(pgdata.parent, "orchestrator")) as conn:
+        rows = conn.execute(
+            "SELECT worker_id, count(*) FROM workflow_executions WHERE workflow_id = %s GROUP BY worker_id",
+            (workflow_id,),
+        ).fetchall()
+    return {worker_pid(name): int(count) for name, count in rows}
+
+
 def logged_problems(log: Path) -> dict[str, int]:
     """The orchestrator's warnings and errors in a process's log (JSON lines), by level and message."""
     found: Counter[str] = Counter()
@@ -381,12 +420,11 @@ def logged_problems(log: Path) -> dict[str, int]:
     return dict(found)
 
 
-def throughput(
+def submit_all(
     port: int, token: str, workflow_id: str, runs: int, concurrency: int, inputs: Mapping[str, Any] | None = None
-) -> dict[str, Any]:
-    """``runs`` runs submitted at once by ``concurrency`` clients, then waited for: the rate from the first
-    POST to the last end, the server's own span (first created to last finished), and the rate to the 95th
-    run (without a straggler's tail)."""
+) -> list[str]:
+    """``runs`` runs of a workflow submitted at once from ``concurrency`` threads (a keep-alive client each):
+    their ids, once every POST was answered."""
     local = threading.local()
 
     def submit(_: int) -> str:
@@ -396,10 +434,19 @@ def throughput(
         reply = local.client.call("POST", f"{API}/workflows/{workflow_id}/execute", body, expect=(202,))
         return str(reply["id"])
 
+    with ThreadPoolExecutor(concurrency) as pool:
+        return list(pool.map(submit, range(runs)))
+
+
+def throughput(
+    port: int, token: str, workflow_id: str, runs: int, concurrency: int, inputs: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """``runs`` runs submitted at once by ``concurrency`` clients, then waited for: the rate from the first
+    POST to the last end, the server's own span (first created to last finished), and the rate to the 95th
+    run (without a straggler's tail)."""
     poller = Client(port, token)
     started = time.perf_counter()
-    with ThreadPoolExecutor(concurrency) as pool:
-        ids = list(pool.map(submit, range(runs)))
+    ids = submit_all(port, token, workflow_id, runs, concurrency, inputs)
     submitted = time.perf_counter()
     polls = 0
     deadline = submitted + 600

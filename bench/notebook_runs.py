@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-from harness import API, FINAL, Client, distribution, timestamp, worker_pid
+from harness import API, FINAL, Client, distribution, timestamp
 
 LAST_PHASE = "6 succeeded row -> seen by client"
 STALL_SECONDS = 1.0  # a final status seen this long after it was written: the client was not woken
@@ -234,17 +234,3 @@ def summarize(runs: list[Run]) -> dict[str, Any]:
         "stalled_runs": len(late),
         "stalls_ms": [round(v * 1000, 1) for v in late],
     }
-
-
-def runs_per_worker(pgdata: Path, workflow_id: str) -> dict[str, int]:
-    """Which worker ran how many of a workflow's runs (worker_id is not in the API's answers: ask the database)."""
-    import psycopg
-
-    from orchestrator_ext.db.embedded import superuser_url
-
-    with psycopg.connect(superuser_url(pgdata.parent, "orchestrator")) as conn:
-        rows = conn.execute(
-            "SELECT worker_id, count(*) FROM workflow_executions WHERE workflow_id = %s GROUP BY worker_id",
-            (workflow_id,),
-        ).fetchall()
-    return {worker_pid(name): int(count) for name, count in rows}
