@@ -43,42 +43,32 @@ import asyncio
 import json
 import os
 import platform
-import secrets
 import sys
-import tempfile
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import psutil
-from harness import (
-    API,
-    Client,
-    Processes,
-    Started,
-    bench_env,
-    distribution,
-    free_port,
-    orchestrator,
-    postmaster,
-    set_tier,
-    start_server,
-    wait_for,
+from framework_work import LANGGRAPH_SPEC
+from harness import FINAL, Client, Processes, Started, distribution, postmaster, set_tier, short, submit_all
+from queue_alone import drive_queue
+from startup import (
+    FORK_SERVER_READY,
+    framework_worker,
+    new_agent,
+    new_workflow,
+    postgres_pid,
+    set_runs_per_process,
+    start_api,
+    start_worker,
+    superuser_database,
+    throwaway,
+    wait_logged,
 )
 
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent))
 RESULTS = BENCH / "results" / "scale.json"
-SPEC = {
-    "nodes": [
-        {"id": "a", "type": "code", "config": {"source": "def run(values):\n    return 1"}},
-        {"id": "b", "type": "code", "config": {"source": "def run(values):\n    return values['a'] + 1"}},
-    ],
-    "edges": [{"source": "a", "target": "b"}],
-}
-FINAL = ("succeeded", "failed", "cancelled", "timed_out")
 
 
 # ---- CPU accounting --------------------------------------------------------------
@@ -130,12 +120,6 @@ def per_run(before: dict[str, float], after: dict[str, float], runs: int) -> dic
 # ---- the system under test ------------------------------------------------------
 
 
-def database_url(procs: Processes, name: str = "orchestrator") -> str:
-    from orchestrator_ext.db.embedded import superuser_url
-
-    return superuser_url(procs.root / "data", name)
-
-
 def count_final(url: str, workflow_id: str) -> tuple[int, int]:
     """(runs ended, runs succeeded) of a workflow, straight from the table."""
     import psycopg
@@ -162,55 +146,26 @@ def run_latencies(url: str, workflow_id: str) -> dict[str, dict[str, Any]]:
             (workflow_id,),
         ).fetchall()
     return {
-        "queued_to_finished": _short(distribution([float(row[0]) for row in rows])),
-        "started_to_finished": _short(distribution([float(row[1]) for row in rows])),
+        "queued_to_finished": short(distribution([float(row[0]) for row in rows])),
+        "started_to_finished": short(distribution([float(row[1]) for row in rows])),
     }
 
 
 def start_workers(procs: Processes, count: int, args: argparse.Namespace, tag: str = "") -> list[Started]:
     """``count`` workers, ready once their fork servers are; ``tag`` names them apart from earlier ones (their
     logs, where their readiness is read)."""
-    started = []
-    for index in range(count):
-        worker = procs.start(
-            f"worker-{count}{tag}-{index + 1}",
-            orchestrator(
-                "worker",
-                "--OrchestratorApp.kernel_pool_size=0",
-                f"--OrchestratorApp.worker_slots={args.worker_slots}",
-                "--OrchestratorApp.runner_pool_size=1",
-                "--OrchestratorApp.runner_preload=langgraph",
-            ),
-        )
-        started.append(worker)
-        # one at a time through the database's preparation (N workers altering roles at once collide)
-        wait_for(lambda w=worker: " started" in w.log.read_text(errors="replace"), "not started", worker)
+    options = framework_worker("langgraph", slots=args.worker_slots)
+    # one at a time through the database's preparation (N workers altering roles at once collide)
+    started = [start_worker(procs, f"worker-{count}{tag}-{index + 1}", *options) for index in range(count)]
     for worker in started:
-        wait_for(lambda w=worker: "fork server ready" in w.log.read_text(errors="replace"), "no fork server", worker)
+        wait_logged(worker, FORK_SERVER_READY)
     return started
 
 
-def submit_all(port: int, token: str, workflow_id: str, runs: int, concurrency: int) -> list[str]:
-    local = threading.local()
-
-    def submit(_: int) -> str:
-        if not hasattr(local, "client"):
-            local.client = Client(port, token)
-        return str(local.client.call("POST", f"{API}/workflows/{workflow_id}/execute", {"inputs": {}}, (202,))["id"])
-
-    with ThreadPoolExecutor(concurrency) as pool:
-        return list(pool.map(submit, range(runs)))
-
-
-def new_workflow(session: dict[str, Any], name: str) -> dict[str, Any]:
+def langgraph_workflow(session: dict[str, Any], name: str) -> dict[str, Any]:
+    """A workflow of the trivial two-step LangGraph work on the session's agent."""
     client: Client = session["client"]
-    body = {"name": name, "spec": SPEC}
-    return dict(client.call("POST", f"{API}/agents/{session['agent']}/workflows", body, expect=(201,)))
-
-
-def set_runs_per_process(session: dict[str, Any], runs: int) -> None:
-    client: Client = session["client"]
-    client.call("PATCH", f"{API}/organizations/{session['org']}", {"runs_per_process": runs}, expect=(200,))
+    return new_workflow(client, session["agent"], name, LANGGRAPH_SPEC)
 
 
 def throughput(
@@ -218,11 +173,11 @@ def throughput(
 ) -> dict[str, Any]:
     """``args.runs`` runs through ``count`` workers, ``reuse`` runs per process: runs/s, and the CPU of each
     kind of process per run."""
-    set_runs_per_process(session, reuse)
-    workflow = new_workflow(session, f"w{count}r{reuse}")
+    set_runs_per_process(session["client"], session["org"], reuse)
+    workflow = langgraph_workflow(session, f"w{count}r{reuse}")
     workers = start_workers(procs, count, args, f"-r{reuse}")
     time.sleep(1.0)  # the workers' first claims and the fork servers' warm-up are over
-    url = database_url(procs)
+    url = superuser_database(procs)
     load = os.getloadavg()[0]
     before = cpu_by_role(session["server"], workers, session["pg_pid"])
     started = time.perf_counter()
@@ -255,109 +210,11 @@ def throughput(
 # ---- the queue alone ---------------------------------------------------------------
 
 
-class RoundTrips:
-    """Counts the database round trips of this process: each statement outside a pipeline (the pool's
-    connection checks included), and each pipeline's sync (however many statements it carries)."""
-
-    def __init__(self) -> None:
-        import psycopg
-
-        self.count = 0
-        self._patched: list[tuple[Any, str, Any]] = []
-        cursor_execute = psycopg.AsyncCursor.execute
-        pipeline_sync = psycopg.AsyncPipeline.sync
-        counter = self
-
-        async def execute(cur: Any, *args: Any, **kwargs: Any) -> Any:
-            if cur.connection._pipeline is None:
-                counter.count += 1
-            return await cursor_execute(cur, *args, **kwargs)
-
-        async def sync(pipeline: Any) -> None:
-            counter.count += 1
-            await pipeline_sync(pipeline)
-
-        for owner, name, replacement in (
-            (psycopg.AsyncCursor, "execute", execute),
-            (psycopg.AsyncPipeline, "sync", sync),
-        ):
-            self._patched.append((owner, name, getattr(owner, name)))
-            setattr(owner, name, replacement)
-
-    def close(self) -> None:
-        for owner, name, original in self._patched:
-            setattr(owner, name, original)
-
-
-def event_rows(run: Any) -> list[dict[str, Any]]:
-    """What a trivial LangGraph run writes besides its status: two steps and a log line."""
-    key = {"execution_id": str(run.id), "org_id": str(run.org_id), "attempt": run.attempt}
-    return [
-        {**key, "kind": "step", "data": {"node": "a", "type": "code", "output": 1}},
-        {**key, "kind": "step", "data": {"node": "b", "type": "code", "output": 2}},
-        {**key, "kind": "log", "data": {"stream": "stderr", "text": "a line\n"}},
-    ]
-
-
-async def claim(queue: Any, count: int) -> list[Any]:
-    """``count`` runs in one round trip (``Queue.claim_many``); one where the queue has no such call (older code)."""
-    if hasattr(queue, "claim_many"):
-        return list(await queue.claim_many("bench-queue", 60, None, count))
-    run = await queue.claim("bench-queue", 60)
-    return [run] if run is not None else []
-
-
-async def drive_queue(app_url: str, runs: int, batch: int) -> dict[str, Any]:
-    """Claim, events, finish for ``runs`` queued runs, ``batch`` claimed per round trip; time and round trips."""
-    from orchestrator_ext.engine.queue import Queue
-
-    queue = Queue(app_url, size=2)
-    await queue.open()
-    trips = RoundTrips()
-    claim_s: list[float] = []
-    events_s: list[float] = []
-    finish_s: list[float] = []
-    done = 0
-    try:
-        while done < runs:
-            t0 = time.perf_counter()
-            claimed = await claim(queue, min(batch, runs - done))
-            claim_s.extend([(time.perf_counter() - t0) / max(1, len(claimed))] * len(claimed))
-            if not claimed:
-                raise SystemExit(f"the queue ran dry after {done} of {runs} runs")
-            t0 = time.perf_counter()
-            await queue.append_events([row for run in claimed for row in event_rows(run)])
-            events_s.extend([(time.perf_counter() - t0) / len(claimed)] * len(claimed))
-            for run in claimed:
-                t0 = time.perf_counter()
-                if not await queue.finish(run, "bench-queue", "succeeded", {"output": 2}, None, None):
-                    raise SystemExit(f"run {run.id} was not held")
-                finish_s.append(time.perf_counter() - t0)
-            done += len(claimed)
-    finally:
-        calls = trips.count
-        trips.close()
-        await queue.close()
-    return {
-        "runs": runs,
-        "claimed_per_round_trip": batch,
-        "round_trips_per_run": round(calls / runs, 2),
-        "claim": _short(distribution(claim_s)),
-        "events": _short(distribution(events_s)),
-        "finish": _short(distribution(finish_s)),
-        "ms_per_run": round(1000 * (sum(claim_s) + sum(events_s) + sum(finish_s)) / runs, 3),
-    }
-
-
-def _short(found: dict[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in found.items() if key != "samples_ms"}
-
-
 def queue_cost(procs: Processes, session: dict[str, Any], args: argparse.Namespace) -> list[dict[str, Any]]:
     """The queue's own work per run, claimed one by one and ``worker_slots`` at a time, with PostgreSQL's CPU."""
     found = []
     for batch in (1, args.worker_slots):
-        workflow = new_workflow(session, f"q{batch}")
+        workflow = langgraph_workflow(session, f"q{batch}")
         # queued through the API, as users do (not what is measured: no worker runs yet)
         submit_all(session["port"], session["token"], workflow["id"], args.queue_runs, args.submit_concurrency)
         pg = psutil.Process(session["pg_pid"])
@@ -388,21 +245,17 @@ def app_url(procs: Processes) -> str:
 
 
 def open_session(procs: Processes) -> dict[str, Any]:
-    port, token = free_port(), secrets.token_hex(16)
-    server = start_server(procs, port, token, "--OrchestratorApp.local_model=False")
-    client = Client(port, token)
-    agent = client.call("POST", f"{API}/agents", {"name": "bench-scale", "framework": "langgraph"}, expect=(201,))
+    server = start_api(procs, "--OrchestratorApp.local_model=False")
+    agent = new_agent(server.client, "bench-scale", "langgraph")
     set_tier(procs, str(agent["org_id"]))
-    found = postmaster(procs.root / "data" / "pgdata")
-    assert found is not None
     return {
-        "port": port,
-        "token": token,
-        "client": client,
-        "server": server,
+        "port": server.port,
+        "token": server.token,
+        "client": server.client,
+        "server": server.process,
         "agent": agent["id"],
         "org": agent["org_id"],
-        "pg_pid": found[0],
+        "pg_pid": postgres_pid(procs),
         "app_url": app_url(procs),
     }
 
@@ -479,23 +332,18 @@ def main() -> None:
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "load_at_start": os.getloadavg()},
         "slots": args.worker_slots,
     }
-    with tempfile.TemporaryDirectory(prefix="obs-") as scratch:
-        root = Path(scratch)
-        procs = Processes(bench_env(root), root)
-        try:
-            session = open_session(procs)
-            results["queue"] = queue_cost(procs, session, args)
-            results["throughput"] = []
-            for count in counts:
-                for reuse in [int(value) for value in args.runs_per_process.split(",") if value]:
-                    row = throughput(procs, session, count, args, reuse)
-                    print(
-                        f"{count} worker(s), {reuse} run(s) per process: {row['runs_per_second']} runs/s, "
-                        f"CPU ms per run {row['cpu_ms_per_run']}"
-                    )
-                    results["throughput"].append(row)
-        finally:
-            procs.stop_all()
+    with throwaway("obs-") as procs:
+        session = open_session(procs)
+        results["queue"] = queue_cost(procs, session, args)
+        results["throughput"] = []
+        for count in counts:
+            for reuse in [int(value) for value in args.runs_per_process.split(",") if value]:
+                row = throughput(procs, session, count, args, reuse)
+                print(
+                    f"{count} worker(s), {reuse} run(s) per process: {row['runs_per_second']} runs/s, "
+                    f"CPU ms per run {row['cpu_ms_per_run']}"
+                )
+                results["throughput"].append(row)
     report(results)
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
