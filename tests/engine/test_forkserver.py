@@ -4,13 +4,9 @@ and everything dies with it."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -20,36 +16,19 @@ import psutil
 import pytest
 from orchestrator_runtimes.forkserver import SPARES
 
+from tests.fork_servers import job_messages, running_fork_server
+
 
 @pytest.fixture
 def fork_server(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
     """A fork server with nothing preloaded (a job for an unknown runtime fails fast, through a real fork)."""
-    path = tmp_path / "runs.sock"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "orchestrator_runtimes.forkserver", str(path)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        cwd=tmp_path,
-        start_new_session=True,
-    )
-    assert process.stdout is not None
-    assert json.loads(process.stdout.readline()) == {"ready": True}
-    try:
-        yield process, path
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+    with running_fork_server(tmp_path) as running:
+        yield running
 
 
 def run_once(path: Path, workdir: Path) -> tuple[int, dict[str, object]]:
     """One job: the pid of the process that ran it and its last message."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
-        conn.connect(str(path))
-        job = {"framework": "no-such-runtime", "process": {"workdir": str(workdir)}}
-        conn.sendall(json.dumps(job).encode() + b"\n")
-        lines = conn.makefile("rb").read().splitlines()
-    messages = [json.loads(line) for line in lines]
+    messages = job_messages(path, {"framework": "no-such-runtime", "process": {"workdir": str(workdir)}})
     return int(messages[0]["pid"]), messages[-1]
 
 

@@ -3,17 +3,14 @@
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
-import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from orchestrator_runtimes.hugepages import HUGE_PAGE, private_ranges
+
+from tests.fork_servers import job_messages, running_fork_server
 
 MAPS = """\
 55d0c8a00000-55d0c8e2d000 rw-p 00000000 00:00 0                          [heap]
@@ -60,26 +57,9 @@ def test_a_warm_fork_server_forks_from_huge_pages_and_its_runs_work(tmp_path: Pa
     pytest.importorskip("langgraph")
     if not sys.platform.startswith("linux") or not kernel_folds():
         pytest.skip("this kernel does not fold memory into huge pages on request (MADV_COLLAPSE)")
-    path = tmp_path / "runs.sock"
-    server = subprocess.Popen(
-        [sys.executable, "-m", "orchestrator_runtimes.forkserver", str(path), "--preload=langgraph"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        cwd=tmp_path,
-        start_new_session=True,
-    )
-    assert server.stdout is not None
-    try:
-        assert json.loads(server.stdout.readline() or b"{}") == {"ready": True}
+    with running_fork_server(tmp_path, "langgraph") as (server, path):
         # most of what the imports left in private memory is in huge pages (about 60 of 90 MB here)
         assert smaps_kib(server.pid, "AnonHugePages") * 3 > smaps_kib(server.pid, "Anonymous")
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
-            conn.connect(str(path))
-            job = {"framework": "langgraph", "spec": SPEC, "inputs": {}, "process": {"workdir": str(tmp_path)}}
-            conn.sendall(json.dumps(job).encode() + b"\n")
-            last = json.loads(conn.makefile("rb").read().splitlines()[-1])
-        assert last["result"]["outputs"]["output"] == 2, last
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(server.pid, signal.SIGKILL)
-        server.wait()
+        job = {"framework": "langgraph", "spec": SPEC, "inputs": {}, "process": {"workdir": str(tmp_path)}}
+        last = job_messages(path, job)[-1]
+    assert last["result"]["outputs"]["output"] == 2, last

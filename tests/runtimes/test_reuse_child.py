@@ -4,18 +4,16 @@ and the child exits after its runs or at the hang-up."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
 import socket
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.fork_servers import running_fork_server
 
 #: a node that prints, reads what an earlier run left in the environment and calls the organization's code
 SPEC = {
@@ -35,22 +33,8 @@ def probe(values):
 
 @pytest.fixture
 def fork_server(tmp_path: Path) -> Iterator[Path]:
-    path = tmp_path / "runs.sock"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "orchestrator_runtimes.forkserver", str(path), "--preload=langgraph"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        cwd=tmp_path,
-        start_new_session=True,
-    )
-    assert process.stdout is not None
-    assert json.loads(process.stdout.readline()) == {"ready": True}
-    try:
+    with running_fork_server(tmp_path, "langgraph") as (_, path):
         yield path
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
 
 
 def job(tmp_path: Path, index: int, runs: int) -> bytes:
