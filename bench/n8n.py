@@ -39,27 +39,23 @@ import contextlib
 import http.client
 import json
 import os
-import secrets
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from harness import (
-    API,
-    FINAL,
-    Client,
-    Processes,
-    bench_env,
-    distribution,
-    free_port,
-    orchestrator,
-    start_server,
-    timestamp,
-    wait_for,
+from harness import API, FINAL, Client, Processes, Started, distribution, timestamp
+from startup import (
+    FRAMEWORK_READY,
+    STARTED,
+    framework_worker,
+    new_agent,
+    new_workflow,
+    start_api,
+    start_worker,
+    throwaway,
 )
 
 BENCH = Path(__file__).resolve().parent
@@ -218,44 +214,25 @@ def ours_call(client: Client, workflow_id: str, watch: OrgWatch | None = None) -
 
 
 def setup(procs: Processes, n8n: process.N8nProcess, key: str) -> tuple[Client, str]:
-    port, token = free_port(), secrets.token_hex(16)
-    start_server(procs, port, token, "--OrchestratorApp.local_model=False")
-    client = Client(port, token)
+    client = start_api(procs, "--OrchestratorApp.local_model=False").client
     body = {"name": "n8n", "kind": "n8n", "config": {"base_url": n8n.base_url}, "secret": key}
     client.call("POST", f"{API}/integrations", body, expect=(201,))
-    agent = client.call("POST", f"{API}/agents", {"name": "bench-n8n", "framework": "n8n"}, expect=(201,))
+    agent = new_agent(client, "bench-n8n", "n8n")
     spec = {
         "nodes": [{"id": "flow", "type": "n8n_workflow", "config": {"workflow": WORKFLOW}}],
         "integrations": ["n8n"],
     }
-    workflow = client.call(
-        "POST", f"{API}/agents/{agent['id']}/workflows", {"name": "echo", "spec": spec}, expect=(201,)
-    )
-    return client, str(workflow["id"])
+    return client, str(new_workflow(client, agent["id"], "echo", spec)["id"])
 
 
-def start_worker(procs: Processes, mode: str) -> Any:
+def n8n_worker(procs: Processes, mode: str) -> Started:
     """A worker whose n8n runs go to a runner process (``runner``) or are driven by the worker (``in_worker``)."""
-    saved = dict(procs.env)
-    procs.env["ORCHESTRATOR_N8N_IN_WORKER"] = "0" if mode == "runner" else "1"
-    # record_read: the worker reads n8n's execution record for every run (the steps not taken from the answer)
-    procs.env["ORCHESTRATOR_N8N_ANSWER_STEPS"] = "0" if mode == "record_read" else "1"
-    try:
-        worker = procs.start(
-            f"worker-{mode}",
-            orchestrator(
-                "worker",
-                "--OrchestratorApp.kernel_pool_size=0",
-                "--OrchestratorApp.runner_pool_size=1",
-                "--OrchestratorApp.runner_preload=n8n",
-            ),
-        )
-    finally:
-        procs.env.clear()
-        procs.env.update(saved)
-    wait_for(lambda: " started" in worker.log.read_text(errors="replace"), "the worker did not start", worker)
-    wait_for(lambda: "ready to start framework" in worker.log.read_text(errors="replace"), "no runner", worker)
-    return worker
+    env = {
+        "ORCHESTRATOR_N8N_IN_WORKER": "0" if mode == "runner" else "1",
+        # record_read: the worker reads n8n's execution record for every run (the steps not taken from the answer)
+        "ORCHESTRATOR_N8N_ANSWER_STEPS": "0" if mode == "record_read" else "1",
+    }
+    return start_worker(procs, f"worker-{mode}", *framework_worker("n8n"), ready=(STARTED, FRAMEWORK_READY), env=env)
 
 
 def direct_copy(n8n_url: str, key: str) -> str:
@@ -343,7 +320,7 @@ def measure(
     org_id = next(o["id"] for o in client.call("GET", f"{API}/organizations")["items"] if o["personal"])
     watch = OrgWatch(client, str(org_id)) if how == "org" else None
     for mode in MODES:
-        worker = start_worker(procs, mode)
+        worker = n8n_worker(procs, mode)
         ours_call(client, workflow_id, watch)  # the first run puts the workflow on the instance and activates it
         hook = HOOK_PATH if direct == "exported" else copy_hook(workflow_id, mode)
         results[mode] = phase(client, workflow_id, conn, runs, warmup, watch, hook)
@@ -379,20 +356,18 @@ def main() -> None:
     found = installation()
     if not found.ready():
         raise SystemExit("n8n is not installed: jupyter orchestrator n8n install")
-    with tempfile.TemporaryDirectory(prefix="orch-bench-n8n-") as tmp:
-        root = Path(tmp)
-        procs = Processes(env=bench_env(root), root=root)
-        n8n = process.start(found, root / "n8n")
+    with throwaway("orch-bench-n8n-") as procs:
+        n8n = process.start(found, procs.root / "n8n")
         try:
             print(f"n8n ready in {process.wait_ready(n8n):.1f} s")
-            key = provision.provision(n8n.base_url, root / "n8n")
+            key = provision.provision(n8n.base_url, procs.root / "n8n")
             client, workflow_id = setup(procs, n8n, key)
             results = measure(
                 procs, client, workflow_id, n8n.base_url, key, args.runs, args.warmup, args.watch, args.direct
             )
             client.close()
         finally:
-            procs.stop_all()
+            procs.stop_all()  # the server and the worker before their n8n, as they were started
             process.stop(n8n)
     for mode in MODES:
         r = results[mode]
