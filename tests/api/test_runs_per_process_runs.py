@@ -202,3 +202,23 @@ def test_langgraph_documented_examples_give_their_documented_results_run_after_r
     for execution, expected in runs:
         assert execution["outputs"]["output"] == {**execution["inputs"], **expected}
     assert len({served_by(server, execution) for execution, _ in runs}) == 1  # all four in one process
+
+
+def test_an_edited_or_new_module_of_the_files_is_what_the_next_run_in_the_process_runs(
+    server: PersonalServer,
+) -> None:
+    """A kept process forgets the modules a run imported from the files: the user's edit, saved between two
+    runs, and a module saved after the first run are both what the next runs get (docs/executions.md)."""
+    text = {"type": "file", "format": "text"}
+    save(server, "edited_example.py", {**text, "content": QUICKSTART + ENTRY})
+    org = organization(server, 5)
+    edited = workflow(server, org, {"options": {"callable": "edited_example:build"}})
+    before = run(server, edited, {"x": 1})
+    changed = QUICKSTART.replace('state["x"] + 1', 'state["x"] + 100')
+    assert changed != QUICKSTART
+    save(server, "edited_example.py", {**text, "content": changed + ENTRY})
+    after = run(server, edited, {"x": 1})
+    save(server, "added_example.py", {**text, "content": QUICKSTART + ENTRY})
+    added = run(server, workflow(server, org, {"options": {"callable": "added_example:build"}}), {"x": 1})
+    assert [r["outputs"]["output"] for r in (before, after, added)] == [{"x": 2}, {"x": 101}, {"x": 2}]
+    assert len({served_by(server, execution) for execution in (before, after, added)}) == 1
