@@ -10,13 +10,16 @@ job as one JSON line, with ``process``: ``{"workdir", "memory_mib"}``.
 
 The connection is taken by a *spare*: a child the server forked ahead of time
 (:data:`SPARES` of them), waiting in ``accept``; the server forks another as soon as one is taken,
-so no fork is on a run's path. A spare that waits more than
-:data:`WARM_AFTER_SECONDS` (an idle server) runs the runtimes' tiny warm-up
-first, so the pages a run writes to are already its own: the run pays no
+so no fork is on a run's path. A spare runs the runtimes' tiny warm-up while
+it waits, so the pages a run writes to are already its own: the run pays no
 copy-on-write faults (about 2,000 of them, 6-10 ms of CPU, for a LangGraph
-run). Where runs come back to back (the last two less than
-:data:`BUSY_INTERVAL_SECONDS` apart) spares do not warm up: a saturated machine
-spends its CPU on runs, not on latency nobody waits for. The spare
+run). It does so at once where a CPU is free for it: fewer runs under way in
+this server than the CPUs it may use, and a load average under that too (runs
+one after another, each waiting for the one before: the next run is taken
+within milliseconds, and a warm-up begun later would not be done). Otherwise
+it warms up only once it waited :data:`WARM_AFTER_SECONDS` for a run (an idle
+server), and not at all while :data:`BUSY_RUNS` or more runs are under way: a
+saturated machine spends its CPU on runs, not on latency nobody waits for. The spare
 
 * starts its own session (the worker kills the run's whole process group),
   is a child subreaper and kills everything under it when the run ends (what
@@ -61,7 +64,6 @@ import socket
 import struct
 import sys
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -79,8 +81,8 @@ PR_SET_PDEATHSIG, PR_GET_DUMPABLE, PR_SET_DUMPABLE = 1, 3, 4
 PARENT_CHECK_SECONDS = 1.0
 #: a spare that no run took within this many seconds warms up (the server is idle)
 WARM_AFTER_SECONDS = 0.05
-#: runs taken closer together than this are back to back: their spares do not warm up
-BUSY_INTERVAL_SECONDS = 0.25
+#: the CPUs this server may use: with as many runs under way (or a load average as high), spares do not warm up
+BUSY_RUNS = max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 #: children waiting for runs at any time
 SPARES = 2
 #: the runs' database: runtimes create their tables there once, before the first fork
@@ -230,16 +232,16 @@ def warm(names: list[str], listener: socket.socket | None = None) -> None:
                 warm_up()
 
 
-def spare(listener: socket.socket, taken: int, names: list[str], busy: bool) -> int:
+def spare(listener: socket.socket, taken: int, names: list[str], warm_after: float | None) -> int:
     """A forked child waiting for the next run: it takes the next connection itself (no fork on the
-    run's path). Unless runs come back to back (``busy``: the CPU is better spent on them), it warms
-    up first when no run comes within :data:`WARM_AFTER_SECONDS`. The exit status."""
+    run's path). It warms up first when no run comes within ``warm_after`` seconds (None: never, the
+    CPU is better spent on runs). The exit status."""
     os.setsid()  # the run's own session: the worker kills its whole process group
     die_with_parent()
     become_subreaper()  # what the run starts stays under it, to be killed at its end
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     os.dup2(2, 1)  # until the run's pipe replaces them: nothing reaches the server's protocol stdout
-    conn = _next_connection(listener, None if busy else WARM_AFTER_SECONDS, names)
+    conn = _next_connection(listener, warm_after, names)
     os.write(taken, struct.pack("=i", os.getpid()))  # the server forks the next spare now
     os.close(taken)
     listener.close()
@@ -278,17 +280,23 @@ class Spares:
         #: the spares and runs forked and not yet ended: any other child is left by a killed run
         self.forked: set[int] = set()
         self.sweeper = StraySweeper()
-        #: when the last two spares were taken (monotonic seconds; none yet: the first spares warm up)
-        self.takes: list[float] = []
+
+    def warm_after(self) -> float | None:
+        """When a spare forked now warms up: at once where a CPU is free for it, after :data:`WARM_AFTER_SECONDS`
+        where the machine is loaded but this server is not, never while :data:`BUSY_RUNS` runs are under way."""
+        under_way = len(self.forked - self.waiting)  # taken and not ended (processes kept for reuse included)
+        if under_way >= BUSY_RUNS:
+            return None
+        return 0.0 if os.getloadavg()[0] < BUSY_RUNS else WARM_AFTER_SECONDS
 
     def fork(self) -> None:
-        busy = len(self.takes) == 2 and self.takes[1] - self.takes[0] < BUSY_INTERVAL_SECONDS
+        warm_after = self.warm_after()
         pid = os.fork()
         if pid == 0:  # pragma: no cover - the child (measured through the engine's tests)
             os.close(self.taken_r)
             status = 1
             try:
-                status = spare(self.listener, self.taken_w, self.names, busy)
+                status = spare(self.listener, self.taken_w, self.names, warm_after)
             finally:
                 os._exit(status)
         self.waiting.add(pid)
@@ -304,7 +312,6 @@ class Spares:
                 for (pid,) in struct.iter_unpack("=i", data[: len(data) - len(data) % 4]):
                     if pid in self.waiting:
                         self.waiting.discard(pid)
-                        self.takes = [*self.takes[-1:], time.monotonic()]
                         self.fork()
             ended = {pid for pid, _ in reap()}
             for pid in ended & self.waiting:  # a spare died before it was taken (killed): another
