@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from harness import API, Processes, bench_env
+from harness import API, Processes, bench_env, load_scenario
 from orchestrator_runtimes.forkserver import die_with_parent
 from startup import start_api
 
@@ -158,17 +158,7 @@ def seed(server: Server, agents: int, executions: int) -> dict[str, Any]:
 
 
 def measure(server: Server, args: argparse.Namespace, method: str, path: str, **extra: Any) -> dict[str, Any]:
-    scenario = {
-        "host": "127.0.0.1",
-        "port": server.port,
-        "method": method,
-        "path": path,
-        "headers": {"Authorization": f"token {server.token}", "Content-Type": "application/json"},
-        "concurrency": args.concurrency,
-        "warmup_s": args.warmup,
-        "duration_s": args.duration,
-        **extra,
-    }
+    scenario = load_scenario(server.port, server.token, method, path, args, **extra)
     done = subprocess.run(
         [sys.executable, str(BENCH / "loadgen.py"), json.dumps(scenario)],
         capture_output=True,

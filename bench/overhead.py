@@ -36,11 +36,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import secrets
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -49,16 +47,8 @@ import psutil
 
 sys.path.append(str(Path(__file__).resolve().parents[1]))  # tests.otlp_receiver
 
-from harness import (
-    API,
-    FINAL,
-    Client,
-    Processes,
-    bench_env,
-    distribution,
-    free_port,
-    start_server,
-)
+from harness import API, FINAL, Processes, distribution, load_scenario, short
+from startup import new_agent, new_workflow, start_api, throwaway
 
 from tests.otlp_receiver import OtlpReceiver  # the repository's root is on the path (above)
 
@@ -79,36 +69,26 @@ GRAPH = {
 class Side:
     """One server: its port, token, client and what it was seeded with."""
 
-    def __init__(self, name: str, root: Path, extra_env: dict[str, str]) -> None:
+    def __init__(self, name: str, procs: Processes) -> None:
         self.name = name
-        self.port = free_port()
-        self.token = secrets.token_hex(16)
-        self.procs = Processes(bench_env(root, extra_env), root)
-        self.server = start_server(  # the personal mode: its own worker, in its process
-            self.procs,
-            self.port,
-            self.token,
+        self.procs = procs
+        started = start_api(  # the personal mode: its own worker, in its process
+            procs,
             "--OrchestratorApp.run_engine=True",
             "--OrchestratorApp.local_model=False",
             "--OrchestratorApp.runner_preload=langgraph",
         )
-        self.client: Client | None = None
+        self.port, self.token, self.server, self.client = started.port, started.token, started.process, started.client
         self.agent_id = self.workflow_id = ""
 
     def ready(self) -> None:
-        self.client = Client(self.port, self.token)
         for n in range(30):
-            self.client.call("POST", f"{API}/agents", {"name": f"seed-{n}", "framework": "notebook"}, expect=(201,))
-        agent = self.client.call("POST", f"{API}/agents", {"name": "graph", "framework": "langgraph"}, expect=(201,))
-        self.agent_id = agent["id"]
-        body = {"name": "double", "spec": GRAPH}
-        self.workflow_id = self.client.call("POST", f"{API}/agents/{self.agent_id}/workflows", body, expect=(201,))[
-            "id"
-        ]
+            new_agent(self.client, f"seed-{n}", "notebook")
+        self.agent_id = new_agent(self.client, "graph", "langgraph")["id"]
+        self.workflow_id = new_workflow(self.client, self.agent_id, "double", GRAPH)["id"]
 
     def run_once(self) -> float:
         """Seconds from sending POST /execute to reading ``succeeded``."""
-        assert self.client is not None
         started = time.perf_counter()
         run = self.client.call(
             "POST", f"{API}/workflows/{self.workflow_id}/execute", {"inputs": {"n": 21}}, expect=(202,)
@@ -123,18 +103,7 @@ class Side:
 
 
 def load(side: Side, args: argparse.Namespace, method: str, path: str, body: str | None, expect: int) -> dict[str, Any]:
-    scenario = {
-        "host": "127.0.0.1",
-        "port": side.port,
-        "method": method,
-        "path": path,
-        "headers": {"Authorization": f"token {side.token}", "Content-Type": "application/json"},
-        "body": body,
-        "expect": expect,
-        "concurrency": args.concurrency,
-        "warmup_s": args.warmup,
-        "duration_s": args.duration,
-    }
+    scenario = load_scenario(side.port, side.token, method, path, args, body=body, expect=expect)
     command = [sys.executable, str(BENCH / "loadgen.py"), json.dumps(scenario)]
     server = psutil.Process(side.server.process.pid)
     cpu_before = _cpu(server)
@@ -202,7 +171,6 @@ def cpu_per_request(off: Side, on: Side, requests: int, rounds: int) -> list[dic
         spent: dict[str, list[float]] = {"off": [], "on": []}
         for turn in range(rounds):
             for side in (off, on) if turn % 2 == 0 else (on, off):
-                assert side.client is not None
                 path = API + suffix.replace("{id}", side.agent_id)
                 server = psutil.Process(side.server.process.pid)
                 time.sleep(SETTLE_S)
@@ -215,7 +183,8 @@ def cpu_per_request(off: Side, on: Side, requests: int, rounds: int) -> list[dic
                 time.sleep(SETTLE_S)
                 used = _cpu(server) - before - idle_rate * (time.perf_counter() - started)
                 spent[side.name].append(used / requests * 1000)
-        row = {"endpoint": label, **{name: round(statistics.fmean(ms), 3) for name, ms in spent.items()}}
+        means = {name: round(statistics.fmean(ms), 3) for name, ms in spent.items()}
+        row: dict[str, Any] = {"endpoint": label, **means}
         row["cost"] = round(row["on"] / row["off"] - 1, 3) if row["off"] else float("nan")
         rows.append(row)
     return rows
@@ -229,7 +198,7 @@ def round_trips(off: Side, on: Side, runs: int) -> dict[str, Any]:
     for turn in range(runs):
         for side in (off, on) if turn % 2 == 0 else (on, off):
             seconds[side.name].append(side.run_once())
-    return {name: {k: v for k, v in distribution(s).items() if k != "samples_ms"} for name, s in seconds.items()}
+    return {name: short(distribution(s)) for name, s in seconds.items()}
 
 
 def cost_when_off() -> dict[str, Any]:
@@ -360,25 +329,15 @@ def main() -> None:
     args = parser.parse_args()
     off_cost = cost_when_off()
     work = span_work()
-    with tempfile.TemporaryDirectory(prefix="overhead-") as tmp, OtlpReceiver(raw=False) as receiver:
-        root = Path(tmp)
-        (root / "off").mkdir()
-        (root / "on").mkdir()
+    with OtlpReceiver(raw=False) as receiver:
         exporting = {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint, "OTEL_TRACES_SAMPLER_ARG": str(args.sample)}
-        sides: list[Side] = []
-        try:
-            off = Side("off", root / "off", {})
-            sides.append(off)
-            on = Side("on", root / "on", exporting)
-            sides.append(on)
+        with throwaway("overhead-off-") as off_procs, throwaway("overhead-on-", exporting) as on_procs:
+            off, on = Side("off", off_procs), Side("on", on_procs)
             off.ready()
             on.ready()
             rows = throughput(off, on, args)
             cpu = cpu_per_request(off, on, args.cpu_requests, args.cpu_rounds) if args.cpu_rounds else []
             runs = round_trips(off, on, args.runs)
-        finally:
-            for side in sides:
-                side.procs.stop_all()
         received = receiver.received()
         runs["span_work"], runs["spans_per_request"] = work, spans_per_request(received)
         report(rows, runs, off_cost, len(received))
