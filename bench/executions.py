@@ -47,13 +47,10 @@ import contextlib
 import json
 import os
 import platform
-import signal
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import psutil
@@ -75,7 +72,7 @@ from notebook_runs import (
     sequential,
     summarize,
 )
-from startup import start_api, start_worker
+from startup import run_main, start_api, start_worker
 
 BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "results" / "executions.json"
@@ -285,12 +282,6 @@ def parse() -> argparse.Namespace:
 
 def main() -> None:
     args = parse()
-
-    def terminated(signum: int, frame: FrameType | None) -> None:
-        raise SystemExit(128 + signum)  # unwinds through the clean-up below
-
-    signal.signal(signal.SIGTERM, terminated)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
     started = time.perf_counter()
     results: dict[str, Any] = {"ours": {}}
     with tempfile.TemporaryDirectory(prefix="orch-bench-exec-") as tmp:
@@ -320,7 +311,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except KeyboardInterrupt:
-        sys.exit("interrupted; every process started here was stopped")
+    run_main(main)  # SIGTERM and Ctrl-C stop every process started here

@@ -100,13 +100,10 @@ import argparse
 import hashlib
 import os
 import shutil
-import signal
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 from framework_baselines import baselines_of, measure_baseline
@@ -114,7 +111,7 @@ from framework_runs import OBSERVE, Session, measure_ours, overhead_of
 from framework_work import BENCH, FRAMEWORKS, MODEL_FRAMEWORKS, MODELS, unavailable
 from harness import API, Processes, logged_problems, set_tier, watched
 from runtimes_report import report, write_results
-from startup import new_agent, postgres_pid, set_runs_per_process, start_api, throwaway
+from startup import new_agent, postgres_pid, run_main, set_runs_per_process, start_api, throwaway
 
 RESULTS = BENCH / "results" / "runtimes.json"
 #: the frameworks must not phone home from the benchmark either (this process and, inherited, the server's)
@@ -283,12 +280,6 @@ def parse() -> argparse.Namespace:
 
 def main() -> None:
     args = parse()
-
-    def terminated(signum: int, frame: FrameType | None) -> None:
-        raise SystemExit(128 + signum)  # unwinds through the clean-up below
-
-    signal.signal(signal.SIGTERM, terminated)
-    signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C, even where started with SIGINT ignored
     os.environ.update(QUIET)
     started = time.perf_counter()
     code = code_state()
@@ -342,7 +333,4 @@ def run_all(procs: Processes, args: argparse.Namespace, results: dict[str, Any],
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except KeyboardInterrupt:
-        sys.exit("interrupted; every process started here was stopped")
+    run_main(main)  # SIGTERM and Ctrl-C stop every process started here

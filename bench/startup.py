@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import secrets
+import signal
+import sys
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from harness import (
@@ -33,6 +36,21 @@ from harness import (
 #: a worker's log lines: it listens for runs; its fork server for framework runs has its frameworks imported;
 #: it can start framework runs (readiness.py)
 STARTED, FORK_SERVER_READY, FRAMEWORK_READY = " started", "fork server ready", "ready to start framework"
+
+
+def run_main(main: Callable[[], None]) -> None:
+    """Run a benchmark's ``main`` so that SIGTERM, and Ctrl-C even where it was started with SIGINT ignored,
+    unwind it through its clean-up (``finally``: every process it started is stopped), and say so."""
+
+    def terminated(signum: int, frame: FrameType | None) -> None:
+        raise SystemExit(128 + signum)  # unwinds through the clean-up
+
+    signal.signal(signal.SIGTERM, terminated)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        main()
+    except KeyboardInterrupt:
+        sys.exit("interrupted; every process started here was stopped")
 
 
 @contextlib.contextmanager
