@@ -87,8 +87,10 @@ class ActiveRun:
     async def let_go(self) -> None:
         """Wait until the run's process is ended or kept for the next run (its folder removed)."""
         if self.letting_go is not None:
-            with contextlib.suppress(Exception):
+            try:
                 await self.letting_go
+            except Exception:  # said, and the run's slot is free again all the same (worker.py)
+                log.exception("could not let go of the process of run %s", self.run.id)
 
 
 class Attempts:

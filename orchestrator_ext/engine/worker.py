@@ -272,11 +272,13 @@ class Worker:
         finally:
             traced.end()
             self.active.pop(run.id, None)
-            await active.let_go()  # its process gone or kept: only then may another run take the slot
-            self._slots.release()
-            self._wake.set()
-            # refill once the run is recorded: a kernel starting (half a second of CPU) would slow the run down
-            self._refill(key, account, run.framework)
+            try:
+                await active.let_go()  # its process gone or kept: only then may another run take the slot
+            finally:
+                self._slots.release()
+                self._wake.set()
+                # refill once the run is recorded: a kernel starting (half a second of CPU) would slow the run down
+                self._refill(key, account, run.framework)
 
     def _attempts_for(self, key: str | None, account: RunAccount | None) -> Attempts:
         """The attempts of one organization's run: kernels and runners from its own pools, as its account."""
@@ -342,7 +344,9 @@ class Worker:
         end. Should it refuse what the run produced (its outputs or notebook), the run still ends:
         ``failed``, saying so, rather than being lost and retried forever.
         """
-        together = True
+        # one statement (no notebook to save, no retry or wait of two round trips): the writer's lock, which
+        # holds back every other run's log meanwhile, is held for one round trip only
+        together = outcome.notebook is None and outcome.status != WAITING and not self._retries(run, outcome)
         while True:
             try:
                 if together:
@@ -373,25 +377,23 @@ class Worker:
 
     async def _write_end(self, run: ClaimedRun, outcome: Outcome, events: list[dict[str, Any]]) -> bool:
         """A retry when attempts are left for a failure worth retrying, else the final state, with ``events``
-        (written first where not in the same statement); False: not held."""
+        in the same statement; False: not held."""
         if outcome.status == WAITING and outcome.waiting_for is not None:
-            await self._events_first(events)
             return await self.queue.wait(run, self.name, outcome.outputs or {}, outcome.waiting_for)
         error = outcome.error.as_json() if outcome.error is not None else None
-        worth_retrying = outcome.status == FAILED and outcome.error is not None and outcome.error.retryable
-        if worth_retrying and error is not None and run.attempt < run.max_attempts:
+        if self._retries(run, outcome) and error is not None:
             delay = self._backoff(run.attempt)
-            await self._events_first(events)
             if await self.queue.retry(run, self.name, {**error, "retry_in_seconds": delay}, delay):
                 log.info("run %s attempt %d failed; retry in %.1f s", run.id, run.attempt, delay)
                 return True
         ended = outcome.status, outcome.outputs, error, outcome.notebook
         return await self.queue.finish(run, self.name, *ended, events=events)
 
-    async def _events_first(self, events: list[dict[str, Any]]) -> None:
-        if events:
-            await self.queue.append_events(events)
-            events.clear()  # written: not put back should the next statement fail
+    @staticmethod
+    def _retries(run: ClaimedRun, outcome: Outcome) -> bool:
+        """The attempt failed in a way worth another, and attempts are left."""
+        worth = outcome.status == FAILED and outcome.error is not None and outcome.error.retryable
+        return worth and run.attempt < run.max_attempts
 
     def _backoff(self, attempt: int) -> float:
         base = self.settings.retry_backoff_seconds * float(2 ** (attempt - 1))

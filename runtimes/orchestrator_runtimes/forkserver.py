@@ -18,8 +18,9 @@ this server than the CPUs it may use, and a load average under that too (runs
 one after another, each waiting for the one before: the next run is taken
 within milliseconds, and a warm-up begun later would not be done). Otherwise
 it warms up only once it waited :data:`WARM_AFTER_SECONDS` for a run (an idle
-server), and not at all while :data:`BUSY_RUNS` or more runs are under way: a
-saturated machine spends its CPU on runs, not on latency nobody waits for. The spare
+server), and while :data:`BUSY_RUNS` or more runs are under way only once it
+waited :data:`SATURATED_WARM_AFTER_SECONDS`: a saturated machine spends its CPU
+on runs, not on latency nobody waits for. The spare
 
 * starts its own session (the worker kills the run's whole process group),
   is a child subreaper and kills everything under it when the run ends (what
@@ -57,6 +58,7 @@ import contextlib
 import ctypes
 import gc
 import json
+import math
 import os
 import select
 import signal
@@ -81,8 +83,23 @@ PR_SET_PDEATHSIG, PR_GET_DUMPABLE, PR_SET_DUMPABLE = 1, 3, 4
 PARENT_CHECK_SECONDS = 1.0
 #: a spare that no run took within this many seconds warms up (the server is idle)
 WARM_AFTER_SECONDS = 0.05
-#: the CPUs this server may use: with as many runs under way (or a load average as high), spares do not warm up
-BUSY_RUNS = max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+#: a spare forked while the server was saturated warms up only once it waited this long (the server went idle)
+SATURATED_WARM_AFTER_SECONDS = 1.0
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may use: its affinity, capped by its cgroup's CPU quota (``cpu.max``: a container
+    limited to 2 CPUs on a larger machine sees all of the machine's in its affinity)."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        if quota != "max":
+            cpus = min(cpus, math.ceil(int(quota) / int(period)))
+    return max(1, cpus)
+
+
+#: with as many runs under way in the server (or a load average as high), spares do not warm up at once
+BUSY_RUNS = usable_cpus()
 #: children waiting for runs at any time
 SPARES = 2
 #: the runs' database: runtimes create their tables there once, before the first fork
@@ -283,11 +300,16 @@ class Spares:
 
     def warm_after(self) -> float | None:
         """When a spare forked now warms up: at once where a CPU is free for it, after :data:`WARM_AFTER_SECONDS`
-        where the machine is loaded but this server is not, never while :data:`BUSY_RUNS` runs are under way."""
+        where the machine is loaded but this server is not, after :data:`SATURATED_WARM_AFTER_SECONDS` (the server
+        went idle) while :data:`BUSY_RUNS` runs are under way."""
         under_way = len(self.forked - self.waiting)  # taken and not ended (processes kept for reuse included)
         if under_way >= BUSY_RUNS:
-            return None
-        return 0.0 if os.getloadavg()[0] < BUSY_RUNS else WARM_AFTER_SECONDS
+            return SATURATED_WARM_AFTER_SECONDS
+        try:
+            loaded = os.getloadavg()[0] >= BUSY_RUNS  # the machine's (a container's host's): the others' runs too
+        except OSError:
+            loaded = False
+        return WARM_AFTER_SECONDS if loaded else 0.0
 
     def fork(self) -> None:
         warm_after = self.warm_after()
@@ -307,13 +329,15 @@ class Spares:
             self.fork()
         while alive():
             readable, _, _ = select.select([self.taken_r], [], [], PARENT_CHECK_SECONDS)
+            ended = {pid for pid, _ in reap()}  # first: a run that ended is not under way when a spare is forked
+            self.forked -= ended - self.waiting
             if readable:
                 data = os.read(self.taken_r, 4096)
                 for (pid,) in struct.iter_unpack("=i", data[: len(data) - len(data) % 4]):
                     if pid in self.waiting:
                         self.waiting.discard(pid)
                         self.fork()
-            ended = {pid for pid, _ in reap()}
+            ended |= {pid for pid, _ in reap()}
             for pid in ended & self.waiting:  # a spare died before it was taken (killed): another
                 self.waiting.discard(pid)
                 self.fork()
