@@ -54,6 +54,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+from batch import throughput
 from harness import (
     API,
     Client,
@@ -63,7 +64,6 @@ from harness import (
     logged_problems,
     runs_per_worker,
     set_tier,
-    throughput,
 )
 from notebook_runs import (
     baseline_api,

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import psutil
+from batch import throughput
 from framework_baselines import median_usage
 from framework_work import BENCH, MODEL_FRAMEWORKS, expected_output, inputs_of, spec_of
 from harness import (
@@ -27,7 +28,6 @@ from harness import (
     modes,
     runs_per_worker,
     shared_postgres,
-    throughput,
     timestamp,
     watched,
 )

@@ -49,8 +49,9 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+from batch import submit_all
 from framework_work import LANGGRAPH_SPEC
-from harness import FINAL, Client, Processes, Started, distribution, postmaster, set_tier, short, submit_all
+from harness import FINAL, Client, Processes, Started, distribution, postmaster, set_tier, short
 from queue_alone import drive_queue
 from startup import (
     FORK_SERVER_READY,
