@@ -314,18 +314,23 @@ def report(rows: list[dict[str, Any]], runs: dict[str, Any], off_cost: dict[str,
     print(f"target: under {TARGET_RATIO:.0%} with tracing on: {verdict} (worst {worst:+.1%})")
 
 
+#: the options: flag, type, default, help
+OPTIONS: tuple[tuple[str, type, float, str | None], ...] = (
+    ("--duration", float, 3.0, "seconds of load per endpoint and round"),
+    ("--warmup", float, 1.0, None),
+    ("--concurrency", int, 8, None),
+    ("--rounds", int, 4, "off/on alternations per endpoint"),
+    ("--runs", int, 20, "POST → succeeded runs per side"),
+    ("--cpu-requests", int, 200, "serial requests per CPU measure"),
+    ("--cpu-rounds", int, 2, "serial CPU measure's off/on turns (0: none)"),
+    ("--sample", float, 1.0, "share of traces kept on the traced side (OTEL_TRACES_SAMPLER_ARG)"),
+)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--duration", type=float, default=3.0, help="seconds of load per endpoint and round")
-    parser.add_argument("--warmup", type=float, default=1.0)
-    parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--rounds", type=int, default=4, help="off/on alternations per endpoint")
-    parser.add_argument("--runs", type=int, default=20, help="POST → succeeded runs per side")
-    parser.add_argument("--cpu-requests", type=int, default=200, help="serial requests per CPU measure")
-    parser.add_argument("--cpu-rounds", type=int, default=2, help="serial CPU measure's off/on turns (0: none)")
-    parser.add_argument(
-        "--sample", type=float, default=1.0, help="share of traces kept on the traced side (OTEL_TRACES_SAMPLER_ARG)"
-    )
+    for flag, kind, default, text in OPTIONS:
+        parser.add_argument(flag, type=kind, default=default, help=text)
     args = parser.parse_args()
     off_cost = cost_when_off()
     work = span_work()
