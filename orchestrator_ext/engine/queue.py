@@ -27,7 +27,7 @@ from ..db.system import configure_system_connection
 #: a pooled connection idle this long is checked (a round trip) before use
 RECHECK_AFTER_SECONDS = 1.0
 
-#: where a spec names integrations: its list, and the model keys of its options and nodes (worker.MODEL_KEYS)
+#: where a spec names integrations: its list, and the model keys of its options and nodes (handing.MODEL_KEYS)
 _NAMED_AT = ", ".join(
     f"'lax {path}'"
     for path in (

@@ -17,7 +17,6 @@ import contextlib
 import copy
 import logging
 import os
-import random
 import shutil
 import socket
 import uuid
@@ -33,30 +32,16 @@ from ..observability.metrics import WORKER_APPLICATION_NAME
 from ..security.crypto import KeyRing
 from . import runs_state, sweep
 from .accounts import RunAccount, RunAccounts, closed_socket, runs_root, sweep_orphans, worker_folder
-from .attempts import FAILED, WAITING, ActiveRun, Attempts, Limits, Outcome
+from .attempts import FAILED, ActiveRun, Attempts, Limits, Outcome
+from .ending import Ending
 from .events import EventWriter
+from .handing import Handing
 from .isolation import protect_worker_process
 from .kernels import KernelPool
 from .queue import ClaimedRun, Queue
 from .readiness import Readiness
 from .runners import RunnerPool
 from .settings import WorkerSettings
-
-#: config keys of a graph spec's nodes and options that name a model integration
-MODEL_KEYS = ("model", "manager_model", "embedder_model")
-
-
-def model_references(spec: dict[str, Any]) -> list[str]:
-    """The model integrations a graph spec names (in its options and its nodes' config)."""
-    found: list[str] = []
-    places = [spec.get("options") or {}, *((node.get("config") or {}) for node in spec.get("nodes") or [])]
-    for place in places:
-        for key in MODEL_KEYS:
-            value = place.get(key) if isinstance(place, dict) else None
-            if isinstance(value, str) and value:
-                found.append(value)
-    return found
-
 
 log = logging.getLogger("orchestrator.engine")
 
@@ -115,6 +100,8 @@ class Worker:
             state_url=settings.state_url,
             files_root=str(settings.files_root) if settings.files_root else None,
         )
+        self.handing = Handing(self.queue, keyring, settings)
+        self.ending = Ending(self.queue, self.writer, self.name, settings)
         self.active: dict[uuid.UUID, ActiveRun] = {}
         self._slots = asyncio.Semaphore(settings.slots)
         self._wake = asyncio.Event()
@@ -300,106 +287,12 @@ class Worker:
             self.runners.fill(key, account)
 
     async def _integrations(self, active: ActiveRun, claimed: bool = False) -> dict[str, dict[str, Any]]:
-        """The integrations this run receives: those its spec names, and for frameworks its models; as its claim
-        read them (``claimed``: queue.CLAIM) where that looked for every name, else read now."""
-        run = active.run
-        framework_run = run.framework != "notebook"
-        names = [str(name) for name in run.spec.get("integrations") or []]
-        if framework_run:
-            names.extend(model_references(run.spec))
-        handed: dict[str, dict[str, Any]] = {}
-        if (names or framework_run) and self.keyring is not None:
-            for row in await self._integration_rows(run, names, claimed):
-                secret = None
-                if row["secret_encrypted"]:
-                    secret = self.keyring.decrypt(row["secret_encrypted"], f"integrations.secret:{row['id']}")
-                handed[row["name"]] = {"kind": row["kind"], "config": row["config"], "secret": secret}
-                if row["is_default"]:
-                    active.default_model = row["name"]
-        fallback = self.settings.fallback_model
-        if fallback is not None and framework_run:
-            # no model of its own: the organization's runs use the server's local model
-            if active.default_model is None:
-                active.default_model = fallback[0]
-            if fallback[0] not in handed and fallback[0] in (*names, active.default_model):
-                handed[fallback[0]] = dict(fallback[1])
-        elif fallback is not None and not any(i["kind"] == fallback[1]["kind"] for i in handed.values()):
-            # a notebook run handed no model of its organization's: the kernels' model() finds the local one
-            handed[fallback[0]] = dict(fallback[1])
-        return handed
-
-    async def _integration_rows(self, run: ClaimedRun, names: list[str], claimed: bool) -> list[dict[str, Any]]:
-        rows, looked_for = run.integration_rows, run.looked_for
-        if claimed and rows is not None and looked_for is not None and set(names) <= set(looked_for):
-            wanted = set(names)
-            return [row for row in rows if row["is_default"] or row["name"] in wanted]
-        return await self.queue.integrations(run.org_id, names, with_default=run.framework != "notebook")
+        """The integrations this run receives (:mod:`.handing`)."""
+        return await self.handing.for_run(active, claimed)
 
     async def _record(self, run: ClaimedRun, outcome: Outcome) -> None:
-        """Record how the attempt ended, retrying while the database is away.
-
-        The events waiting to be written (the run's last log lines and steps) go in the same round
-        trip, so its log is complete when its end is seen. Should the database refuse that write,
-        the events are written apart (each run's alone where one is refused: events.py), then the
-        end. Should it refuse what the run produced (its outputs or notebook), the run still ends:
-        ``failed``, saying so, rather than being lost and retried forever.
-        """
-        # one statement (no notebook to save, no retry or wait of two round trips): the writer's lock, which
-        # holds back every other run's log meanwhile, is held for one round trip only
-        together = outcome.notebook is None and outcome.status != WAITING and not self._retries(run, outcome)
-        while True:
-            try:
-                if together:
-                    async with self.writer.taken() as events:
-                        recorded = await self._write_end(run, outcome, events)
-                else:
-                    await self.writer.flush()
-                    recorded = await self._write_end(run, outcome, [])
-                break
-            except (psycopg.OperationalError, OSError):
-                log.warning("could not record the end of run %s; retrying", run.id, exc_info=True)
-                await asyncio.sleep(1.0)
-            except psycopg.Error as exc:
-                if together:  # maybe another run's event: its events apart first, then this end alone
-                    together = False
-                    continue
-                if outcome.status == FAILED and outcome.notebook is None and outcome.outputs is None:
-                    raise
-                log.exception("the database refused the result of run %s", run.id)
-                message = f"the run's result could not be stored ({type(exc).__name__}: {exc})"
-                outcome = Outcome(FAILED, error=RunError(ErrorKind.INTERNAL, message))
-        if recorded:
-            log.info("run %s attempt %d ended %s", run.id, run.attempt, outcome.status)
-        else:
-            log.warning(
-                "run %s attempt %d ended but is no longer held by this worker: not recorded", run.id, run.attempt
-            )
-
-    async def _write_end(self, run: ClaimedRun, outcome: Outcome, events: list[dict[str, Any]]) -> bool:
-        """A retry when attempts are left for a failure worth retrying, else the final state, with ``events``
-        in the same statement; False: not held."""
-        if outcome.status == WAITING and outcome.waiting_for is not None:
-            return await self.queue.wait(run, self.name, outcome.outputs or {}, outcome.waiting_for)
-        error = outcome.error.as_json() if outcome.error is not None else None
-        if self._retries(run, outcome) and error is not None:
-            delay = self._backoff(run.attempt)
-            if await self.queue.retry(run, self.name, {**error, "retry_in_seconds": delay}, delay):
-                log.info("run %s attempt %d failed; retry in %.1f s", run.id, run.attempt, delay)
-                return True
-        ended = outcome.status, outcome.outputs, error, outcome.notebook
-        return await self.queue.finish(run, self.name, *ended, events=events)
-
-    @staticmethod
-    def _retries(run: ClaimedRun, outcome: Outcome) -> bool:
-        """The attempt failed in a way worth another, and attempts are left."""
-        worth = outcome.status == FAILED and outcome.error is not None and outcome.error.retryable
-        return worth and run.attempt < run.max_attempts
-
-    def _backoff(self, attempt: int) -> float:
-        base = self.settings.retry_backoff_seconds * float(2 ** (attempt - 1))
-        # jitter spreads the retries of runs that failed together; it is no secret
-        jitter = random.uniform(0.8, 1.2)  # noqa: S311  # nosec B311
-        return min(self.settings.retry_backoff_max_seconds, base) * jitter
+        """Record how the attempt ended (:mod:`.ending`)."""
+        await self.ending.record(run, outcome)
 
     # ---- leases, cancellation, lost runs --------------------------------------
 
