@@ -27,23 +27,11 @@ from ..db.system import configure_system_connection
 #: a pooled connection idle this long is checked (a round trip) before use
 RECHECK_AFTER_SECONDS = 1.0
 
-#: where a spec names integrations: its list, and the model keys of its options and nodes (handing.MODEL_KEYS)
-_NAMED_AT = ", ".join(
-    f"'lax {path}'"
-    for path in (
-        "$.integrations[*]",
-        *(
-            f"{place}.{key}"
-            for place in ("$.options", "$.nodes[*].config")
-            for key in ("model", "manager_model", "embedder_model")
-        ),
-    )
-)
-
-# The claim brings the integrations the run's spec names (``looked_for``) and its organization's default model
-# (framework runs), as INTEGRATIONS below: the worker saves a round trip a run. The worker checks that the
+# The claim brings the integrations the run's spec names (``looked_for``: its list, and the model keys of its
+# options and nodes, handing.MODEL_KEYS) and its organization's default model (framework runs), as INTEGRATIONS
+# below: the worker saves a round trip a run. The worker checks that the
 # names it finds in the spec are among those looked for (else it reads them with INTEGRATIONS).
-CLAIM = f"""
+CLAIM = """
 SELECT c.id, c.org_id, c.workflow_id, c.agent_id, c.attempt, c.max_attempts, c.timeout_seconds, c.inputs,
        c.correlation_id, c.cancel_requested_at IS NOT NULL AS cancel_requested, c.resume, c.traceparent,
        v.spec, v.notebook_snapshot, a.framework, o.tier_name, o.runs_per_process, n.looked_for, h.integration_rows
@@ -52,9 +40,14 @@ SELECT c.id, c.org_id, c.workflow_id, c.agent_id, c.attempt, c.max_attempts, c.t
   JOIN agents a ON a.id = c.agent_id
   JOIN organizations o ON o.id = c.org_id
  CROSS JOIN LATERAL (
-   SELECT COALESCE(array_agg(DISTINCT name) FILTER (WHERE name IS NOT NULL), '{{}}') AS looked_for
-     FROM (SELECT jsonb_path_query(v.spec, path) #>> '{{}}' AS name
-             FROM unnest(ARRAY[{_NAMED_AT}]::jsonpath[]) path) named
+   SELECT COALESCE(array_agg(DISTINCT name) FILTER (WHERE name IS NOT NULL), '{}') AS looked_for
+     FROM (SELECT jsonb_path_query(v.spec, path) #>> '{}' AS name
+             FROM unnest(ARRAY[
+               'lax $.integrations[*]',
+               'lax $.options.model', 'lax $.options.manager_model', 'lax $.options.embedder_model',
+               'lax $.nodes[*].config.model', 'lax $.nodes[*].config.manager_model',
+               'lax $.nodes[*].config.embedder_model'
+             ]::jsonpath[]) path) named
  ) n
  CROSS JOIN LATERAL (
    SELECT COALESCE(jsonb_agg(jsonb_build_object(
