@@ -1,5 +1,6 @@
 """Ours, in ``bench/runtimes.py``: the same work as a workflow run through the API by workers, one run at a time
-(each once the worker is idle, seen ending on the SSE stream or by polling), then many at once through two
+(back to back by default: the next sent as soon as the last end was seen; seen ending on the SSE stream or by
+polling), then many at once through two
 workers; where the time went, which worker ran what, and what the runs left in the runs' databases.
 """
 
@@ -72,6 +73,19 @@ def tree_cpu(pids: list[int]) -> dict[int, float]:
                     times = proc.cpu_times()
                     found[proc.pid] = times.user + times.system + times.children_user + times.children_system
     return found
+
+
+#: the longest wait for both workers to be ready and idle before the batch of the throughput measure
+BATCH_SETTLE_SECONDS = 30.0
+
+
+def spacing(args: argparse.Namespace) -> str:
+    """How the sequential runs follow one another, as the report says it."""
+    if args.settle_max <= 0 and args.pause <= 0:
+        return "back to back (no pause)"
+    waits = [f"each once the worker is idle (at most {args.settle_max:g} s)"] if args.settle_max > 0 else []
+    waits += [f"PAUSED {args.pause:g} s before each"] if args.pause > 0 else []
+    return ", ".join(waits)
 
 
 def wait_idle(pids: list[int], most: float) -> float | None:
@@ -147,13 +161,14 @@ def execute_once(
 def sequential(
     client: Client, framework: str, workflow_id: str, runs: int, warmup: int, worker: Started, args: argparse.Namespace
 ) -> dict[str, list[Run]]:
-    """One run at a time, each once the worker is idle; with both ways of observing, they take turns (the same
-    conditions for each)."""
+    """One run at a time, back to back (``--settle-max`` > 0: each once the worker is idle; ``--pause``: that many
+    seconds before each); with both ways of observing, they take turns (the same conditions for each)."""
     kept: dict[str, list[Run]] = {mode: [] for mode in modes(args.observe)}
     for i in range(warmup + runs):
         for mode, runs_seen in kept.items():
-            idle = wait_idle([worker.process.pid], args.settle_max)
-            time.sleep(args.pause)
+            idle = wait_idle([worker.process.pid], args.settle_max) if args.settle_max > 0 else 0.0
+            if args.pause > 0:
+                time.sleep(args.pause)
             t0_wall, t0, observed, execution = execute_once(client, workflow_id, inputs_of(framework, args.model), mode)
             if execution["status"] != "succeeded":
                 raise SystemExit(
@@ -253,7 +268,7 @@ def measure_ours(
     observed = " and ".join(OBSERVED[mode] for mode in modes(args.observe))
     print(
         f"  ours, sequential: {args.warmup} warm-up + {runs} runs seen ending by each of {observed}"
-        f"{', taking turns' if args.observe == 'both' else ''}, each once the worker is idle ..."
+        f"{', taking turns' if args.observe == 'both' else ''}, {spacing(args)} ..."
     )
     with watched(machine, f"{framework}{tag}: ours, sequential"):
         runs_seen = sequential(client, framework, workflows[0], runs, args.warmup, worker_a, args)
@@ -274,7 +289,8 @@ def measure_ours(
         f"  {worker_b.name} (pid {worker_b.process.pid}) started; "
         f"{shared_postgres(procs, session.postgres_pid, [worker_a, worker_b])}"
     )
-    settled = wait_idle([worker_a.process.pid, worker_b.process.pid], args.settle_max)
+    # the batch arrives at two ready workers (the second one's fork server started): not a pause between runs
+    settled = wait_idle([worker_a.process.pid, worker_b.process.pid], max(args.settle_max, BATCH_SETTLE_SECONDS))
     print(f"  ours, throughput: {tput_runs} runs submitted at once through 2 workers ...")
     with watched(machine, f"{framework}{tag}: ours, throughput"):
         tput = throughput(session.port, session.token, workflows[1], tput_runs, args.submit_concurrency, inputs)

@@ -38,10 +38,11 @@ each framework, the same trivial two-step workflow is run
   PostgreSQL); the runs go to a separate ``jupyter orchestrator worker``
   (``worker_slots=4``, ``runner_pool_size=1``, ``runner_preload=<framework>``,
   ``kernel_pool_size=0``) on the same embedded database (same
-  ``ORCHESTRATOR_DATA_DIR`` and ``ORCHESTRATOR_ENCRYPTION_KEYS``). Before each
-  run the benchmark waits until the worker's processes are idle (under 5% of a
-  CPU over 100 ms: whatever the worker keeps warm is ready), at most
-  ``--settle-max`` seconds. Ours includes what the direct call does not do:
+  ``ORCHESTRATOR_DATA_DIR`` and ``ORCHESTRATOR_ENCRYPTION_KEYS``). The runs
+  come back to back, as a user's do: the next is sent as soon as the client
+  saw the last one end. ``--settle-max`` S makes each wait until the worker's
+  processes are idle (under 5% of a CPU over 100 ms), at most S seconds, and
+  ``--pause`` adds seconds before each; the report says so. Ours includes what the direct call does not do:
   the queue, a runner process, the spec turned into the framework's objects,
   LangGraph's checkpointer (in memory; written to the runs' database only by a run
   that waits for a human or fails), the events and
@@ -234,14 +235,14 @@ NUMBERS: tuple[tuple[str, type, Any, str], ...] = (
     ("--worker-slots", int, 4, "worker_slots of each worker"),
     ("--runner-pool-size", int, 1, "runner_pool_size of each worker"),
     ("--submit-concurrency", int, 16, "client threads submitting them"),
-    ("--pause", float, 0.05, "seconds before each sequential run of ours"),
+    ("--pause", float, 0.0, "seconds before each sequential run of ours (0: back to back)"),
     (
         "--runs-per-process",
         int,
         100,
         "also measure ours with the organization's runs_per_process at this (1: only a fresh fork per run)",
     ),
-    ("--settle-max", float, 30.0, "longest wait for an idle worker before a run (seconds)"),
+    ("--settle-max", float, 0.0, "longest wait for an idle worker before each sequential run (0: none)"),
 )
 
 

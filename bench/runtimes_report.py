@@ -23,8 +23,8 @@ METHOD = {
     "baseline": "the framework called in this process, one call after the other (wall time)",
     "ours": "POST /workflows/{id}/execute, then the end seen on GET /executions/{id}/events (SSE, "
     "opened right after the 202) or by GET /executions/{id} every 2 ms (--observe; both: taking "
-    "turns, the overhead on SSE unless it stalled); one run at a time, each once the worker's "
-    "processes are idle",
+    "turns, the overhead on SSE unless it stalled); one run at a time, back to back (the next "
+    "sent once the last end was seen) unless --settle-max or --pause say otherwise (settings)",
     "model": "CrewAI and Agno: --model fake: the same code-first builder (bench/fake_agents.py) "
     "on both sides, on deterministic in-process models; --model local: the local model server",
     "overhead": "ours p50 minus the first baseline's p50",
