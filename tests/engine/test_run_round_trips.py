@@ -22,6 +22,7 @@ from orchestrator_ext.engine.worker import Worker
 from orchestrator_ext.security.crypto import KeyRing
 from tests.conftest import GRAPH_SPEC, TEST_KEYS, Api, TestDatabase
 from tests.engine.conftest import notebook, who
+from tests.engine.test_notebook_runs import sse_events
 from tests.engine.test_queue_order import enqueue
 
 MODEL = {"base_url": "http://127.0.0.1:9/v1", "model": "m"}
@@ -112,15 +113,22 @@ async def test_the_claim_spares_the_read(api: Api, database: TestDatabase, creat
         assert handed["first"]["secret"] == "s"
 
 
-async def test_the_end_is_written_with_the_pending_events_in_one_statement(
-    api: Api, database: TestDatabase, notebook_workflow: Any, admin_sql: Any
-) -> None:
-    user = who("k")
+@contextlib.asynccontextmanager
+async def claimed_run(api: Api, database: TestDatabase, notebook_workflow: Any, user: str) -> AsyncIterator[Any]:
+    """An idle worker holding one notebook run of ``user``'s (claimed, not started): ``(worker, run)``."""
     workflow = await notebook_workflow(user, notebook("1"))
     await enqueue(api, user, workflow["id"], 1)
     async with idle_worker(database) as worker:
         run = await worker.queue.claim(worker.name, 30)
         assert run is not None
+        yield worker, run
+
+
+async def test_the_end_is_written_with_the_pending_events_in_one_statement(
+    api: Api, database: TestDatabase, notebook_workflow: Any
+) -> None:
+    user = who("k")
+    async with claimed_run(api, database, notebook_workflow, user) as (worker, run):
         events = _events(worker, run)
         events.log("stdout", "the last line\n")
         events.step({"node": "end"})
@@ -134,32 +142,28 @@ async def test_the_end_is_written_with_the_pending_events_in_one_statement(
         worker.queue.append_events = counted  # type: ignore[method-assign]
         await worker._record(run, Outcome(SUCCEEDED, outputs={"answer": 42}))
     assert separate == []  # no round trip of their own
-    rows = admin_sql("SELECT kind, data FROM execution_events WHERE execution_id = %s ORDER BY id", (run.id,))
-    kinds = [(kind, data.get("status") or data.get("text") or data.get("node")) for kind, data in rows]
-    # the log and the step come before the final status, as a stream reading in id order shows them
-    assert kinds[-3:] == [("log", "the last line\n"), ("step", "end"), ("status", "succeeded")], kinds
-    assert admin_sql("SELECT status, outputs FROM workflow_executions WHERE id = %s", (run.id,))[0] == (
-        "succeeded",
-        {"answer": 42},
-    )
+    # the run's stream, as its owner reads it: the log and the step before the final status
+    stream = sse_events((await api("GET", "executions", str(run.id), "events", user=user)).text)
+    data = [(e["event"], e["data"]["data"]) for e in stream]
+    seen = [(event, item.get("status") or item.get("text") or item.get("node")) for event, item in data]
+    assert seen[-3:] == [("log", "the last line\n"), ("step", "end"), ("status", "succeeded")], seen
+    reply = await api("GET", "executions", str(run.id), user=user)
+    assert (reply.json["status"], reply.json["outputs"]) == ("succeeded", {"answer": 42})
 
 
 async def test_an_event_the_database_refuses_does_not_lose_the_runs_end(
     api: Api, database: TestDatabase, notebook_workflow: Any, admin_sql: Any
 ) -> None:
     user = who("l")
-    workflow = await notebook_workflow(user, notebook("1"))
-    await enqueue(api, user, workflow["id"], 1)
-    async with idle_worker(database) as worker:
-        run = await worker.queue.claim(worker.name, 30)
-        assert run is not None
+    async with claimed_run(api, database, notebook_workflow, user) as (worker, run):
         _events(worker, run).log("stdout", "kept\n")
         gone = {"execution_id": str(uuid.uuid4()), "org_id": str(run.org_id), "attempt": 1}  # no such run
         worker.writer.add({**gone, "kind": "log", "data": {"text": "refused"}})
         await worker._record(run, Outcome(SUCCEEDED, outputs={}))
-    assert admin_sql("SELECT status FROM workflow_executions WHERE id = %s", (run.id,))[0][0] == "succeeded"
-    logs = admin_sql("SELECT data FROM execution_events WHERE execution_id = %s AND kind = 'log'", (run.id,))
-    assert [row[0]["text"] for row in logs] == ["kept\n"]
+    reply = await api("GET", "executions", str(run.id), user=user)
+    assert reply.json["status"] == "succeeded"
+    stream = sse_events((await api("GET", "executions", str(run.id), "events", user=user)).text)
+    assert [e["data"]["data"]["text"] for e in stream if e["event"] == "log"] == ["kept\n"]
     assert admin_sql("SELECT count(*) FROM execution_events WHERE execution_id = %s", (gone["execution_id"],)) == [(0,)]
 
 

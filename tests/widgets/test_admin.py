@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from orchestrator_widgets import Admin
@@ -111,22 +112,29 @@ def test_admin_shows_why_an_n8n_instance_was_refused(
     assert str(org["id"]) not in [str(o["id"]) for o in client.organizations()]
 
 
-def colleague(server: PersonalServer) -> str:
-    """A second user of the server, as one who signed in once (the personal server has only its owner)."""
+def app_database(server: PersonalServer) -> dict[str, Any]:
+    """How to reach, as its superuser, the database of the server that holds its ``users`` table."""
     import psycopg
 
-    name = f"colleague-{uuid.uuid4().hex[:6]}"
     passwords = json.loads((server.data_dir / "postgres-passwords.json").read_text())  # the server's own file
     reach = {"host": str(server.pgdata), "user": "postgres", "password": passwords.get("postgres", "")}
     with psycopg.connect(**reach, dbname="postgres", autocommit=True) as conn:
         names = [row[0] for row in conn.execute("SELECT datname FROM pg_database WHERE NOT datistemplate")]
     for dbname in names:
         with psycopg.connect(**reach, dbname=dbname, autocommit=True) as conn:
-            if conn.execute("SELECT to_regclass('public.users')").fetchone() == (None,):
-                continue
-            conn.execute("INSERT INTO users (id, subject) VALUES (gen_random_uuid(), %s)", (name,))
-            return name
+            if conn.execute("SELECT to_regclass('public.users')").fetchone() != (None,):
+                return {**reach, "dbname": dbname}
     raise AssertionError(f"no users table in {names}")
+
+
+def colleague(server: PersonalServer) -> str:
+    """A second user of the server, as one who signed in once (the personal server has only its owner)."""
+    import psycopg
+
+    name = f"colleague-{uuid.uuid4().hex[:6]}"
+    with psycopg.connect(**app_database(server), autocommit=True) as conn:
+        conn.execute("INSERT INTO users (id, subject) VALUES (gen_random_uuid(), %s)", (name,))
+    return name
 
 
 def test_admin_invites_changes_a_role_and_removes_through_the_api(

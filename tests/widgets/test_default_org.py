@@ -6,7 +6,6 @@ theirs share is refused with their ids."""
 
 from __future__ import annotations
 
-import json
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -18,22 +17,9 @@ from orchestrator_widgets.choosing import OrganizationNotFound, default_membersh
 
 from orchestrator_ext.client import Client
 from tests.personal_server import PersonalServer
-from tests.widgets.test_admin import colleague
+from tests.widgets.test_admin import app_database, colleague
 
 pytestmark = pytest.mark.timeout(300)
-
-
-def app_database(server: PersonalServer) -> dict[str, Any]:
-    """How to reach, as its superuser, the database of the server that holds its ``users`` table."""
-    passwords = json.loads((server.data_dir / "postgres-passwords.json").read_text())  # the server's own file
-    reach = {"host": str(server.pgdata), "user": "postgres", "password": passwords.get("postgres", "")}
-    with psycopg.connect(**reach, dbname="postgres", autocommit=True) as conn:
-        names = [row[0] for row in conn.execute("SELECT datname FROM pg_database WHERE NOT datistemplate")]
-    for dbname in names:
-        with psycopg.connect(**reach, dbname=dbname, autocommit=True) as conn:
-            if conn.execute("SELECT to_regclass('public.organizations')").fetchone() != (None,):
-                return {**reach, "dbname": dbname}
-    raise AssertionError(f"no organizations table in {names}")
 
 
 def team_of(server: PersonalServer, personal_id: str, owner: str, name: str, after: timedelta) -> str:
